@@ -1,0 +1,166 @@
+// The CRI gRPC server: registers RuntimeService and ImageService, wrapping
+// every handler with request validation of the wire format, logging, metrics
+// and the error-to-status mapping. RPCs without a handler answer
+// UNIMPLEMENTED naming the RPC.
+import * as grpc from '@grpc/grpc-js';
+import { loadCri } from '../proto';
+import type { Metrics } from '../metrics/metrics';
+import { invalidArgument, unimplemented } from '../errors';
+import type { CriContext } from './context';
+import { codeName, toServiceError } from './status_map';
+import { HANDLERS, type Handler } from './handlers';
+
+/** Marks a request whose bytes did not decode, so it gets INVALID_ARGUMENT rather than INTERNAL. */
+class MalformedRequest {
+  constructor(readonly reason: string) {}
+}
+
+/** Pod and container ids a request or response concerns, for the log line. */
+function subjectIds(obj: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (typeof obj !== 'object' || obj === null) return out;
+  const o = obj as Record<string, unknown>;
+  if (typeof o.podSandboxId === 'string' && o.podSandboxId) out.pod = o.podSandboxId;
+  if (typeof o.containerId === 'string' && o.containerId) out.container = o.containerId;
+  return out;
+}
+
+function wrapDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(def)) {
+    out[name] = {
+      ...method,
+      requestDeserialize: (buf: Buffer): unknown => {
+        try {
+          return method.requestDeserialize(buf);
+        } catch (err) {
+          return new MalformedRequest(err instanceof Error ? err.message : String(err));
+        }
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}
+
+export class CriServer {
+  readonly grpcServer = new grpc.Server({
+    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    'grpc.max_send_message_length': 16 * 1024 * 1024,
+  });
+  private inFlight = 0;
+
+  constructor(
+    private readonly ctx: CriContext,
+    private readonly metrics: Metrics | undefined,
+    private readonly handlers: Record<string, Handler | undefined> = HANDLERS,
+  ) {
+    const cri = loadCri();
+    this.register('runtime.v1.RuntimeService', cri.runtime.v1.RuntimeService.service);
+    this.register('runtime.v1.ImageService', cri.runtime.v1.ImageService.service);
+  }
+
+  get activeCalls(): number {
+    return this.inFlight;
+  }
+
+  private register(serviceName: string, def: grpc.ServiceDefinition): void {
+    const wrapped = wrapDefinition(def);
+    const impl: grpc.UntypedServiceImplementation = {};
+    for (const [method, m] of Object.entries(def)) {
+      const handler = this.handlers[method];
+      const grpcType = m.responseStream ? (m.requestStream ? 'bidi_stream' : 'server_stream') : 'unary';
+      if (m.responseStream || m.requestStream) {
+        impl[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+          this.metrics?.started.inc({ grpc_type: grpcType, grpc_service: serviceName, grpc_method: method });
+          const err = toServiceError(unimplemented(`${method} is not implemented by berth`));
+          this.metrics?.handled.inc({
+            grpc_type: grpcType,
+            grpc_service: serviceName,
+            grpc_method: method,
+            grpc_code: codeName(err.code),
+          });
+          call.emit('error', err);
+        };
+        continue;
+      }
+      impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        void this.handleUnary(serviceName, method, handler, call.request, callback);
+      };
+    }
+    this.grpcServer.addService(wrapped, impl);
+  }
+
+  private async handleUnary(
+    service: string,
+    method: string,
+    handler: Handler | undefined,
+    request: unknown,
+    callback: grpc.sendUnaryData<unknown>,
+  ): Promise<void> {
+    const labels = { grpc_type: 'unary', grpc_service: service, grpc_method: method };
+    this.metrics?.started.inc(labels);
+    const endTimer = this.metrics?.handling.startTimer(labels);
+    const started = process.hrtime.bigint();
+    this.inFlight++;
+    let code = grpc.status.OK;
+    let ids = subjectIds(request);
+    try {
+      if (request instanceof MalformedRequest) {
+        throw invalidArgument(`${method}: malformed request message: ${request.reason}`);
+      }
+      if (!handler) throw unimplemented(`${method} is not implemented by berth`);
+      const response = await handler(this.ctx, request);
+      ids = { ...subjectIds(response), ...ids };
+      callback(null, response);
+    } catch (err) {
+      const se = toServiceError(err);
+      code = se.code;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const level = code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN ? 'error' : 'warn';
+      if (code === grpc.status.UNIMPLEMENTED || code === grpc.status.NOT_FOUND) {
+        this.ctx.logger.debug(`${method} failed`, { method, code: codeName(code), ms, error: se.details, ...ids });
+      } else {
+        this.ctx.logger.log(level, `${method} failed`, {
+          method,
+          code: codeName(code),
+          ms,
+          error: se.details,
+          ...(level === 'error' && err instanceof Error && err.stack ? { stack: err.stack } : {}),
+          ...ids,
+        });
+      }
+      callback(se);
+    } finally {
+      this.inFlight--;
+      endTimer?.();
+      this.metrics?.handled.inc({ ...labels, grpc_code: codeName(code) });
+      if (code === grpc.status.OK) {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        this.ctx.logger.debug(method, { method, code: 'OK', ms: Math.round(ms * 1000) / 1000, ...ids });
+      }
+    }
+  }
+
+  bind(socketPath: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.grpcServer.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {
+        if (err) reject(err);
+        else resolve();
+      });
+    });
+  }
+
+  /** Stops accepting; lets in-flight RPCs finish for up to timeoutMs, then cuts them. */
+  shutdown(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.grpcServer.forceShutdown();
+        resolve();
+      }, timeoutMs);
+      this.grpcServer.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

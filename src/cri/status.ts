@@ -1,0 +1,82 @@
+// Status: RuntimeReady and NetworkReady conditions, the runtime handlers, and
+// (verbose) the effective configuration as JSON in info["config"].
+import * as fs from 'node:fs';
+import type { BerthConfig } from '../config/config';
+import type { StatusRequest__Output } from '../gen/runtime/v1/StatusRequest';
+import type { StatusResponse } from '../gen/runtime/v1/StatusResponse';
+import type { RuntimeCondition } from '../gen/runtime/v1/RuntimeCondition';
+import type { CriContext } from './context';
+
+function runtimeCondition(ctx: CriContext): RuntimeCondition {
+  const def = ctx.handlers.defaultHandler();
+  if (!def) {
+    return {
+      type: 'RuntimeReady',
+      status: false,
+      reason: 'RuntimeHandlerMissing',
+      message: `default runtime handler "${ctx.handlers.defaultName}" is not configured`,
+    };
+  }
+  if (!def.ok) return { type: 'RuntimeReady', status: false, reason: 'RuntimeHandlerBroken', message: def.problem };
+  return { type: 'RuntimeReady', status: true, reason: '', message: '' };
+}
+
+/** A CNI network config file in the conf dir, or undefined. */
+export function firstCniConfig(confDir: string): string | undefined {
+  try {
+    return fs
+      .readdirSync(confDir)
+      .filter((f) => /\.(conflist|conf|json)$/.test(f))
+      .sort()[0];
+  } catch {
+    return undefined;
+  }
+}
+
+function networkCondition(ctx: CriContext): RuntimeCondition {
+  const conf = firstCniConfig(ctx.config.cni.conf_dir);
+  if (!conf) {
+    return {
+      type: 'NetworkReady',
+      status: false,
+      reason: 'NetworkPluginNotReady',
+      message: `Network plugin returns error: no CNI network config found in ${ctx.config.cni.conf_dir}`,
+    };
+  }
+  return { type: 'NetworkReady', status: true, reason: '', message: '' };
+}
+
+/** The config with secrets blanked, for verbose Status. */
+export function redactedConfig(config: BerthConfig): BerthConfig {
+  const copy = JSON.parse(JSON.stringify(config)) as BerthConfig;
+  for (const cred of Object.values(copy.image.credentials)) {
+    for (const k of ['password', 'auth', 'identity_token', 'registry_token'] as const) {
+      if (cred[k]) cred[k] = '<redacted>';
+    }
+  }
+  return copy;
+}
+
+export async function status(ctx: CriContext, req: StatusRequest__Output): Promise<StatusResponse> {
+  const handlers = ctx.handlers.list();
+  const def = ctx.handlers.defaultHandler();
+  const features = { recursiveReadOnlyMounts: false, userNamespaces: false };
+  const res: StatusResponse = {
+    status: { conditions: [runtimeCondition(ctx), networkCondition(ctx)] },
+    // The kubelet reads the handler with the empty name as the default one.
+    runtimeHandlers: [
+      ...(def ? [{ name: '', features }] : []),
+      ...handlers.map((h) => ({ name: h.name, features })),
+    ],
+    features: { supplementalGroupsPolicy: false },
+    info: {},
+  };
+  if (req.verbose) {
+    res.info = {
+      config: JSON.stringify(redactedConfig(ctx.config)),
+      runtimeHandlers: JSON.stringify(handlers),
+      cniConfig: JSON.stringify({ confDir: ctx.config.cni.conf_dir, config: firstCniConfig(ctx.config.cni.conf_dir) ?? null }),
+    };
+  }
+  return res;
+}

@@ -1,0 +1,82 @@
+// berthd's lifecycle: take the locks, open the state, serve CRI and metrics,
+// and on SIGTERM/SIGINT drain and exit cleanly. Containers are never touched
+// by a shutdown: they belong to their shims and outlive berthd.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type * as http from 'node:http';
+import type { BerthConfig } from '../config/config';
+import { createLogger, type Logger } from '../log/logger';
+import { Metrics, serveMetrics } from '../metrics/metrics';
+import { CriServer } from '../cri/server';
+import { RuntimeHandlerRegistry } from '../runtime/handlers';
+import { BERTH_VERSION } from '../version';
+import { acquirePidLock, clearStaleSocket } from './lock';
+import type { CriContext } from '../cri/context';
+
+export class Daemon {
+  readonly logger: Logger;
+  private server?: CriServer;
+  private metricsServer?: http.Server;
+  private releases: Array<() => void> = [];
+  private stopping?: Promise<void>;
+  private socketBound = false;
+
+  constructor(readonly config: BerthConfig) {
+    this.logger = createLogger(config.log.level, config.log.format);
+  }
+
+  async start(): Promise<void> {
+    const { config } = this;
+    fs.mkdirSync(config.root, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(config.state, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(path.dirname(config.socket), { recursive: true, mode: 0o700 });
+    this.releases.push(acquirePidLock(path.join(config.state, 'berthd.pid'), `state directory ${config.state}`));
+    if (path.resolve(config.root) !== path.resolve(config.state)) {
+      this.releases.push(acquirePidLock(path.join(config.root, 'berthd.pid'), `root directory ${config.root}`));
+    }
+    await clearStaleSocket(config.socket);
+
+    const handlers = new RuntimeHandlerRegistry(config);
+    await handlers.probe();
+    for (const h of handlers.list()) {
+      if (!h.ok) this.logger.warn('runtime handler unusable', { handler: h.name, problem: h.problem });
+    }
+    const ctx: CriContext = { config, logger: this.logger, version: BERTH_VERSION, handlers };
+
+    const metrics = config.metrics.enabled ? new Metrics(BERTH_VERSION) : undefined;
+    this.server = new CriServer(ctx, metrics);
+    // The socket is created with umask 0117 so it is never, even briefly, open to others.
+    const oldMask = process.umask(0o117);
+    try {
+      await this.server.bind(config.socket);
+      this.socketBound = true;
+    } finally {
+      process.umask(oldMask);
+    }
+    fs.chmodSync(config.socket, 0o660);
+    if (metrics) this.metricsServer = await serveMetrics(metrics, config.metrics.address);
+    this.logger.info('berthd serving', {
+      version: BERTH_VERSION,
+      socket: config.socket,
+      metrics: config.metrics.enabled ? config.metrics.address : 'off',
+    });
+  }
+
+  /** Drains in-flight RPCs (bounded), removes the socket and releases the locks. */
+  stop(reason: string): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = (async () => {
+        this.logger.info('berthd stopping', { reason, inFlight: this.server?.activeCalls ?? 0 });
+        if (this.server) await this.server.shutdown(this.config.shutdown_timeout_seconds * 1000);
+        if (this.metricsServer) {
+          this.metricsServer.closeAllConnections();
+          await new Promise<void>((r) => this.metricsServer?.close(() => r()));
+        }
+        if (this.socketBound) fs.rmSync(this.config.socket, { force: true });
+        for (const release of this.releases.reverse()) release();
+        this.logger.info('berthd stopped');
+      })();
+    }
+    return this.stopping;
+  }
+}

@@ -1,0 +1,97 @@
+// Runtime handlers: named OCI runtime binaries from the config. Each is probed
+// at start so a missing or broken binary shows in Status, not at the first pod.
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { BerthConfig } from '../config/config';
+import { errorMessage, failedPrecondition, notFound } from '../errors';
+
+export interface RuntimeHandler {
+  name: string;
+  /** Absolute path of the binary, when it was found. */
+  binary: string;
+  /** Directory passed as the runtime's --root. */
+  root: string;
+  /** Whether `binary --version` ran; when false, `problem` says why. */
+  ok: boolean;
+  problem: string;
+  version: string;
+}
+
+/** Looks a command up in PATH (as execvp would), returning an absolute path. */
+export function resolveBinary(name: string): string | undefined {
+  if (name.includes('/')) return fs.existsSync(name) ? path.resolve(name) : undefined;
+  const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':');
+  for (const dir of dirs) {
+    const candidate = path.join(dir || '.', name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here; keep looking
+    }
+  }
+  return undefined;
+}
+
+function runVersion(binary: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(binary, ['--version'], { timeout: 5000 }, (err, stdout) => {
+      if (err) reject(err);
+      else resolve(stdout.split('\n')[0].trim());
+    });
+  });
+}
+
+export class RuntimeHandlerRegistry {
+  private readonly handlers = new Map<string, RuntimeHandler>();
+  readonly defaultName: string;
+
+  constructor(private readonly config: BerthConfig) {
+    this.defaultName = config.runtime.default_handler;
+  }
+
+  /** Probes every configured handler. Never throws: problems are recorded. */
+  async probe(): Promise<void> {
+    const entries = Object.entries(this.config.runtime.handlers);
+    await Promise.all(
+      entries.map(async ([name, h]) => {
+        const root = h.root || path.join(this.config.state, 'runtime', name);
+        const binary = resolveBinary(h.path);
+        const handler: RuntimeHandler = { name, binary: binary ?? h.path, root, ok: false, problem: '', version: '' };
+        if (!binary) {
+          handler.problem = `runtime handler "${name}": binary "${h.path}" not found`;
+        } else {
+          try {
+            handler.version = await runVersion(binary);
+            handler.ok = true;
+          } catch (err) {
+            handler.problem = `runtime handler "${name}": "${binary} --version" failed: ${errorMessage(err)}`;
+          }
+        }
+        this.handlers.set(name, handler);
+      }),
+    );
+  }
+
+  list(): RuntimeHandler[] {
+    return [...this.handlers.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The handler for a pod; "" means the default. Throws a user-facing error when unusable. */
+  get(name: string): RuntimeHandler {
+    const wanted = name || this.defaultName;
+    const handler = this.handlers.get(wanted);
+    if (!handler) {
+      throw notFound(
+        `runtime handler "${wanted}" is not configured; configured handlers: ${[...this.handlers.keys()].join(', ')}`,
+      );
+    }
+    if (!handler.ok) throw failedPrecondition(handler.problem);
+    return handler;
+  }
+
+  defaultHandler(): RuntimeHandler | undefined {
+    return this.handlers.get(this.defaultName);
+  }
+}

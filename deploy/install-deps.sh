@@ -6,8 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="runc crun containernetworking-plugins iproute2 iptables util-linux mount \
-  attr busybox-static docker-registry apache2-utils prometheus curl jq \
-  gcc clang make"
+  attr zstd busybox-static docker-registry skopeo prometheus curl jq \
+  openssl gcc clang make"
 
 missing=""
 for p in $PACKAGES; do

@@ -4,6 +4,26 @@ import type { CriContext } from './context';
 import { version } from './version';
 import { status } from './status';
 import { runtimeConfig } from './runtime_config';
+import { runPodSandbox } from './sandbox_run';
+import { removePodSandbox, stopPodSandbox } from './sandbox_stop_remove';
+import { listPodSandbox, podSandboxStatus } from './sandbox_status';
+import { updateRuntimeConfig } from './update_runtime_config';
+import { pullImage } from './image_pull';
+import { listImages } from './image_list';
+import { imageStatus } from './image_status';
+import { removeImage } from './image_remove';
+import { imageFsInfo } from './image_fs_info';
+import { exec } from './exec';
+import { attach } from './attach';
+import { portForward } from './port_forward';
+
+import { createContainer } from './container_create';
+import { removeContainer, startContainer, stopContainer } from './container_lifecycle';
+import { listContainers } from './container_list';
+import { containerStatus } from './container_status';
+import { execSync } from './container_exec_sync';
+import { reopenContainerLog, updateContainerResources } from './container_update';
+import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './container_stats';
 
 // Each handler is typed against its own request/response in its module; the
 // table erases that because gRPC dispatches by method name.
@@ -14,4 +34,31 @@ export const HANDLERS: Record<string, Handler | undefined> = {
   Version: version,
   Status: status,
   RuntimeConfig: runtimeConfig,
+  RunPodSandbox: runPodSandbox,
+  StopPodSandbox: stopPodSandbox,
+  RemovePodSandbox: removePodSandbox,
+  PodSandboxStatus: podSandboxStatus,
+  ListPodSandbox: listPodSandbox,
+  UpdateRuntimeConfig: updateRuntimeConfig,
+  CreateContainer: createContainer,
+  StartContainer: startContainer,
+  StopContainer: stopContainer,
+  RemoveContainer: removeContainer,
+  ListContainers: listContainers,
+  ContainerStatus: containerStatus,
+  ExecSync: execSync,
+  UpdateContainerResources: updateContainerResources,
+  ReopenContainerLog: reopenContainerLog,
+  ContainerStats: containerStats,
+  ListContainerStats: listContainerStats,
+  PodSandboxStats: podSandboxStats,
+  ListPodSandboxStats: listPodSandboxStats,
+  PullImage: pullImage,
+  ListImages: listImages,
+  ImageStatus: imageStatus,
+  RemoveImage: removeImage,
+  ImageFsInfo: imageFsInfo,
+  Exec: exec,
+  Attach: attach,
+  PortForward: portForward,
 };

@@ -1,11 +1,11 @@
 // Status: RuntimeReady and NetworkReady conditions, the runtime handlers, and
 // (verbose) the effective configuration as JSON in info["config"].
-import * as fs from 'node:fs';
 import type { BerthConfig } from '../config/config';
 import type { StatusRequest__Output } from '../gen/runtime/v1/StatusRequest';
 import type { StatusResponse } from '../gen/runtime/v1/StatusResponse';
 import type { RuntimeCondition } from '../gen/runtime/v1/RuntimeCondition';
 import type { CriContext } from './context';
+import { networkOf } from './network_of';
 
 function runtimeCondition(ctx: CriContext): RuntimeCondition {
   const def = ctx.handlers.defaultHandler();
@@ -21,26 +21,14 @@ function runtimeCondition(ctx: CriContext): RuntimeCondition {
   return { type: 'RuntimeReady', status: true, reason: '', message: '' };
 }
 
-/** A CNI network config file in the conf dir, or undefined. */
-export function firstCniConfig(confDir: string): string | undefined {
-  try {
-    return fs
-      .readdirSync(confDir)
-      .filter((f) => /\.(conflist|conf|json)$/.test(f))
-      .sort()[0];
-  } catch {
-    return undefined;
-  }
-}
-
 function networkCondition(ctx: CriContext): RuntimeCondition {
-  const conf = firstCniConfig(ctx.config.cni.conf_dir);
-  if (!conf) {
+  const net = networkOf(ctx).status();
+  if (!net.ready) {
     return {
       type: 'NetworkReady',
       status: false,
       reason: 'NetworkPluginNotReady',
-      message: `Network plugin returns error: no CNI network config found in ${ctx.config.cni.conf_dir}`,
+      message: `Network plugin returns error: ${net.message}`,
     };
   }
   return { type: 'NetworkReady', status: true, reason: '', message: '' };
@@ -68,14 +56,14 @@ export async function status(ctx: CriContext, req: StatusRequest__Output): Promi
       ...(def ? [{ name: '', features }] : []),
       ...handlers.map((h) => ({ name: h.name, features })),
     ],
-    features: { supplementalGroupsPolicy: false },
+    features: { supplementalGroupsPolicy: true },
     info: {},
   };
   if (req.verbose) {
     res.info = {
       config: JSON.stringify(redactedConfig(ctx.config)),
       runtimeHandlers: JSON.stringify(handlers),
-      cniConfig: JSON.stringify({ confDir: ctx.config.cni.conf_dir, config: firstCniConfig(ctx.config.cni.conf_dir) ?? null }),
+      cniConfig: JSON.stringify(networkOf(ctx).info()),
     };
   }
   return res;

@@ -12,6 +12,16 @@ import { RuntimeHandlerRegistry } from '../runtime/handlers';
 import { BERTH_VERSION } from '../version';
 import { acquirePidLock, clearStaleSocket } from './lock';
 import type { CriContext } from '../cri/context';
+import { probeHost } from '../runtime/spec/host_info';
+import { Snapshotter } from '../snapshotter/snapshotter';
+import { ImageService } from '../image/service';
+import { CniManager } from '../network/cni';
+import { SandboxService } from '../sandbox/service';
+import { cniPodNetwork } from '../sandbox/cni_adapter';
+import { ContainerService } from '../container/service';
+import { containerStreamingBackends } from '../container/streaming_backends';
+import { StreamingServer } from '../streaming/server';
+import { startAdminServer, type AdminServer } from '../admin/server';
 
 export class Daemon {
   readonly logger: Logger;
@@ -19,6 +29,11 @@ export class Daemon {
   private metricsServer?: http.Server;
   private releases: Array<() => void> = [];
   private stopping?: Promise<void>;
+  private images?: ImageService;
+  private sandboxes?: SandboxService;
+  private containers?: ContainerService;
+  private streaming?: StreamingServer;
+  private admin?: AdminServer;
   private socketBound = false;
 
   constructor(readonly config: BerthConfig) {
@@ -41,7 +56,40 @@ export class Daemon {
     for (const h of handlers.list()) {
       if (!h.ok) this.logger.warn('runtime handler unusable', { handler: h.name, problem: h.problem });
     }
-    const ctx: CriContext = { config, logger: this.logger, version: BERTH_VERSION, handlers };
+    const host = await probeHost();
+    const snapshotter = new Snapshotter(path.join(config.root, 'snapshots'), this.logger);
+    await snapshotter.init();
+    this.images = await ImageService.open(config, this.logger, snapshotter);
+    const network = CniManager.fromConfig(config, this.logger);
+    this.sandboxes = new SandboxService({ config, logger: this.logger, handlers, network: cniPodNetwork(network) });
+    this.containers = new ContainerService({
+      config,
+      logger: this.logger,
+      handlers,
+      images: this.images,
+      snapshotter,
+      sandboxes: this.sandboxes,
+      host,
+    });
+    this.sandboxes.containers = this.containers;
+    // Pods first: containers are reconciled against the pods they belong to.
+    await this.sandboxes.load();
+    await this.containers.load();
+
+    this.streaming = StreamingServer.fromConfig(config, containerStreamingBackends(this.containers, this.sandboxes), this.logger);
+    await this.streaming.start();
+
+    const ctx: CriContext = {
+      config,
+      logger: this.logger,
+      version: BERTH_VERSION,
+      handlers,
+      images: this.images,
+      network,
+      sandboxes: this.sandboxes,
+      containers: this.containers,
+      streaming: this.streaming,
+    };
 
     const metrics = config.metrics.enabled ? new Metrics(BERTH_VERSION) : undefined;
     this.server = new CriServer(ctx, metrics);
@@ -55,6 +103,8 @@ export class Daemon {
     }
     fs.chmodSync(config.socket, 0o660);
     if (metrics) this.metricsServer = await serveMetrics(metrics, config.metrics.address);
+    // Operator-only endpoint (berth images import/export): root-only unix socket, never TCP.
+    this.admin = await startAdminServer({ socketPath: path.join(config.state, 'admin.sock'), images: this.images, logger: this.logger });
     this.logger.info('berthd serving', {
       version: BERTH_VERSION,
       socket: config.socket,
@@ -67,12 +117,17 @@ export class Daemon {
     if (!this.stopping) {
       this.stopping = (async () => {
         this.logger.info('berthd stopping', { reason, inFlight: this.server?.activeCalls ?? 0 });
+        await this.admin?.close();
         if (this.server) await this.server.shutdown(this.config.shutdown_timeout_seconds * 1000);
         if (this.metricsServer) {
           this.metricsServer.closeAllConnections();
           await new Promise<void>((r) => this.metricsServer?.close(() => r()));
         }
         if (this.socketBound) fs.rmSync(this.config.socket, { force: true });
+        await this.streaming?.stop();
+        this.containers?.close();
+        await this.sandboxes?.close();
+        this.images?.close();
         for (const release of this.releases.reverse()) release();
         this.logger.info('berthd stopped');
       })();

@@ -16,6 +16,39 @@ export interface RuntimeHandler {
   ok: boolean;
   problem: string;
   version: string;
+  /** From `binary features` (runtime-spec features.json); absent when the runtime has no such command. */
+  features?: RuntimeFeatures;
+}
+
+/** The parts of `runc features` output berth uses. */
+export interface RuntimeFeatures {
+  ociVersionMax: string;
+  mountOptions: string[];
+  namespaces: string[];
+}
+
+/** Whether the handler can do recursive read-only ("rro") mounts. */
+export function supportsRecursiveReadOnly(handler: Pick<RuntimeHandler, 'features'>): boolean {
+  return handler.features?.mountOptions.includes('rro') ?? false;
+}
+
+/** Parses `features` output; undefined when it is not the expected JSON. */
+export function parseFeatures(text: string): RuntimeFeatures | undefined {
+  try {
+    const raw = JSON.parse(text) as {
+      ociVersionMax?: unknown;
+      mountOptions?: unknown;
+      linux?: { namespaces?: unknown };
+    };
+    const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+    return {
+      ociVersionMax: typeof raw.ociVersionMax === 'string' ? raw.ociVersionMax : '',
+      mountOptions: strings(raw.mountOptions),
+      namespaces: strings(raw.linux?.namespaces),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Looks a command up in PATH (as execvp would), returning an absolute path. */
@@ -32,6 +65,15 @@ export function resolveBinary(name: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** `binary features`; undefined for runtimes without the command (it is optional). */
+function runFeatures(binary: string): Promise<RuntimeFeatures | undefined> {
+  return new Promise((resolve) => {
+    execFile(binary, ['features'], { timeout: 5000, maxBuffer: 1024 * 1024 }, (err, stdout) => {
+      resolve(err ? undefined : parseFeatures(stdout));
+    });
+  });
 }
 
 function runVersion(binary: string): Promise<string> {
@@ -65,6 +107,7 @@ export class RuntimeHandlerRegistry {
           try {
             handler.version = await runVersion(binary);
             handler.ok = true;
+            handler.features = await runFeatures(binary);
           } catch (err) {
             handler.problem = `runtime handler "${name}": "${binary} --version" failed: ${errorMessage(err)}`;
           }

@@ -1,0 +1,51 @@
+// ExecSync round trip of `true` in a running busybox container through
+// berthd, next to the floor `runc exec <id> true` on a bare runc container of
+// the same rootfs.
+import * as path from 'node:path';
+import { benchUid, latencyRow, out, RuncFloor, startBerth, tempDir, timed, withCleanups } from './common';
+
+const N = 50;
+const WARMUP = 3;
+
+export async function benchExec(): Promise<void> {
+  await withCleanups(async (c) => {
+    const base = tempDir(c, 'berth-bench-exec-');
+    const floor = new RuncFloor(c, path.join(base, 'runc'));
+    await floor.init();
+    const floorId = `bench-exec-${process.pid}`;
+    await floor.start(floorId);
+    const bare: number[] = [];
+    for (let i = 0; i < WARMUP + N; i++) {
+      const ms = await timed(() => floor.exec(floorId, ['true']));
+      if (i >= WARMUP) bare.push(ms);
+    }
+    await floor.delete(floorId);
+
+    const b = await startBerth(c);
+    const rt = b.berthd.cri.runtime;
+    const config = {
+      metadata: { name: 'exec', namespace: 'bench', uid: benchUid('exec'), attempt: 0 },
+      hostname: 'exec',
+      logDirectory: path.join(base, 'logs'),
+      linux: { securityContext: { namespaceOptions: { network: 'NODE' as const } } },
+    };
+    const { podSandboxId } = await rt.RunPodSandbox({ config });
+    const { containerId } = await rt.CreateContainer({
+      podSandboxId,
+      config: { metadata: { name: 'sleep' }, image: { image: b.image }, command: ['sleep', '3600'], logPath: 'sleep.log' },
+      sandboxConfig: config,
+    });
+    await rt.StartContainer({ containerId });
+    const berth: number[] = [];
+    for (let i = 0; i < WARMUP + N; i++) {
+      const ms = await timed(async () => {
+        const r = await rt.ExecSync({ containerId, cmd: ['true'], timeout: '10' });
+        if (r.exitCode !== 0) throw new Error(`ExecSync true exited ${r.exitCode}: ${r.stderr.toString()}`);
+      });
+      if (i >= WARMUP) berth.push(ms);
+    }
+    out(`ExecSync of \`true\`, ${N} runs each after ${WARMUP} warm-ups:`);
+    out(latencyRow('floor  runc exec <id> true', bare));
+    out(latencyRow('berthd ExecSync true', berth, bare));
+  });
+}

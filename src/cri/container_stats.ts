@@ -1,0 +1,118 @@
+// ContainerStats, ListContainerStats, PodSandboxStats, ListPodSandboxStats:
+// cgroup CPU/memory and writable-layer usage, as the kubelet's CRI stats
+// provider reads them.
+import type { ContainerRecord } from '../container/record';
+import type { ContainerService } from '../container/service';
+import type { UsageSample } from '../container/stats';
+import { invalidArgument } from '../errors';
+import type { ContainerStats } from '../gen/runtime/v1/ContainerStats';
+import type { ContainerStatsRequest__Output } from '../gen/runtime/v1/ContainerStatsRequest';
+import type { ContainerStatsResponse } from '../gen/runtime/v1/ContainerStatsResponse';
+import type { CpuUsage } from '../gen/runtime/v1/CpuUsage';
+import type { ListContainerStatsRequest__Output } from '../gen/runtime/v1/ListContainerStatsRequest';
+import type { ListContainerStatsResponse } from '../gen/runtime/v1/ListContainerStatsResponse';
+import type { ListPodSandboxStatsRequest__Output } from '../gen/runtime/v1/ListPodSandboxStatsRequest';
+import type { ListPodSandboxStatsResponse } from '../gen/runtime/v1/ListPodSandboxStatsResponse';
+import type { MemoryUsage } from '../gen/runtime/v1/MemoryUsage';
+import type { PodSandboxStats } from '../gen/runtime/v1/PodSandboxStats';
+import type { PodSandboxStatsRequest__Output } from '../gen/runtime/v1/PodSandboxStatsRequest';
+import type { PodSandboxStatsResponse } from '../gen/runtime/v1/PodSandboxStatsResponse';
+import type { SandboxRecord } from '../sandbox/record';
+import type { CriContext } from './context';
+import { requireService } from './require';
+
+const u64 = (v: string | undefined): { value: string } | null => (v === undefined ? null : { value: v });
+
+function cpuOf(s: UsageSample | undefined): CpuUsage | null {
+  if (!s) return null;
+  return { timestamp: s.timestampNs, usageCoreNanoSeconds: u64(s.cpuUsageNs), usageNanoCores: u64(s.cpuNanoCores) };
+}
+
+function memoryOf(s: UsageSample | undefined): MemoryUsage | null {
+  if (!s) return null;
+  return {
+    timestamp: s.timestampNs,
+    workingSetBytes: u64(s.memory.memoryWorkingSetBytes),
+    usageBytes: u64(s.memory.memoryUsageBytes),
+    rssBytes: u64(s.memory.memoryRssBytes),
+  };
+}
+
+async function containerStatsOf(containers: ContainerService, rec: ContainerRecord): Promise<ContainerStats> {
+  const usage = await containers.usage(rec);
+  return {
+    attributes: {
+      id: rec.id,
+      metadata: rec.metadata,
+      labels: rec.config.labels ?? {},
+      annotations: rec.config.annotations ?? {},
+    },
+    cpu: cpuOf(usage.cgroup),
+    memory: memoryOf(usage.cgroup),
+    writableLayer: usage.writable
+      ? {
+          timestamp: usage.writable.timestampNs,
+          fsId: { mountpoint: containers.snapshotRoot },
+          usedBytes: { value: usage.writable.bytes.toString() },
+          inodesUsed: { value: usage.writable.inodes.toString() },
+        }
+      : null,
+  };
+}
+
+export async function containerStats(ctx: CriContext, req: ContainerStatsRequest__Output): Promise<ContainerStatsResponse> {
+  const containers = requireService(ctx.containers, 'ContainerStats');
+  if (!req.containerId) throw invalidArgument('container_id is required');
+  return { stats: await containerStatsOf(containers, containers.get(req.containerId)) };
+}
+
+export async function listContainerStats(ctx: CriContext, req: ListContainerStatsRequest__Output): Promise<ListContainerStatsResponse> {
+  const containers = requireService(ctx.containers, 'ListContainerStats');
+  const f = req.filter;
+  // As containerd: stats of running containers only.
+  const list = containers.list({
+    id: f?.id ?? '',
+    podSandboxId: f?.podSandboxId ?? '',
+    labelSelector: f?.labelSelector ?? {},
+    state: { state: 'CONTAINER_RUNNING' },
+  });
+  return { stats: await Promise.all(list.map((c) => containerStatsOf(containers, c))) };
+}
+
+async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandboxStats> {
+  const sandboxes = requireService(ctx.sandboxes, 'PodSandboxStats');
+  const containers = requireService(ctx.containers, 'PodSandboxStats');
+  let cg: UsageSample | undefined;
+  if (pod.state === 'ready') {
+    const s = sandboxes.cgroupStats(pod.id);
+    cg = {
+      timestampNs: s.timestampNs,
+      cpuUsageNs: s.cpuUsageNs,
+      memory: { memoryUsageBytes: s.memoryUsageBytes, memoryWorkingSetBytes: s.memoryWorkingSetBytes, memoryRssBytes: s.memoryRssBytes },
+    };
+  }
+  const running = containers.list({ id: '', podSandboxId: pod.id, labelSelector: {}, state: { state: 'CONTAINER_RUNNING' } });
+  return {
+    attributes: { id: pod.id, metadata: pod.metadata, labels: pod.config.labels ?? {}, annotations: pod.config.annotations ?? {} },
+    linux: {
+      cpu: cpuOf(cg),
+      memory: memoryOf(cg),
+      network: null,
+      process: null,
+      containers: await Promise.all(running.map((c) => containerStatsOf(containers, c))),
+    },
+  };
+}
+
+export async function podSandboxStats(ctx: CriContext, req: PodSandboxStatsRequest__Output): Promise<PodSandboxStatsResponse> {
+  const sandboxes = requireService(ctx.sandboxes, 'PodSandboxStats');
+  if (!req.podSandboxId) throw invalidArgument('pod_sandbox_id is required');
+  return { stats: await podStatsOf(ctx, sandboxes.get(req.podSandboxId)) };
+}
+
+export async function listPodSandboxStats(ctx: CriContext, req: ListPodSandboxStatsRequest__Output): Promise<ListPodSandboxStatsResponse> {
+  const sandboxes = requireService(ctx.sandboxes, 'ListPodSandboxStats');
+  const f = req.filter;
+  const pods = sandboxes.list({ id: f?.id ?? '', labelSelector: f?.labelSelector ?? {}, state: { state: 'SANDBOX_READY' } });
+  return { stats: await Promise.all(pods.map((p) => podStatsOf(ctx, p))) };
+}

@@ -1,0 +1,70 @@
+// ContainerStatus: state, times, exit, image, mounts, log path, resources;
+// verbose adds info["info"] (pid, the OCI spec, ...) as containerd does.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ContainerStatusRequest__Output } from '../gen/runtime/v1/ContainerStatusRequest';
+import type { ContainerStatusResponse } from '../gen/runtime/v1/ContainerStatusResponse';
+import { invalidArgument } from '../errors';
+import type { CriContext } from './context';
+import { imageView } from './container_view';
+import { requireService } from './require';
+
+export async function containerStatus(ctx: CriContext, req: ContainerStatusRequest__Output): Promise<ContainerStatusResponse> {
+  const containers = requireService(ctx.containers, 'ContainerStatus');
+  if (!req.containerId) throw invalidArgument('container_id is required');
+  const c = await containers.status(req.containerId);
+  const view = imageView(c, ctx.images);
+  const res: ContainerStatusResponse = {
+    status: {
+      id: c.id,
+      metadata: c.metadata,
+      state: c.state,
+      createdAt: c.createdAt,
+      startedAt: c.startedAt,
+      finishedAt: c.finishedAt,
+      exitCode: c.exitCode,
+      image: { image: view.image, annotations: c.config.image?.annotations ?? {}, userSpecifiedImage: c.imageName },
+      imageRef: view.imageRef,
+      imageId: view.imageId,
+      reason: c.reason,
+      message: c.message,
+      labels: c.config.labels ?? {},
+      annotations: c.config.annotations ?? {},
+      mounts: c.config.mounts ?? [],
+      logPath: c.logPath,
+      resources: c.resources ? { linux: c.resources } : null,
+      // As containerd: the primary group counts among the supplemental ones.
+      user: c.user
+        ? {
+            linux: {
+              uid: String(c.user.uid),
+              gid: String(c.user.gid),
+              supplementalGroups: [...new Set([c.user.gid, ...c.user.additionalGids])].map(String),
+            },
+          }
+        : null,
+    },
+    info: {},
+  };
+  if (req.verbose) {
+    let runtimeSpec: unknown = null;
+    try {
+      runtimeSpec = JSON.parse(fs.readFileSync(path.join(c.bundleDir, 'config.json'), 'utf8'));
+    } catch {
+      runtimeSpec = null;
+    }
+    res.info = {
+      info: JSON.stringify({
+        sandboxID: c.podSandboxId,
+        pid: c.state === 'CONTAINER_RUNNING' || c.state === 'CONTAINER_CREATED' ? c.pid : 0,
+        removing: c.phase === 'removing',
+        snapshotKey: c.snapshotKey,
+        snapshotter: 'overlayfs',
+        runtimeType: c.runtimeHandler,
+        config: c.config,
+        runtimeSpec,
+      }),
+    };
+  }
+  return res;
+}

@@ -1,0 +1,23 @@
+// ImageFsInfo: bytes and inodes used by image layers under the snapshotter
+// root, and the mountpoint of the filesystem they live on.
+import type { ImageFsInfoRequest__Output } from '../gen/runtime/v1/ImageFsInfoRequest';
+import type { ImageFsInfoResponse } from '../gen/runtime/v1/ImageFsInfoResponse';
+import type { CriContext } from './context';
+import { imagesOf } from './images_of';
+
+export async function imageFsInfo(ctx: CriContext, _req: ImageFsInfoRequest__Output): Promise<ImageFsInfoResponse> {
+  const images = await imagesOf(ctx);
+  const u = await images.usage();
+  const timestamp = (BigInt(Date.now()) * 1_000_000n).toString();
+  return {
+    imageFilesystems: [
+      {
+        timestamp,
+        fsId: { mountpoint: u.mountpoint },
+        usedBytes: { value: u.bytes.toString() },
+        inodesUsed: { value: u.inodes.toString() },
+      },
+    ],
+    containerFilesystems: [],
+  };
+}

@@ -1,0 +1,41 @@
+// Shared by the sandbox RPC modules: the service lookup and record -> CRI shapes.
+import { unimplemented } from '../errors';
+import type { PodSandbox } from '../gen/runtime/v1/PodSandbox';
+import type { PodSandboxStatus } from '../gen/runtime/v1/PodSandboxStatus';
+import type { SandboxRecord } from '../sandbox/record';
+import type { SandboxService } from '../sandbox/service';
+import type { CriContext } from './context';
+
+export function sandboxesOf(ctx: CriContext): SandboxService {
+  if (!ctx.sandboxes) throw unimplemented('pod sandboxes are not enabled in this berthd');
+  return ctx.sandboxes;
+}
+
+export function podSandboxOf(sandboxes: SandboxService, rec: SandboxRecord): PodSandbox {
+  return {
+    id: rec.id,
+    metadata: rec.metadata,
+    state: sandboxes.criState(rec),
+    createdAt: rec.createdAt,
+    labels: rec.config.labels,
+    annotations: rec.config.annotations,
+    runtimeHandler: rec.runtimeHandler,
+  };
+}
+
+export function podSandboxStatusOf(sandboxes: SandboxService, rec: SandboxRecord): PodSandboxStatus {
+  return {
+    ...podSandboxOf(sandboxes, rec),
+    network: { ip: rec.network.ip, additionalIps: rec.network.additionalIps.map((ip) => ({ ip })) },
+    linux: {
+      namespaces: {
+        options: {
+          network: rec.namespaceModes.network,
+          pid: rec.namespaceModes.pid,
+          ipc: rec.namespaceModes.ipc,
+          targetId: '',
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,48 @@
+// PodSandboxStatus and ListPodSandbox.
+import type { PodSandboxStatusRequest__Output } from '../gen/runtime/v1/PodSandboxStatusRequest';
+import type { PodSandboxStatusResponse } from '../gen/runtime/v1/PodSandboxStatusResponse';
+import type { ListPodSandboxRequest__Output } from '../gen/runtime/v1/ListPodSandboxRequest';
+import type { ListPodSandboxResponse } from '../gen/runtime/v1/ListPodSandboxResponse';
+import { invalidArgument } from '../errors';
+import type { CriContext } from './context';
+import { podSandboxOf, podSandboxStatusOf, sandboxesOf } from './sandbox_common';
+
+export async function podSandboxStatus(
+  ctx: CriContext,
+  req: PodSandboxStatusRequest__Output,
+): Promise<PodSandboxStatusResponse> {
+  if (!req.podSandboxId) throw invalidArgument('PodSandboxStatus: pod_sandbox_id is required');
+  const sandboxes = sandboxesOf(ctx);
+  const rec = sandboxes.get(req.podSandboxId);
+  const res: PodSandboxStatusResponse = {
+    status: podSandboxStatusOf(sandboxes, rec),
+    info: {},
+    containersStatuses: [],
+    timestamp: (BigInt(Date.now()) * 1_000_000n).toString(),
+  };
+  if (req.verbose) {
+    // Like containerd, one JSON document under "info" with what berth set up for the pod.
+    res.info = {
+      info: JSON.stringify({
+        pid: rec.pausePid ?? 0,
+        state: rec.state,
+        runtimeHandler: rec.runtimeHandler,
+        namespaces: rec.nsPaths,
+        cgroupParent: rec.cgroup.path,
+        shm: rec.shmPath ?? '',
+        hostname: rec.hostname,
+        resolvConf: rec.resolvConfFile,
+        hosts: rec.hostsFile,
+        hostnameFile: rec.hostnameFile,
+        networkAttached: rec.networkAttached,
+        config: rec.config,
+      }),
+    };
+  }
+  return res;
+}
+
+export async function listPodSandbox(ctx: CriContext, req: ListPodSandboxRequest__Output): Promise<ListPodSandboxResponse> {
+  const sandboxes = sandboxesOf(ctx);
+  return { items: sandboxes.list(req.filter).map((rec) => podSandboxOf(sandboxes, rec)) };
+}

@@ -1,0 +1,299 @@
+// Pulling an image: resolve the reference, fetch manifest and config into
+// the content store, download every layer (verified) and apply them through
+// the snapshotter in order, then record the image. A layer whose parent is
+// already committed when its download starts is unpacked while it downloads
+// (the verified bytes are teed into the snapshotter); the others are applied
+// from the content store when their turn comes.
+import { PassThrough } from 'node:stream';
+import { failedPrecondition, invalidArgument, notFound } from '../errors';
+import type { Logger } from '../log/logger';
+import type { ContentStore } from '../content/store';
+import type { CriAuthConfig } from '../registry/auth';
+import type { RegistryClient, RegistrySession } from '../registry/client';
+import { hostPlatform, isLayerMediaType, MediaType, parseManifest, selectPlatform, type Descriptor, type ImageManifest } from '../registry/manifest';
+import { formatReference, parseReference, repositoryName } from './reference';
+import { chainIds as computeChainIds, type LayerSnapshotter } from './snapshots';
+import { runtimeConfigOf, type ImageRecord, type ImageStore } from './store';
+
+/** Digests and chain IDs in use by running pulls: garbage collection leaves them alone. */
+export class Leases {
+  private readonly held = new Map<string, number>();
+
+  hold(keys: Iterable<string>): () => void {
+    const list = [...keys];
+    for (const k of list) this.held.set(k, (this.held.get(k) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      for (const k of list) {
+        const n = (this.held.get(k) ?? 1) - 1;
+        if (n <= 0) this.held.delete(k);
+        else this.held.set(k, n);
+      }
+    };
+  }
+
+  has(key: string): boolean {
+    return this.held.has(key);
+  }
+}
+
+export interface PullDeps {
+  registry: RegistryClient;
+  content: ContentStore;
+  images: ImageStore;
+  snapshotter: LayerSnapshotter;
+  logger: Logger;
+  maxConcurrentDownloads: number;
+  leases: Leases;
+  /** Layer applies in flight in this process, by chain ID, shared by concurrent pulls. */
+  applying: Map<string, Promise<void>>;
+}
+
+/** How each layer of a pull was obtained: unpacked while downloading, unpacked from the content store, or already there. */
+export type LayerOutcome = 'streamed' | 'from-store' | 'present';
+export type LayerObserver = (index: number, chainId: string, outcome: LayerOutcome) => void;
+
+export interface ConfigDoc {
+  os: string;
+  architecture: string;
+  diffIds: string[];
+  raw: unknown;
+}
+
+export function parseConfig(body: Buffer, digest: string): ConfigDoc {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw invalidArgument(`image config ${digest} is not JSON`);
+  }
+  const d = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
+  const rootfs = (typeof d.rootfs === 'object' && d.rootfs !== null ? d.rootfs : {}) as Record<string, unknown>;
+  const diffIds = Array.isArray(rootfs.diff_ids) ? rootfs.diff_ids : undefined;
+  if (!diffIds || diffIds.some((x) => typeof x !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(x))) {
+    throw invalidArgument(`image config ${digest} has no valid rootfs.diff_ids`);
+  }
+  return { os: typeof d.os === 'string' ? d.os : '', architecture: typeof d.architecture === 'string' ? d.architecture : '', diffIds: diffIds as string[], raw: doc };
+}
+
+/** Runs `tasks` with at most `limit` at once, starting them in order. */
+function limited<T>(tasks: Array<() => Promise<T>>, limit: number): Array<Promise<T>> {
+  let next = 0;
+  const results: Array<Promise<T>> = [];
+  const starters: Array<(v: void) => void> = [];
+  const gates = tasks.map(() => new Promise<void>((r) => starters.push(r)));
+  const startNext = () => {
+    if (next < tasks.length) starters[next++]();
+  };
+  tasks.forEach((task, i) => {
+    const p = gates[i].then(task);
+    p.then(startNext, startNext);
+    results.push(p);
+  });
+  for (let i = 0; i < Math.min(limit, tasks.length); i++) startNext();
+  return results;
+}
+
+export async function pullImage(deps: PullDeps, image: string, auth?: CriAuthConfig, observe?: LayerObserver): Promise<ImageRecord> {
+  const ref = parseReference(image);
+  const log = deps.logger.child({ image: formatReference(ref) });
+  const session = deps.registry.session(ref, auth);
+  const started = Date.now();
+
+  const top = await session.resolve();
+  const blobs = [top.digest];
+  const release = deps.leases.hold(blobs);
+  const held: Array<() => void> = [release];
+  try {
+    await deps.content.put({ digest: top.digest, size: top.body.length }, top.body);
+    let manifest = parseManifest(top.body, top.mediaType);
+    let manifestDigest = top.digest;
+    if (manifest.kind === 'index') {
+      const chosen = selectPlatform(manifest);
+      const m = await session.fetchManifest(chosen.digest);
+      held.push(deps.leases.hold([m.digest]));
+      blobs.push(m.digest);
+      await deps.content.put({ digest: m.digest, size: m.body.length }, m.body);
+      manifest = parseManifest(m.body, chosen.mediaType || m.mediaType);
+      manifestDigest = m.digest;
+      if (manifest.kind === 'index') throw invalidArgument(`${formatReference(ref)}: nested image indexes are not supported`);
+    }
+    const m: ImageManifest = manifest;
+    for (const l of m.layers) {
+      if (l.mediaType === MediaType.OciLayerZstd) throw failedPrecondition(`${formatReference(ref)}: zstd-compressed layers are not supported`);
+      if (l.mediaType && !isLayerMediaType(l.mediaType)) throw invalidArgument(`${formatReference(ref)}: unsupported layer media type "${l.mediaType}"`);
+    }
+
+    held.push(deps.leases.hold([m.config.digest]));
+    blobs.push(m.config.digest);
+    await deps.content.ingest(m.config, () => session.openBlob(m.config));
+    const config = await loadImageConfig(deps.content, m, formatReference(ref));
+    const chain = computeChainIds(config.diffIds);
+    held.push(deps.leases.hold([...m.layers.map((l) => l.digest), ...chain]));
+    blobs.push(...m.layers.map((l) => l.digest));
+
+    await fetchAndApplyLayers(deps, session, m.layers, config.diffIds, chain, observe ?? (() => undefined));
+
+    const record = imageRecordOf({
+      manifest: m,
+      manifestDigest,
+      config,
+      repoTags: ref.tag ? [formatReference(ref)] : [],
+      repoDigests: [`${repositoryName(ref)}@${top.digest}`],
+      blobs,
+    });
+    const saved = await deps.images.exclusive(() => deps.images.record(record));
+    log.info('image pulled', { id: saved.id, layers: m.layers.length, size: record.size, ms: Date.now() - started });
+    return saved;
+  } finally {
+    for (const r of held) r();
+  }
+}
+
+/**
+ * Reads the config of `m` from the content store and checks it against the
+ * manifest and this host's platform.
+ */
+export async function loadImageConfig(content: ContentStore, m: ImageManifest, what: string): Promise<ConfigDoc> {
+  const config = parseConfig(await content.read(m.config.digest), m.config.digest);
+  if (config.diffIds.length !== m.layers.length) {
+    throw invalidArgument(`${what}: the manifest has ${m.layers.length} layers but the config lists ${config.diffIds.length} diff IDs`);
+  }
+  const host = hostPlatform();
+  if ((config.os && config.os !== host.os) || (config.architecture && config.architecture !== host.architecture)) {
+    // As containerd: a single-platform image for another platform cannot run here.
+    throw notFound(`${what}: no match for platform ${host.os}/${host.architecture} (the image is ${config.os}/${config.architecture})`);
+  }
+  return config;
+}
+
+/** The record of an image whose blobs are stored and layers committed. */
+export function imageRecordOf(args: {
+  manifest: ImageManifest;
+  manifestDigest: string;
+  config: ConfigDoc;
+  repoTags: string[];
+  repoDigests: string[];
+  blobs: string[];
+}): ImageRecord {
+  const { manifest: m, config } = args;
+  return {
+    id: m.config.digest,
+    repoTags: args.repoTags,
+    repoDigests: args.repoDigests,
+    size: m.config.size + m.layers.reduce((n, l) => n + l.size, 0),
+    layers: m.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: config.diffIds[i] })),
+    chainIds: computeChainIds(config.diffIds),
+    manifestDigest: args.manifestDigest,
+    blobs: [...new Set(args.blobs)],
+    config: runtimeConfigOf(config.raw),
+    os: config.os,
+    architecture: config.architecture,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+/** Runs the apply of layer `chainId`, or joins the one already running in this process. */
+function shareApply(deps: PullDeps, chainId: string, run: () => Promise<void>): Promise<void> {
+  const running = deps.applying.get(chainId);
+  if (running) return running;
+  const p = run().finally(() => deps.applying.delete(chainId));
+  deps.applying.set(chainId, p);
+  return p;
+}
+
+/**
+ * Applies, in order, the layers not yet committed, from blobs already in the
+ * content store (an import stores every blob before unpacking).
+ */
+export async function applyStoredLayers(deps: PullDeps, layers: Descriptor[], diffIds: string[], chain: string[], defaultMediaType: string): Promise<void> {
+  for (let i = 0; i < layers.length; i++) {
+    if (deps.snapshotter.hasCommitted(chain[i])) continue;
+    await shareApply(deps, chain[i], () =>
+      deps.snapshotter.applyLayer({
+        chainId: chain[i],
+        parentChainId: i > 0 ? chain[i - 1] : undefined,
+        diffId: diffIds[i],
+        mediaType: layers[i].mediaType || defaultMediaType,
+        stream: deps.content.openRead(layers[i].digest),
+      }),
+    );
+  }
+}
+
+async function fetchAndApplyLayers(
+  deps: PullDeps,
+  session: RegistrySession,
+  layers: Descriptor[],
+  diffIds: string[],
+  chain: string[],
+  observe: LayerObserver,
+): Promise<void> {
+  const { content, snapshotter } = deps;
+  const applyOpts = (i: number, stream: NodeJS.ReadableStream) => ({
+    chainId: chain[i],
+    parentChainId: i > 0 ? chain[i - 1] : undefined,
+    diffId: diffIds[i],
+    mediaType: layers[i].mediaType || MediaType.DockerLayerGzip,
+    stream,
+  });
+
+  // Each download resolves to whether it also applied the layer.
+  const download = async (i: number): Promise<boolean> => {
+    const desc = layers[i];
+    const open = () => session.openBlob(desc);
+    const committed = snapshotter.hasCommitted(chain[i]);
+    const parentReady = i === 0 || snapshotter.hasCommitted(chain[i - 1]);
+    const canTee =
+      !committed && parentReady && !deps.applying.has(chain[i]) && !content.has(desc.digest) && !content.isIngesting(desc.digest);
+    if (!canTee) {
+      await content.ingest(desc, open);
+      return false;
+    }
+    const pass = new PassThrough();
+    const applied = shareApply(deps, chain[i], () => snapshotter.applyLayer(applyOpts(i, pass)));
+    // An apply that ends without reading everything must not stall the download.
+    const settled = applied.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    void settled.then(() => {
+      if (!pass.readableEnded) pass.destroy();
+    });
+    const { teed } = await content.ingest(desc, open, pass);
+    if (!teed) {
+      // Someone else stored it meanwhile: our apply got nothing; apply from the file instead.
+      pass.destroy();
+      await settled;
+      return false;
+    }
+    const err = await settled;
+    if (err) throw err;
+    return teed;
+  };
+
+  const downloads = limited(
+    layers.map((_, i) => () => download(i)),
+    deps.maxConcurrentDownloads,
+  );
+  // Failures surface below in order; keep later ones from going unhandled.
+  for (const d of downloads) d.catch(() => undefined);
+  try {
+    for (let i = 0; i < layers.length; i++) {
+      const applied = await downloads[i];
+      if (applied || snapshotter.hasCommitted(chain[i])) {
+        observe(i, chain[i], applied ? 'streamed' : 'present');
+        continue;
+      }
+      await shareApply(deps, chain[i], () => snapshotter.applyLayer(applyOpts(i, content.openRead(layers[i].digest))));
+      observe(i, chain[i], 'from-store');
+    }
+  } catch (err) {
+    // A failed pull returns only once every transfer it started has settled,
+    // so nothing of it is still being written when the caller looks.
+    await Promise.allSettled(downloads);
+    throw err;
+  }
+}

@@ -1,0 +1,661 @@
+/* berth-exec: supervises one process exec'd into a running container.
+ *
+ * It becomes a child subreaper, runs `<runtime> exec --detach`, so the exec'd
+ * process is reparented to it when the runtime exits, waits for it, and
+ * reports its exit status on the control fd. With --tty it receives the pty
+ * master on the console socket and relays between its own stdin/stdout and
+ * the terminal; without, the process writes straight into the supervisor's
+ * inherited stdio (the supervisor keeps no copy, so EOF reaches the reader
+ * when the process and its children close them). SIGTERM/SIGINT/SIGHUP, a
+ * KILL command or EOF on the control fd SIGKILL the process: a client that
+ * goes away leaves nothing running. See EXEC.md. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_RUNTIME_ARGS 8
+#define MAX_EARLY 64
+#define BUF_SIZE 32768
+#define TTY_DRAIN_MS 1000 /* pty output read after the process exited (children may hold it) */
+#define EXIT_FAIL 125
+
+static const char *runtime = "runc", *root, *log_path, *process_file, *pid_file, *console_path, *id;
+static const char *runtime_args[MAX_RUNTIME_ARGS];
+static int n_runtime_args, tty, ctl_fd = -1;
+
+static int sig_fd = -1, console_fd = -1, pty = -1;
+static pid_t runtime_pid = -1, proc_pid = -1;
+static int kill_requested, proc_done, proc_status, rt_done, rt_status;
+static struct { pid_t pid; int status; } early[MAX_EARLY];
+static int n_early;
+
+static void status_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void status_line(const char *fmt, ...)
+{
+	if (ctl_fd < 0)
+		return;
+	char buf[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	for (int i = 0; i < n; i++)
+		if (buf[i] == '\n' || buf[i] == '\r')
+			buf[i] = ' ';
+	buf[n++] = '\n';
+	/* The control fd stays blocking: a status line is tiny. */
+	for (int off = 0; off < n;) {
+		ssize_t w = write(ctl_fd, buf + off, (size_t)(n - off));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		off += (int)w;
+	}
+}
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void fail(const char *fmt, ...)
+{
+	char buf[3000];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (ctl_fd >= 0)
+		status_line("FAIL %s", buf);
+	else
+		dprintf(2, "berth-exec: %s\n", buf);
+	if (console_path)
+		unlink(console_path);
+	_exit(EXIT_FAIL);
+}
+
+static void usage(void)
+{
+	dprintf(2, "usage: berth-exec --root DIR --process FILE --pid-file FILE [--runtime PATH] [--runtime-arg ARG]...\n"
+		   "                  [--log FILE] [--tty --console-socket PATH] [--control-fd N] CONTAINER-ID\n");
+	_exit(2);
+}
+
+static void parse_args(int argc, char **argv)
+{
+	int i = 1;
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (a[0] != '-' || a[1] != '-')
+			break;
+		if (!strcmp(a, "--tty")) {
+			tty = 1;
+			continue;
+		}
+		if (i + 1 >= argc)
+			usage();
+		const char *v = argv[++i];
+		if (!strcmp(a, "--runtime"))
+			runtime = v;
+		else if (!strcmp(a, "--runtime-arg")) {
+			if (n_runtime_args == MAX_RUNTIME_ARGS)
+				usage();
+			runtime_args[n_runtime_args++] = v;
+		} else if (!strcmp(a, "--root"))
+			root = v;
+		else if (!strcmp(a, "--log"))
+			log_path = v;
+		else if (!strcmp(a, "--process"))
+			process_file = v;
+		else if (!strcmp(a, "--pid-file"))
+			pid_file = v;
+		else if (!strcmp(a, "--console-socket"))
+			console_path = v;
+		else if (!strcmp(a, "--control-fd")) {
+			char *end;
+			long n = strtol(v, &end, 10);
+			if (*end || n < 3 || n > 1024)
+				usage();
+			ctl_fd = (int)n;
+		} else
+			usage();
+	}
+	if (i != argc - 1 || !root || !process_file || !pid_file || (tty && !console_path) || (!tty && console_path))
+		usage();
+	id = argv[i];
+}
+
+/* Only 0-2 and the control fd are kept; nothing else may leak into the runtime. */
+static void close_inherited_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	int dfd = dirfd(d), fds[256], n, more = 1;
+	while (more) {
+		struct dirent *e;
+		n = 0;
+		more = 0;
+		rewinddir(d);
+		while ((e = readdir(d))) {
+			int fd = atoi(e->d_name);
+			if (e->d_name[0] == '.' || fd < 3 || fd == dfd || fd == ctl_fd)
+				continue;
+			if (n == (int)(sizeof(fds) / sizeof(fds[0]))) {
+				more = 1;
+				break;
+			}
+			fds[n++] = fd;
+		}
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+	}
+	closedir(d);
+	if (ctl_fd >= 0 && fcntl(ctl_fd, F_SETFD, FD_CLOEXEC) < 0)
+		fail("control fd %d: %s", ctl_fd, strerror(errno));
+}
+
+static int listen_console(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(console_path) >= sizeof(sa.sun_path))
+		fail("console socket path too long: %s", console_path);
+	strcpy(sa.sun_path, console_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		fail("socket: %s", strerror(errno));
+	unlink(console_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(console_path, 0600) < 0 || listen(fd, 4) < 0)
+		fail("console socket %s: %s", console_path, strerror(errno));
+	return fd;
+}
+
+static int recv_console_fd(int listen_fd)
+{
+	int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return -1;
+	char name[PATH_MAX];
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	ssize_t n;
+	do
+		n = recvmsg(c, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	close(c);
+	if (n < 0)
+		return -1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int))) {
+		errno = EBADMSG;
+		return -1;
+	}
+	int fd;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+	return fd;
+}
+
+static pid_t read_pid_file(void)
+{
+	char buf[32] = { 0 };
+	int fd = open(pid_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	long v = strtol(buf, NULL, 10);
+	return v > 0 && v < INT_MAX ? (pid_t)v : -1;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int exit_code(int status)
+{
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+/* The parent pid from /proc/<pid>/stat, or -1. */
+static pid_t parent_of(pid_t pid)
+{
+	char p[64], buf[512];
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	char *rp = strrchr(buf, ')'); /* comm may contain anything but ends at the last ')' */
+	int ppid;
+	if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1)
+		return -1;
+	return (pid_t)ppid;
+}
+
+/* Stops every descendant of the process (so none forks on), repeatedly until
+ * no new one appears; returns how many were found. Orphans of the process go
+ * to the container's init, so they are found while their parent is alive. */
+#define MAX_TREE 1024
+static pid_t tree[MAX_TREE];
+static int n_tree;
+
+static int in_tree(pid_t pid)
+{
+	for (int i = 0; i < n_tree; i++)
+		if (tree[i] == pid)
+			return 1;
+	return 0;
+}
+
+static void stop_tree(void)
+{
+	for (int pass = 0, grew = 1; grew && pass < 16; pass++) {
+		grew = 0;
+		DIR *d = opendir("/proc");
+		if (!d)
+			return;
+		struct dirent *e;
+		while ((e = readdir(d)) && n_tree < MAX_TREE) {
+			pid_t pid = (pid_t)atoi(e->d_name);
+			if (pid <= 0 || in_tree(pid))
+				continue;
+			pid_t pp = parent_of(pid);
+			if (pp > 0 && in_tree(pp)) {
+				kill(pid, SIGSTOP);
+				tree[n_tree++] = pid;
+				grew = 1;
+			}
+		}
+		closedir(d);
+	}
+}
+
+/* SIGKILLs the process and everything it started. */
+static void kill_process(void)
+{
+	kill_requested = 1;
+	if (proc_pid <= 0) {
+		/* Still starting: stop the runtime; the pid file tells whether the process started. */
+		if (runtime_pid > 0 && !rt_done)
+			kill(runtime_pid, SIGKILL);
+		return;
+	}
+	if (proc_done)
+		return;
+	n_tree = 0;
+	tree[n_tree++] = proc_pid;
+	kill(proc_pid, SIGSTOP);
+	stop_tree();
+	for (int i = n_tree - 1; i >= 0; i--)
+		kill(tree[i], SIGKILL);
+}
+
+static void reap(void)
+{
+	for (;;) {
+		int st;
+		pid_t p = waitpid(-1, &st, WNOHANG);
+		if (p <= 0)
+			return;
+		if (p == runtime_pid) {
+			rt_status = st;
+			rt_done = 1;
+		} else if (proc_pid > 0 && p == proc_pid) {
+			proc_status = st;
+			proc_done = 1;
+		} else if (proc_pid <= 0 && n_early < MAX_EARLY) {
+			/* Can be the process itself if it exited before we read the pid file. */
+			early[n_early].pid = p;
+			early[n_early].status = st;
+			n_early++;
+		}
+	}
+}
+
+static void handle_signals(void)
+{
+	struct signalfd_siginfo si;
+	while (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			continue;
+		kill_process();
+	}
+	reap();
+}
+
+static struct winsize pending_ws;
+static int have_ws;
+
+static void apply_winsize(void)
+{
+	if (pty >= 0 && have_ws)
+		ioctl(pty, TIOCSWINSZ, &pending_ws);
+}
+
+/* Control commands, one per line: "RESIZE <w> <h>", "KILL". EOF means the client is gone. */
+static char ctl_buf[256];
+static size_t ctl_len;
+static int ctl_open = 1;
+
+static void handle_control(void)
+{
+	ssize_t n = read(ctl_fd, ctl_buf + ctl_len, sizeof(ctl_buf) - ctl_len);
+	if (n < 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			return;
+		n = 0;
+	}
+	if (n == 0) {
+		ctl_open = 0;
+		kill_process();
+		return;
+	}
+	ctl_len += (size_t)n;
+	char *nl;
+	while ((nl = memchr(ctl_buf, '\n', ctl_len))) {
+		*nl = 0;
+		unsigned w, h;
+		if (!strcmp(ctl_buf, "KILL"))
+			kill_process();
+		else if (sscanf(ctl_buf, "RESIZE %u %u", &w, &h) == 2 && w <= 65535 && h <= 65535) {
+			pending_ws.ws_col = (unsigned short)w;
+			pending_ws.ws_row = (unsigned short)h;
+			have_ws = 1;
+			apply_winsize();
+		}
+		size_t used = (size_t)(nl - ctl_buf) + 1;
+		memmove(ctl_buf, nl + 1, ctl_len - used);
+		ctl_len -= used;
+	}
+	if (ctl_len == sizeof(ctl_buf))
+		ctl_len = 0; /* an overlong line is dropped */
+}
+
+static void start_runtime(const sigset_t *orig_mask)
+{
+	const char *argv[MAX_RUNTIME_ARGS + 24];
+	int n = 0;
+	argv[n++] = runtime;
+	for (int i = 0; i < n_runtime_args; i++)
+		argv[n++] = runtime_args[i];
+	argv[n++] = "--root";
+	argv[n++] = root;
+	if (log_path) {
+		argv[n++] = "--log";
+		argv[n++] = log_path;
+		argv[n++] = "--log-format";
+		argv[n++] = "json";
+	}
+	argv[n++] = "exec";
+	argv[n++] = "--detach";
+	argv[n++] = "--pid-file";
+	argv[n++] = pid_file;
+	if (tty) {
+		argv[n++] = "--tty";
+		argv[n++] = "--console-socket";
+		argv[n++] = console_path;
+	}
+	argv[n++] = "--process";
+	argv[n++] = process_file;
+	argv[n++] = id;
+	argv[n] = NULL;
+
+	unlink(pid_file);
+	runtime_pid = fork();
+	if (runtime_pid < 0)
+		fail("fork: %s", strerror(errno));
+	if (runtime_pid == 0) {
+		signal(SIGPIPE, SIG_DFL);
+		sigprocmask(SIG_SETMASK, orig_mask, NULL);
+		if (tty) {
+			/* The terminal is the process's stdio; the runtime gets none but stderr. */
+			int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+			if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0)
+				_exit(127);
+		}
+		execvp(runtime, (char *const *)argv);
+		dprintf(2, "berth-exec: exec %s: %s\n", runtime, strerror(errno));
+		_exit(127);
+	}
+	if (!tty) {
+		/* Only the process holds the pipes now, so its EOF is the reader's EOF. */
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
+			fail("redirecting stdio to /dev/null: %s", strerror(errno));
+		close(nul);
+	}
+}
+
+/* Waits for the runtime (taking the pty master meanwhile) and learns the process's pid. */
+static void wait_runtime(void)
+{
+	while (!rt_done) {
+		struct pollfd pf[3] = { { .fd = sig_fd, .events = POLLIN },
+					{ .fd = ctl_open ? ctl_fd : -1, .events = POLLIN },
+					{ .fd = console_fd, .events = POLLIN } };
+		if (poll(pf, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fail("poll: %s", strerror(errno));
+		}
+		if (pf[2].revents & POLLIN) {
+			pty = recv_console_fd(console_fd);
+			close(console_fd);
+			console_fd = -1;
+			unlink(console_path);
+		}
+		if (pf[1].revents & (POLLIN | POLLHUP | POLLERR))
+			handle_control();
+		if (pf[0].revents & POLLIN)
+			handle_signals();
+	}
+	if (console_fd >= 0) {
+		struct pollfd pf = { .fd = console_fd, .events = POLLIN };
+		if (poll(&pf, 1, 0) == 1)
+			pty = recv_console_fd(console_fd);
+		close(console_fd);
+		console_fd = -1;
+		unlink(console_path);
+	}
+	if (kill_requested && WIFSIGNALED(rt_status)) {
+		/* We killed the runtime: kill the process too if it got that far. */
+		pid_t started = read_pid_file();
+		if (started > 0)
+			kill(started, SIGKILL);
+		fail("killed before the process was started");
+	}
+	if (!WIFEXITED(rt_status) || WEXITSTATUS(rt_status) != 0) {
+		if (WIFEXITED(rt_status))
+			fail("%s exec failed (exit status %d)", runtime, WEXITSTATUS(rt_status));
+		fail("%s exec killed by signal %d", runtime, WTERMSIG(rt_status));
+	}
+	proc_pid = read_pid_file();
+	if (proc_pid <= 0)
+		fail("%s exec succeeded but pid file %s is unreadable", runtime, pid_file);
+	for (int i = 0; i < n_early; i++)
+		if (early[i].pid == proc_pid) {
+			proc_done = 1;
+			proc_status = early[i].status;
+		}
+	n_early = 0;
+	if (tty && pty < 0) {
+		kill(proc_pid, SIGKILL);
+		fail("%s did not send a terminal on the console socket", runtime);
+	}
+	apply_winsize();
+	status_line("PID %d", (int)proc_pid);
+	if (kill_requested)
+		kill_process();
+}
+
+struct buf {
+	char data[BUF_SIZE];
+	size_t off, len;
+};
+
+/* Moves bytes from src to dst through b; returns -1 on EOF/error of src. */
+static int buf_fill(struct buf *b, int src)
+{
+	ssize_t n = read(src, b->data, sizeof(b->data));
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 0 : -1;
+	if (n == 0)
+		return -1;
+	b->off = 0;
+	b->len = (size_t)n;
+	return 0;
+}
+
+static int buf_flush(struct buf *b, int dst)
+{
+	while (b->off < b->len) {
+		ssize_t n = write(dst, b->data + b->off, b->len - b->off);
+		if (n < 0)
+			return errno == EINTR || errno == EAGAIN ? 0 : -1;
+		b->off += (size_t)n;
+	}
+	b->off = b->len = 0;
+	return 0;
+}
+
+/* Waits for the process; in tty mode relays stdin -> pty -> stdout meanwhile and drains the pty after. */
+static void supervise(void)
+{
+	static struct buf in, out;
+	int in_fd = tty ? 0 : -1, out_fd = tty ? 1 : -1;
+	long long drain_deadline = -1;
+	if (tty) {
+		fcntl(pty, F_SETFL, fcntl(pty, F_GETFL) | O_NONBLOCK);
+		fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+		fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
+	}
+	for (;;) {
+		if (proc_done) {
+			if (pty < 0 || out_fd < 0)
+				break;
+			if (drain_deadline < 0) {
+				drain_deadline = mono_ms() + TTY_DRAIN_MS;
+				in_fd = -1;
+			}
+		}
+		int timeout = -1;
+		if (drain_deadline >= 0) {
+			long long left = drain_deadline - mono_ms();
+			if (left <= 0)
+				break;
+			timeout = (int)left;
+		}
+		struct pollfd pf[5] = {
+			{ .fd = sig_fd, .events = POLLIN },
+			{ .fd = ctl_open ? ctl_fd : -1, .events = POLLIN },
+			{ .fd = (in_fd >= 0 && in.len == 0) ? in_fd : -1, .events = POLLIN },
+			{ .fd = pty, .events = (short)((out.len == 0 ? POLLIN : 0) | (in.len ? POLLOUT : 0)) },
+			{ .fd = out.len ? out_fd : -1, .events = POLLOUT },
+		};
+		if (pty >= 0 && pf[3].events == 0)
+			pf[3].fd = -1;
+		int r = poll(pf, 5, timeout);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			fail("poll: %s", strerror(errno));
+		}
+		if (pf[0].revents & POLLIN)
+			handle_signals();
+		if (pf[1].revents & (POLLIN | POLLHUP | POLLERR))
+			handle_control();
+		if (pf[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+			/* A terminal has no EOF: the end of input only stops the relay. */
+			if (buf_fill(&in, in_fd) < 0)
+				in_fd = -1;
+		}
+		if (pf[3].revents & POLLOUT) {
+			if (buf_flush(&in, pty) < 0)
+				in.len = in.off = 0;
+		}
+		if (pf[3].revents & (POLLIN | POLLHUP | POLLERR)) {
+			/* EIO: every slave fd is closed, all output was read. */
+			if (buf_fill(&out, pty) < 0) {
+				close(pty);
+				pty = -1;
+			}
+		}
+		if (out.len && out_fd >= 0 && (pf[4].revents & (POLLOUT | POLLERR | POLLHUP) || pf[3].revents)) {
+			if (buf_flush(&out, out_fd) < 0) {
+				out_fd = -1; /* the reader is gone: keep waiting for the process, drop output */
+				out.len = out.off = 0;
+			}
+		}
+		if (pty < 0 && out.len == 0 && proc_done)
+			break;
+	}
+	if (out.len && out_fd >= 0) {
+		fcntl(out_fd, F_SETFL, fcntl(out_fd, F_GETFL) & ~O_NONBLOCK);
+		buf_flush(&out, out_fd);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	parse_args(argc, argv);
+	close_inherited_fds();
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t mask, orig;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, &orig);
+	sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sig_fd < 0)
+		fail("signalfd: %s", strerror(errno));
+	/* berthd dying must not leave the process behind (the control fd's EOF covers it too). */
+	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+	if (getppid() == 1)
+		_exit(EXIT_FAIL);
+	if (ctl_fd >= 0)
+		fcntl(ctl_fd, F_SETFL, fcntl(ctl_fd, F_GETFL) & ~O_NONBLOCK);
+	if (tty)
+		console_fd = listen_console();
+
+	start_runtime(&orig);
+	wait_runtime();
+	supervise();
+
+	reap();
+	int code = exit_code(proc_status);
+	status_line("EXIT %d", code);
+	return code;
+}

@@ -1,0 +1,94 @@
+// Turns a layer blob stream into its uncompressed tar stream, chosen by the
+// layer's media type. gzip uses node:zlib; zstd (Node 20 has no zstd) pipes
+// through the `zstd` CLI from Debian's zstd package when it is installed.
+import { spawn } from 'node:child_process';
+import { PassThrough, Readable, pipeline } from 'node:stream';
+import * as zlib from 'node:zlib';
+import { invalidArgument, internal } from '../errors';
+import { findExecutable } from './exec';
+
+export type Compression = 'none' | 'gzip' | 'zstd';
+
+const MEDIA_TYPES: Record<string, Compression> = {
+  'application/vnd.oci.image.layer.v1.tar': 'none',
+  'application/vnd.oci.image.layer.v1.tar+gzip': 'gzip',
+  'application/vnd.oci.image.layer.v1.tar+zstd': 'zstd',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar': 'none',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip': 'gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd': 'zstd',
+  'application/vnd.docker.image.rootfs.diff.tar': 'none',
+  'application/vnd.docker.image.rootfs.diff.tar.gzip': 'gzip',
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip': 'gzip',
+  'application/vnd.docker.image.rootfs.diff.tar.zstd': 'zstd',
+};
+
+export function compressionOf(mediaType: string): Compression {
+  const c = MEDIA_TYPES[mediaType];
+  if (c === undefined) throw invalidArgument(`unsupported layer media type ${JSON.stringify(mediaType)}`);
+  return c;
+}
+
+export function toReadable(stream: NodeJS.ReadableStream): Readable {
+  return stream instanceof Readable ? stream : new Readable().wrap(stream);
+}
+
+/**
+ * The uncompressed stream. Errors of the input or the decompressor surface as
+ * errors of the returned stream (so a consumer's `for await` throws).
+ */
+export function decompress(mediaType: string, input: Readable): Readable {
+  const compression = compressionOf(mediaType);
+  if (compression === 'none') return input;
+  if (compression === 'gzip') {
+    // Bigger chunks than the 16 KiB default (fewer hops per MiB), and up to 1 MiB inflated
+    // ahead so decompression overlaps with our file writes; memory stays bounded.
+    // (Node's zlib passes stream options through; @types/node doesn't list them.)
+    const options: zlib.ZlibOptions & { readableHighWaterMark: number } = {
+      chunkSize: 128 * 1024,
+      readableHighWaterMark: 1024 * 1024,
+    };
+    const gunzip = zlib.createGunzip(options);
+    pipeline(input, gunzip, () => {
+      // errors are delivered to the gunzip stream's consumer by pipeline's destroy
+    });
+    return gunzip;
+  }
+  const zstd = findExecutable('zstd');
+  if (zstd === undefined) {
+    throw invalidArgument(
+      `layer media type ${mediaType} needs zstd, which this node cannot decompress (install Debian's zstd package)`,
+    );
+  }
+  // --long=31 lets us decode frames written with long-distance matching (window up to 2 GiB).
+  const child = spawn(zstd, ['-d', '-c', '-q', '--long=31'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // The output ends only once zstd has exited successfully: a failure must not look like a short stream.
+  const out = new PassThrough({ highWaterMark: 128 * 1024 });
+  child.stdout.pipe(out, { end: false });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => {
+    if (stderr.length < 4096) stderr += d;
+  });
+  const fail = (err: Error): void => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    out.destroy(err);
+  };
+  child.stdin.on('error', () => {
+    // EPIPE when zstd exits early; the close handler reports why.
+  });
+  input.on('error', (err) => fail(invalidArgument(`reading layer: ${err.message}`, err)));
+  input.pipe(child.stdin);
+  child.on('error', (err) => fail(internal(`running zstd: ${err.message}`, err)));
+  child.on('close', (code, signal) => {
+    if (out.destroyed) return;
+    if (code === 0) out.end();
+    else fail(invalidArgument(`zstd decompression failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
+  });
+  // If our consumer gives up, stop zstd and the input.
+  out.on('close', () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    input.unpipe(child.stdin);
+    if (!input.readableEnded) input.destroy();
+  });
+  return out;
+}

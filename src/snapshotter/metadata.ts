@@ -1,0 +1,107 @@
+// The snapshotter's durable index: snapshot key → short numeric id, kind and
+// parent. One small JSON file, replaced atomically (write temp, fsync, rename,
+// fsync dir), so after a crash it is either the old or the new version.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { errnoCode, errorMessage, internal } from '../errors';
+
+export type SnapshotKind = 'committed' | 'active';
+
+export interface SnapshotRecord {
+  id: number;
+  kind: SnapshotKind;
+  /** Key of the committed parent snapshot (a chain ID). */
+  parent?: string;
+  /** ISO time of creation. */
+  created: string;
+}
+
+interface MetadataFile {
+  version: 1;
+  nextId: number;
+  snapshots: Record<string, SnapshotRecord>;
+}
+
+export class MetadataStore {
+  private data: MetadataFile = { version: 1, nextId: 1, snapshots: {} };
+
+  constructor(private readonly file: string) {}
+
+  async load(): Promise<void> {
+    let text: string;
+    try {
+      text = await fsp.readFile(this.file, 'utf8');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw internal(`reading snapshot metadata ${this.file}: ${errorMessage(err)}`, err);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw internal(`snapshot metadata ${this.file} is not valid JSON: ${errorMessage(err)}`, err);
+    }
+    if (!isMetadataFile(parsed)) throw internal(`snapshot metadata ${this.file} has an unexpected shape`);
+    this.data = parsed;
+  }
+
+  get(key: string): SnapshotRecord | undefined {
+    return Object.prototype.hasOwnProperty.call(this.data.snapshots, key) ? this.data.snapshots[key] : undefined;
+  }
+
+  entries(): Array<[string, SnapshotRecord]> {
+    return Object.entries(this.data.snapshots);
+  }
+
+  children(key: string): string[] {
+    return this.entries()
+      .filter(([, r]) => r.parent === key)
+      .map(([k]) => k);
+  }
+
+  allocateId(): number {
+    return this.data.nextId++;
+  }
+
+  set(key: string, record: SnapshotRecord): void {
+    this.data.snapshots[key] = record;
+  }
+
+  delete(key: string): void {
+    delete this.data.snapshots[key];
+  }
+
+  async save(): Promise<void> {
+    const tmp = `${this.file}.tmp`;
+    const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(this.data, null, 1));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, this.file);
+    const dir = await fsp.open(path.dirname(this.file), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}
+
+function isMetadataFile(v: unknown): v is MetadataFile {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  if (o.version !== 1 || typeof o.nextId !== 'number' || typeof o.snapshots !== 'object' || o.snapshots === null) {
+    return false;
+  }
+  for (const r of Object.values(o.snapshots as Record<string, unknown>)) {
+    if (typeof r !== 'object' || r === null) return false;
+    const rec = r as Record<string, unknown>;
+    if (typeof rec.id !== 'number' || (rec.kind !== 'committed' && rec.kind !== 'active')) return false;
+    if (rec.parent !== undefined && typeof rec.parent !== 'string') return false;
+  }
+  return true;
+}

@@ -1,0 +1,69 @@
+// Mounting with util-linux's mount/umount (Node has no mount API) and reading
+// /proc/self/mountinfo.
+import * as fsp from 'node:fs/promises';
+import { internal } from '../errors';
+import { CommandError, findExecutable, run } from './exec';
+
+/** The kernel copies mount data into one page; longer option strings fail. */
+export const MAX_MOUNT_OPTIONS = 4095;
+
+function binary(name: 'mount' | 'umount'): string {
+  const bin = findExecutable(name);
+  if (bin === undefined) throw internal(`${name} binary not found (util-linux mount package)`);
+  return bin;
+}
+
+/** Decodes the octal escapes (\040 etc.) mountinfo uses for spaces, tabs, newlines and backslashes. */
+function unescapeMountPath(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+export interface MountInfo {
+  mountPoint: string;
+  fsType: string;
+  source: string;
+  superOptions: string;
+}
+
+export async function readMountInfo(): Promise<MountInfo[]> {
+  const text = await fsp.readFile('/proc/self/mountinfo', 'utf8');
+  const out: MountInfo[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const [left, right] = line.split(' - ');
+    if (left === undefined || right === undefined) continue;
+    const l = left.split(' ');
+    const r = right.split(' ');
+    out.push({
+      mountPoint: unescapeMountPath(l[4] ?? ''),
+      fsType: r[0] ?? '',
+      source: unescapeMountPath(r[1] ?? ''),
+      superOptions: r[2] ?? '',
+    });
+  }
+  return out;
+}
+
+export async function isMountPoint(target: string): Promise<boolean> {
+  return (await readMountInfo()).some((m) => m.mountPoint === target);
+}
+
+/** `mount -t overlay overlay -o <options> <target>`, run in `cwd` so lowerdir paths can be relative. */
+export async function mountOverlay(options: string, target: string, cwd: string): Promise<void> {
+  if (options.length > MAX_MOUNT_OPTIONS) {
+    throw internal(`overlay mount options are ${options.length} bytes, over the kernel's ${MAX_MOUNT_OPTIONS}`);
+  }
+  try {
+    await run(binary('mount'), ['-t', 'overlay', 'overlay', '-o', options, '--', target], { cwd });
+  } catch (err) {
+    throw internal(`mounting overlay on ${target}: ${err instanceof CommandError ? err.message : String(err)}`, err);
+  }
+}
+
+export async function umount(target: string): Promise<void> {
+  try {
+    await run(binary('umount'), ['--', target]);
+  } catch (err) {
+    throw internal(`unmounting ${target}: ${err instanceof CommandError ? err.message : String(err)}`, err);
+  }
+}

@@ -1,0 +1,414 @@
+// The overlayfs snapshotter. Layers are committed snapshots keyed by chain ID
+// and shared by every image that has them; a container gets an active snapshot
+// (upper + work dir) on top, mounted as overlayfs.
+//
+// On disk, under root:
+//   metadata.json        key → {id, kind, parent}, replaced atomically
+//   snapshots/<id>/fs    a layer's contents (committed) or the upper dir (active)
+//   snapshots/<id>/work  overlay work dir (active only)
+//   tmp/                 extractions and removals in progress; wiped by init()
+// Short numeric ids keep lowerdir strings short; mounts run with cwd set to
+// snapshots/ and relative "<id>/fs" paths, so even hundreds of layers fit in the
+// kernel's one-page limit for mount options (as containerd does).
+import { diskUsage } from '../util/disk_usage';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import {
+  BerthError,
+  alreadyExists,
+  errnoCode,
+  errorMessage,
+  failedPrecondition,
+  internal,
+  invalidArgument,
+  notFound,
+} from '../errors';
+import type { Logger } from '../log/logger';
+import { decompress, toReadable } from './decompress';
+import { MetadataStore, type SnapshotKind, type SnapshotRecord } from './metadata';
+import { MAX_MOUNT_OPTIONS, isMountPoint, mountOverlay, readMountInfo, umount } from './mount';
+import { LayerUnpacker } from './unpacker';
+import { setfattrPath } from './xattr';
+
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+const USAGE_CACHE_MS = 5000;
+
+export interface ApplyLayerOptions {
+  chainId: string;
+  parentChainId?: string;
+  diffId: string;
+  mediaType: string;
+  stream: NodeJS.ReadableStream;
+}
+
+export interface SnapshotInfo {
+  key: string;
+  kind: SnapshotKind;
+  parent?: string;
+}
+
+export interface SnapshotUsage {
+  bytes: bigint;
+  inodes: bigint;
+  mountpoint: string;
+}
+
+export class Snapshotter {
+  private readonly snapshotsDir: string;
+  private readonly tmpDir: string;
+  private readonly emptyDir: string;
+  private readonly meta: MetadataStore;
+  private readonly inflight = new Map<string, Promise<void>>();
+  /** Serialises metadata changes (and the renames that go with them). */
+  private lock: Promise<void> = Promise.resolve();
+  private initialized = false;
+  private usageCache?: { at: number; value: Promise<SnapshotUsage> };
+
+  constructor(
+    readonly root: string,
+    private readonly logger: Logger,
+  ) {
+    this.snapshotsDir = path.join(root, 'snapshots');
+    this.tmpDir = path.join(root, 'tmp');
+    this.emptyDir = path.join(root, 'empty');
+    this.meta = new MetadataStore(path.join(root, 'metadata.json'));
+  }
+
+  async init(): Promise<void> {
+    // Paths go into overlay mount options, where ',' and ':' separate values.
+    if (!path.isAbsolute(this.root) || /[,:\s\\]/.test(this.root)) {
+      throw failedPrecondition(`snapshot root ${JSON.stringify(this.root)} must be absolute, without , : \\ or spaces`);
+    }
+    await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+    await fsp.mkdir(this.emptyDir, { recursive: true, mode: 0o755 });
+    await fsp.mkdir(this.snapshotsDir, { recursive: true, mode: 0o700 });
+    await fsp.mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
+    await fsp.chmod(this.tmpDir, 0o700);
+    await fsp.rm(path.join(this.root, 'metadata.json.tmp'), { force: true });
+    await this.meta.load();
+
+    // Half-done extractions/removals from a crash.
+    for (const name of await fsp.readdir(this.tmpDir)) {
+      this.logger.info('removing leftover snapshot work from an earlier run', { path: path.join(this.tmpDir, name) });
+      await fsp.rm(path.join(this.tmpDir, name), { recursive: true, force: true });
+    }
+    // Snapshot dirs renamed into place whose metadata was never written (crash between the two).
+    const known = new Set(this.meta.entries().map(([, r]) => String(r.id)));
+    for (const name of await fsp.readdir(this.snapshotsDir)) {
+      if (!known.has(name)) {
+        this.logger.info('removing orphaned snapshot directory', { path: path.join(this.snapshotsDir, name) });
+        await fsp.rm(path.join(this.snapshotsDir, name), { recursive: true, force: true });
+      }
+    }
+    // Records whose directory has gone (removed by hand) can't be mounted; forget them.
+    let dropped = false;
+    for (const [key, rec] of this.meta.entries()) {
+      if (!fs.existsSync(this.fsDir(rec))) {
+        this.logger.warn('snapshot directory missing; forgetting the snapshot', { key, id: rec.id });
+        this.meta.delete(key);
+        dropped = true;
+      }
+    }
+    // Children of forgotten parents are unusable too.
+    for (let changed = dropped; changed; ) {
+      changed = false;
+      for (const [key, rec] of this.meta.entries()) {
+        if (rec.parent !== undefined && this.meta.get(rec.parent) === undefined) {
+          this.logger.warn('snapshot parent missing; forgetting the snapshot', { key, parent: rec.parent });
+          this.meta.delete(key);
+          await fsp.rm(this.snapshotDir(rec), { recursive: true, force: true });
+          changed = dropped = true;
+        }
+      }
+    }
+    if (dropped) await this.meta.save();
+    if (setfattrPath() === undefined) {
+      this.logger.warn('setfattr not found (Debian package attr): layers with opaque directories will fail to unpack');
+    }
+    this.initialized = true;
+  }
+
+  hasCommitted(chainId: string): boolean {
+    return this.meta.get(chainId)?.kind === 'committed';
+  }
+
+  applyLayer(opts: ApplyLayerOptions): Promise<void> {
+    this.assertInit();
+    if (!DIGEST_RE.test(opts.chainId)) {
+      discard(opts.stream);
+      return Promise.reject(invalidArgument(`chain ID ${JSON.stringify(opts.chainId)} is not a sha256 digest`));
+    }
+    if (!DIGEST_RE.test(opts.diffId)) {
+      discard(opts.stream);
+      return Promise.reject(invalidArgument(`diff ID ${JSON.stringify(opts.diffId)} is not a sha256 digest`));
+    }
+    if (this.hasCommitted(opts.chainId)) {
+      discard(opts.stream);
+      return Promise.resolve();
+    }
+    const running = this.inflight.get(opts.chainId);
+    if (running) {
+      // Someone is already unpacking this layer; its result is ours.
+      discard(opts.stream);
+      return running;
+    }
+    const p = this.unpackAndCommit(opts).finally(() => this.inflight.delete(opts.chainId));
+    this.inflight.set(opts.chainId, p);
+    return p;
+  }
+
+  private async unpackAndCommit(opts: ApplyLayerOptions): Promise<void> {
+    const input = toReadable(opts.stream);
+    let tar: Readable | undefined;
+    let work: string | undefined;
+    try {
+      if (opts.parentChainId !== undefined && !this.hasCommitted(opts.parentChainId)) {
+        throw failedPrecondition(`parent layer ${opts.parentChainId} of ${opts.chainId} is not unpacked`);
+      }
+      tar = decompress(opts.mediaType, input);
+      work = await fsp.mkdtemp(path.join(this.tmpDir, 'extract-'));
+      const layerRoot = path.join(work, 'fs');
+      await fsp.mkdir(layerRoot, { mode: 0o755 });
+      const started = process.hrtime.bigint();
+      const result = await new LayerUnpacker(layerRoot, this.logger).unpack(tar);
+      const actual = `sha256:${result.sha256}`;
+      if (actual !== opts.diffId) {
+        throw invalidArgument(`layer content digest ${actual} does not match its diff ID ${opts.diffId}`);
+      }
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      await this.withLock(async () => {
+        if (opts.parentChainId !== undefined && !this.hasCommitted(opts.parentChainId)) {
+          throw failedPrecondition(`parent layer ${opts.parentChainId} was removed while ${opts.chainId} was unpacked`);
+        }
+        if (this.meta.get(opts.chainId) !== undefined) {
+          throw alreadyExists(`an active snapshot is already named ${opts.chainId}`);
+        }
+        const id = this.meta.allocateId();
+        const record: SnapshotRecord = {
+          id,
+          kind: 'committed',
+          parent: opts.parentChainId,
+          created: new Date().toISOString(),
+        };
+        await fsp.rename(work as string, this.snapshotDir(record));
+        work = undefined;
+        this.meta.set(opts.chainId, record);
+        await this.saveOrRollBack(opts.chainId, record);
+      });
+      this.logger.debug('layer committed', {
+        chainId: opts.chainId,
+        entries: result.entries,
+        bytes: result.bytes,
+        ms: Math.round(ms),
+      });
+    } catch (err) {
+      // Stop the producer (and a zstd child) of a layer we gave up on.
+      if (tar !== undefined && !tar.destroyed) tar.destroy();
+      if (!input.destroyed) input.destroy();
+      if (work !== undefined) await fsp.rm(work, { recursive: true, force: true });
+      if (err instanceof BerthError) throw err;
+      throw internal(`unpacking layer ${opts.chainId}: ${errorMessage(err)}`, err);
+    }
+  }
+
+  async prepare(key: string, parentChainId: string): Promise<void> {
+    this.assertInit();
+    if (key === '' || key.includes('\0')) throw invalidArgument('snapshot key must be a non-empty string');
+    await this.withLock(async () => {
+      if (this.meta.get(key) !== undefined) throw alreadyExists(`snapshot ${key} already exists`);
+      if (!this.hasCommitted(parentChainId)) throw notFound(`parent snapshot ${parentChainId} not found`);
+      const work = await fsp.mkdtemp(path.join(this.tmpDir, 'prepare-'));
+      try {
+        await fsp.mkdir(path.join(work, 'fs'), { mode: 0o755 });
+        await fsp.chmod(path.join(work, 'fs'), 0o755);
+        await fsp.mkdir(path.join(work, 'work'), { mode: 0o700 });
+        const record: SnapshotRecord = {
+          id: this.meta.allocateId(),
+          kind: 'active',
+          parent: parentChainId,
+          created: new Date().toISOString(),
+        };
+        await fsp.rename(work, this.snapshotDir(record));
+        this.meta.set(key, record);
+        await this.saveOrRollBack(key, record);
+      } catch (err) {
+        await fsp.rm(work, { recursive: true, force: true });
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * The overlay options for a snapshot, run with cwd = the snapshots dir. The
+   * topmost dir is absolute (upperdir/workdir of an active snapshot, the first
+   * lowerdir of a read-only view), so mountinfo tells which snapshot a mount
+   * uses; the parent layers are relative "<id>/fs" to keep the string short.
+   */
+  mountOptions(key: string, readonly = false): string {
+    const rec = this.meta.get(key);
+    if (rec === undefined) throw notFound(`snapshot ${key} not found`);
+    const lowers: string[] = [];
+    if (rec.kind === 'committed') lowers.push(this.fsDir(rec));
+    for (let parent = rec.parent; parent !== undefined; ) {
+      const p = this.meta.get(parent);
+      if (p === undefined) throw internal(`snapshot ${key}: ancestor ${parent} is missing`);
+      lowers.push(`${p.id}/fs`);
+      parent = p.parent;
+    }
+    if (rec.kind === 'committed') {
+      // Without an upper dir overlayfs wants two lower dirs; an empty one keeps a lone layer an overlay too.
+      if (lowers.length === 1) lowers.push(path.relative(this.snapshotsDir, this.emptyDir));
+      return `ro,lowerdir=${lowers.join(':')}`;
+    }
+    const opts = [`lowerdir=${lowers.join(':')}`, `upperdir=${this.fsDir(rec)}`, `workdir=${this.workDir(rec)}`];
+    if (readonly) opts.unshift('ro');
+    return opts.join(',');
+  }
+
+  async mount(key: string, target: string, readonly = false): Promise<void> {
+    this.assertInit();
+    // Absolute: the overlay mount runs with cwd = snapshots dir.
+    target = path.resolve(target);
+    const options = this.mountOptions(key, readonly);
+    if (options.length > MAX_MOUNT_OPTIONS) {
+      throw failedPrecondition(`snapshot ${key} has too many layers to mount (${options.length}-byte options)`);
+    }
+    await mountOverlay(options, target, this.snapshotsDir);
+  }
+
+  async unmount(target: string): Promise<void> {
+    let resolved = target;
+    try {
+      resolved = await fsp.realpath(target);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw err;
+    }
+    // Unmount every layer stacked on the target (a repeated mount would leave several).
+    while (await isMountPoint(resolved)) await umount(resolved);
+  }
+
+  async remove(key: string): Promise<void> {
+    this.assertInit();
+    await this.withLock(async () => {
+      const rec = this.meta.get(key);
+      if (rec === undefined) throw notFound(`snapshot ${key} not found`);
+      const children = this.meta.children(key);
+      if (children.length > 0) {
+        throw failedPrecondition(`snapshot ${key} still has ${children.length} child snapshot(s), e.g. ${children[0]}`);
+      }
+      if (await this.isMounted(rec)) throw failedPrecondition(`snapshot ${key} is mounted; unmount it first`);
+      // Move it out of the way first: a crash after this leaves only tmp/ garbage, which init() removes.
+      const trash = await fsp.mkdtemp(path.join(this.tmpDir, 'remove-'));
+      await fsp.rename(this.snapshotDir(rec), path.join(trash, 'dir'));
+      this.meta.delete(key);
+      await this.meta.save();
+      await fsp.rm(trash, { recursive: true, force: true });
+      this.usageCache = undefined;
+    });
+  }
+
+  async list(): Promise<SnapshotInfo[]> {
+    this.assertInit();
+    return this.meta.entries().map(([key, r]) => ({ key, kind: r.kind, parent: r.parent }));
+  }
+
+  /**
+   * Walking every file is costly on a big store and kubelet asks often, so a
+   * result is reused for a few seconds (and concurrent callers share one walk);
+   * adding or removing a snapshot invalidates it.
+   */
+  usage(): Promise<SnapshotUsage> {
+    this.assertInit();
+    const now = Date.now();
+    if (this.usageCache && now - this.usageCache.at < USAGE_CACHE_MS) return this.usageCache.value;
+    const value = this.computeUsage();
+    const entry = { at: now, value };
+    this.usageCache = entry;
+    value.catch(() => {
+      if (this.usageCache === entry) this.usageCache = undefined;
+    });
+    return value;
+  }
+
+  private async computeUsage(): Promise<SnapshotUsage> {
+    return { ...(await diskUsage(this.root)), mountpoint: await this.mountPointOfRoot() };
+  }
+
+  /** The directory holding a snapshot's contents (layer or upper dir). */
+  path(key: string): string {
+    const rec = this.meta.get(key);
+    if (rec === undefined) throw notFound(`snapshot ${key} not found`);
+    return this.fsDir(rec);
+  }
+
+  private async mountPointOfRoot(): Promise<string> {
+    const real = await fsp.realpath(this.root);
+    let best = '/';
+    for (const m of await readMountInfo()) {
+      const mp = m.mountPoint;
+      if ((real === mp || real.startsWith(mp.endsWith('/') ? mp : `${mp}/`)) && mp.length > best.length) best = mp;
+    }
+    return best;
+  }
+
+  private async isMounted(rec: SnapshotRecord): Promise<boolean> {
+    const key = rec.kind === 'active' ? 'upperdir' : 'lowerdir';
+    const pattern = new RegExp(`(^|,)${key}=${escapeRegExp(this.fsDir(rec))}($|[:,])`);
+    for (const m of await readMountInfo()) {
+      if (m.fsType === 'overlay' && pattern.test(m.superOptions)) return true;
+    }
+    return false;
+  }
+
+  /** Persists a just-added record; if that fails, forgets it and moves its dir out for removal. */
+  private async saveOrRollBack(key: string, rec: SnapshotRecord): Promise<void> {
+    this.usageCache = undefined;
+    try {
+      await this.meta.save();
+    } catch (err) {
+      this.meta.delete(key);
+      const trash = await fsp.mkdtemp(path.join(this.tmpDir, 'remove-'));
+      await fsp.rename(this.snapshotDir(rec), path.join(trash, 'dir')).catch(() => undefined);
+      await fsp.rm(trash, { recursive: true, force: true });
+      throw internal(`saving snapshot metadata: ${errorMessage(err)}`, err);
+    }
+  }
+
+  private snapshotDir(rec: SnapshotRecord): string {
+    return path.join(this.snapshotsDir, String(rec.id));
+  }
+
+  private fsDir(rec: SnapshotRecord): string {
+    return path.join(this.snapshotDir(rec), 'fs');
+  }
+
+  private workDir(rec: SnapshotRecord): string {
+    return path.join(this.snapshotDir(rec), 'work');
+  }
+
+  private assertInit(): void {
+    if (!this.initialized) throw internal('snapshotter used before init()');
+  }
+
+  private withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn);
+    this.lock = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A stream we won't read: stop its producer. */
+function discard(stream: NodeJS.ReadableStream): void {
+  if (stream instanceof Readable) stream.destroy();
+  else stream.resume();
+}

@@ -1,0 +1,308 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import { containerConfig, podConfig, startContainerFixture, waitFor, type ContainerFixture } from './fixture';
+
+function code(err: unknown): number | undefined {
+  return (err as grpc.ServiceError).code;
+}
+
+describe('containers: lifecycle through a real berthd and runc', function () {
+  this.timeout(120000);
+  let fx: ContainerFixture;
+  let podId: string;
+  const sandboxConfig = () => podConfig(fx);
+  let podCfg: ReturnType<typeof podConfig>;
+
+  before(async () => {
+    fx = await startContainerFixture();
+    podCfg = sandboxConfig();
+    podId = (await fx.berthd.cri.runtime.RunPodSandbox({ config: podCfg })).podSandboxId;
+  });
+  after(async () => {
+    await fx?.cleanup();
+  });
+
+  const rt = () => fx.berthd.cri.runtime;
+
+  async function run(name: string, extra: Parameters<typeof containerConfig>[2] = {}, image?: string): Promise<string> {
+    const { containerId } = await rt().CreateContainer({
+      podSandboxId: podId,
+      config: containerConfig(image ?? fx.image, name, extra),
+      sandboxConfig: podCfg,
+    });
+    await rt().StartContainer({ containerId });
+    return containerId;
+  }
+
+  async function exited(id: string) {
+    return waitFor('container exit', async () => {
+      const s = await rt().ContainerStatus({ containerId: id, verbose: false });
+      return s.status?.state === 'CONTAINER_EXITED' ? s.status : undefined;
+    });
+  }
+
+  it('creates, starts, lists, inspects, stops and removes a container', async () => {
+    const { containerId: id } = await rt().CreateContainer({
+      podSandboxId: podId,
+      config: containerConfig(fx.image, 'life', { labels: { app: 'life' }, annotations: { note: 'x' } }),
+      sandboxConfig: podCfg,
+    });
+    let s = await rt().ContainerStatus({ containerId: id, verbose: false });
+    assert.equal(s.status?.state, 'CONTAINER_CREATED');
+    assert.ok(BigInt(s.status?.createdAt ?? '0') > 0n);
+    assert.equal(s.status?.startedAt, '0');
+    await rt().StartContainer({ containerId: id });
+    s = await rt().ContainerStatus({ containerId: id, verbose: true });
+    assert.equal(s.status?.state, 'CONTAINER_RUNNING');
+    assert.ok(BigInt(s.status?.startedAt ?? '0') >= BigInt(s.status?.createdAt ?? '0'));
+    assert.equal(s.status?.labels.app, 'life');
+    assert.equal(s.status?.annotations.note, 'x');
+    assert.equal(s.status?.logPath, path.join(podCfg.logDirectory as string, 'life.log'));
+    assert.match(s.status?.imageRef ?? '', /^127\.0\.0\.1:\d+\/test\/busybox@sha256:[0-9a-f]{64}$/);
+    assert.match(s.status?.imageId ?? '', /^sha256:[0-9a-f]{64}$/);
+    const info = JSON.parse(s.info.info) as { pid: number; runtimeSpec: { process: { args: string[] } } };
+    assert.ok(info.pid > 0);
+    assert.deepEqual(info.runtimeSpec.process.args, ['sleep', '3600']);
+
+    const byLabel = await rt().ListContainers({ filter: { labelSelector: { app: 'life' } } });
+    assert.deepEqual(byLabel.containers.map((c) => c.id), [id]);
+    const byPrefix = await rt().ListContainers({ filter: { id: id.slice(0, 12) } });
+    assert.deepEqual(byPrefix.containers.map((c) => c.id), [id]);
+    const running = await rt().ListContainers({ filter: { state: { state: 'CONTAINER_RUNNING' }, podSandboxId: podId } });
+    assert.ok(running.containers.some((c) => c.id === id));
+    const none = await rt().ListContainers({ filter: { state: { state: 'CONTAINER_EXITED' }, labelSelector: { app: 'life' } } });
+    assert.equal(none.containers.length, 0);
+
+    await assert.rejects(rt().StartContainer({ containerId: id }), (e) => code(e) === 9); // FAILED_PRECONDITION
+    await rt().StopContainer({ containerId: id, timeout: '0' });
+    s = await rt().ContainerStatus({ containerId: id, verbose: false });
+    assert.equal(s.status?.state, 'CONTAINER_EXITED');
+    assert.equal(s.status?.exitCode, 137);
+    await rt().StopContainer({ containerId: id, timeout: '0' }); // idempotent
+    await rt().RemoveContainer({ containerId: id });
+    await rt().RemoveContainer({ containerId: id }); // idempotent
+    await rt().StopContainer({ containerId: id, timeout: '0' }); // a missing container stops fine
+    await assert.rejects(rt().ContainerStatus({ containerId: id, verbose: false }), (e) => code(e) === 5);
+  });
+
+  it('records exit codes with the Completed / Error reasons', async () => {
+    const ok = await run('exit0', { command: ['true'] });
+    const bad = await run('exit3', { command: ['sh', '-c', 'exit 3'] });
+    const s0 = await exited(ok);
+    const s3 = await exited(bad);
+    assert.equal(s0.exitCode, 0);
+    assert.equal(s0.reason, 'Completed');
+    assert.equal(s3.exitCode, 3);
+    assert.equal(s3.reason, 'Error');
+    assert.ok(BigInt(s3.finishedAt) >= BigInt(s3.startedAt));
+  });
+
+  it('refuses bad requests with clear statuses and leaves nothing behind', async () => {
+    await assert.rejects(
+      rt().CreateContainer({ podSandboxId: 'nope', config: containerConfig(fx.image, 'x'), sandboxConfig: podCfg }),
+      (e) => code(e) === 5 && /nope/.test((e as grpc.ServiceError).details),
+    );
+    await assert.rejects(
+      rt().CreateContainer({ podSandboxId: podId, config: containerConfig('127.0.0.1:1/missing:1', 'x'), sandboxConfig: podCfg }),
+      (e) => code(e) === 5 && /pull it first/.test((e as grpc.ServiceError).details),
+    );
+    await assert.rejects(
+      rt().CreateContainer({ podSandboxId: podId, config: { image: { image: fx.image } }, sandboxConfig: podCfg }),
+      (e) => code(e) === 3,
+    );
+    await assert.rejects(
+      rt().CreateContainer({
+        podSandboxId: podId,
+        config: containerConfig(fx.image, 'badmount', { mounts: [{ containerPath: '/x', hostPath: '/does/not/exist/berth' }] }),
+        sandboxConfig: podCfg,
+      }),
+      (e) => code(e) === 3 && /\/does\/not\/exist\/berth/.test((e as grpc.ServiceError).details),
+    );
+    const list = await rt().ListContainers({ filter: { podSandboxId: podId } });
+    assert.ok(!list.containers.some((c) => c.metadata?.name === 'badmount'));
+    const leftovers = fs
+      .readdirSync(path.join(fx.berthd.state, 'containers'))
+      .filter((id) => !list.containers.some((c) => c.id === id));
+    assert.deepEqual(leftovers, []);
+  });
+
+  it('refuses a second container with the same name, also when created concurrently', async () => {
+    const cfg = containerConfig(fx.image, 'twin');
+    const results = await Promise.allSettled([
+      rt().CreateContainer({ podSandboxId: podId, config: cfg, sandboxConfig: podCfg }),
+      rt().CreateContainer({ podSandboxId: podId, config: cfg, sandboxConfig: podCfg }),
+      rt().CreateContainer({ podSandboxId: podId, config: cfg, sandboxConfig: podCfg }),
+    ]);
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    const dup = results.filter((r) => r.status === 'rejected' && code(r.reason) === 6);
+    assert.equal(ok.length, 1);
+    assert.equal(dup.length, 2);
+  });
+
+  it('stops with the image StopSignal, then SIGKILL after the timeout', async () => {
+    // The custom image's StopSignal is SIGUSR1; the container exits 42 on it.
+    const polite = await run(
+      'polite',
+      { command: ['sh', '-c', 'trap "exit 42" USR1; while true; do sleep 0.1; done'] },
+      fx.image2,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await rt().StopContainer({ containerId: polite, timeout: '10' });
+    const s1 = await exited(polite);
+    assert.equal(s1.exitCode, 42);
+
+    const stubborn = await run('stubborn', { command: ['sh', '-c', 'trap "" TERM; while true; do sleep 0.1; done'] });
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    await rt().StopContainer({ containerId: stubborn, timeout: '1' });
+    const s2 = await exited(stubborn);
+    assert.equal(s2.exitCode, 137);
+    assert.ok(Date.now() - t0 >= 900, 'waited for the timeout before SIGKILL');
+  });
+
+  it('writes logs in the CRI format, splits long lines, and reopens the log', async () => {
+    const id = await run('logger', {
+      command: ['sh', '-c', 'echo out; echo err >&2; head -c 20000 /dev/zero | tr "\\0" a; echo; sleep 2; echo after'],
+    });
+    const log = path.join(podCfg.logDirectory as string, 'logger.log');
+    await waitFor('log lines', async () => (fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('a\n') ? true : undefined));
+    const lines = fs.readFileSync(log, 'utf8').trimEnd().split('\n');
+    const re = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) (stdout|stderr) (P|F) (.*)$/;
+    for (const l of lines) assert.match(l, re);
+    assert.ok(lines.some((l) => / stdout F out$/.test(l)));
+    assert.ok(lines.some((l) => / stderr F err$/.test(l)));
+    const long = lines.filter((l) => / stdout [PF] a+$/.test(l));
+    assert.ok(long.length >= 2, 'long line split');
+    assert.match(long[0], / stdout P /);
+    assert.match(long[long.length - 1], / stdout F /);
+    assert.equal(long.map((l) => (re.exec(l) as RegExpExecArray)[4]).join('').length, 20000);
+    fs.renameSync(log, `${log}.1`);
+    await rt().ReopenContainerLog({ containerId: id });
+    await exited(id);
+    assert.match(fs.readFileSync(log, 'utf8'), / stdout F after\n$/);
+  });
+
+  it('ExecSync returns stdout and stderr apart, the exit code, and enforces the timeout', async () => {
+    const id = await run('execer');
+    const r = await rt().ExecSync({ containerId: id, cmd: ['sh', '-c', 'echo out; echo err >&2; exit 7'], timeout: '10' });
+    assert.equal(r.stdout.toString(), 'out\n');
+    assert.equal(r.stderr.toString(), 'err\n');
+    assert.equal(r.exitCode, 7);
+    const t0 = Date.now();
+    await assert.rejects(
+      rt().ExecSync({ containerId: id, cmd: ['sh', '-c', 'sleep 60 & sleep 60'], timeout: '1' }),
+      (e) => code(e) === 4 && /did not finish within|timed out/i.test((e as grpc.ServiceError).details),
+    );
+    assert.ok(Date.now() - t0 < 30000);
+    const missing = await rt().ExecSync({ containerId: id, cmd: ['/bin/nonexistent'], timeout: '10' }).catch((e: unknown) => e);
+    if ('exitCode' in (missing as object)) assert.notEqual((missing as { exitCode: number }).exitCode, 0);
+    else assert.ok(code(missing) !== undefined);
+  });
+
+  it('merges env, user and working dir from the image and the request', async () => {
+    const id = await run('merged', { envs: [{ key: 'FOO', value: 'request' }] }, fx.image2);
+    const r = await rt().ExecSync({ containerId: id, cmd: ['sh', '-c', 'echo $FOO $BAR; id -u; id -G; pwd'], timeout: '10' });
+    const [env, uid, groups, cwd] = r.stdout.toString().trim().split('\n');
+    assert.equal(env, 'request image');
+    assert.equal(uid, '1000');
+    assert.deepEqual(groups.split(' ').sort(), ['1000', '10', '2000'].sort());
+    assert.equal(cwd, '/work');
+    const st = await rt().ContainerStatus({ containerId: id, verbose: false });
+    assert.deepEqual(
+      { ...st.status?.user?.linux, supplementalGroups: [...(st.status?.user?.linux?.supplementalGroups ?? [])].sort() },
+      { uid: '1000', gid: '1000', supplementalGroups: ['10', '1000', '2000'] },
+    );
+    const strict = await run('strict', {
+      linux: { securityContext: { runAsUser: { value: '1000' }, supplementalGroups: ['1234'], supplementalGroupsPolicy: 'Strict' } },
+    });
+    const r3 = await rt().ExecSync({ containerId: strict, cmd: ['id', '-G'], timeout: '10' });
+    assert.equal(r3.stdout.toString(), '1000 1234\n', 'Strict: no groups from the image');
+    const status = await rt().Status({ verbose: false });
+    assert.equal(status.features?.supplementalGroupsPolicy, true);
+    const asUser = await run('asuser', { linux: { securityContext: { runAsUser: { value: '65534' }, runAsGroup: { value: '65534' } } } });
+    const r2 = await rt().ExecSync({ containerId: asUser, cmd: ['sh', '-c', 'id -u; id -g'], timeout: '10' });
+    assert.equal(r2.stdout.toString(), '65534\n65534\n');
+  });
+
+  it('applies readonly rootfs, bind mounts, capabilities, seccomp and no_new_privs', async () => {
+    const hostDir = fs.mkdtempSync(path.join(fx.logDir, 'bind-'));
+    fs.writeFileSync(path.join(hostDir, 'hello'), 'from host');
+    const id = await run('secured', {
+      mounts: [{ containerPath: '/data', hostPath: hostDir, readonly: true }],
+      linux: {
+        securityContext: {
+          readonlyRootfs: true,
+          noNewPrivs: true,
+          seccomp: { profileType: 'RuntimeDefault' },
+          capabilities: { dropCapabilities: ['NET_RAW'] },
+        },
+      },
+    });
+    const r = await rt().ExecSync({
+      containerId: id,
+      cmd: ['sh', '-c', 'cat /data/hello; echo; touch /x 2>/dev/null && echo rw || echo ro; touch /data/y 2>/dev/null && echo rw || echo ro; grep -E "^(CapEff|Seccomp|NoNewPrivs):" /proc/self/status'],
+      timeout: '10',
+    });
+    const out = r.stdout.toString();
+    assert.match(out, /^from host\nro\nro\n/);
+    assert.match(out, /NoNewPrivs:\s+1/);
+    assert.match(out, /Seccomp:\s+2/);
+    const capEff = BigInt('0x' + (/CapEff:\s+([0-9a-f]+)/.exec(out) as RegExpExecArray)[1]);
+    const CAP_NET_RAW = 13n;
+    const CAP_SYS_ADMIN = 21n;
+    const CAP_CHOWN = 0n;
+    assert.equal((capEff >> CAP_NET_RAW) & 1n, 0n, 'NET_RAW dropped');
+    assert.equal((capEff >> CAP_SYS_ADMIN) & 1n, 0n, 'SYS_ADMIN not in the default set');
+    assert.equal((capEff >> CAP_CHOWN) & 1n, 1n, 'CHOWN in the default set');
+  });
+
+  it('puts the memory limit in the container cgroup, and UpdateContainerResources changes it', async () => {
+    const limit = 64 * 1024 * 1024;
+    const id = await run('limited', { linux: { resources: { memoryLimitInBytes: String(limit) } } });
+    const read = async () =>
+      (
+        await rt().ExecSync({
+          containerId: id,
+          cmd: ['sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max'],
+          timeout: '10',
+        })
+      ).stdout
+        .toString()
+        .trim();
+    assert.equal(await read(), String(limit));
+    await rt().UpdateContainerResources({ containerId: id, linux: { memoryLimitInBytes: String(2 * limit) } });
+    assert.equal(await read(), String(2 * limit));
+    const s = await rt().ContainerStatus({ containerId: id, verbose: false });
+    assert.equal(s.status?.resources?.linux?.memoryLimitInBytes, String(2 * limit));
+  });
+
+  it('shares the host network namespace for a host-network pod', async () => {
+    const id = await run('hostnet');
+    const r = await rt().ExecSync({ containerId: id, cmd: ['readlink', '/proc/self/ns/net'], timeout: '10' });
+    assert.equal(r.stdout.toString().trim(), fs.readlinkSync('/proc/self/ns/net'));
+  });
+
+  it('reports container and pod stats: cgroup CPU and memory, writable layer usage', async () => {
+    const id = await run('stats', { command: ['sh', '-c', 'dd if=/dev/zero of=/big bs=1024 count=512 2>/dev/null; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; sleep 3600'] });
+    const s = await waitFor('cpu used and file written', async () => {
+      const r = await rt().ContainerStats({ containerId: id });
+      const used = BigInt(r.stats?.writableLayer?.usedBytes?.value ?? '0');
+      return used >= 512n * 1024n && BigInt(r.stats?.cpu?.usageCoreNanoSeconds?.value ?? '0') > 0n ? r.stats : undefined;
+    });
+    assert.equal(s?.attributes?.id, id);
+    assert.ok(BigInt(s?.memory?.workingSetBytes?.value ?? '0') > 0n);
+    assert.ok(BigInt(s?.writableLayer?.inodesUsed?.value ?? '0') >= 1n);
+    assert.ok(s?.writableLayer?.fsId?.mountpoint);
+    const again = await rt().ContainerStats({ containerId: id });
+    assert.ok(again.stats?.cpu?.usageNanoCores, 'a second sample gives a CPU rate');
+    const list = await rt().ListContainerStats({ filter: { podSandboxId: podId } });
+    assert.ok(list.stats.some((x) => x.attributes?.id === id));
+    const pod = await rt().PodSandboxStats({ podSandboxId: podId });
+    assert.ok(BigInt(pod.stats?.linux?.memory?.workingSetBytes?.value ?? '0') > 0n);
+    assert.ok(pod.stats?.linux?.containers.some((x) => x.attributes?.id === id));
+    const pods = await rt().ListPodSandboxStats({});
+    assert.ok(pods.stats.some((x) => x.attributes?.id === podId));
+  });
+});

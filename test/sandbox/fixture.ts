@@ -1,0 +1,136 @@
+// Shared set-up for the sandbox tests: builds berth-pinns, gives each suite a
+// temporary root/state and a unique cgroup parent, and checks that nothing
+// is left behind.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { defaultConfig, type BerthConfig } from '../../src/config/config';
+import { silentLogger } from '../../src/log/logger';
+import { RuntimeHandlerRegistry } from '../../src/runtime/handlers';
+import { detectCgroupLayout } from '../../src/cgroups/cgroups';
+import { mountsUnder, NamespacePinner } from '../../src/sandbox/namespaces';
+import { SandboxService, type SandboxServiceOptions } from '../../src/sandbox/service';
+import type { PodSandboxConfig__Output } from '../../src/gen/runtime/v1/PodSandboxConfig';
+
+export const REPO = path.resolve(__dirname, '..', '..', '..');
+export const PINNS = path.join(REPO, 'build', 'berth-pinns');
+
+export function buildPinns(): void {
+  execFileSync('make', ['-s', '-C', path.join(REPO, 'src', 'pinns'), `OUT=${path.join(REPO, 'build')}`], { stdio: 'pipe' });
+}
+
+export class SandboxFixture {
+  dir = '';
+  readonly config: BerthConfig = defaultConfig();
+  readonly cgroupParent = `/berth-test-${randomBytes(4).toString('hex')}`;
+  readonly handlers = new RuntimeHandlerRegistry(this.config);
+  readonly services: SandboxService[] = [];
+
+  /** Creates the temporary directory (in a hook, so a suite filtered out by --grep leaves nothing). */
+  async init(): Promise<void> {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-sandbox-'));
+    this.config.root = path.join(this.dir, 'root');
+    this.config.state = path.join(this.dir, 'state');
+    buildPinns();
+    await this.handlers.probe();
+  }
+
+  async service(extra: Partial<SandboxServiceOptions> = {}): Promise<SandboxService> {
+    const svc = new SandboxService({
+      config: this.config,
+      logger: silentLogger(),
+      handlers: this.handlers,
+      pinner: new NamespacePinner(PINNS),
+      defaultCgroupParent: this.cgroupParent,
+      ...extra,
+    });
+    await svc.load();
+    this.services.push(svc);
+    return svc;
+  }
+
+  /** Directories of the test's cgroup parent, one per hierarchy. */
+  cgroupDirs(sub = ''): string[] {
+    return detectCgroupLayout().hierarchies.map((h) => path.join(h.mountpoint, this.cgroupParent, sub));
+  }
+
+  mountsUnderDir(): string[] {
+    return mountsUnder(this.dir).map((m) => m.mountpoint);
+  }
+
+  /** Removes every pod, then anything a failed test left; returns what had to be force-cleaned. */
+  async cleanup(): Promise<string[]> {
+    const leftovers: string[] = [];
+    if (!this.dir) return leftovers;
+    for (const svc of this.services) {
+      for (const rec of svc.store.list()) {
+        try {
+          await svc.remove(rec.id);
+        } catch (err) {
+          leftovers.push(`remove ${rec.id}: ${String(err)}`);
+        }
+      }
+      await svc.close();
+    }
+    for (const m of this.mountsUnderDir().sort().reverse()) {
+      leftovers.push(`mount ${m}`);
+      execFileSync('umount', ['-l', m]);
+    }
+    for (const d of this.cgroupDirs()) {
+      if (!fs.existsSync(d)) continue;
+      for (const sub of fs.readdirSync(d, { withFileTypes: true })) {
+        if (sub.isDirectory()) {
+          leftovers.push(`cgroup ${path.join(d, sub.name)}`);
+          fs.rmdirSync(path.join(d, sub.name));
+        }
+      }
+      fs.rmdirSync(d);
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+    return leftovers;
+  }
+}
+
+let counter = 0;
+
+/** A pod config as the kubelet would send it (pid namespace per container, like the kubelet's default). */
+export function podConfig(overrides: Partial<PodSandboxConfig__Output> = {}, name?: string): PodSandboxConfig__Output {
+  counter += 1;
+  const n = name ?? `pod-${counter}`;
+  return {
+    metadata: { name: n, namespace: 'default', uid: `uid-${n}-${process.pid}`, attempt: 0 },
+    hostname: n,
+    logDirectory: '',
+    dnsConfig: null,
+    portMappings: [],
+    labels: { app: n },
+    annotations: {},
+    linux: {
+      cgroupParent: '',
+      securityContext: {
+        namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', targetId: '', usernsOptions: null },
+        selinuxOptions: null,
+        runAsUser: null,
+        readonlyRootfs: false,
+        supplementalGroups: [],
+        privileged: false,
+        seccompProfilePath: '',
+        runAsGroup: null,
+        seccomp: null,
+        apparmor: null,
+        supplementalGroupsPolicy: 'Merge',
+      },
+      sysctls: {},
+      overhead: null,
+      resources: null,
+    },
+    windows: null,
+    ...overrides,
+  };
+}
+
+export function nsenter(args: string[]): string {
+  return execFileSync('nsenter', args, { encoding: 'utf8' }).trim();
+}

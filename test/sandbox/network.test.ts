@@ -1,0 +1,49 @@
+// A pod sandbox on a real CNI network (bridge + host-local) through the
+// CniManager adapter: the pinned netns gets eth0 with a leased IP, and
+// StopPodSandbox gives the lease and the veth back.
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import { cniPodNetwork } from '../../src/sandbox/cni_adapter';
+import type { SandboxService } from '../../src/sandbox/service';
+import { TestNetwork } from '../network/net_helpers';
+import { nsenter, podConfig, SandboxFixture } from './fixture';
+
+describe('sandbox with a CNI network', function () {
+  this.timeout(60_000);
+  const fx = new SandboxFixture();
+  let net: TestNetwork;
+  let svc: SandboxService;
+
+  before(async () => {
+    await fx.init();
+    net = new TestNetwork();
+    net.writeConflist({ plugins: [net.bridgePlugin()] });
+    svc = await fx.service({ network: cniPodNetwork(net.manager()) });
+  });
+
+  after(async () => {
+    const left = await fx.cleanup();
+    await net?.cleanup();
+    assert.deepEqual(left, []);
+  });
+
+  it('attaches the pinned netns on run and detaches it on stop', async () => {
+    const id = await svc.run(podConfig({ hostname: 'netpod' }, 'netpod'), '');
+    const rec = svc.get(id);
+    const prefix = net.subnet.split('.').slice(0, 3).join('.') + '.';
+    assert.ok(rec.network.ip.startsWith(prefix), `pod IP ${rec.network.ip} not in ${net.subnet}`);
+    const addrs = nsenter([`--net=${rec.nsPaths.net}`, 'ip', '-o', '-4', 'addr', 'show']);
+    assert.match(addrs, new RegExp(`eth0\\s+inet ${rec.network.ip.replace(/\./g, '\\.')}/`));
+    assert.match(addrs, /lo\s+inet 127\.0\.0\.1/);
+    assert.match(fs.readFileSync(rec.hostsFile, 'utf8'), new RegExp(`^${rec.network.ip.replace(/\./g, '\\.')}\\tnetpod$`, 'm'));
+    assert.equal(net.leases().length, 1);
+    assert.equal((await net.bridgePorts()).length, 1);
+
+    await svc.stop(id);
+    assert.deepEqual(net.leases(), []);
+    assert.deepEqual(await net.bridgePorts(), []);
+    await svc.stop(id); // teardown is not repeated once done
+    await svc.remove(id);
+    assert.deepEqual(svc.list(null), []);
+  });
+});

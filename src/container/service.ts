@@ -43,6 +43,7 @@ import { ShimClient, type ShimExit } from '../shim/shim_client';
 import { DurableJsonStore } from '../store/durable_json';
 import { detectCgroupLayout, type CgroupLayout } from '../cgroups/cgroups';
 import { diskUsage } from '../util/disk_usage';
+import { crashPoint } from '../util/crashpoint';
 import { UsageSampler, type UsageSample } from './stats';
 import { containerNameKey, type ContainerRecord } from './record';
 
@@ -199,6 +200,7 @@ export class ContainerService {
     };
     try {
       this.store.save(rec);
+      crashPoint('container-create:after-record');
       await this.materialise(rec, image, pod, sandboxConfig ?? pod.config, handler.name);
       rec.phase = 'ready';
       this.store.save(rec);
@@ -228,7 +230,9 @@ export class ContainerService {
     const top = image.chainIds[image.chainIds.length - 1];
     if (!top) throw failedPrecondition(`image ${image.id} has no layers`);
     await this.opts.snapshotter.prepare(rec.snapshotKey, top);
+    crashPoint('container-create:after-snapshot');
     await this.opts.snapshotter.mount(rec.snapshotKey, rec.rootfsDir);
+    crashPoint('container-create:after-mount');
 
     const warnings: string[] = [];
     const spec = buildContainerSpec({
@@ -258,6 +262,7 @@ export class ContainerService {
       additionalGids: spec.process.user.additionalGids ?? [],
     };
     await OciRuntime.writeBundle(rec.bundleDir, spec);
+    crashPoint('container-create:after-bundle');
 
     if (rec.logPath) fs.mkdirSync(path.dirname(rec.logPath), { recursive: true });
     const shim = await ShimClient.spawn({
@@ -274,6 +279,7 @@ export class ContainerService {
     });
     this.shims.set(rec.id, shim);
     rec.pid = shim.containerPid;
+    crashPoint('container-create:after-shim');
   }
 
   private sandboxInfo(pod: SandboxRecord): SandboxRuntimeInfo {
@@ -318,6 +324,7 @@ export class ContainerService {
       const startedAt = nowNs();
       try {
         await runtime.start(rec.id);
+        crashPoint('container-start:after-runtime-start');
       } catch (err) {
         // A container whose start failed is dead: record why, as containerd does.
         rec.state = 'CONTAINER_EXITED';
@@ -469,6 +476,7 @@ export class ContainerService {
       if (rec.state !== 'CONTAINER_EXITED' && rec.phase !== 'creating') await this.stopLocked(rec, 0);
       rec.phase = 'removing';
       this.store.save(rec);
+      crashPoint('container-remove:after-removing-record');
       await this.teardown(rec);
       this.logger.info('container removed', { container: rec.id, pod: rec.podSandboxId });
     });
@@ -493,14 +501,19 @@ export class ContainerService {
     if (handler) {
       const runtime = new OciRuntime(handler);
       await step('runtime delete', () => runtime.delete(rec.id, true).catch(ignoreNotFound));
+      if (rec.phase === 'removing') crashPoint('container-remove:after-runtime-delete');
     }
     // With the container gone the shim records the exit and leaves by itself.
     const shim = this.shims.get(rec.id);
     if (shim) await step('shim exit', () => Promise.race([shim.waitExit().catch(() => null), sleep(5000)]));
     await step('shim', () => killShim(rec.shimDir));
+    const before = problems.length;
     await step('rootfs unmount', () => this.opts.snapshotter.unmount(rec.rootfsDir));
+    const rootfsStillMounted = problems.length > before;
+    if (rec.phase === 'removing') crashPoint('container-remove:after-unmount');
     await step('snapshot', () => this.opts.snapshotter.remove(rec.snapshotKey).catch(ignoreNotFound));
-    await step('state dir', () => fs.promises.rm(rec.stateDir, { recursive: true, force: true }));
+    // Never rm -r through a rootfs that is still mounted (it would descend into the overlay).
+    if (!rootfsStillMounted) await step('state dir', () => fs.promises.rm(rec.stateDir, { recursive: true, force: true }));
     await step('shim dir', () => fs.promises.rm(rec.shimDir, { recursive: true, force: true }));
     this.shims.delete(rec.id);
     if (problems.length) {
@@ -508,7 +521,17 @@ export class ContainerService {
       throw internal(`removing container ${rec.id}: ${problems.join('; ')}`);
     }
     this.store.delete(rec.id);
-    this.names.delete(containerNameKey(rec.podSandboxId, rec.metadata.name, rec.metadata.attempt));
+    // Only our own reservation: a create interrupted by a crash gives its name up at
+    // start (see load()), and a new container may hold it by the time this finishes.
+    const key = containerNameKey(rec.podSandboxId, rec.metadata.name, rec.metadata.attempt);
+    if (this.names.get(key) === rec.id) this.names.delete(key);
+    // The image may have been removed while this container used it: its layers
+    // were kept for the container and can go now.
+    if (!this.opts.images.lookup(rec.imageId)) {
+      this.opts.images.collectGarbage().catch((err: unknown) =>
+        this.logger.warn('layer garbage collection failed', { error: errorMessage(err) }),
+      );
+    }
   }
 
   // ---- pods ---------------------------------------------------------------
@@ -607,7 +630,13 @@ export class ContainerService {
   /** Loads records and reconciles them with the shims after a (re)start of berthd. */
   async load(): Promise<void> {
     for (const rec of this.store.load()) {
-      this.names.set(containerNameKey(rec.podSandboxId, rec.metadata.name, rec.metadata.attempt), rec.id);
+      // A create cut short by the restart never returned its id, so nothing can
+      // refer to it and the kubelet will retry the create: its name is free even
+      // if the rollback below fails (the record then stays hidden and its
+      // teardown is retried by RemovePodSandbox or the next start).
+      if (rec.phase !== 'creating') {
+        this.names.set(containerNameKey(rec.podSandboxId, rec.metadata.name, rec.metadata.attempt), rec.id);
+      }
       if (rec.phase !== 'ready') {
         this.logger.info(`finishing a container ${rec.phase === 'creating' ? 'create' : 'remove'} interrupted by a restart`, {
           container: rec.id,
@@ -633,7 +662,28 @@ export class ContainerService {
         this.recordLost(rec);
       } else if (rec.state === 'CONTAINER_RUNNING') {
         this.watch(rec);
+      } else if (rec.state === 'CONTAINER_CREATED' && (await this.startedUnrecorded(rec))) {
+        // berthd died between `runtime start` and saving RUNNING: the container
+        // runs, so it is recorded as running and followed (else it would show
+        // CREATED forever, refuse a second start and have its exit missed).
+        // The true start time is lost; the reconciliation time is an upper bound.
+        this.logger.info('container was started just before a restart; recording it as running', { container: rec.id });
+        rec.state = 'CONTAINER_RUNNING';
+        rec.startedAt = nowNs();
+        this.store.save(rec);
+        this.watch(rec);
       }
+    }
+  }
+
+  /** True when the runtime says a container recorded as CREATED is past `created` (its start went through). */
+  private async startedUnrecorded(rec: ContainerRecord): Promise<boolean> {
+    try {
+      const state = await new OciRuntime(this.opts.handlers.get(rec.runtimeHandler)).state(rec.id);
+      return state.status !== 'created';
+    } catch (err) {
+      this.logger.debug('runtime state of a created container', { container: rec.id, error: errorMessage(err) });
+      return false;
     }
   }
 

@@ -4,6 +4,8 @@ import type { BerthConfig } from '../config/config';
 import type { StatusRequest__Output } from '../gen/runtime/v1/StatusRequest';
 import type { StatusResponse } from '../gen/runtime/v1/StatusResponse';
 import type { RuntimeCondition } from '../gen/runtime/v1/RuntimeCondition';
+import type { RuntimeHandlerFeatures } from '../gen/runtime/v1/RuntimeHandlerFeatures';
+import { supportsRecursiveReadOnly, type RuntimeHandler } from '../runtime/handlers';
 import type { CriContext } from './context';
 import { networkOf } from './network_of';
 
@@ -34,6 +36,15 @@ function networkCondition(ctx: CriContext): RuntimeCondition {
   return { type: 'NetworkReady', status: true, reason: '', message: '' };
 }
 
+/**
+ * What the kubelet may use of a handler: recursive read-only mounts when its
+ * binary reports "rro" (the container service then honours them); user
+ * namespaces never, berth refuses them for every handler.
+ */
+function handlerFeatures(handler: RuntimeHandler): RuntimeHandlerFeatures {
+  return { recursiveReadOnlyMounts: handler.ok && supportsRecursiveReadOnly(handler), userNamespaces: false };
+}
+
 /** The config with secrets blanked, for verbose Status. */
 export function redactedConfig(config: BerthConfig): BerthConfig {
   const copy = JSON.parse(JSON.stringify(config)) as BerthConfig;
@@ -48,13 +59,12 @@ export function redactedConfig(config: BerthConfig): BerthConfig {
 export async function status(ctx: CriContext, req: StatusRequest__Output): Promise<StatusResponse> {
   const handlers = ctx.handlers.list();
   const def = ctx.handlers.defaultHandler();
-  const features = { recursiveReadOnlyMounts: false, userNamespaces: false };
   const res: StatusResponse = {
     status: { conditions: [runtimeCondition(ctx), networkCondition(ctx)] },
     // The kubelet reads the handler with the empty name as the default one.
     runtimeHandlers: [
-      ...(def ? [{ name: '', features }] : []),
-      ...handlers.map((h) => ({ name: h.name, features })),
+      ...(def ? [{ name: '', features: handlerFeatures(def) }] : []),
+      ...handlers.map((h) => ({ name: h.name, features: handlerFeatures(h) })),
     ],
     features: { supplementalGroupsPolicy: true },
     info: {},

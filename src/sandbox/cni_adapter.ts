@@ -1,5 +1,6 @@
 // Adapts the CNI manager (src/network/cni.ts) to the sandbox service's PodNetwork hook.
 import type { CniManager } from '../network/cni';
+import { bandwidthFromAnnotations } from '../network/bandwidth';
 import type { PodNetwork, PodNetworkRequest } from './service';
 
 export function cniPodNetwork(cni: CniManager): PodNetwork {
@@ -13,6 +14,7 @@ export function cniPodNetwork(cni: CniManager): PodNetwork {
         netnsPath: pod.netnsPath,
         portMappings: pod.portMappings,
         dns: pod.dns,
+        bandwidth: bandwidthFromAnnotations(pod.annotations),
       });
       return { ips: res.ips.map((i) => i.ip) };
     },

@@ -29,6 +29,7 @@ import { hostResolvConf, hostsFor, resolvConfFor, validateHostname, writeFileAto
 import { sandboxNameKey, type NamespaceModeName, type SandboxRecord } from './record';
 import { SandboxStore } from './store';
 import { validateSysctls } from './sysctls';
+import { crashPoint } from '../util/crashpoint';
 
 /** What the CNI side needs to attach or detach a pod. */
 export interface PodNetworkRequest {
@@ -156,8 +157,10 @@ export class SandboxService {
           await this.undoAll(rec);
           this.store.delete(rec.id);
         } catch (err) {
+          // The record stays ('creating', hidden) for the next start to retry. Its
+          // name is not reserved: RunPodSandbox never returned this id, so the
+          // kubelet retries with the same name and attempt and must not be refused.
           this.logger.error('rollback of a half-created pod sandbox failed', { id: rec.id, error: errorMessage(err) });
-          this.names.set(sandboxNameKey(rec.metadata), rec.id);
         }
         continue;
       }
@@ -372,6 +375,7 @@ export class SandboxService {
       rec.networkAttached = podNet && this.network !== undefined;
       try {
         this.store.save(rec);
+        crashPoint('pod-run:after-record');
         step = 'create the pod directories';
         fs.mkdirSync(path.join(stateDir, 'ns'), { recursive: true, mode: 0o700 });
         if (rec.shmPath) fs.mkdirSync(rec.shmPath, { mode: 0o755 });
@@ -379,6 +383,7 @@ export class SandboxService {
 
         step = `create the pod cgroup ${cgroupPath}`;
         cgroup.create();
+        crashPoint('pod-run:after-cgroup');
 
         step = 'pin the pod namespaces';
         await this.ensurePrivatePropagation();
@@ -395,6 +400,7 @@ export class SandboxService {
         });
         rec.nsPaths = pinned.nsPaths;
         rec.pausePid = pinned.pausePid;
+        crashPoint('pod-run:after-pin');
 
         step = 'write the pod files';
         writeFileAtomic(rec.hostnameFile, rec.hostname + '\n');
@@ -410,6 +416,7 @@ export class SandboxService {
           const { ips } = await this.network.setupPodNetwork(this.networkRequest(rec));
           rec.network = { ip: ips[0] ?? '', additionalIps: ips.slice(1) };
           writeFileAtomic(rec.hostsFile, hostsFor(rec.hostname, ips.slice(0, 1)));
+          crashPoint('pod-run:after-network');
         }
         rec.state = 'ready';
         step = 'write the sandbox record';
@@ -556,7 +563,9 @@ export class SandboxService {
     } catch (err) {
       throw stepError(`StopPodSandbox ${rec.id}: cannot stop its containers`, err);
     }
+    crashPoint('pod-stop:after-containers-stopped');
     await this.stopResources(rec);
+    crashPoint('pod-stop:after-resources');
     if (rec.state !== 'notready') {
       rec.state = 'notready';
       this.store.save(rec);
@@ -580,7 +589,9 @@ export class SandboxService {
       } catch (err) {
         throw stepError(`RemovePodSandbox ${rec.id}: cannot remove its containers`, err);
       }
+      crashPoint('pod-remove:after-containers-removed');
       await this.removeResources(rec);
+      crashPoint('pod-remove:after-resources');
       this.store.delete(rec.id);
       this.names.delete(sandboxNameKey(rec.metadata));
       this.logger.info('pod sandbox removed', { id: rec.id, name: sandboxNameKey(rec.metadata) });

@@ -9,6 +9,8 @@
  * when the process and its children close them). SIGTERM/SIGINT/SIGHUP, a
  * KILL command or EOF on the control fd SIGKILL the process: a client that
  * goes away leaves nothing running. See EXEC.md. */
+#include "util.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,25 +57,11 @@ static void status_line(const char *fmt, ...)
 	char buf[4096];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	int n = format_line(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if (n > (int)sizeof(buf) - 2)
-		n = (int)sizeof(buf) - 2;
-	for (int i = 0; i < n; i++)
-		if (buf[i] == '\n' || buf[i] == '\r')
-			buf[i] = ' ';
-	buf[n++] = '\n';
 	/* The control fd stays blocking: a status line is tiny. */
-	for (int off = 0; off < n;) {
-		ssize_t w = write(ctl_fd, buf + off, (size_t)(n - off));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
-		off += (int)w;
-	}
+	if (n > 0)
+		write_all(ctl_fd, buf, (size_t)n);
 }
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -147,98 +135,19 @@ static void parse_args(int argc, char **argv)
 /* Only 0-2 and the control fd are kept; nothing else may leak into the runtime. */
 static void close_inherited_fds(void)
 {
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return;
-	int dfd = dirfd(d), fds[256], n, more = 1;
-	while (more) {
-		struct dirent *e;
-		n = 0;
-		more = 0;
-		rewinddir(d);
-		while ((e = readdir(d))) {
-			int fd = atoi(e->d_name);
-			if (e->d_name[0] == '.' || fd < 3 || fd == dfd || fd == ctl_fd)
-				continue;
-			if (n == (int)(sizeof(fds) / sizeof(fds[0]))) {
-				more = 1;
-				break;
-			}
-			fds[n++] = fd;
-		}
-		for (int i = 0; i < n; i++)
-			close(fds[i]);
-	}
-	closedir(d);
+	close_fds_except(ctl_fd);
 	if (ctl_fd >= 0 && fcntl(ctl_fd, F_SETFD, FD_CLOEXEC) < 0)
 		fail("control fd %d: %s", ctl_fd, strerror(errno));
 }
 
 static int listen_console(void)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(console_path) >= sizeof(sa.sun_path))
+	int fd = listen_unix(console_path, 4);
+	if (fd < 0 && errno == ENAMETOOLONG)
 		fail("console socket path too long: %s", console_path);
-	strcpy(sa.sun_path, console_path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		fail("socket: %s", strerror(errno));
-	unlink(console_path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(console_path, 0600) < 0 || listen(fd, 4) < 0)
 		fail("console socket %s: %s", console_path, strerror(errno));
 	return fd;
-}
-
-static int recv_console_fd(int listen_fd)
-{
-	int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (c < 0)
-		return -1;
-	char name[PATH_MAX];
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	ssize_t n;
-	do
-		n = recvmsg(c, &msg, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	close(c);
-	if (n < 0)
-		return -1;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int))) {
-		errno = EBADMSG;
-		return -1;
-	}
-	int fd;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
-	return fd;
-}
-
-static pid_t read_pid_file(void)
-{
-	char buf[32] = { 0 };
-	int fd = open(pid_file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	long v = strtol(buf, NULL, 10);
-	return v > 0 && v < INT_MAX ? (pid_t)v : -1;
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int exit_code(int status)
-{
-	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 
 /* The parent pid from /proc/<pid>/stat, or -1. */
@@ -246,14 +155,8 @@ static pid_t parent_of(pid_t pid)
 {
 	char p[64], buf[512];
 	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_small_file(p, buf, sizeof(buf)) < 0)
 		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	char *rp = strrchr(buf, ')'); /* comm may contain anything but ends at the last ')' */
 	int ppid;
 	if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1)
@@ -403,18 +306,7 @@ static void handle_control(void)
 static void start_runtime(const sigset_t *orig_mask)
 {
 	const char *argv[MAX_RUNTIME_ARGS + 24];
-	int n = 0;
-	argv[n++] = runtime;
-	for (int i = 0; i < n_runtime_args; i++)
-		argv[n++] = runtime_args[i];
-	argv[n++] = "--root";
-	argv[n++] = root;
-	if (log_path) {
-		argv[n++] = "--log";
-		argv[n++] = log_path;
-		argv[n++] = "--log-format";
-		argv[n++] = "json";
-	}
+	int n = runtime_argv_prefix(argv, runtime, runtime_args, n_runtime_args, root, log_path);
 	argv[n++] = "exec";
 	argv[n++] = "--detach";
 	argv[n++] = "--pid-file";
@@ -467,28 +359,18 @@ static void wait_runtime(void)
 				continue;
 			fail("poll: %s", strerror(errno));
 		}
-		if (pf[2].revents & POLLIN) {
-			pty = recv_console_fd(console_fd);
-			close(console_fd);
-			console_fd = -1;
-			unlink(console_path);
-		}
+		if (pf[2].revents & POLLIN)
+			pty = take_console_fd(&console_fd, console_path);
 		if (pf[1].revents & (POLLIN | POLLHUP | POLLERR))
 			handle_control();
 		if (pf[0].revents & POLLIN)
 			handle_signals();
 	}
-	if (console_fd >= 0) {
-		struct pollfd pf = { .fd = console_fd, .events = POLLIN };
-		if (poll(&pf, 1, 0) == 1)
-			pty = recv_console_fd(console_fd);
-		close(console_fd);
-		console_fd = -1;
-		unlink(console_path);
-	}
+	if (console_fd >= 0)
+		pty = take_pending_console_fd(&console_fd, console_path);
 	if (kill_requested && WIFSIGNALED(rt_status)) {
 		/* We killed the runtime: kill the process too if it got that far. */
-		pid_t started = read_pid_file();
+		pid_t started = read_pid_file(pid_file);
 		if (started > 0)
 			kill(started, SIGKILL);
 		fail("killed before the process was started");
@@ -498,7 +380,7 @@ static void wait_runtime(void)
 			fail("%s exec failed (exit status %d)", runtime, WEXITSTATUS(rt_status));
 		fail("%s exec killed by signal %d", runtime, WTERMSIG(rt_status));
 	}
-	proc_pid = read_pid_file();
+	proc_pid = read_pid_file(pid_file);
 	if (proc_pid <= 0)
 		fail("%s exec succeeded but pid file %s is unreadable", runtime, pid_file);
 	for (int i = 0; i < n_early; i++)
@@ -554,9 +436,9 @@ static void supervise(void)
 	int in_fd = tty ? 0 : -1, out_fd = tty ? 1 : -1;
 	long long drain_deadline = -1;
 	if (tty) {
-		fcntl(pty, F_SETFL, fcntl(pty, F_GETFL) | O_NONBLOCK);
-		fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
-		fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
+		set_nonblock(pty);
+		set_nonblock(0);
+		set_nonblock(1);
 	}
 	for (;;) {
 		if (proc_done) {

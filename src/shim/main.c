@@ -7,6 +7,7 @@
  * status durably in <state-dir>/exit before it exits. */
 #include "crilog.h"
 #include "proto.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -108,13 +109,6 @@ static long long now_ns(void)
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* Diagnostics go to <state-dir>/shim.log: stdio is /dev/null once detached. */
 static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void diag(const char *fmt, ...)
@@ -132,28 +126,6 @@ static void diag(const char *fmt, ...)
 		dprintf(fd, "%s berth-shim[%d]: %s\n", ts, (int)getpid(), msg);
 		close(fd);
 	}
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
 static void close_fd(int *fd)
@@ -230,17 +202,10 @@ static void report_ready(const char *fmt, ...)
 	char msg[4096];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof(msg) - 1, fmt, ap);
+	int n = format_line(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	if ((size_t)n > sizeof(msg) - 2)
-		n = (int)sizeof(msg) - 2;
-	/* One line: newlines inside runtime errors become spaces. */
-	for (int i = 0; i < n; i++)
-		if (msg[i] == '\n' || msg[i] == '\r')
-			msg[i] = ' ';
-	msg[n++] = '\n';
 	if (opt.ready_fd >= 0) {
 		write_all(opt.ready_fd, msg, (size_t)n);
 		close_fd(&opt.ready_fd);
@@ -371,31 +336,7 @@ static void parse_args(int argc, char **argv)
  * every inherited fd but stdio and the ready fd. */
 static void close_inherited_fds(void)
 {
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return;
-	int dfd = dirfd(d);
-	int fds[256], n = 0, more = 1;
-	/* Collect first, then close: closing while iterating confuses readdir. */
-	while (more) {
-		struct dirent *e;
-		n = 0;
-		more = 0;
-		rewinddir(d);
-		while ((e = readdir(d))) {
-			int fd = atoi(e->d_name);
-			if (e->d_name[0] == '.' || fd < 3 || fd == dfd || fd == opt.ready_fd)
-				continue;
-			if (n == (int)(sizeof(fds) / sizeof(fds[0]))) {
-				more = 1;
-				break;
-			}
-			fds[n++] = fd;
-		}
-		for (int i = 0; i < n; i++)
-			close(fds[i]);
-	}
-	closedir(d);
+	close_fds_except(opt.ready_fd);
 	if (opt.ready_fd >= 0)
 		fcntl(opt.ready_fd, F_SETFD, FD_CLOEXEC);
 }
@@ -473,27 +414,6 @@ static int shim_running(void)
 	return r;
 }
 
-static int listen_unix(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
 /* Current oom_kill counter of the container's memory cgroup, or -1. */
 static long long read_oom_kills(void)
 {
@@ -523,48 +443,6 @@ static long long read_oom_kills(void)
 		}
 	}
 	return -1;
-}
-
-static pid_t read_pid_file(const char *path)
-{
-	char buf[32] = { 0 };
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	long v = strtol(buf, NULL, 10);
-	return v > 0 && v < INT_MAX ? (pid_t)v : -1;
-}
-
-/* Receives the pty master that the runtime sends on the console socket. */
-static int recv_console_fd(int listen_fd)
-{
-	int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (c < 0)
-		return -1;
-	char name[PATH_MAX];
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	ssize_t n;
-	do
-		n = recvmsg(c, &msg, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	close(c);
-	if (n < 0)
-		return -1;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
-	    cm->cmsg_len != CMSG_LEN(sizeof(int))) {
-		errno = EBADMSG;
-		return -1;
-	}
-	int fd;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
-	return fd;
 }
 
 static void note_exit(pid_t pid, int status, long long at)
@@ -638,7 +516,7 @@ static void create_container(const sigset_t *orig_mask)
 	if (opt.tty) {
 		if (state_path(path_console, "console.sock") < 0)
 			fail_start("state dir path too long");
-		console_fd = listen_unix(path_console);
+		console_fd = listen_unix(path_console, 16);
 		if (console_fd < 0)
 			fail_start("console socket %s: %s", path_console, strerror(errno));
 		/* The runtime's own stderr, for its error message. */
@@ -651,16 +529,8 @@ static void create_container(const sigset_t *orig_mask)
 	}
 
 	const char *argv[MAX_LIST + 24];
-	int n = 0;
-	argv[n++] = opt.runtime;
-	for (int i = 0; i < opt.n_runtime_args; i++)
-		argv[n++] = opt.runtime_args[i];
-	argv[n++] = "--root";
-	argv[n++] = opt.runtime_root;
-	argv[n++] = "--log";
-	argv[n++] = path_runtime_log;
-	argv[n++] = "--log-format";
-	argv[n++] = "json";
+	int n = runtime_argv_prefix(argv, opt.runtime, opt.runtime_args, opt.n_runtime_args, opt.runtime_root,
+				    path_runtime_log);
 	argv[n++] = "create";
 	argv[n++] = "--bundle";
 	argv[n++] = opt.bundle;
@@ -709,25 +579,18 @@ static void create_container(const sigset_t *orig_mask)
 			fail_start("poll: %s", strerror(errno));
 		}
 		if (np == 2 && (pf[1].revents & POLLIN)) {
-			pty = recv_console_fd(console_fd);
+			pty = take_console_fd(&console_fd, path_console);
 			if (pty < 0)
 				diag("receiving console fd: %s", strerror(errno));
-			close_fd(&console_fd);
-			unlink(path_console);
 		}
 		if (pf[0].revents & POLLIN) {
 			drain_signalfd();
 			reap_children(rt, &rt_status, &rt_done);
 		}
 	}
-	if (console_fd >= 0) {
-		/* The runtime may have connected just before exiting. */
-		struct pollfd pf = { .fd = console_fd, .events = POLLIN };
-		if (poll(&pf, 1, 0) == 1)
-			pty = recv_console_fd(console_fd);
-		close_fd(&console_fd);
-		unlink(path_console);
-	}
+	/* The runtime may have connected just before exiting. */
+	if (console_fd >= 0)
+		pty = take_pending_console_fd(&console_fd, path_console);
 
 	if (!WIFEXITED(rt_status) || WEXITSTATUS(rt_status) != 0) {
 		char msg[3000];
@@ -1131,15 +994,7 @@ static int fsync_dir(const char *dir)
 
 static void record_exit(void)
 {
-	int code, sig = 0;
-	if (WIFEXITED(exit_wstatus)) {
-		code = WEXITSTATUS(exit_wstatus);
-	} else if (WIFSIGNALED(exit_wstatus)) {
-		sig = WTERMSIG(exit_wstatus);
-		code = 128 + sig;
-	} else {
-		code = 255;
-	}
+	int code = exit_code(exit_wstatus), sig = WIFSIGNALED(exit_wstatus) ? WTERMSIG(exit_wstatus) : 0;
 	long long kills = read_oom_kills();
 	oom_killed = kills > 0 && kills > oom_baseline;
 	snprintf(exit_json, sizeof(exit_json),
@@ -1357,7 +1212,7 @@ int main(int argc, char **argv)
 	if (crilog_init(&log_out, "stdout", opt.log_max_line, log_emit, NULL) < 0 ||
 	    crilog_init(&log_err, "stderr", opt.log_max_line, log_emit, NULL) < 0)
 		fail_start("out of memory");
-	ctl_fd = listen_unix(path_ctl);
+	ctl_fd = listen_unix(path_ctl, 16);
 	if (ctl_fd < 0)
 		fail_start("control socket %s: %s", path_ctl, strerror(errno));
 

@@ -48,6 +48,7 @@ export function decompress(mediaType: string, input: Readable): Readable {
       readableHighWaterMark: 1024 * 1024,
     };
     const gunzip = zlib.createGunzip(options);
+    gunzip.on('error', () => undefined); // as for zstd below: reported to the consumer, never uncaught
     pipeline(input, gunzip, () => {
       // errors are delivered to the gunzip stream's consumer by pipeline's destroy
     });
@@ -63,6 +64,10 @@ export function decompress(mediaType: string, input: Readable): Readable {
   const child = spawn(zstd, ['-d', '-c', '-q', '--long=31'], { stdio: ['pipe', 'pipe', 'pipe'] });
   // The output ends only once zstd has exited successfully: a failure must not look like a short stream.
   const out = new PassThrough({ highWaterMark: 128 * 1024 });
+  // zstd may fail before our consumer starts reading: without a listener the
+  // 'error' event would be an uncaught exception and take berthd down. The
+  // consumer still sees the error (the stream is destroyed with it).
+  out.on('error', () => undefined);
   child.stdout.pipe(out, { end: false });
   let stderr = '';
   child.stderr.setEncoding('utf8');

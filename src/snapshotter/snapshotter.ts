@@ -167,10 +167,11 @@ export class Snapshotter {
       if (opts.parentChainId !== undefined && !this.hasCommitted(opts.parentChainId)) {
         throw failedPrecondition(`parent layer ${opts.parentChainId} of ${opts.chainId} is not unpacked`);
       }
-      tar = decompress(opts.mediaType, input);
       work = await fsp.mkdtemp(path.join(this.tmpDir, 'extract-'));
       const layerRoot = path.join(work, 'fs');
       await fsp.mkdir(layerRoot, { mode: 0o755 });
+      // Started only now, so nothing awaits between the decompressor starting and its reader.
+      tar = decompress(opts.mediaType, input);
       const started = process.hrtime.bigint();
       const result = await new LayerUnpacker(layerRoot, this.logger).unpack(tar);
       const actual = `sha256:${result.sha256}`;

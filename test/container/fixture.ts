@@ -28,7 +28,8 @@ export interface ContainerFixture {
   cleanup(): Promise<void>;
 }
 
-export async function startContainerFixture(): Promise<ContainerFixture> {
+/** `extraConfigToml` is appended to berthd's config (e.g. extra runtime handlers). */
+export async function startContainerFixture(extraConfigToml = ''): Promise<ContainerFixture> {
   const registry = await TestRegistry.start();
   const files: Record<string, Buffer | string | { symlink: string } | { copyOf: string }> = {
     'bin/busybox': { copyOf: '/bin/busybox' },
@@ -55,7 +56,9 @@ export async function startContainerFixture(): Promise<ContainerFixture> {
       StopSignal: 'SIGUSR1',
     },
   });
-  const berthd = await TestBerthd.start({ configToml: '[cni]\nconf_dir = "/nonexistent-berth-test-cni"\n' });
+  const berthd = await TestBerthd.start({
+    configToml: '[cni]\nconf_dir = "/nonexistent-berth-test-cni"\n' + extraConfigToml,
+  });
   const image = `${registry.host}/test/busybox:1`;
   const image2 = `${registry.host}/test/busybox:custom`;
   await berthd.cri.image.PullImage({ image: { image } });

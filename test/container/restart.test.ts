@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { containerConfig, podConfig, startContainerFixture, waitFor, type ContainerFixture } from './fixture';
+import { makeLayer, Pusher } from '../helpers/registry';
 
 /** Processes whose command line mentions `needle` (shims, pause processes of this test). */
 function processesMentioning(needle: string): number[] {
@@ -137,5 +138,30 @@ describe('containers: berthd restarts and shim loss', function () {
     await rt().RemoveContainer({ containerId });
     await rt().StopPodSandbox({ podSandboxId: podId });
     await rt().RemovePodSandbox({ podSandboxId: podId });
+  });
+
+  it('keeps a removed image usable by its container, and collects its layers once the container is gone', async () => {
+    const cfg = podConfig(fx);
+    const podId = (await rt().RunPodSandbox({ config: cfg })).podSandboxId;
+    // An image whose only layer no other image has.
+    const layer = makeLayer({ 'bin/busybox': { copyOf: '/bin/busybox' }, 'bin/sleep': { symlink: 'busybox' }, 'bin/echo': { symlink: 'busybox' }, 'unique': 'gc-test' });
+    await new Pusher(fx.registry.host).pushImage('test/unique', '1', { layers: [layer], config: { Env: ['PATH=/bin'], Cmd: ['sleep', '600'] } });
+    const ref = `${fx.registry.host}/test/unique:1`;
+    await fx.berthd.cri.image.PullImage({ image: { image: ref } });
+    const { containerId } = await rt().CreateContainer({ podSandboxId: podId, config: containerConfig(ref, 'user'), sandboxConfig: cfg });
+    await rt().StartContainer({ containerId });
+    const img = await fx.berthd.cri.image.ImageStatus({ image: { image: ref }, verbose: false });
+    const id = img.image?.id as string;
+    await fx.berthd.cri.image.RemoveImage({ image: { image: id } });
+    assert.equal((await fx.berthd.cri.image.ImageStatus({ image: { image: id }, verbose: false })).image, null);
+    const r = await rt().ExecSync({ containerId, cmd: ['echo', 'still'], timeout: '10' });
+    assert.equal(r.stdout.toString(), 'still\n');
+    const layersOf = () =>
+      Object.keys((JSON.parse(fs.readFileSync(path.join(fx.berthd.root, 'snapshots', 'metadata.json'), 'utf8')) as { snapshots: Record<string, unknown> }).snapshots);
+    assert.ok(layersOf().includes(layer.diffId), 'the layer stays while the container uses it');
+    await rt().StopPodSandbox({ podSandboxId: podId });
+    await rt().RemovePodSandbox({ podSandboxId: podId });
+    await waitFor('layer collected', async () => (layersOf().includes(layer.diffId) ? undefined : true));
+    assert.ok(!layersOf().some((k) => k.includes(containerId)));
   });
 });

@@ -44,7 +44,8 @@ export class TestBerthd {
     return d;
   }
 
-  async launch(): Promise<void> {
+  /** `env` is added to this launch's environment only (e.g. BERTH_CRASH_AT for crash tests). */
+  async launch(env: Record<string, string> = {}): Promise<void> {
     const metricsEnabled = this.opts.metrics ?? false;
     if (metricsEnabled && !this.metricsPort) this.metricsPort = 20000 + Math.floor(Math.random() * 20000);
     const toml = [
@@ -59,6 +60,7 @@ export class TestBerthd {
     this.output = '';
     const proc = spawn(process.execPath, [BERTHD_MAIN, '--config', this.configPath, ...(this.opts.args ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
     this.proc = proc;
     proc.stdout?.on('data', (b: Buffer) => (this.output += b.toString()));

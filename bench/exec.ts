@@ -1,7 +1,8 @@
-// ExecSync round trip of `true` in a running busybox container through
-// berthd, next to the floor `runc exec <id> true` on a bare runc container of
-// the same rootfs.
+// ExecSync and streaming exec (SPDY, as kubectl/crictl do it: Exec RPC, then
+// the URL) of `true` in a running busybox container through berthd, next to
+// the floor `runc exec <id> true` on a bare runc container of the same rootfs.
 import * as path from 'node:path';
+import { connectSpdy, execSpdy, isFailure } from '../test/helpers/stream_client';
 import { benchUid, latencyRow, out, RuncFloor, startBerth, tempDir, timed, withCleanups } from './common';
 
 const N = 50;
@@ -44,8 +45,20 @@ export async function benchExec(): Promise<void> {
       });
       if (i >= WARMUP) berth.push(ms);
     }
-    out(`ExecSync of \`true\`, ${N} runs each after ${WARMUP} warm-ups:`);
+    const streamed: number[] = [];
+    for (let i = 0; i < WARMUP + N; i++) {
+      const ms = await timed(async () => {
+        const { url } = await rt.Exec({ containerId, cmd: ['true'], stdout: true, stderr: true });
+        const client = await connectSpdy(url, ['v4.channel.k8s.io']);
+        if (isFailure(client)) throw new Error(`streaming exec: HTTP ${client.status} ${client.body}`);
+        const r = await execSpdy(client, { stdout: true, stderr: true });
+        if (!r.error.includes('Success')) throw new Error(`streaming exec of true failed: ${r.error}`);
+      });
+      if (i >= WARMUP) streamed.push(ms);
+    }
+    out(`exec of \`true\`, ${N} runs each after ${WARMUP} warm-ups:`);
     out(latencyRow('floor  runc exec <id> true', bare));
     out(latencyRow('berthd ExecSync true', berth, bare));
+    out(latencyRow('berthd streaming exec true (SPDY v4)', streamed, bare));
   });
 }

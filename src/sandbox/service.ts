@@ -429,10 +429,12 @@ export class SandboxService {
         try {
           await this.undoAll(rec);
           this.store.delete(id);
-          this.names.delete(key);
         } catch (undoErr) {
-          // The record stays ('creating') so the next start retries the rollback.
+          // The record stays ('creating', hidden from List) so the next start retries the rollback.
           this.logger.error('rollback of a failed pod sandbox incomplete', { id, error: errorMessage(undoErr) });
+        } finally {
+          // The kubelet retries with the same name: it must not meet a pod it never saw.
+          if (this.names.get(key) === id) this.names.delete(key);
         }
         throw failure;
       }

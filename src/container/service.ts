@@ -199,11 +199,11 @@ export class ContainerService {
       resources: config.linux?.resources ?? null,
     };
     try {
-      this.store.save(rec);
+      await this.store.save(rec);
       crashPoint('container-create:after-record');
       await this.materialise(rec, image, pod, sandboxConfig ?? pod.config, handler.name);
       rec.phase = 'ready';
-      this.store.save(rec);
+      await this.store.save(rec);
       this.logger.info('container created', { container: id, pod: pod.id, name, image: rec.imageName });
       return id;
     } catch (err) {
@@ -332,12 +332,12 @@ export class ContainerService {
         rec.exitCode = 128;
         rec.reason = 'StartError';
         rec.message = errorMessage(err);
-        this.store.save(rec);
+        await this.store.save(rec);
         throw err;
       }
       rec.startedAt = startedAt;
       if (rec.state === 'CONTAINER_CREATED') rec.state = 'CONTAINER_RUNNING';
-      this.store.save(rec);
+      await this.store.save(rec);
       this.watch(rec);
     });
   }
@@ -349,7 +349,7 @@ export class ContainerService {
       try {
         const shim = await this.shimOf(rec);
         const exit = await shim.waitExit();
-        this.recordExit(rec, exit);
+        await this.recordExit(rec, exit);
       } catch (err) {
         if (this.store.get(rec.id) && rec.state === 'CONTAINER_RUNNING') {
           // The shim died without recording an exit (killed, or crashed). Nobody
@@ -357,7 +357,7 @@ export class ContainerService {
           // is killed, as containerd does when a shim goes away.
           this.logger.warn('container shim is gone; killing the container', { container: rec.id, error: errorMessage(err) });
           await this.killOrphan(rec);
-          this.recordLost(rec);
+          await this.recordLost(rec);
         }
       } finally {
         this.watchers.delete(rec.id);
@@ -366,14 +366,14 @@ export class ContainerService {
     this.watchers.set(rec.id, w);
   }
 
-  private recordExit(rec: ContainerRecord, exit: ShimExit): void {
+  private async recordExit(rec: ContainerRecord, exit: ShimExit): Promise<void> {
     if (!this.store.get(rec.id) || rec.state === 'CONTAINER_EXITED') return;
     rec.state = 'CONTAINER_EXITED';
     rec.finishedAt = exit.exitedAtNs;
     rec.exitCode = exit.exitCode;
     rec.reason = exit.oomKilled ? 'OOMKilled' : exit.exitCode === 0 ? 'Completed' : 'Error';
     if (rec.startedAt === '0') rec.startedAt = exit.exitedAtNs;
-    this.store.save(rec);
+    await this.store.save(rec);
     this.logger.info('container exited', { container: rec.id, exitCode: exit.exitCode, reason: rec.reason });
   }
 
@@ -386,13 +386,13 @@ export class ContainerService {
   }
 
   /** A shim that vanished without recording an exit: the container is gone with it. */
-  private recordLost(rec: ContainerRecord): void {
+  private async recordLost(rec: ContainerRecord): Promise<void> {
     rec.state = 'CONTAINER_EXITED';
     rec.finishedAt = nowNs();
     rec.exitCode = 255;
     rec.reason = 'Unknown';
     rec.message = 'the container\'s shim exited without recording an exit status';
-    this.store.save(rec);
+    await this.store.save(rec);
   }
 
   private async shimOf(rec: ContainerRecord): Promise<ShimClient> {
@@ -414,7 +414,7 @@ export class ContainerService {
       return;
     }
     const exit = await shim.readExitFile();
-    if (exit && rec.state === 'CONTAINER_RUNNING') this.recordExit(rec, exit);
+    if (exit && rec.state === 'CONTAINER_RUNNING') await this.recordExit(rec, exit);
   }
 
   /** Idempotent: stopping a container that does not exist succeeds, as the kubelet expects. */
@@ -453,7 +453,7 @@ export class ContainerService {
     try {
       shim = await this.shimOf(rec);
     } catch {
-      this.recordLost(rec);
+      await this.recordLost(rec);
       return true;
     }
     const exit = await Promise.race([
@@ -461,8 +461,8 @@ export class ContainerService {
       new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref()),
     ]);
     if (exit === 'timeout') return false;
-    if (exit) this.recordExit(rec, exit);
-    else if (rec.state !== 'CONTAINER_EXITED') this.recordLost(rec);
+    if (exit) await this.recordExit(rec, exit);
+    else if (rec.state !== 'CONTAINER_EXITED') await this.recordLost(rec);
     return true;
   }
 
@@ -475,7 +475,7 @@ export class ContainerService {
       if (!this.store.get(rec.id)) return;
       if (rec.state !== 'CONTAINER_EXITED' && rec.phase !== 'creating') await this.stopLocked(rec, 0);
       rec.phase = 'removing';
-      this.store.save(rec);
+      await this.store.save(rec);
       crashPoint('container-remove:after-removing-record');
       await this.teardown(rec);
       this.logger.info('container removed', { container: rec.id, pod: rec.podSandboxId });
@@ -520,7 +520,7 @@ export class ContainerService {
       this.logger.warn('container teardown incomplete', { container: rec.id, problems });
       throw internal(`removing container ${rec.id}: ${problems.join('; ')}`);
     }
-    this.store.delete(rec.id);
+    await this.store.delete(rec.id);
     // Only our own reservation: a create interrupted by a crash gives its name up at
     // start (see load()), and a new container may hold it by the time this finishes.
     const key = containerNameKey(rec.podSandboxId, rec.metadata.name, rec.metadata.attempt);
@@ -583,7 +583,7 @@ export class ContainerService {
       const runtime = new OciRuntime(this.opts.handlers.get(rec.runtimeHandler));
       await runtime.update(rec.id, toOciResources(resources, this.opts.host, (m) => this.logger.info(m, { container: rec.id })));
       rec.resources = resources;
-      this.store.save(rec);
+      await this.store.save(rec);
     });
   }
 
@@ -657,9 +657,9 @@ export class ContainerService {
       const exit = shim ? await shim.readExitFile() : null;
       if (exit) {
         if (rec.state === 'CONTAINER_CREATED' && rec.startedAt === '0') rec.state = 'CONTAINER_RUNNING';
-        this.recordExit(rec, exit);
+        await this.recordExit(rec, exit);
       } else if (!shim || !(await shim.isAlive())) {
-        this.recordLost(rec);
+        await this.recordLost(rec);
       } else if (rec.state === 'CONTAINER_RUNNING') {
         this.watch(rec);
       } else if (rec.state === 'CONTAINER_CREATED' && (await this.startedUnrecorded(rec))) {
@@ -670,7 +670,7 @@ export class ContainerService {
         this.logger.info('container was started just before a restart; recording it as running', { container: rec.id });
         rec.state = 'CONTAINER_RUNNING';
         rec.startedAt = nowNs();
-        this.store.save(rec);
+        await this.store.save(rec);
         this.watch(rec);
       }
     }

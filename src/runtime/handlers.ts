@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BerthConfig } from '../config/config';
 import { errorMessage, failedPrecondition, notFound } from '../errors';
+import { probeContainerCreate } from './handler_probe';
 
 export interface RuntimeHandler {
   name: string;
@@ -12,7 +13,10 @@ export interface RuntimeHandler {
   binary: string;
   /** Directory passed as the runtime's --root. */
   root: string;
-  /** Whether `binary --version` ran; when false, `problem` says why. */
+  /**
+   * Whether the handler is usable: `binary --version` ran and a probe
+   * container could be created and deleted. When false, `problem` says why.
+   */
   ok: boolean;
   problem: string;
   version: string;
@@ -93,7 +97,10 @@ export class RuntimeHandlerRegistry {
     this.defaultName = config.runtime.default_handler;
   }
 
-  /** Probes every configured handler. Never throws: problems are recorded. */
+  /**
+   * Probes every configured handler, all at once so start-up waits for the
+   * slowest one only. Never throws: problems are recorded.
+   */
   async probe(): Promise<void> {
     const entries = Object.entries(this.config.runtime.handlers);
     await Promise.all(
@@ -106,10 +113,17 @@ export class RuntimeHandlerRegistry {
         } else {
           try {
             handler.version = await runVersion(binary);
-            handler.ok = true;
-            handler.features = await runFeatures(binary);
           } catch (err) {
             handler.problem = `runtime handler "${name}": "${binary} --version" failed: ${errorMessage(err)}`;
+          }
+          if (!handler.problem) {
+            const [features, created] = await Promise.all([
+              runFeatures(binary),
+              probeContainerCreate(binary, { workDir: path.join(this.config.state, 'probe') }),
+            ]);
+            handler.features = features;
+            if (created.ok) handler.ok = true;
+            else handler.problem = `runtime handler "${name}": cannot ${created.stage} a container on this host: ${created.message}`;
           }
         }
         this.handlers.set(name, handler);

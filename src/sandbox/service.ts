@@ -155,7 +155,7 @@ export class SandboxService {
         this.logger.warn('rolling back a pod sandbox left half-created', { id: rec.id, name: rec.metadata.name });
         try {
           await this.undoAll(rec);
-          this.store.delete(rec.id);
+          await this.store.delete(rec.id);
         } catch (err) {
           // The record stays ('creating', hidden) for the next start to retry. Its
           // name is not reserved: RunPodSandbox never returned this id, so the
@@ -174,7 +174,7 @@ export class SandboxService {
           this.logger.warn('cleaning up a broken pod sandbox failed', { id: rec.id, error: errorMessage(err) });
         }
         rec.state = 'notready';
-        this.store.save(rec);
+        await this.store.save(rec);
       }
     }
     await this.removeOrphanDirs();
@@ -374,7 +374,7 @@ export class SandboxService {
         this.store.list().some((o) => o.id !== id && o.cgroup.path === cgroupPath && o.cgroup.createdByBerth);
       rec.networkAttached = podNet && this.network !== undefined;
       try {
-        this.store.save(rec);
+        await this.store.save(rec);
         crashPoint('pod-run:after-record');
         step = 'create the pod directories';
         fs.mkdirSync(path.join(stateDir, 'ns'), { recursive: true, mode: 0o700 });
@@ -420,7 +420,7 @@ export class SandboxService {
         }
         rec.state = 'ready';
         step = 'write the sandbox record';
-        this.store.save(rec);
+        await this.store.save(rec);
         this.logger.info('pod sandbox ready', { id, name: key, handler: handler.name, ip: rec.network.ip });
         return id;
       } catch (err) {
@@ -428,7 +428,7 @@ export class SandboxService {
         this.logger.warn('pod sandbox creation failed; rolling back', { id, name: key, error: failure.message });
         try {
           await this.undoAll(rec);
-          this.store.delete(id);
+          await this.store.delete(id);
         } catch (undoErr) {
           // The record stays ('creating', hidden from List) so the next start retries the rollback.
           this.logger.error('rollback of a failed pod sandbox incomplete', { id, error: errorMessage(undoErr) });
@@ -511,7 +511,7 @@ export class SandboxService {
         throw stepError(`cannot tear down the network of pod ${rec.id}`, err);
       }
       rec.networkAttached = false;
-      if (this.store.get(rec.id)) this.store.save(rec);
+      if (this.store.get(rec.id)) await this.store.save(rec);
     }
     await this.killPause(rec);
     try {
@@ -570,7 +570,7 @@ export class SandboxService {
     crashPoint('pod-stop:after-resources');
     if (rec.state !== 'notready') {
       rec.state = 'notready';
-      this.store.save(rec);
+      await this.store.save(rec);
       this.logger.info('pod sandbox stopped', { id: rec.id, name: sandboxNameKey(rec.metadata) });
     }
   }
@@ -594,7 +594,7 @@ export class SandboxService {
       crashPoint('pod-remove:after-containers-removed');
       await this.removeResources(rec);
       crashPoint('pod-remove:after-resources');
-      this.store.delete(rec.id);
+      await this.store.delete(rec.id);
       this.names.delete(sandboxNameKey(rec.metadata));
       this.logger.info('pod sandbox removed', { id: rec.id, name: sandboxNameKey(rec.metadata) });
     });

@@ -1,6 +1,7 @@
 // Durable JSON records, one file per id, written atomically (temp file, fsync,
 // rename, fsync of the directory) so a crash leaves the old or the new record,
 // never a torn one. Kept in memory after load; the files are the truth.
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode, errorMessage, internal } from '../errors';
@@ -22,6 +23,37 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o60
   } catch (err) {
     fs.rmSync(tmp, { force: true });
     throw err;
+  }
+}
+
+/**
+ * The same, off the event loop: fsync takes milliseconds, and a daemon
+ * serving ten pod starts at once must not wait for each in turn.
+ */
+export async function writeFileAtomicAsync(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    const fh = await fs.promises.open(tmp, 'w', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.promises.rename(tmp, file);
+    await syncDirAsync(path.dirname(file));
+  } catch (err) {
+    await fs.promises.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function syncDirAsync(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
@@ -74,24 +106,46 @@ export class DurableJsonStore<T extends { id: string }> {
     return [...this.records.values()];
   }
 
-  save(rec: T): void {
-    const file = path.join(this.dir, `${rec.id}.json`);
-    try {
-      writeFileAtomic(file, JSON.stringify(rec, null, 1));
-    } catch (err) {
-      throw internal(`cannot write ${this.what} record ${file}: ${errorMessage(err)}`, err);
-    }
+  /**
+   * Makes `rec` the record of its id: visible in memory at once, durable when
+   * the promise resolves. Writes of one id are applied in call order.
+   */
+  save(rec: T): Promise<void> {
     this.records.set(rec.id, rec);
+    const file = path.join(this.dir, `${rec.id}.json`);
+    const data = JSON.stringify(rec, null, 1);
+    return this.inOrder(rec.id, async () => {
+      try {
+        await writeFileAtomicAsync(file, data);
+      } catch (err) {
+        throw internal(`cannot write ${this.what} record ${file}: ${errorMessage(err)}`, err);
+      }
+    });
   }
 
-  delete(id: string): void {
-    const file = path.join(this.dir, `${id}.json`);
-    try {
-      fs.unlinkSync(file);
-      syncDir(this.dir);
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw internal(`cannot delete ${this.what} record ${file}: ${errorMessage(err)}`, err);
-    }
+  delete(id: string): Promise<void> {
     this.records.delete(id);
+    const file = path.join(this.dir, `${id}.json`);
+    return this.inOrder(id, async () => {
+      try {
+        await fs.promises.unlink(file);
+        await syncDirAsync(this.dir);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw internal(`cannot delete ${this.what} record ${file}: ${errorMessage(err)}`, err);
+      }
+    });
+  }
+
+  private readonly queues = new Map<string, Promise<void>>();
+
+  private inOrder(id: string, op: () => Promise<void>): Promise<void> {
+    const prev = this.queues.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(op);
+    this.queues.set(id, next);
+    const forget = (): void => {
+      if (this.queues.get(id) === next) this.queues.delete(id);
+    };
+    next.then(forget, forget);
+    return next;
   }
 }

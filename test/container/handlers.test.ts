@@ -1,7 +1,9 @@
 // Runtime handlers through a real berthd: Status lists every configured
 // handler (a broken one too, without failing RuntimeReady), a pod's
 // runtime_handler picks the binary and --root its containers run under, and
-// unusable or unknown handlers fail RunPodSandbox cleanly.
+// unusable or unknown handlers fail RunPodSandbox cleanly. A handler whose
+// binary runs but cannot create containers here (crun on a hybrid cgroup
+// host) is found by berthd's start-up probe and reported in Status.
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -209,30 +211,45 @@ describe('runtime handlers through a real berthd', function () {
       }
     });
 
-    it('where crun cannot start containers, fails CreateContainer with crun\'s own reason and leaves nothing', async function () {
+    it('where crun cannot start containers, Status reports crun not ok with crun\'s own reason at start', async function () {
       if (probe.ok) {
         if (this.test) this.test.title += ' (skipped: crun works on this host)';
         this.skip();
       }
-      const cfg = podConfig(fx);
-      const { podSandboxId: podId } = await rt().RunPodSandbox({ config: cfg, runtimeHandler: 'crun' });
-      try {
-        const err = await rt()
-          .CreateContainer({ podSandboxId: podId, config: containerConfig(fx.image, 'on-crun'), sandboxConfig: cfg })
-          .then(() => undefined, (e: unknown) => e as grpc.ServiceError);
-        assert.ok(err, 'CreateContainer fails');
-        assert.equal(err.code, GRPC_FAILED_PRECONDITION, err.message);
-        assert.match(err.message, /crun create failed/);
-        if (!probe.ok && probe.output) assert.ok(err.message.includes(probe.output), `"${err.message}" gives crun's reason`);
-        assert.equal((await rt().ListContainers({ filter: { podSandboxId: podId } })).containers.length, 0);
-        const crunRoot = path.join(fx.berthd.state, 'runtime', 'crun');
-        const left = fs.existsSync(crunRoot)
-          ? execFileSync('crun', ['--root', crunRoot, 'list', '-q'], { encoding: 'utf8' }).trim()
-          : '';
-        assert.equal(left, '', 'no container is left in the crun root');
-      } finally {
-        await removePod(podId);
+      const res = await rt().Status({ verbose: true });
+      const ready = res.status?.conditions.find((c) => c.type === 'RuntimeReady');
+      assert.equal(ready?.status, true, 'an unusable non-default handler does not make the runtime unready');
+      const info = JSON.parse(res.info.runtimeHandlers) as { name: string; ok: boolean; problem: string }[];
+      const crun = info.find((h) => h.name === 'crun');
+      assert.equal(crun?.ok, false, JSON.stringify(crun));
+      assert.match(crun?.problem ?? '', /^runtime handler "crun": cannot create a container on this host: /);
+      if (!probe.ok && probe.output) assert.ok(crun?.problem.includes(probe.output), `"${crun?.problem}" gives crun's reason`);
+      // The runc handlers pass the same probe.
+      for (const name of ['runc', 'runc2']) assert.equal(info.find((h) => h.name === name)?.ok, true, name);
+    });
+
+    it('where crun cannot start containers, fails RunPodSandbox with crun at once, naming the reason, leaving nothing', async function () {
+      if (probe.ok) {
+        if (this.test) this.test.title += ' (skipped: crun works on this host)';
+        this.skip();
       }
+      const podsBefore = (await rt().ListPodSandbox({})).items.map((p) => p.id).sort();
+      const stateBefore = fs.readdirSync(path.join(fx.berthd.state, 'pods')).sort();
+      await assert.rejects(rt().RunPodSandbox({ config: podConfig(fx), runtimeHandler: 'crun' }), (err: unknown) => {
+        assert.equal((err as grpc.ServiceError).code, GRPC_FAILED_PRECONDITION, (err as Error).message);
+        assert.match((err as Error).message, /runtime handler "crun": cannot create a container on this host/);
+        if (!probe.ok && probe.output) assert.ok((err as Error).message.includes(probe.output), `"${(err as Error).message}" gives crun's reason`);
+        return true;
+      });
+      assert.deepEqual((await rt().ListPodSandbox({})).items.map((p) => p.id).sort(), podsBefore);
+      assert.deepEqual(fs.readdirSync(path.join(fx.berthd.state, 'pods')).sort(), stateBefore);
+      const crunRoot = path.join(fx.berthd.state, 'runtime', 'crun');
+      const left = fs.existsSync(crunRoot) ? execFileSync('crun', ['--root', crunRoot, 'list', '-q'], { encoding: 'utf8' }).trim() : '';
+      assert.equal(left, '', 'no container is left in the crun root');
+    });
+
+    it('leaves no probe directory in the state directory', () => {
+      assert.ok(!fs.existsSync(path.join(fx.berthd.state, 'probe')), 'the start-up probes cleaned up after themselves');
     });
   });
 });

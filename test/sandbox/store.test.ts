@@ -35,28 +35,28 @@ describe('sandbox store', () => {
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-store-'))));
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('saves, replaces, reloads and deletes records', () => {
+  it('saves, replaces, reloads and deletes records', async () => {
     const a = 'a'.repeat(64);
     const store = new SandboxStore(dir, silentLogger());
     store.load();
-    store.save(record(a, 'one'));
-    store.save({ ...record(a, 'one'), state: 'notready' });
+    await store.save(record(a, 'one'));
+    await store.save({ ...record(a, 'one'), state: 'notready' });
     assert.deepEqual(fs.readdirSync(dir), [`${a}.json`], 'no temp file may remain');
     const reloaded = new SandboxStore(dir, silentLogger()).load();
     assert.equal(reloaded.length, 1);
     assert.equal(reloaded[0].state, 'notready');
-    store.delete(a);
-    store.delete(a);
+    await store.delete(a);
+    await store.delete(a);
     assert.deepEqual(fs.readdirSync(dir), []);
   });
 
-  it('drops temp files of interrupted writes and skips damaged records', () => {
+  it('drops temp files of interrupted writes and skips damaged records', async () => {
     const good = 'b'.repeat(64);
     const bad = 'c'.repeat(64);
     const wrongId = 'd'.repeat(64);
     const store = new SandboxStore(dir, silentLogger());
     store.load();
-    store.save(record(good, 'good'));
+    await store.save(record(good, 'good'));
     fs.writeFileSync(path.join(dir, `${bad}.json`), '{"id": "cc');
     fs.writeFileSync(path.join(dir, `${wrongId}.json`), JSON.stringify(record(good, 'impostor')));
     fs.writeFileSync(path.join(dir, `${good}.json.tmp`), '{');

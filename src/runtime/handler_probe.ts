@@ -1,0 +1,184 @@
+// Functional probe of a runtime handler: `<binary> create` of a minimal
+// container, then `delete -f`. A runtime that prints its version can still be
+// unable to create anything on this host (Debian's crun 1.8 on a hybrid cgroup
+// layout), and that must show in Status at start, not at the first pod.
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { detectCgroupLayout, PodCgroup } from '../cgroups/cgroups';
+import { errorMessage } from '../errors';
+import { ShimClient, SHIM_FILES } from '../shim/shim_client';
+import { OciRuntime } from './oci_runtime';
+import type { OciSpec } from './spec/oci_types';
+
+export const PROBE_TIMEOUT_MS = 10000;
+
+export interface ContainerProbeOptions {
+  /** Parent of the probe's private temp dir (bundle, rootfs, runtime --root, logs). Created if missing. */
+  workDir: string;
+  /** cgroupfs path of the probe container; default /berth-probe-<random>. Removed afterwards in every hierarchy. */
+  cgroupPath?: string;
+  /** Bound on create plus delete; clean-up after a failure may add a few seconds. */
+  timeoutMs?: number;
+}
+
+export type ContainerProbeResult =
+  | { ok: true }
+  /** `stage` says which step failed; `message` is the runtime's own error. */
+  | { ok: false; stage: 'create' | 'delete'; message: string };
+
+/** The executable named in process.args. It is never started (only `create` runs), so an empty executable file suffices. */
+const PROBE_EXECUTABLE = '/berth-probe';
+
+function probeSpec(cgroupPath: string): OciSpec {
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: [PROBE_EXECUTABLE],
+      env: ['PATH=/'],
+      cwd: '/',
+      noNewPrivileges: true,
+    },
+    root: { path: 'rootfs', readonly: true },
+    hostname: 'berth-probe',
+    // runc's init reads /proc/self/fd before it waits to be started.
+    mounts: [{ destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] }],
+    linux: {
+      namespaces: [{ type: 'mount' }, { type: 'pid' }, { type: 'ipc' }, { type: 'uts' }],
+      cgroupsPath: cgroupPath,
+    },
+  };
+}
+
+/** Removes the probe's cgroup in every hierarchy (hybrid: the cgroup2 mirror too); best effort. */
+async function removeProbeCgroup(cgroupPath: string): Promise<void> {
+  try {
+    await new PodCgroup(detectCgroupLayout(), cgroupPath).remove(2000);
+  } catch {
+    // Left for the operator to see; the probe result stands.
+  }
+}
+
+/**
+ * Creates and deletes a minimal container with `binary`: mount, pid, ipc and
+ * uts namespaces, a read-only rootfs holding one executable, a cgroup of its
+ * own. Never throws; everything it made is removed before it returns.
+ */
+export async function probeContainerCreate(binary: string, opts: ContainerProbeOptions): Promise<ContainerProbeResult> {
+  const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
+  const deadline = Date.now() + timeoutMs;
+  const suffix = randomBytes(6).toString('hex');
+  const cgroupPath = opts.cgroupPath ?? `/berth-probe-${suffix}`;
+  const id = `berth-probe-${suffix}`;
+  let dir: string | undefined;
+  let runtime: OciRuntime | undefined;
+  let shim: ShimClient | undefined;
+  try {
+    await fsp.mkdir(opts.workDir, { recursive: true, mode: 0o700 });
+    dir = await fsp.mkdtemp(path.join(opts.workDir, 'probe-'));
+    const bundle = path.join(dir, 'bundle');
+    const rootfs = path.join(bundle, 'rootfs');
+    await fsp.mkdir(path.join(rootfs, 'proc'), { recursive: true, mode: 0o755 });
+    await fsp.writeFile(path.join(rootfs, PROBE_EXECUTABLE), '', { mode: 0o755 });
+    await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(probeSpec(cgroupPath)), { mode: 0o600 });
+    runtime = new OciRuntime({ name: 'probe', binary, root: path.join(dir, 'root') });
+    // Through berth-shim, as for a real container: it is the subreaper that
+    // reaps the container's init once `delete` kills it.
+    try {
+      shim = await ShimClient.spawn({
+        id,
+        bundle,
+        stateDir: path.join(dir, 'shim'),
+        runtimeRoot: path.join(dir, 'root'),
+        runtime: binary,
+        timeoutMs,
+      });
+    } catch (err) {
+      return { ok: false, stage: 'create', message: errorMessage(err).replace(`creating container ${id}: `, '') };
+    }
+    try {
+      await withTimeout(runtime.delete(id, true), Math.max(1000, deadline - Date.now()), 'delete');
+    } catch (err) {
+      return { ok: false, stage: 'delete', message: errorMessage(err) };
+    }
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, stage: 'create', message: errorMessage(err) };
+  } finally {
+    if (dir) {
+      // Whatever happened above, nothing may stay: container, shim, cgroup, files.
+      if (runtime) await withTimeout(runtime.delete(id, true), 5000, 'delete').catch(() => undefined);
+      if (shim) await withTimeout(shim.waitExit(), 5000, 'shim exit').catch(() => undefined);
+      await killShim(path.join(dir, 'shim'));
+      await removeProbeCgroup(cgroupPath);
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      // Shared by concurrent probes: only the last one out removes it.
+      await fsp.rmdir(opts.workDir).catch(() => undefined);
+    }
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** `work`, or a rejection once `ms` passed (start-up must not wait on a hung runtime). */
+async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Pids whose parent is `pid`, from /proc/<n>/stat. */
+async function childrenOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await fsp.readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await fsp.readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) out.push(Number(name));
+  }
+  return out;
+}
+
+/** SIGKILLs `pid` and every process below it, children first found while their parents still hold them. */
+async function killTree(pid: number): Promise<void> {
+  const all: number[] = [];
+  for (let queue = [pid]; queue.length > 0; ) {
+    const next = queue.shift() as number;
+    all.push(next);
+    queue.push(...(await childrenOf(next)));
+  }
+  for (const p of all) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/**
+ * Stops the probe's shim if it is still there. It leaves by itself once the
+ * container is gone; one still running (a runtime create that hangs) is
+ * killed together with the runtime it waits for.
+ */
+async function killShim(shimDir: string): Promise<void> {
+  const pid = Number((await fsp.readFile(path.join(shimDir, SHIM_FILES.shimPid), 'utf8').catch(() => '')).trim());
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  for (let i = 0; i < 50; i++) {
+    const cmd = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (!cmd.includes('berth-shim') || !cmd.includes(shimDir)) return;
+    if (i === 10) await killTree(pid);
+    await sleep(100);
+  }
+}

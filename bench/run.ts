@@ -6,12 +6,14 @@ import { benchExec } from './exec';
 import { benchPod } from './pod';
 import { benchPull } from './pull';
 import { benchRpc } from './rpc';
+import { benchShim } from './shim';
 
 const BENCHES: Array<[string, () => Promise<void>]> = [
   ['rpc', benchRpc],
   ['pull', benchPull],
   ['pod', benchPod],
   ['exec', benchExec],
+  ['shim', benchShim],
 ];
 
 async function main(): Promise<void> {

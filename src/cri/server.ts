@@ -109,7 +109,7 @@ export class CriServer {
         throw invalidArgument(`${method}: malformed request message: ${request.reason}`);
       }
       if (!handler) throw unimplemented(`${method} is not implemented by berth`);
-      const response = await handler(this.ctx, request);
+      const response = await handler(this.ctx, request as never);
       ids = { ...subjectIds(response), ...ids };
       callback(null, response);
     } catch (err) {

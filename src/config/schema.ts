@@ -119,5 +119,7 @@ export const SCHEMA: Section = section('', {
     address: str('127.0.0.1', 'Address the streaming server binds to.'),
     port: int(0, 'Port of the streaming server; 0 picks a free one.', 0, 65535),
     token_ttl_seconds: int(60, 'How long a streaming URL stays valid (each is single-use).', 1, 3600),
+    tls_cert_file: str('', 'PEM certificate for HTTPS streaming; with tls_key_file. Empty: plain HTTP (fine on 127.0.0.1).'),
+    tls_key_file: str('', 'PEM private key for tls_cert_file.'),
   }),
 });

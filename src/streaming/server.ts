@@ -2,6 +2,7 @@
 // themselves: they park the request under a single-use token and return a URL
 // on this server; the kubelet (or crictl) then opens that URL and upgrades to
 // SPDY/3.1 or WebSocket. Paths: /exec/<token>, /attach/<token>, /portforward/<token>.
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -11,7 +12,7 @@ import type { AttachRequest__Output } from '../gen/runtime/v1/AttachRequest';
 import type { ExecRequest__Output } from '../gen/runtime/v1/ExecRequest';
 import type { PortForwardRequest__Output } from '../gen/runtime/v1/PortForwardRequest';
 import type { Logger } from '../log/logger';
-import { errorMessage, failedPrecondition } from '../errors';
+import { errorMessage, failedPrecondition, invalidArgument } from '../errors';
 import type { StreamingBackends } from './backend';
 import {
   serveRemoteCommandSpdy,
@@ -119,19 +120,32 @@ export class StreamingServer {
     });
   }
 
-  /** `extra` carries what has no config key yet (tls, timeouts). */
+  /** `extra` carries what has no config key (timeouts), or overrides (tls, for tests). */
   static fromConfig(
     config: BerthConfig,
     backends: StreamingBackends,
     logger: Logger,
     extra: Partial<Pick<StreamingServerOptions, 'tls' | 'idleTimeoutMs' | 'streamCreationTimeoutMs'>> = {},
   ): StreamingServer {
+    const { tls_cert_file: certFile, tls_key_file: keyFile } = config.streaming;
+    if (Boolean(certFile) !== Boolean(keyFile)) {
+      throw invalidArgument('streaming.tls_cert_file and streaming.tls_key_file must be set together');
+    }
+    let tls: StreamingServerOptions['tls'];
+    if (certFile) {
+      try {
+        tls = { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) };
+      } catch (err) {
+        throw invalidArgument(`streaming TLS: ${errorMessage(err)}`);
+      }
+    }
     return new StreamingServer({
       address: config.streaming.address,
       port: config.streaming.port,
       tokenTtlSeconds: config.streaming.token_ttl_seconds,
       backends,
       logger: logger.child({ component: 'streaming' }),
+      ...(tls ? { tls } : {}),
       ...extra,
     });
   }

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { silentLogger } from '../../src/log/logger';
+import { defaultConfig } from '../../src/config/config';
 import { StreamingServer } from '../../src/streaming/server';
 import { connectSpdy, connectWebSocket, execSpdy, execWebSocket, isFailure } from '../helpers/stream_client';
 import { localBackends } from '../helpers/local_backends';
@@ -57,5 +58,29 @@ describe('streaming: TLS', function () {
 
   it('an untrusted client fails the handshake', async () => {
     await assert.rejects(connectSpdy(server.getExecUrl(req), ['v4.channel.k8s.io']), /self[- ]signed|unable to verify/i);
+  });
+
+  it('takes its certificate from streaming.tls_cert_file / tls_key_file, and refuses half a pair', async () => {
+    const config = defaultConfig();
+    config.streaming.tls_cert_file = path.join(dir, 'cert.pem');
+    config.streaming.tls_key_file = path.join(dir, 'key.pem');
+    const s2 = StreamingServer.fromConfig(config, localBackends(), silentLogger());
+    await s2.start();
+    try {
+      const url = s2.getExecUrl(req);
+      assert.match(url, /^https:/);
+      const c = await connectSpdy(url, ['v4.channel.k8s.io'], { ca: cert });
+      if (isFailure(c)) throw new Error(c.body);
+      assert.equal((await execSpdy(c, {})).stdout, 'secure\n');
+    } finally {
+      await s2.stop();
+    }
+    const half = defaultConfig();
+    half.streaming.tls_cert_file = path.join(dir, 'cert.pem');
+    assert.throws(() => StreamingServer.fromConfig(half, localBackends(), silentLogger()), /must be set together/);
+    const missing = defaultConfig();
+    missing.streaming.tls_cert_file = path.join(dir, 'nope.pem');
+    missing.streaming.tls_key_file = path.join(dir, 'key.pem');
+    assert.throws(() => StreamingServer.fromConfig(missing, localBackends(), silentLogger()), /streaming TLS: .*nope\.pem/);
   });
 });

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadCri } from '../proto';
 import type { RuntimeServiceClient } from '../gen/runtime/v1/RuntimeService';
 import type { ImageServiceClient } from '../gen/runtime/v1/ImageService';
+import type { ContainerEventResponse__Output } from '../gen/runtime/v1/ContainerEventResponse';
 
 type Unary<Req, Res> = (req: Req, opts?: { deadlineMs?: number }) => Promise<Res>;
 
@@ -46,6 +47,7 @@ export class CriClient {
   readonly runtime: RuntimeApi;
   readonly image: ImageApi;
   private readonly clients: grpc.Client[];
+  private readonly runtimeClient: RuntimeServiceClient;
 
   constructor(readonly socketPath: string) {
     const cri = loadCri();
@@ -55,8 +57,14 @@ export class CriClient {
     const rt = new cri.runtime.v1.RuntimeService(target, creds, opts);
     const im = new cri.runtime.v1.ImageService(target, creds, opts);
     this.clients = [rt, im];
+    this.runtimeClient = rt as unknown as RuntimeServiceClient;
     this.runtime = promisify(rt as unknown as RuntimeServiceClient & grpc.Client) as RuntimeApi;
     this.image = promisify(im as unknown as ImageServiceClient & grpc.Client) as ImageApi;
+  }
+
+  /** The GetContainerEvents stream (server streaming; cancel() to leave). */
+  containerEvents(): grpc.ClientReadableStream<ContainerEventResponse__Output> {
+    return this.runtimeClient.GetContainerEvents({}, new grpc.Metadata());
   }
 
   close(): void {

@@ -45,6 +45,7 @@ import { detectCgroupLayout, type CgroupLayout } from '../cgroups/cgroups';
 import { diskUsage } from '../util/disk_usage';
 import { crashPoint } from '../util/crashpoint';
 import { UsageSampler, type UsageSample } from './stats';
+import { ContainerEventBus } from './events';
 import { containerNameKey, type ContainerRecord } from './record';
 
 export interface ContainerServiceOptions {
@@ -89,6 +90,8 @@ function signalNumber(sig: string): string {
 
 export class ContainerService {
   private readonly store: DurableJsonStore<ContainerRecord>;
+  /** Lifecycle events, for GetContainerEvents. */
+  readonly events = new ContainerEventBus();
   private readonly names = new Map<string, string>();
   private readonly lock = new KeyedMutex();
   private readonly shims = new Map<string, ShimClient>();
@@ -205,6 +208,7 @@ export class ContainerService {
       rec.phase = 'ready';
       await this.store.save(rec);
       this.logger.info('container created', { container: id, pod: pod.id, name, image: rec.imageName });
+      this.events.publish('CONTAINER_CREATED_EVENT', rec);
       return id;
     } catch (err) {
       this.logger.warn('container create failed; rolling back', { container: id, pod: pod.id, error: errorMessage(err) });
@@ -337,6 +341,7 @@ export class ContainerService {
       }
       rec.startedAt = startedAt;
       if (rec.state === 'CONTAINER_CREATED') rec.state = 'CONTAINER_RUNNING';
+      this.events.publish('CONTAINER_STARTED_EVENT', rec);
       await this.store.save(rec);
       this.watch(rec);
     });
@@ -375,6 +380,7 @@ export class ContainerService {
     if (rec.startedAt === '0') rec.startedAt = exit.exitedAtNs;
     await this.store.save(rec);
     this.logger.info('container exited', { container: rec.id, exitCode: exit.exitCode, reason: rec.reason });
+    this.events.publish('CONTAINER_STOPPED_EVENT', rec);
   }
 
   private async killOrphan(rec: ContainerRecord): Promise<void> {
@@ -393,6 +399,7 @@ export class ContainerService {
     rec.reason = 'Unknown';
     rec.message = 'the container\'s shim exited without recording an exit status';
     await this.store.save(rec);
+    this.events.publish('CONTAINER_STOPPED_EVENT', rec);
   }
 
   private async shimOf(rec: ContainerRecord): Promise<ShimClient> {
@@ -479,6 +486,7 @@ export class ContainerService {
       crashPoint('container-remove:after-removing-record');
       await this.teardown(rec);
       this.logger.info('container removed', { container: rec.id, pod: rec.podSandboxId });
+      this.events.publish('CONTAINER_DELETED_EVENT', rec);
     });
   }
 

@@ -6,46 +6,50 @@ import type { ContainerStatusRequest__Output } from '../gen/runtime/v1/Container
 import type { ContainerStatusResponse } from '../gen/runtime/v1/ContainerStatusResponse';
 import { invalidArgument } from '../errors';
 import type { CriContext } from './context';
+import type { ContainerRecord } from '../container/record';
+import type { ContainerStatus } from '../gen/runtime/v1/ContainerStatus';
 import { imageView } from './container_view';
 import { requireService } from './require';
+
+/** The CRI view of a container record (shared with GetContainerEvents). */
+export function containerStatusOf(ctx: CriContext, c: ContainerRecord): ContainerStatus {
+  const view = imageView(c, ctx.images);
+  return {
+    id: c.id,
+    metadata: c.metadata,
+    state: c.state,
+    createdAt: c.createdAt,
+    startedAt: c.startedAt,
+    finishedAt: c.finishedAt,
+    exitCode: c.exitCode,
+    image: { image: view.image, annotations: c.config.image?.annotations ?? {}, userSpecifiedImage: c.imageName },
+    imageRef: view.imageRef,
+    imageId: view.imageId,
+    reason: c.reason,
+    message: c.message,
+    labels: c.config.labels ?? {},
+    annotations: c.config.annotations ?? {},
+    mounts: c.config.mounts ?? [],
+    logPath: c.logPath,
+    resources: c.resources ? { linux: c.resources } : null,
+    // As containerd: the primary group counts among the supplemental ones.
+    user: c.user
+      ? {
+          linux: {
+            uid: String(c.user.uid),
+            gid: String(c.user.gid),
+            supplementalGroups: [...new Set([c.user.gid, ...c.user.additionalGids])].map(String),
+          },
+        }
+      : null,
+  };
+}
 
 export async function containerStatus(ctx: CriContext, req: ContainerStatusRequest__Output): Promise<ContainerStatusResponse> {
   const containers = requireService(ctx.containers, 'ContainerStatus');
   if (!req.containerId) throw invalidArgument('container_id is required');
   const c = await containers.status(req.containerId);
-  const view = imageView(c, ctx.images);
-  const res: ContainerStatusResponse = {
-    status: {
-      id: c.id,
-      metadata: c.metadata,
-      state: c.state,
-      createdAt: c.createdAt,
-      startedAt: c.startedAt,
-      finishedAt: c.finishedAt,
-      exitCode: c.exitCode,
-      image: { image: view.image, annotations: c.config.image?.annotations ?? {}, userSpecifiedImage: c.imageName },
-      imageRef: view.imageRef,
-      imageId: view.imageId,
-      reason: c.reason,
-      message: c.message,
-      labels: c.config.labels ?? {},
-      annotations: c.config.annotations ?? {},
-      mounts: c.config.mounts ?? [],
-      logPath: c.logPath,
-      resources: c.resources ? { linux: c.resources } : null,
-      // As containerd: the primary group counts among the supplemental ones.
-      user: c.user
-        ? {
-            linux: {
-              uid: String(c.user.uid),
-              gid: String(c.user.gid),
-              supplementalGroups: [...new Set([c.user.gid, ...c.user.additionalGids])].map(String),
-            },
-          }
-        : null,
-    },
-    info: {},
-  };
+  const res: ContainerStatusResponse = { status: containerStatusOf(ctx, c), info: {} };
   if (req.verbose) {
     let runtimeSpec: unknown = null;
     try {

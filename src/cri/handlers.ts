@@ -23,6 +23,7 @@ import { listContainers } from './container_list';
 import { containerStatus } from './container_status';
 import { execSync } from './container_exec_sync';
 import { reopenContainerLog, updateContainerResources } from './container_update';
+import { getContainerEvents, type ServerStreamSink } from './container_events';
 import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './container_stats';
 
 // Each handler is typed against its own request/response in its module; the
@@ -61,4 +62,11 @@ export const HANDLERS: Record<string, Handler | undefined> = {
   Exec: exec,
   Attach: attach,
   PortForward: portForward,
+};
+
+/** Server-streaming methods: the handler writes to the sink until the client leaves or it fails. */
+export type StreamHandler = (ctx: CriContext, req: never, sink: ServerStreamSink<never>) => Promise<void>;
+
+export const STREAM_HANDLERS: Record<string, StreamHandler | undefined> = {
+  GetContainerEvents: getContainerEvents,
 };

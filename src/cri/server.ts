@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics/metrics';
 import { invalidArgument, unimplemented } from '../errors';
 import type { CriContext } from './context';
 import { codeName, toServiceError } from './status_map';
-import { HANDLERS, type Handler } from './handlers';
+import { HANDLERS, STREAM_HANDLERS, type Handler, type StreamHandler } from './handlers';
 
 /** Marks a request whose bytes did not decode, so it gets INVALID_ARGUMENT rather than INTERNAL. */
 class MalformedRequest {
@@ -48,11 +48,14 @@ export class CriServer {
     'grpc.max_send_message_length': 16 * 1024 * 1024,
   });
   private inFlight = 0;
+  /** Open server streams: ended at shutdown, they would otherwise hold it up until the bound. */
+  private readonly streams = new Set<AbortController>();
 
   constructor(
     private readonly ctx: CriContext,
     private readonly metrics: Metrics | undefined,
     private readonly handlers: Record<string, Handler | undefined> = HANDLERS,
+    private readonly streamHandlers: Record<string, StreamHandler | undefined> = STREAM_HANDLERS,
   ) {
     const cri = loadCri();
     this.register('runtime.v1.RuntimeService', cri.runtime.v1.RuntimeService.service);
@@ -69,6 +72,13 @@ export class CriServer {
     for (const [method, m] of Object.entries(def)) {
       const handler = this.handlers[method];
       const grpcType = m.responseStream ? (m.requestStream ? 'bidi_stream' : 'server_stream') : 'unary';
+      const streamHandler = this.streamHandlers[method];
+      if (m.responseStream && !m.requestStream && streamHandler) {
+        impl[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+          void this.handleServerStream(serviceName, method, streamHandler, call);
+        };
+        continue;
+      }
       if (m.responseStream || m.requestStream) {
         impl[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
           this.metrics?.started.inc({ grpc_type: grpcType, grpc_service: serviceName, grpc_method: method });
@@ -141,6 +151,51 @@ export class CriServer {
     }
   }
 
+  private async handleServerStream(
+    service: string,
+    method: string,
+    handler: StreamHandler,
+    call: grpc.ServerWritableStream<unknown, unknown>,
+  ): Promise<void> {
+    const labels = { grpc_type: 'server_stream', grpc_service: service, grpc_method: method };
+    this.metrics?.started.inc(labels);
+    const gone = new AbortController();
+    let clientGone = false;
+    const leave = (): void => {
+      clientGone = true;
+      gone.abort();
+    };
+    call.once('cancelled', leave);
+    call.once('close', leave);
+    call.once('error', leave);
+    this.streams.add(gone);
+    let code = grpc.status.OK;
+    try {
+      if (call.request instanceof MalformedRequest) {
+        throw invalidArgument(`${method}: malformed request message: ${call.request.reason}`);
+      }
+      this.ctx.logger.debug(`${method} stream opened`, { method });
+      await handler(this.ctx, call.request as never, {
+        write: (msg: never) => void call.write(msg),
+        get backlog() {
+          return call.writableLength;
+        },
+        signal: gone.signal,
+      });
+      // Ended by the handler or by our shutdown: close it properly for the client.
+      if (!clientGone) call.end();
+    } catch (err) {
+      const se = toServiceError(err);
+      code = se.code;
+      this.ctx.logger.warn(`${method} stream failed`, { method, code: codeName(code), error: se.details });
+      if (!clientGone) call.emit('error', se);
+    } finally {
+      this.streams.delete(gone);
+      this.metrics?.handled.inc({ ...labels, grpc_code: codeName(code) });
+      this.ctx.logger.debug(`${method} stream closed`, { method, code: codeName(code) });
+    }
+  }
+
   bind(socketPath: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.grpcServer.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {
@@ -152,6 +207,7 @@ export class CriServer {
 
   /** Stops accepting; lets in-flight RPCs finish for up to timeoutMs, then cuts them. */
   shutdown(timeoutMs: number): Promise<void> {
+    for (const s of this.streams) s.abort();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.grpcServer.forceShutdown();

@@ -305,4 +305,31 @@ describe('containers: lifecycle through a real berthd and runc', function () {
     const pods = await rt().ListPodSandboxStats({});
     assert.ok(pods.stats.some((x) => x.attributes?.id === podId));
   });
+
+  it('streams container events (GetContainerEvents) in lifecycle order with pod and container statuses', async () => {
+    const stream = fx.berthd.cri.containerEvents();
+    const seen: Array<{ type: string; id: string; pod?: string; statuses: string[] }> = [];
+    stream.on('data', (e: { containerEventType: string; containerId: string; podSandboxStatus: { id: string } | null; containersStatuses: Array<{ id: string }> }) =>
+      seen.push({ type: e.containerEventType, id: e.containerId, pod: e.podSandboxStatus?.id, statuses: e.containersStatuses.map((c) => c.id) }),
+    );
+    const ended = new Promise<void>((r) => stream.on('error', () => r()).on('end', () => r()));
+    await new Promise((r) => setTimeout(r, 200)); // the stream is open server-side
+    const id = await run('evented', { command: ['sh', '-c', 'sleep 0.3'] });
+    await exited(id);
+    await rt().RemoveContainer({ containerId: id });
+    const mine = await waitFor('four events', async () => {
+      const m = seen.filter((e) => e.id === id);
+      return m.length >= 4 ? m : undefined;
+    });
+    assert.deepEqual(
+      mine.map((e) => e.type),
+      ['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT'],
+    );
+    for (const e of mine) {
+      assert.equal(e.pod, podId);
+      assert.equal(e.statuses[0], id);
+    }
+    stream.cancel();
+    await ended;
+  });
 });

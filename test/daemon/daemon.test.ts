@@ -177,6 +177,26 @@ describe('berthd lifecycle', function () {
     }
   });
 
+  it('ends open GetContainerEvents streams at shutdown instead of waiting for them', async () => {
+    const d = await TestBerthd.start();
+    try {
+      const stream = d.cri.containerEvents();
+      const ended = new Promise<string>((r) => stream.on('end', () => r('end')).on('error', (e) => r(`error ${e.message}`)));
+      stream.on('data', () => undefined);
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = Date.now();
+      const proc = d.proc;
+      assert.ok(proc);
+      const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+      proc.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      assert.ok(Date.now() - t0 < 8000, 'not held up until the drain bound');
+      assert.equal(await ended, 'end');
+    } finally {
+      await d.cleanup();
+    }
+  });
+
   it('exits 0 on SIGINT too', async () => {
     const d = await TestBerthd.start();
     try {

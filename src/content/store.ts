@@ -185,7 +185,8 @@ export class ContentStore {
   private async doIngest(desc: BlobDescriptor, open: () => Readable, sink?: Writable): Promise<void> {
     const tmp = path.join(this.ingestDir, `${hexOf(desc.digest)}-${randomBytes(6).toString('hex')}`);
     try {
-      await pipeline(open(), new VerifyingStream(desc, sink), fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+      // A 1 MiB write buffer (default 16 KiB) lets the network keep flowing while a chunk is written.
+      await pipeline(open(), new VerifyingStream(desc, sink), fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 }));
       const fh = await fs.promises.open(tmp, 'r');
       try {
         await fh.sync();
@@ -218,7 +219,8 @@ export class ContentStore {
   /** A stored blob's bytes. */
   openRead(digest: string): Readable {
     if (!this.has(digest)) throw notFound(`blob ${digest} is not in the content store`);
-    return fs.createReadStream(this.path(digest));
+    // 1 MiB reads instead of the 64 KiB default: a layer applied from here costs far fewer stream hops.
+    return fs.createReadStream(this.path(digest), { highWaterMark: 1024 * 1024 });
   }
 
   async read(digest: string): Promise<Buffer> {

@@ -167,14 +167,7 @@ export class ContentStore {
         await fs.promises.rm(tmp, { force: true });
         return desc;
       }
-      const fh = await fs.promises.open(tmp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await fs.promises.rename(tmp, this.path(desc.digest));
-      await this.syncDir(this.blobsDir);
+      await this.publish(tmp, desc.digest);
       return desc;
     } catch (err) {
       await fs.promises.rm(tmp, { force: true });
@@ -187,14 +180,7 @@ export class ContentStore {
     try {
       // A 1 MiB write buffer (default 16 KiB) lets the network keep flowing while a chunk is written.
       await pipeline(open(), new VerifyingStream(desc, sink), fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 }));
-      const fh = await fs.promises.open(tmp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await fs.promises.rename(tmp, this.path(desc.digest));
-      await this.syncDir(this.blobsDir);
+      await this.publish(tmp, desc.digest);
       sink?.end();
     } catch (err) {
       await fs.promises.rm(tmp, { force: true });
@@ -205,6 +191,18 @@ export class ContentStore {
       }
       throw err instanceof BerthError ? err : internal(`storing blob ${desc.digest}: ${errorMessage(err)}`, err);
     }
+  }
+
+  /** Makes a fully written temp file the blob: fsync, rename into place, fsync the directory. */
+  private async publish(tmp: string, digest: string): Promise<void> {
+    const fh = await fs.promises.open(tmp, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.promises.rename(tmp, this.path(digest));
+    await this.syncDir(this.blobsDir);
   }
 
   private async syncDir(dir: string): Promise<void> {

@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { SPDY3_DICTIONARY } from './spdy_dictionary';
+import { endSocket } from './end_socket';
 
 export const SPDY_VERSION = 3;
 
@@ -365,11 +366,7 @@ export class SpdySession extends EventEmitter {
     payload.writeUInt32BE(lastId, 0);
     payload.writeUInt32BE(0, 4);
     this.sendFrame(controlFrame(FrameType.GoAway, 0, payload));
-    this.socket.end();
-    // A peer that never closes its side must not pin the socket forever.
-    const t = setTimeout(() => this.socket.destroy(), 5000);
-    t.unref();
-    this.socket.once('close', () => clearTimeout(t));
+    endSocket(this.socket);
   }
 
   destroy(): void {

@@ -4,6 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
+import { endSocket } from './end_socket';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -126,10 +127,7 @@ export class WebSocketConnection extends EventEmitter {
     this.sendFrame(OP_CLOSE, payload);
     this.closeSent = true;
     this.flushDrainWaiters();
-    this.socket.end();
-    const t = setTimeout(() => this.socket.destroy(), 5000);
-    t.unref();
-    this.socket.once('close', () => clearTimeout(t));
+    endSocket(this.socket);
   }
 
   destroy(): void {

@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { BerthError, errnoCode, errorMessage, internal, invalidArgument, notFound } from '../errors';
 import { isSha256Digest } from '../image/reference';
+import { fsyncDir } from '../util/atomic_file';
 
 export interface BlobDescriptor {
   digest: string;
@@ -202,16 +203,7 @@ export class ContentStore {
       await fh.close();
     }
     await fs.promises.rename(tmp, this.path(digest));
-    await this.syncDir(this.blobsDir);
-  }
-
-  private async syncDir(dir: string): Promise<void> {
-    const fh = await fs.promises.open(dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await fsyncDir(this.blobsDir);
   }
 
   /** A stored blob's bytes. */

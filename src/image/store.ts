@@ -4,10 +4,10 @@
 // (name@sha256:<manifest or index digest>). A tag names one image at a time.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { errnoCode, errorMessage, invalidArgument } from '../errors';
 import type { Logger } from '../log/logger';
 import { formatReference, parseReference } from './reference';
+import { fsyncDir, writeFileAtomic } from '../util/atomic_file';
 
 export interface LayerRecord {
   digest: string;
@@ -187,7 +187,7 @@ export class ImageStore {
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err;
     }
-    await syncDir(this.dir);
+    await fsyncDir(this.dir);
   }
 
   private fileOf(id: string): string {
@@ -195,26 +195,7 @@ export class ImageStore {
   }
 
   private async write(img: ImageRecord): Promise<void> {
-    const file = this.fileOf(img.id);
-    const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
-    const fh = await fs.promises.open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(img, null, 1));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.promises.rename(tmp, file);
-    await syncDir(this.dir);
+    await writeFileAtomic(this.fileOf(img.id), JSON.stringify(img, null, 1));
     this.images.set(img.id, img);
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fs.promises.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }

@@ -4,9 +4,9 @@
 // written before ADD starts so a crash half-way still leaves enough to DEL.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { errnoCode } from '../errors';
 import type { NetworkConfigList } from './cni_config';
+import { writeFileAtomic } from '../util/atomic_file';
 
 export interface CapabilityArgs {
   portMappings?: Array<{ hostPort: number; containerPort: number; protocol: string; hostIP?: string }>;
@@ -41,28 +41,9 @@ export class AttachmentCache {
   /** Writes the record atomically (temp file, fsync, rename, fsync dir). */
   async save(rec: AttachmentRecord): Promise<void> {
     await fs.promises.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const target = this.file(rec.network, rec.podId);
-    const tmp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
-    const fh = await fs.promises.open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(rec));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await fs.promises.rename(tmp, target);
-    } catch (err) {
-      await fs.promises.rm(tmp, { force: true });
-      throw err;
-    }
-    const dh = await fs.promises.open(this.dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await writeFileAtomic(this.file(rec.network, rec.podId), JSON.stringify(rec));
   }
+
 
   async remove(network: string, podId: string): Promise<void> {
     await fs.promises.rm(this.file(network, podId), { force: true });

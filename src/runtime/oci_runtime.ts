@@ -4,7 +4,6 @@
 // JSON `--log` file, so runtime errors never mix with a process's own output
 // and come back as typed errors carrying the runtime's message.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,6 +19,7 @@ import {
 import { execScratchDir, spawnSupervisedExec, type SupervisedExec } from './exec_supervisor';
 import type { RuntimeHandler } from './handlers';
 import type { OciLinuxResources, OciProcess, OciSpec } from './spec/oci_types';
+import { writeFileAtomic } from '../util/atomic_file';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'stopped' | 'paused';
 
@@ -115,8 +115,6 @@ export function runtimeError(op: string, id: string, message: string): BerthErro
   return internal(text);
 }
 
-const tempName = (): string => randomBytes(8).toString('hex');
-
 function closeStream(s: Readable | null): void {
   if (s && !s.destroyed) s.destroy();
 }
@@ -132,22 +130,11 @@ export class OciRuntime {
   static async writeBundle(dir: string, spec: OciSpec): Promise<string> {
     await fsp.mkdir(dir, { recursive: true, mode: 0o711 });
     const target = path.join(dir, 'config.json');
-    const tmp = path.join(dir, `.config.json.${tempName()}`);
-    const fh = await fsp.open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(spec, null, 2));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await fsp.rename(tmp, target);
-    } catch (err) {
-      await fsp.rm(tmp, { force: true });
-      throw err;
-    }
+    // The bundle is volatile state (gone at reboot): its directory needs no fsync.
+    await writeFileAtomic(target, JSON.stringify(spec, null, 2), { syncDir: false });
     return target;
   }
+
 
   /** A private (0700) directory for one call's files: log, process.json, pid file. Not under --root, which the runtime lists. */
   private async scratch(): Promise<string> {

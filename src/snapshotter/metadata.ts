@@ -1,10 +1,9 @@
 // The snapshotter's durable index: snapshot key → short numeric id, kind and
 // parent. One small JSON file, replaced atomically (write temp, fsync, rename,
 // fsync dir), so after a crash it is either the old or the new version.
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as path from 'node:path';
 import { errnoCode, errorMessage, internal } from '../errors';
+import { writeFileAtomic } from '../util/atomic_file';
 
 export type SnapshotKind = 'committed' | 'active';
 
@@ -73,22 +72,10 @@ export class MetadataStore {
   }
 
   async save(): Promise<void> {
-    const tmp = `${this.file}.tmp`;
-    const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(this.data, null, 1));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fsp.rename(tmp, this.file);
-    const dir = await fsp.open(path.dirname(this.file), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    // A fixed temp name: init() knows it and removes a half-written one.
+    await writeFileAtomic(this.file, JSON.stringify(this.data, null, 1), { tmp: `${this.file}.tmp` });
   }
+
 }
 
 function isMetadataFile(v: unknown): v is MetadataFile {

@@ -1,70 +1,14 @@
 // Durable JSON records, one file per id, written atomically (temp file, fsync,
 // rename, fsync of the directory) so a crash leaves the old or the new record,
 // never a torn one. Kept in memory after load; the files are the truth.
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode, errorMessage, internal } from '../errors';
 import type { Logger } from '../log/logger';
+import { fsyncDir, writeFileAtomic } from '../util/atomic_file';
 
-/** Writes `data` to `file` atomically and durably. */
-export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): void {
-  const tmp = `${file}.tmp`;
-  try {
-    const fd = fs.openSync(tmp, 'w', mode);
-    try {
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-    syncDir(path.dirname(file));
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-}
-
-/**
- * The same, off the event loop: fsync takes milliseconds, and a daemon
- * serving ten pod starts at once must not wait for each in turn.
- */
-export async function writeFileAtomicAsync(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    const fh = await fs.promises.open(tmp, 'w', mode);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.promises.rename(tmp, file);
-    await syncDirAsync(path.dirname(file));
-  } catch (err) {
-    await fs.promises.rm(tmp, { force: true });
-    throw err;
-  }
-}
-
-async function syncDirAsync(dir: string): Promise<void> {
-  const fh = await fs.promises.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-export function syncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+/** Temp files of interrupted writes: `<name>.tmp` and `<name>.tmp-<random>`. */
+const TEMP_FILE = /\.tmp(-[0-9a-f]+)?$/;
 
 export class DurableJsonStore<T extends { id: string }> {
   private readonly records = new Map<string, T>();
@@ -82,7 +26,7 @@ export class DurableJsonStore<T extends { id: string }> {
     this.records.clear();
     for (const name of fs.readdirSync(this.dir)) {
       const file = path.join(this.dir, name);
-      if (name.endsWith('.tmp')) {
+      if (TEMP_FILE.test(name)) {
         fs.rmSync(file, { force: true });
         continue;
       }
@@ -116,7 +60,7 @@ export class DurableJsonStore<T extends { id: string }> {
     const data = JSON.stringify(rec, null, 1);
     return this.inOrder(rec.id, async () => {
       try {
-        await writeFileAtomicAsync(file, data);
+        await writeFileAtomic(file, data);
       } catch (err) {
         throw internal(`cannot write ${this.what} record ${file}: ${errorMessage(err)}`, err);
       }
@@ -129,7 +73,7 @@ export class DurableJsonStore<T extends { id: string }> {
     return this.inOrder(id, async () => {
       try {
         await fs.promises.unlink(file);
-        await syncDirAsync(this.dir);
+        await fsyncDir(this.dir);
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw internal(`cannot delete ${this.what} record ${file}: ${errorMessage(err)}`, err);
       }

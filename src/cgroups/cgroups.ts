@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode, errorMessage, internal, invalidArgument } from '../errors';
+import { nowNs } from '../util/time';
 
 export interface CgroupHierarchy {
   /** Where the hierarchy is mounted, e.g. /sys/fs/cgroup/memory. */
@@ -224,7 +225,7 @@ export class PodCgroup {
 
   /** Current CPU and memory usage of the pod cgroup. */
   stats(): CgroupStats {
-    const timestampNs = (BigInt(Date.now()) * 1_000_000n).toString();
+    const timestampNs = nowNs();
     if (this.layout.version === 2) {
       const dir = path.join(this.layout.hierarchies[0].mountpoint, this.cgroupPath);
       const cpu = readKeyed(path.join(dir, 'cpu.stat'));

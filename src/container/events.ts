@@ -2,6 +2,7 @@
 // PLEG): created, started, stopped, deleted, in the order they happened.
 import { EventEmitter } from 'node:events';
 import type { ContainerRecord } from './record';
+import { nowNs } from '../util/time';
 
 export type ContainerEventType =
   | 'CONTAINER_CREATED_EVENT'
@@ -28,7 +29,7 @@ export class ContainerEventBus {
   publish(type: ContainerEventType, container: ContainerRecord): void {
     const event: ContainerEvent = {
       type,
-      createdAt: (BigInt(Date.now()) * 1_000_000n).toString(),
+      createdAt: nowNs(),
       container: { ...container },
     };
     this.emitter.emit('event', event);

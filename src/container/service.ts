@@ -47,6 +47,7 @@ import { crashPoint } from '../util/crashpoint';
 import { UsageSampler, type UsageSample } from './stats';
 import { ContainerEventBus } from './events';
 import { containerNameKey, type ContainerRecord } from './record';
+import { nowNs } from '../util/time';
 
 export interface ContainerServiceOptions {
   config: BerthConfig;
@@ -58,7 +59,6 @@ export interface ContainerServiceOptions {
   host: HostInfo;
 }
 
-const nowNs = (): string => (BigInt(Date.now()) * 1_000_000n).toString();
 
 /** Serialises operations on one id (start/stop/remove of the same container). */
 class KeyedMutex {

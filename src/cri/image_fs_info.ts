@@ -4,11 +4,12 @@ import type { ImageFsInfoRequest__Output } from '../gen/runtime/v1/ImageFsInfoRe
 import type { ImageFsInfoResponse } from '../gen/runtime/v1/ImageFsInfoResponse';
 import type { CriContext } from './context';
 import { imagesOf } from './images_of';
+import { nowNs } from '../util/time';
 
 export async function imageFsInfo(ctx: CriContext, _req: ImageFsInfoRequest__Output): Promise<ImageFsInfoResponse> {
   const images = await imagesOf(ctx);
   const u = await images.usage();
-  const timestamp = (BigInt(Date.now()) * 1_000_000n).toString();
+  const timestamp = nowNs();
   return {
     imageFilesystems: [
       {

@@ -6,6 +6,7 @@ import type { ListPodSandboxResponse } from '../gen/runtime/v1/ListPodSandboxRes
 import { invalidArgument } from '../errors';
 import type { CriContext } from './context';
 import { podSandboxOf, podSandboxStatusOf, sandboxesOf } from './sandbox_common';
+import { nowNs } from '../util/time';
 
 export async function podSandboxStatus(
   ctx: CriContext,
@@ -18,7 +19,7 @@ export async function podSandboxStatus(
     status: podSandboxStatusOf(sandboxes, rec),
     info: {},
     containersStatuses: [],
-    timestamp: (BigInt(Date.now()) * 1_000_000n).toString(),
+    timestamp: nowNs(),
   };
   if (req.verbose) {
     // Like containerd, one JSON document under "info" with what berth set up for the pod.

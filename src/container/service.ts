@@ -39,7 +39,7 @@ import { toOciResources } from '../runtime/spec/resources';
 import type { Snapshotter } from '../snapshotter/snapshotter';
 import type { SandboxService } from '../sandbox/service';
 import type { SandboxRecord } from '../sandbox/record';
-import { ShimClient, type ShimExit } from '../shim/shim_client';
+import { ShimClient, stopLeftoverShim, type ShimExit } from '../shim/shim_client';
 import { DurableJsonStore } from '../store/durable_json';
 import { detectCgroupLayout, type CgroupLayout } from '../cgroups/cgroups';
 import { diskUsage } from '../util/disk_usage';
@@ -514,7 +514,7 @@ export class ContainerService {
     // With the container gone the shim records the exit and leaves by itself.
     const shim = this.shims.get(rec.id);
     if (shim) await step('shim exit', () => Promise.race([shim.waitExit().catch(() => null), sleep(5000)]));
-    await step('shim', () => killShim(rec.shimDir));
+    await step('shim', () => stopLeftoverShim(rec.shimDir, { graceMs: 2000, waitMs: 5000 }));
     const before = problems.length;
     await step('rootfs unmount', () => this.opts.snapshotter.unmount(rec.rootfsDir));
     const rootfsStillMounted = problems.length > before;
@@ -713,25 +713,4 @@ function ignoreNotFound(err: unknown): void {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
-}
-
-/** Ends a shim still running after its container was deleted (it normally exits by itself). */
-async function killShim(shimDir: string): Promise<void> {
-  let pid: number;
-  try {
-    pid = Number(fs.readFileSync(path.join(shimDir, 'shim.pid'), 'utf8').trim());
-  } catch {
-    return;
-  }
-  if (!Number.isInteger(pid) || pid <= 1) return;
-  for (let i = 0; i < 50; i++) {
-    try {
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!cmd.includes('berth-shim')) return;
-    } catch {
-      return;
-    }
-    if (i === 20) process.kill(pid, 'SIGKILL');
-    await sleep(100);
-  }
 }

@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { detectCgroupLayout, PodCgroup } from '../cgroups/cgroups';
 import { errorMessage } from '../errors';
-import { ShimClient, SHIM_FILES } from '../shim/shim_client';
+import { ShimClient, stopLeftoverShim } from '../shim/shim_client';
 import { OciRuntime } from './oci_runtime';
 import type { OciSpec } from './spec/oci_types';
 
@@ -111,7 +111,9 @@ export async function probeContainerCreate(binary: string, opts: ContainerProbeO
       // Whatever happened above, nothing may stay: container, shim, cgroup, files.
       if (runtime) await withTimeout(runtime.delete(id, true), 5000, 'delete').catch(() => undefined);
       if (shim) await withTimeout(shim.waitExit(), 5000, 'shim exit').catch(() => undefined);
-      await killShim(path.join(dir, 'shim'));
+      // The shim leaves once the container is gone; one still running (a runtime
+      // create that hangs) is killed together with the runtime it waits for.
+      await stopLeftoverShim(path.join(dir, 'shim'), { graceMs: 1000, waitMs: 5000, kill: killTree });
       await removeProbeCgroup(cgroupPath);
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       // Shared by concurrent probes: only the last one out removes it.
@@ -119,8 +121,6 @@ export async function probeContainerCreate(binary: string, opts: ContainerProbeO
     }
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** `work`, or a rejection once `ms` passed (start-up must not wait on a hung runtime). */
 async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
@@ -167,18 +167,3 @@ async function killTree(pid: number): Promise<void> {
   }
 }
 
-/**
- * Stops the probe's shim if it is still there. It leaves by itself once the
- * container is gone; one still running (a runtime create that hangs) is
- * killed together with the runtime it waits for.
- */
-async function killShim(shimDir: string): Promise<void> {
-  const pid = Number((await fsp.readFile(path.join(shimDir, SHIM_FILES.shimPid), 'utf8').catch(() => '')).trim());
-  if (!Number.isInteger(pid) || pid <= 1) return;
-  for (let i = 0; i < 50; i++) {
-    const cmd = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmd.includes('berth-shim') || !cmd.includes(shimDir)) return;
-    if (i === 10) await killTree(pid);
-    await sleep(100);
-  }
-}

@@ -225,6 +225,38 @@ function readLine(sock: net.Socket, timeoutMs: number | undefined): Promise<{ li
   });
 }
 
+/**
+ * Ends a shim that is still running in `stateDir` after its container was
+ * deleted (it normally leaves by itself): waits `graceMs` for it, then calls
+ * `kill` (default: SIGKILL to the shim) and waits up to `waitMs` in all for it
+ * to be gone. The shim is recognised by its command line naming `stateDir`,
+ * never by a pid alone, so a reused pid is left alone.
+ */
+export async function stopLeftoverShim(
+  stateDir: string,
+  opts: { graceMs: number; waitMs: number; kill?: (pid: number) => Promise<void> | void },
+): Promise<void> {
+  const pid = Number(
+    (await fs.promises.readFile(path.join(stateDir, SHIM_FILES.shimPid), 'utf8').catch(() => '')).trim(),
+  );
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  const kill = opts.kill ?? ((p: number) => process.kill(p, 'SIGKILL'));
+  let killed = false;
+  for (const start = Date.now(); Date.now() - start < opts.waitMs; ) {
+    const cmd = await fs.promises.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (!cmd.includes('berth-shim') || !cmd.includes(stateDir)) return;
+    if (!killed && Date.now() - start >= opts.graceMs) {
+      killed = true;
+      try {
+        await kill(pid);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100).unref());
+  }
+}
+
 export class ShimClient {
   private constructor(
     readonly stateDir: string,

@@ -46,6 +46,7 @@ import { diskUsage } from '../util/disk_usage';
 import { crashPoint } from '../util/crashpoint';
 import { UsageSampler, type UsageSample } from './stats';
 import { ContainerEventBus } from './events';
+import { KeyedMutex } from '../util/keyed_mutex';
 import { containerNameKey, type ContainerRecord } from './record';
 import { nowNs } from '../util/time';
 
@@ -59,25 +60,6 @@ export interface ContainerServiceOptions {
   host: HostInfo;
 }
 
-
-/** Serialises operations on one id (start/stop/remove of the same container). */
-class KeyedMutex {
-  private readonly tails = new Map<string, Promise<void>>();
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    let release: () => void = () => undefined;
-    const mine = new Promise<void>((r) => (release = r));
-    const tail = prev.then(() => mine);
-    this.tails.set(key, tail);
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
-}
 
 function labelsMatch(labels: Record<string, string>, selector: Record<string, string>): boolean {
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -93,6 +75,7 @@ export class ContainerService {
   /** Lifecycle events, for GetContainerEvents. */
   readonly events = new ContainerEventBus();
   private readonly names = new Map<string, string>();
+  /** Serialises start/stop/remove/update of the same container. */
   private readonly lock = new KeyedMutex();
   private readonly shims = new Map<string, ShimClient>();
   private readonly watchers = new Map<string, Promise<void>>();

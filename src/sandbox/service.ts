@@ -30,6 +30,7 @@ import { sandboxNameKey, type NamespaceModeName, type SandboxRecord } from './re
 import { SandboxStore } from './store';
 import { validateSysctls } from './sysctls';
 import { crashPoint } from '../util/crashpoint';
+import { KeyedMutex } from '../util/keyed_mutex';
 
 /** What the CNI side needs to attach or detach a pod. */
 export interface PodNetworkRequest {
@@ -116,7 +117,8 @@ export class SandboxService {
   private readonly shmSizeBytes: number;
   /** name key -> id, reserved synchronously so concurrent duplicates are refused. */
   private readonly names = new Map<string, string>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Serialises run/stop/remove of the same pod. */
+  private readonly locks = new KeyedMutex();
   readonly podsStateDir: string;
   readonly podsRootDir: string;
   private privateChecked = false;
@@ -241,20 +243,6 @@ export class SandboxService {
     this.privateChecked = true;
   }
 
-  // ---- locking -----------------------------------------------------------
-
-  private async withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(id, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
-    }
-  }
-
   // ---- lookups -----------------------------------------------------------
 
   /** The record for an exact id or a unique id prefix; undefined when none. Ambiguous prefixes are an error. */
@@ -364,7 +352,7 @@ export class SandboxService {
       network: { ip: '', additionalIps: [] },
       networkAttached: false,
     };
-    return this.withLock(id, async () => {
+    return this.locks.run(id, async () => {
       let step = 'write the sandbox record';
       const cgroup = new PodCgroup(this.cgroupLayout(), cgroupPath);
       // Decided up front and saved with the 'creating' record (one fsync'd
@@ -552,7 +540,7 @@ export class SandboxService {
     if (!idOrPrefix) throw invalidArgument('StopPodSandbox: pod_sandbox_id is required');
     const found = this.find(idOrPrefix);
     if (!found) return;
-    await this.withLock(found.id, async () => {
+    await this.locks.run(found.id, async () => {
       const rec = this.store.get(found.id);
       if (!rec) return;
       await this.stopLocked(rec);
@@ -580,7 +568,7 @@ export class SandboxService {
     if (!idOrPrefix) throw invalidArgument('RemovePodSandbox: pod_sandbox_id is required');
     const found = this.find(idOrPrefix);
     if (!found) return;
-    await this.withLock(found.id, async () => {
+    await this.locks.run(found.id, async () => {
       const rec = this.store.get(found.id);
       if (!rec) return;
       // Like containerd: removing a running pod stops it first.

@@ -6,12 +6,15 @@ import * as path from 'node:path';
 import { errnoCode, errorMessage, internal } from '../errors';
 import type { Logger } from '../log/logger';
 import { fsyncDir, writeFileAtomic } from '../util/atomic_file';
+import { KeyedMutex } from '../util/keyed_mutex';
 
 /** Temp files of interrupted writes: `<name>.tmp` and `<name>.tmp-<random>`. */
 const TEMP_FILE = /\.tmp(-[0-9a-f]+)?$/;
 
 export class DurableJsonStore<T extends { id: string }> {
   private readonly records = new Map<string, T>();
+  /** Writes of one id are applied in call order. */
+  private readonly writes = new KeyedMutex();
 
   constructor(
     readonly dir: string,
@@ -58,7 +61,7 @@ export class DurableJsonStore<T extends { id: string }> {
     this.records.set(rec.id, rec);
     const file = path.join(this.dir, `${rec.id}.json`);
     const data = JSON.stringify(rec, null, 1);
-    return this.inOrder(rec.id, async () => {
+    return this.writes.run(rec.id, async () => {
       try {
         await writeFileAtomic(file, data);
       } catch (err) {
@@ -70,7 +73,7 @@ export class DurableJsonStore<T extends { id: string }> {
   delete(id: string): Promise<void> {
     this.records.delete(id);
     const file = path.join(this.dir, `${id}.json`);
-    return this.inOrder(id, async () => {
+    return this.writes.run(id, async () => {
       try {
         await fs.promises.unlink(file);
         await fsyncDir(this.dir);
@@ -78,18 +81,5 @@ export class DurableJsonStore<T extends { id: string }> {
         if (errnoCode(err) !== 'ENOENT') throw internal(`cannot delete ${this.what} record ${file}: ${errorMessage(err)}`, err);
       }
     });
-  }
-
-  private readonly queues = new Map<string, Promise<void>>();
-
-  private inOrder(id: string, op: () => Promise<void>): Promise<void> {
-    const prev = this.queues.get(id) ?? Promise.resolve();
-    const next = prev.catch(() => undefined).then(op);
-    this.queues.set(id, next);
-    const forget = (): void => {
-      if (this.queues.get(id) === next) this.queues.delete(id);
-    };
-    next.then(forget, forget);
-    return next;
   }
 }

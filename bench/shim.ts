@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { shimBinaryPath } from '../src/shim/shim_client';
+import { shimBinaryPath } from '../src/runtime/shim_client';
 import { latencyRow, out, tempDir, timed, withCleanups } from './common';
 
 const N = 50;

@@ -18,7 +18,7 @@ import { NetnsPortForwardBackend } from '../streaming/portforward_netns';
 import type { ContainerService } from './service';
 
 /** What the backends need of the container service (ContainerService has it). */
-export type StreamingContainers = Pick<ContainerService, 'execTarget' | 'status' | 'shimFor'>;
+export type StreamingContainers = Pick<ContainerService, 'execTarget' | 'status' | 'attach'>;
 /** What port-forward needs of the sandbox service (SandboxService has it). */
 export type StreamingPods = Pick<SandboxService, 'get'>;
 
@@ -75,7 +75,7 @@ export class ContainerExecBackend implements ExecBackend {
   async exec(containerId: string, cmd: string[], session: StreamSession): Promise<number> {
     const target = await this.containers.execTarget(containerId, cmd, session.tty);
     if (session.signal.aborted) throw failedPrecondition(`exec in ${target.id}: the client went away before it started`);
-    const ex = await target.runtime.startExec(target.id, target.process, { tty: session.tty, stdin: session.stdin !== null });
+    const ex = await target.start({ tty: session.tty, stdin: session.stdin !== null });
     return runSession(ex, session);
   }
 }
@@ -113,11 +113,10 @@ export class ContainerAttachBackend implements AttachBackend {
     if (rec.state !== 'CONTAINER_RUNNING') {
       throw failedPrecondition(`container ${rec.id} is ${rec.state.replace('CONTAINER_', '').toLowerCase()}, not running; cannot attach to it`);
     }
-    const shim = await this.containers.shimFor(rec.id);
     const tty = rec.config.tty;
     // As containerd: input for a container created without stdin is ignored.
     const withStdin = session.stdin !== null && rec.config.stdin;
-    const a = await shim.attach({ stdin: withStdin, stdout: true, stderr: !tty && session.stderr !== null });
+    const a = await this.containers.attach(rec, { stdin: withStdin, stdout: true, stderr: !tty && session.stderr !== null });
     if (withStdin && session.stdin && a.stdin) session.stdin.pipe(a.stdin);
     else session.stdin?.resume();
     if (a.stdout) pipeOut(a.stdout, session.stdout);

@@ -3,9 +3,15 @@ import type { CreateContainerRequest__Output } from '../gen/runtime/v1/CreateCon
 import type { CreateContainerResponse } from '../gen/runtime/v1/CreateContainerResponse';
 import type { CriContext } from './context';
 import { requireService } from './require';
+import { invalidArgument } from '../errors';
 
 export async function createContainer(ctx: CriContext, req: CreateContainerRequest__Output): Promise<CreateContainerResponse> {
   const containers = requireService(ctx.containers, 'CreateContainer');
-  const id = await containers.create(req.podSandboxId, req.config, req.sandboxConfig);
+  if (!req.podSandboxId) throw invalidArgument('pod_sandbox_id is required');
+  const config = req.config;
+  if (!config) throw invalidArgument('config is required');
+  if (!config.metadata?.name) throw invalidArgument('config.metadata.name is required');
+  if (!config.image?.image) throw invalidArgument('config.image.image is required');
+  const id = await containers.create(req.podSandboxId, config, req.sandboxConfig);
   return { containerId: id };
 }

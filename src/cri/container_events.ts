@@ -26,7 +26,7 @@ export const MAX_EVENT_BACKLOG = 10_000;
 export function containerEventResponse(ctx: CriContext, e: ContainerEvent): ContainerEventResponse {
   const c = e.container;
   const pod = ctx.sandboxes?.find(c.podSandboxId);
-  const others = ctx.containers?.ofPod(c.podSandboxId).filter((x) => x.id !== c.id && x.phase === 'ready') ?? [];
+  const others = ctx.containers?.list((x) => x.podSandboxId === c.podSandboxId && x.id !== c.id && x.phase === 'ready') ?? [];
   return {
     containerId: c.id,
     containerEventType: e.type,

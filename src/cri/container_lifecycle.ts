@@ -6,7 +6,7 @@ import type { StopContainerResponse } from '../gen/runtime/v1/StopContainerRespo
 import type { RemoveContainerRequest__Output } from '../gen/runtime/v1/RemoveContainerRequest';
 import type { RemoveContainerResponse } from '../gen/runtime/v1/RemoveContainerResponse';
 import { invalidArgument } from '../errors';
-import type { CriContext } from './context';
+import type { CallInfo, CriContext } from './context';
 import { requireService } from './require';
 
 export async function startContainer(ctx: CriContext, req: StartContainerRequest__Output): Promise<StartContainerResponse> {
@@ -16,12 +16,12 @@ export async function startContainer(ctx: CriContext, req: StartContainerRequest
   return {};
 }
 
-export async function stopContainer(ctx: CriContext, req: StopContainerRequest__Output): Promise<StopContainerResponse> {
+export async function stopContainer(ctx: CriContext, req: StopContainerRequest__Output, call: CallInfo): Promise<StopContainerResponse> {
   const containers = requireService(ctx.containers, 'StopContainer');
   if (!req.containerId) throw invalidArgument('container_id is required');
   const timeout = Number(req.timeout);
   if (!Number.isFinite(timeout) || timeout < 0) throw invalidArgument(`timeout must be >= 0 seconds, got ${req.timeout}`);
-  await containers.stop(req.containerId, timeout);
+  await containers.stop(req.containerId, timeout, call.signal);
   return {};
 }
 

@@ -4,10 +4,11 @@ import type { ListContainersResponse } from '../gen/runtime/v1/ListContainersRes
 import type { CriContext } from './context';
 import { imageView } from './container_view';
 import { requireService } from './require';
+import { containerFilter } from './container_filter';
 
 export async function listContainers(ctx: CriContext, req: ListContainersRequest__Output): Promise<ListContainersResponse> {
   const containers = requireService(ctx.containers, 'ListContainers');
-  const list = containers.list(req.filter);
+  const list = containers.list(containerFilter(req.filter));
   return {
     containers: list.map((c) => {
       const view = imageView(c, ctx.images);

@@ -19,6 +19,7 @@ import type { PodSandboxStatsRequest__Output } from '../gen/runtime/v1/PodSandbo
 import type { PodSandboxStatsResponse } from '../gen/runtime/v1/PodSandboxStatsResponse';
 import type { SandboxRecord } from '../sandbox/record';
 import type { CriContext } from './context';
+import { containerFilter } from './container_filter';
 import { requireService } from './require';
 
 const u64 = (v: string | undefined): { value: string } | null => (v === undefined ? null : { value: v });
@@ -70,12 +71,7 @@ export async function listContainerStats(ctx: CriContext, req: ListContainerStat
   const containers = requireService(ctx.containers, 'ListContainerStats');
   const f = req.filter;
   // As containerd: stats of running containers only.
-  const list = containers.list({
-    id: f?.id ?? '',
-    podSandboxId: f?.podSandboxId ?? '',
-    labelSelector: f?.labelSelector ?? {},
-    state: { state: 'CONTAINER_RUNNING' },
-  });
+  const list = containers.list(containerFilter({ ...f, state: { state: 'CONTAINER_RUNNING' } }));
   return { stats: await Promise.all(list.map((c) => containerStatsOf(containers, c))) };
 }
 
@@ -91,7 +87,7 @@ async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandb
       memory: { memoryUsageBytes: s.memoryUsageBytes, memoryWorkingSetBytes: s.memoryWorkingSetBytes, memoryRssBytes: s.memoryRssBytes },
     };
   }
-  const running = containers.list({ id: '', podSandboxId: pod.id, labelSelector: {}, state: { state: 'CONTAINER_RUNNING' } });
+  const running = containers.list((c) => c.podSandboxId === pod.id && c.state === 'CONTAINER_RUNNING');
   return {
     attributes: { id: pod.id, metadata: pod.metadata, labels: pod.config.labels ?? {}, annotations: pod.config.annotations ?? {} },
     linux: {

@@ -9,6 +9,11 @@ import type { ImageService } from '../image/service';
 import type { ContainerService } from '../container/service';
 import type { StreamingServer } from '../streaming/server';
 
+/** What a unary handler knows of its call: `signal` aborts when the client cancels or its deadline passes. */
+export interface CallInfo {
+  readonly signal: AbortSignal;
+}
+
 export interface CriContext {
   readonly config: BerthConfig;
   readonly logger: Logger;

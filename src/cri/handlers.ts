@@ -1,6 +1,6 @@
 // The table of implemented CRI methods. A method missing here answers
 // UNIMPLEMENTED. One module per RPC or closely related group of RPCs.
-import type { CriContext } from './context';
+import type { CallInfo, CriContext } from './context';
 import { version } from './version';
 import { status } from './status';
 import { runtimeConfig } from './runtime_config';
@@ -29,7 +29,7 @@ import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStat
 // Each handler is typed against its own request/response in its module; the
 // table erases that because gRPC dispatches by method name (`never`: any
 // handler fits, and the server passes the decoded message it got for that name).
-export type Handler = (ctx: CriContext, req: never) => Promise<unknown>;
+export type Handler = (ctx: CriContext, req: never, call: CallInfo) => Promise<unknown>;
 
 export const HANDLERS: Record<string, Handler | undefined> = {
   Version: version,

@@ -94,7 +94,10 @@ export class CriServer {
         continue;
       }
       impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        void this.handleUnary(serviceName, method, handler, call.request, callback);
+        // The handler may stop waiting when the client gives up (cancel or deadline).
+        const gone = new AbortController();
+        call.once('cancelled', () => gone.abort());
+        void this.handleUnary(serviceName, method, handler, call.request, callback, gone.signal);
       };
     }
     this.grpcServer.addService(wrapped, impl);
@@ -106,6 +109,7 @@ export class CriServer {
     handler: Handler | undefined,
     request: unknown,
     callback: grpc.sendUnaryData<unknown>,
+    signal: AbortSignal,
   ): Promise<void> {
     const labels = { grpc_type: 'unary', grpc_service: service, grpc_method: method };
     this.metrics?.started.inc(labels);
@@ -119,7 +123,7 @@ export class CriServer {
         throw invalidArgument(`${method}: malformed request message: ${request.reason}`);
       }
       if (!handler) throw unimplemented(`${method} is not implemented by berth`);
-      const response = await handler(this.ctx, request as never);
+      const response = await handler(this.ctx, request as never, { signal });
       ids = { ...subjectIds(response), ...ids };
       callback(null, response);
     } catch (err) {

@@ -68,7 +68,7 @@ export class Daemon {
       handlers,
       images: this.images,
       snapshotter,
-      sandboxes: this.sandboxes,
+      pods: this.sandboxes,
       host,
     });
     this.sandboxes.containers = this.containers;

@@ -7,8 +7,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { detectCgroupLayout, PodCgroup } from '../cgroups/cgroups';
 import { errorMessage } from '../errors';
-import { ShimClient, stopLeftoverShim } from '../shim/shim_client';
-import { OciRuntime } from './oci_runtime';
+import { ContainerRuntime } from './container_runtime';
 import type { OciSpec } from './spec/oci_types';
 
 export const PROBE_TIMEOUT_MS = 10000;
@@ -73,8 +72,8 @@ export async function probeContainerCreate(binary: string, opts: ContainerProbeO
   const cgroupPath = opts.cgroupPath ?? `/berth-probe-${suffix}`;
   const id = `berth-probe-${suffix}`;
   let dir: string | undefined;
-  let runtime: OciRuntime | undefined;
-  let shim: ShimClient | undefined;
+  let root = '';
+  const runtime = new ContainerRuntime(() => ({ name: 'probe', binary, root }));
   try {
     await fsp.mkdir(opts.workDir, { recursive: true, mode: 0o700 });
     dir = await fsp.mkdtemp(path.join(opts.workDir, 'probe-'));
@@ -83,23 +82,17 @@ export async function probeContainerCreate(binary: string, opts: ContainerProbeO
     await fsp.mkdir(path.join(rootfs, 'proc'), { recursive: true, mode: 0o755 });
     await fsp.writeFile(path.join(rootfs, PROBE_EXECUTABLE), '', { mode: 0o755 });
     await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(probeSpec(cgroupPath)), { mode: 0o600 });
-    runtime = new OciRuntime({ name: 'probe', binary, root: path.join(dir, 'root') });
+    root = path.join(dir, 'root');
+    const ref = { id, runtimeHandler: 'probe', shimDir: path.join(dir, 'shim') };
     // Through berth-shim, as for a real container: it is the subreaper that
     // reaps the container's init once `delete` kills it.
     try {
-      shim = await ShimClient.spawn({
-        id,
-        bundle,
-        stateDir: path.join(dir, 'shim'),
-        runtimeRoot: path.join(dir, 'root'),
-        runtime: binary,
-        timeoutMs,
-      });
+      await runtime.create(ref, { bundle, timeoutMs });
     } catch (err) {
       return { ok: false, stage: 'create', message: errorMessage(err).replace(`creating container ${id}: `, '') };
     }
     try {
-      await withTimeout(runtime.delete(id, true), Math.max(1000, deadline - Date.now()), 'delete');
+      await withTimeout(runtime.delete(ref, true), Math.max(1000, deadline - Date.now()), 'delete');
     } catch (err) {
       return { ok: false, stage: 'delete', message: errorMessage(err) };
     }
@@ -109,11 +102,16 @@ export async function probeContainerCreate(binary: string, opts: ContainerProbeO
   } finally {
     if (dir) {
       // Whatever happened above, nothing may stay: container, shim, cgroup, files.
-      if (runtime) await withTimeout(runtime.delete(id, true), 5000, 'delete').catch(() => undefined);
-      if (shim) await withTimeout(shim.waitExit(), 5000, 'shim exit').catch(() => undefined);
+      const ref = { id, runtimeHandler: 'probe', shimDir: path.join(dir, 'shim') };
+      if (root) await withTimeout(runtime.delete(ref, true), 5000, 'delete').catch(() => undefined);
       // The shim leaves once the container is gone; one still running (a runtime
       // create that hangs) is killed together with the runtime it waits for.
-      await stopLeftoverShim(path.join(dir, 'shim'), { graceMs: 1000, waitMs: 5000, kill: killTree });
+      await runtime.releaseShim(ref, {
+        exitWaitMs: 5000,
+        graceMs: 1000,
+        waitMs: 5000,
+        kill: killTree,
+      });
       await removeProbeCgroup(cgroupPath);
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       // Shared by concurrent probes: only the last one out removes it.

@@ -148,6 +148,11 @@ export class RuntimeHandlerRegistry {
     return handler;
   }
 
+  /** Whether get(name) would succeed. */
+  usable(name: string): boolean {
+    return this.handlers.get(name || this.defaultName)?.ok ?? false;
+  }
+
   defaultHandler(): RuntimeHandler | undefined {
     return this.handlers.get(this.defaultName);
   }

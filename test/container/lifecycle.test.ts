@@ -162,6 +162,19 @@ describe('containers: lifecycle through a real berthd and runc', function () {
     assert.ok(Date.now() - t0 >= 900, 'waited for the timeout before SIGKILL');
   });
 
+  it('stops waiting when the client gives up, and does not escalate to SIGKILL on its own', async () => {
+    const stubborn = await run('deaf', { command: ['sh', '-c', 'trap "" TERM; while true; do sleep 0.1; done'] });
+    await new Promise((r) => setTimeout(r, 300));
+    // A 3 s stop whose client leaves after 1 s: berth must not kill at 3 s by itself.
+    await assert.rejects(rt().StopContainer({ containerId: stubborn, timeout: '3' }, { deadlineMs: 1000 }), (e: unknown) => code(e) === 4);
+    await new Promise((r) => setTimeout(r, 3500));
+    const s = await rt().ContainerStatus({ containerId: stubborn, verbose: false });
+    assert.equal(s.status?.state, 'CONTAINER_RUNNING', 'the container that ignores SIGTERM still runs');
+    // The next stop decides again, and this time waits it out.
+    await rt().StopContainer({ containerId: stubborn, timeout: '1' });
+    assert.equal((await exited(stubborn)).exitCode, 137);
+  });
+
   it('writes logs in the CRI format, splits long lines, and reopens the log', async () => {
     const id = await run('logger', {
       command: ['sh', '-c', 'echo out; echo err >&2; head -c 20000 /dev/zero | tr "\\0" a; echo; sleep 2; echo after'],

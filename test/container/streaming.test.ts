@@ -15,11 +15,11 @@ import {
 import type { ContainerRecord } from '../../src/container/record';
 import { BerthError } from '../../src/errors';
 import { resolveBinary } from '../../src/runtime/handlers';
-import { OciRuntime } from '../../src/runtime/oci_runtime';
+import { ContainerRuntime } from '../../src/runtime/container_runtime';
 import { execProcess } from '../../src/runtime/spec/builder';
 import type { OciProcess } from '../../src/runtime/spec/oci_types';
 import type { SandboxRecord } from '../../src/sandbox/record';
-import { ShimClient } from '../../src/shim/shim_client';
+import type { ShimAttachOptions } from '../../src/runtime/shim_client';
 import type { StreamingBackends, StreamSession, TerminalSize } from '../../src/streaming/backend';
 import { containerConfig, podConfig, startContainerFixture, waitFor, type ContainerFixture } from './fixture';
 
@@ -82,14 +82,15 @@ function lookups(fx: ContainerFixture): { containers: StreamingContainers; pods:
     async execTarget(id: string, cmd: string[], tty: boolean) {
       const rec = record(id);
       const spec = JSON.parse(fs.readFileSync(path.join(rec.bundleDir, 'config.json'), 'utf8')) as { process: OciProcess };
-      const runtime = new OciRuntime({ name: rec.runtimeHandler || 'runc', binary: runc, root: runtimeRoot(id) });
-      return { id, runtime, process: execProcess(spec.process, cmd, tty) };
+      const runtime = new ContainerRuntime(() => ({ name: rec.runtimeHandler || 'runc', binary: runc, root: runtimeRoot(id) }));
+      const process = execProcess(spec.process, cmd, tty);
+      return { id, start: (opts: { tty: boolean; stdin: boolean }) => runtime.startExec(rec, process, opts) };
     },
     async status(id: string) {
       return record(id);
     },
-    async shimFor(id: string) {
-      return ShimClient.connect(record(id).shimDir);
+    async attach(rec: ContainerRecord, opts: ShimAttachOptions) {
+      return new ContainerRuntime(() => ({ name: 'runc', binary: runc, root: runtimeRoot(rec.id) })).attach(rec, opts);
     },
   };
   const pods: StreamingPods = {
@@ -215,7 +216,7 @@ describe('containers: streaming backends (exec, attach, port-forward) with real 
   describe('the berth-exec supervisor', () => {
     async function start(cmd: string[], tty = false) {
       const t = await lookups(fx).containers.execTarget(worker, cmd, tty);
-      return t.runtime.startExec(t.id, t.process, { tty, stdin: false });
+      return t.start({ tty, stdin: false });
     }
     const collect = (r: NodeJS.ReadableStream): Promise<string> =>
       new Promise((resolve) => {
@@ -257,7 +258,7 @@ describe('containers: streaming backends (exec, attach, port-forward) with real 
   describe('the berth-exec supervisor, killed while the runtime is starting the process', () => {
     it('leaves nothing running', async () => {
       const t = await lookups(fx).containers.execTarget(worker, ['sleep', '4341'], false);
-      const ex = await t.runtime.startExec(t.id, t.process, { tty: false, stdin: false });
+      const ex = await t.start({ tty: false, stdin: false });
       ex.kill(); // the runtime has barely started
       const outcome = await ex.exited.then(
         (code) => code,

@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ShimClient } from '../../src/shim/shim_client';
+import { ShimClient } from '../../src/runtime/shim_client';
 import { buildShim, ContainerDirs, isShimProcess, makeBundle, makeRootfs, parseCriLog, tempRoot, waitFor } from './fixtures';
 
 function clangWithFuzzer(): string | null {

@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
-import { ShimClient, SHIM_FILES, type ShimSpawnOptions } from '../../src/shim/shim_client';
+import { ShimClient, SHIM_FILES, type ShimSpawnOptions } from '../../src/runtime/shim_client';
 import {
   buildShim,
   childrenOf,
@@ -282,7 +282,7 @@ describe('berth-shim', function () {
     const c = container({ args: ['sh', '-c', 'echo alive; sleep 0.3'] });
     // A stand-in berthd: a separate node process that spawns the shim.
     const script = `
-      const { ShimClient } = require(${JSON.stringify(path.join(REPO, 'dist', 'src', 'shim', 'shim_client.js'))});
+      const { ShimClient } = require(${JSON.stringify(path.join(REPO, 'dist', 'src', 'runtime', 'shim_client.js'))});
       ShimClient.spawn(JSON.parse(process.argv[1])).then(
         (s) => { process.stdout.write('ready ' + s.containerPid + '\\n'); setInterval(() => {}, 1000); },
         (e) => { process.stdout.write('error ' + e.message + '\\n'); process.exit(1); });`;

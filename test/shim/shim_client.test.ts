@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
-import { ShimClient, readExitFile, shimBinaryPath } from '../../src/shim/shim_client';
+import { ShimClient, readExitFile, shimBinaryPath } from '../../src/runtime/shim_client';
 import { REPO, tempRoot } from './fixtures';
 
 function kind(k: string): (err: unknown) => boolean {

@@ -1,0 +1,182 @@
+// CreateContainer: reserve the name, write the record (phase creating), then
+// snapshot, rootfs mount, bundle, log directory and shim (`runtime create`).
+// Any failure rolls everything back through teardown and frees the name.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { alreadyExists, errorMessage, failedPrecondition, notFound } from '../errors';
+import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig';
+import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
+import type { ImageRecord } from '../image/store';
+import { supportsRecursiveReadOnly } from '../runtime/handlers';
+import { buildContainerSpec, resolveStopSignal, type NamespaceRef, type SandboxRuntimeInfo } from '../runtime/spec/builder';
+import type { SandboxRecord } from '../sandbox/record';
+import { crashPoint } from '../util/crashpoint';
+import { nowNs } from '../util/time';
+import type { ContainerDeps } from './deps';
+import { containerNameKey, type ContainerRecord } from './record';
+import { initialContainerState, markCreated } from './state';
+import type { ContainerTeardown } from './teardown';
+
+export class ContainerCreator {
+  constructor(
+    private readonly deps: ContainerDeps,
+    private readonly teardown: ContainerTeardown,
+  ) {}
+
+  /** `config` has a name and an image (checked at the CRI edge). */
+  async create(podSandboxId: string, config: ContainerConfig__Output, sandboxConfig: PodSandboxConfig__Output | null): Promise<string> {
+    const { store, logger } = this.deps;
+    const pod = this.deps.pods.get(podSandboxId);
+    if (pod.state !== 'ready') {
+      throw failedPrecondition(`pod sandbox ${pod.id} is not ready (stopped); cannot create containers in it`);
+    }
+    const name = config.metadata?.name ?? '';
+    const attempt = config.metadata?.attempt ?? 0;
+    const imageName = config.image?.image ?? '';
+    const image = this.deps.images.lookup(imageName);
+    if (!image) throw notFound(`image "${imageName}" not found; pull it first`);
+    const handler = this.deps.handlers.get(pod.runtimeHandler);
+
+    const id = randomBytes(32).toString('hex');
+    // Reserved before the first await, so concurrent creates of one name conflict.
+    const key = containerNameKey(pod.id, name, attempt);
+    const holder = store.reserveName(key, id);
+    if (holder) {
+      throw alreadyExists(`a container named "${name}" (attempt ${attempt}) already exists in pod ${pod.id}: ${holder}; remove it first`);
+    }
+    const stateDir = path.join(this.deps.config.state, 'containers', id);
+    const rec: ContainerRecord = {
+      id,
+      podSandboxId: pod.id,
+      ...initialContainerState(),
+      metadata: { name, attempt },
+      config,
+      imageName,
+      imageId: image.id,
+      imageRefName: image.repoDigests[0] ?? image.repoTags[0] ?? image.id,
+      runtimeHandler: handler.name,
+      createdAt: nowNs(),
+      startedAt: '0',
+      finishedAt: '0',
+      exitCode: 0,
+      reason: '',
+      message: '',
+      logPath: pod.config.logDirectory && config.logPath ? path.join(pod.config.logDirectory, config.logPath) : '',
+      stateDir,
+      bundleDir: path.join(stateDir, 'bundle'),
+      rootfsDir: path.join(stateDir, 'bundle', 'rootfs'),
+      // Unix socket paths are limited to 107 bytes: keep the shim's dir short
+      // (128 bits of the id are as unique as the whole of it here).
+      shimDir: path.join(this.deps.config.state, 'shims', id.slice(0, 32)),
+      snapshotKey: `container-${id}`,
+      stopSignal: resolveStopSignal({ StopSignal: image.config.stopSignal }),
+      cgroupsPath: '',
+      pid: 0,
+      resources: config.linux?.resources ?? null,
+    };
+    try {
+      await store.create(rec);
+      crashPoint('container-create:after-record');
+      const made = await this.materialise(rec, image, pod, sandboxConfig ?? pod.config);
+      await store.update(id, (r) => {
+        Object.assign(r, made);
+        markCreated(r);
+      });
+      logger.info('container created', { container: id, pod: pod.id, name, image: rec.imageName });
+      this.deps.events.publish('CONTAINER_CREATED_EVENT', rec);
+      return id;
+    } catch (err) {
+      logger.warn('container create failed; rolling back', { container: id, pod: pod.id, error: errorMessage(err) });
+      await this.teardown.run(rec).catch((e: unknown) =>
+        logger.error('rollback of a failed create left something behind', { container: id, error: errorMessage(e) }),
+      );
+      store.releaseName(key, id);
+      throw err;
+    }
+  }
+
+  /** Snapshot, rootfs mount, bundle, log dir, shim (runtime create); returns what the record learns. */
+  private async materialise(
+    rec: ContainerRecord,
+    image: ImageRecord,
+    pod: SandboxRecord,
+    sandboxConfig: PodSandboxConfig__Output,
+  ): Promise<Pick<ContainerRecord, 'cgroupsPath' | 'user' | 'pid'>> {
+    const { snapshotter, runtime } = this.deps;
+    const handler = this.deps.handlers.get(rec.runtimeHandler);
+    fs.mkdirSync(rec.bundleDir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(rec.rootfsDir, { recursive: true, mode: 0o755 });
+    const top = image.chainIds[image.chainIds.length - 1];
+    if (!top) throw failedPrecondition(`image ${image.id} has no layers`);
+    await snapshotter.prepare(rec.snapshotKey, top);
+    crashPoint('container-create:after-snapshot');
+    await snapshotter.mount(rec.snapshotKey, rec.rootfsDir);
+    crashPoint('container-create:after-mount');
+
+    const warnings: string[] = [];
+    const spec = buildContainerSpec({
+      containerId: rec.id,
+      config: rec.config,
+      sandboxConfig,
+      image: {
+        Env: image.config.env,
+        Entrypoint: image.config.entrypoint,
+        Cmd: image.config.cmd,
+        WorkingDir: image.config.workingDir,
+        User: image.config.user,
+        StopSignal: image.config.stopSignal,
+      },
+      imageName: rec.imageName,
+      rootfsPath: rec.rootfsDir,
+      sandbox: sandboxInfo(pod),
+      host: this.deps.host,
+      recursiveReadOnlyMounts: supportsRecursiveReadOnly(handler),
+      warn: (msg: string) => warnings.push(msg),
+    });
+    for (const w of warnings) this.deps.logger.info(w, { container: rec.id });
+    const cgroupsPath = spec.linux.cgroupsPath ?? '';
+    await runtime.writeBundle(rec.bundleDir, spec);
+    crashPoint('container-create:after-bundle');
+
+    if (rec.logPath) fs.mkdirSync(path.dirname(rec.logPath), { recursive: true });
+    const pid = await runtime.create(rec, {
+      bundle: rec.bundleDir,
+      logPath: rec.logPath || undefined,
+      stdin: rec.config.stdin,
+      stdinOnce: rec.config.stdin && rec.config.stdinOnce,
+      tty: rec.config.tty,
+      cgroupPaths: cgroupsPath ? [cgroupsPath] : [],
+    });
+    crashPoint('container-create:after-shim');
+    return {
+      cgroupsPath,
+      pid,
+      user: { uid: spec.process.user.uid, gid: spec.process.user.gid, additionalGids: spec.process.user.additionalGids ?? [] },
+    };
+  }
+}
+
+/** The pod's namespaces, files and cgroup as the spec builder needs them. */
+function sandboxInfo(pod: SandboxRecord): SandboxRuntimeInfo {
+  const HOST: NamespaceRef = { kind: 'host' };
+  const pinned = (what: string, p: string | undefined): NamespaceRef => {
+    if (!p) throw failedPrecondition(`pod sandbox ${pod.id} has no pinned ${what} namespace; recreate the pod`);
+    return { kind: 'pinned', path: p };
+  };
+  const hostNet = pod.namespaceModes.network === 'NODE';
+  const pid = pod.namespaceModes.pid;
+  return {
+    sandboxId: pod.id,
+    hostname: pod.hostname,
+    network: hostNet ? HOST : pinned('network', pod.nsPaths.net),
+    ipc: pod.namespaceModes.ipc === 'NODE' ? HOST : pinned('ipc', pod.nsPaths.ipc),
+    uts: hostNet ? HOST : pinned('uts', pod.nsPaths.uts),
+    pid: pid === 'NODE' ? HOST : pid === 'POD' ? pinned('pid', pod.nsPaths.pid) : undefined,
+    hostnamePath: pod.hostnameFile,
+    hostsPath: pod.hostsFile,
+    resolvConfPath: pod.resolvConfFile,
+    shmPath: pod.shmPath ?? '/dev/shm',
+    cgroupParent: pod.cgroup.path,
+  };
+}

@@ -1,0 +1,34 @@
+// What the container modules share: the store, the runtime façade, the event
+// bus, the per-container lock and the services they call. Wired once by
+// ContainerService's constructor.
+import type { BerthConfig } from '../config/config';
+import type { ImageService } from '../image/service';
+import type { Logger } from '../log/logger';
+import type { ContainerRuntime } from '../runtime/container_runtime';
+import type { RuntimeHandlerRegistry } from '../runtime/handlers';
+import type { HostInfo } from '../runtime/spec/host_info';
+import type { SandboxRecord } from '../sandbox/record';
+import type { Snapshotter } from '../snapshotter/snapshotter';
+import type { KeyedMutex } from '../util/keyed_mutex';
+import type { ContainerEventBus } from './events';
+import type { ContainerStore } from './store';
+
+/** How containers find their pod: by id, NOT_FOUND when it is gone. */
+export interface PodLookup {
+  get(idOrPrefix: string): SandboxRecord;
+}
+
+export interface ContainerDeps {
+  readonly config: BerthConfig;
+  readonly logger: Logger;
+  readonly handlers: RuntimeHandlerRegistry;
+  readonly images: ImageService;
+  readonly snapshotter: Snapshotter;
+  readonly pods: PodLookup;
+  readonly host: HostInfo;
+  readonly store: ContainerStore;
+  readonly runtime: ContainerRuntime;
+  readonly events: ContainerEventBus;
+  /** Serialises start/stop/remove/update of one container. */
+  readonly lock: KeyedMutex;
+}

@@ -1,0 +1,45 @@
+// ExecSync and the exec target of streaming exec: the container's own process
+// settings (user, env, capabilities...) with the command swapped in.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { failedPrecondition } from '../errors';
+import type { ExecResult } from '../runtime/container_runtime';
+import { execProcess } from '../runtime/spec/builder';
+import type { OciProcess } from '../runtime/spec/oci_types';
+import type { SupervisedExec } from '../runtime/exec_supervisor';
+import type { ContainerDeps } from './deps';
+import type { ExitMonitor } from './monitor';
+import { isRunning, stateWord } from './state';
+
+/** A running container's exec: its id and how to start `cmd` in it. */
+export interface ExecTarget {
+  id: string;
+  start(opts: { tty: boolean; stdin: boolean }): Promise<SupervisedExec>;
+}
+
+export class ContainerExec {
+  constructor(
+    private readonly deps: ContainerDeps,
+    private readonly monitor: ExitMonitor,
+  ) {}
+
+  async execSync(idOrPrefix: string, cmd: string[], timeoutSeconds: number): Promise<ExecResult> {
+    const { rec, process } = await this.prepare(idOrPrefix, cmd, false);
+    return this.deps.runtime.exec(rec, process, { timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 : undefined });
+  }
+
+  async target(idOrPrefix: string, cmd: string[], tty: boolean): Promise<ExecTarget> {
+    const { rec, process } = await this.prepare(idOrPrefix, cmd, tty);
+    return { id: rec.id, start: (opts) => this.deps.runtime.startExec(rec, process, opts) };
+  }
+
+  private async prepare(idOrPrefix: string, cmd: string[], tty: boolean) {
+    const rec = this.deps.store.require(idOrPrefix);
+    await this.monitor.refresh(rec);
+    if (!isRunning(rec)) {
+      throw failedPrecondition(`container ${rec.id} is ${stateWord(rec)}, not running; cannot exec in it`);
+    }
+    const spec = JSON.parse(await fs.promises.readFile(path.join(rec.bundleDir, 'config.json'), 'utf8')) as { process: OciProcess };
+    return { rec, process: execProcess(spec.process, cmd, tty) };
+  }
+}

@@ -1,0 +1,152 @@
+// The one façade over a container's runtime: it spawns and reconnects the
+// per-container shims and makes every OCI-runtime call (create through the
+// shim, start, kill, delete, exec, update, state). Container code and the
+// handler probe go through it; nothing else constructs an OciRuntime or a
+// ShimClient. Callers name a container by id, runtime handler and shim
+// directory (a container record carries all three).
+import { OciRuntime, type ExecOptions, type ExecResult, type OciState } from './oci_runtime';
+import { ShimClient, stopLeftoverShim, type ShimAttach, type ShimAttachOptions, type ShimExit, type ShimSpawnOptions } from './shim_client';
+import type { SupervisedExec } from './exec_supervisor';
+import type { OciLinuxResources, OciProcess, OciSpec } from './spec/oci_types';
+
+/** An OCI runtime binary and its --root: what a runtime handler resolves to. */
+export interface RuntimeTarget {
+  name: string;
+  binary: string;
+  root: string;
+}
+
+/** How the façade names a container. */
+export interface ContainerRef {
+  id: string;
+  runtimeHandler: string;
+  shimDir: string;
+}
+
+export type ShimOptions = Omit<ShimSpawnOptions, 'id' | 'stateDir' | 'runtime' | 'runtimeRoot'>;
+
+export interface ShimReleaseOptions {
+  /** How long to wait for the shim to leave by itself once its container is deleted. */
+  exitWaitMs: number;
+  graceMs: number;
+  waitMs: number;
+  /** How a shim that stays is ended (default SIGKILL to the shim). */
+  kill?: (pid: number) => Promise<void> | void;
+}
+
+export type { ExecResult, OciState, ShimAttach, ShimAttachOptions, ShimExit, SupervisedExec };
+
+export class ContainerRuntime {
+  private readonly shims = new Map<string, ShimClient>();
+
+  constructor(private readonly resolve: (handlerName: string) => RuntimeTarget) {}
+
+  private oci(c: ContainerRef): OciRuntime {
+    return new OciRuntime(this.resolve(c.runtimeHandler));
+  }
+
+  /** Writes `<dir>/config.json` atomically. */
+  writeBundle(dir: string, spec: OciSpec): Promise<string> {
+    return OciRuntime.writeBundle(dir, spec);
+  }
+
+  /** Spawns the container's shim, which runs `runtime create`; returns the container's init pid. */
+  async create(c: ContainerRef, opts: ShimOptions): Promise<number> {
+    const target = this.resolve(c.runtimeHandler);
+    const shim = await ShimClient.spawn({ ...opts, id: c.id, stateDir: c.shimDir, runtime: target.binary, runtimeRoot: target.root });
+    this.shims.set(c.id, shim);
+    return shim.containerPid;
+  }
+
+  start(c: ContainerRef): Promise<void> {
+    return this.oci(c).start(c.id);
+  }
+
+  kill(c: ContainerRef, signal: string, all = false): Promise<void> {
+    return this.oci(c).kill(c.id, signal, all);
+  }
+
+  delete(c: ContainerRef, force = false): Promise<void> {
+    return this.oci(c).delete(c.id, force);
+  }
+
+  state(c: ContainerRef): Promise<OciState> {
+    return this.oci(c).state(c.id);
+  }
+
+  update(c: ContainerRef, resources: OciLinuxResources): Promise<void> {
+    return this.oci(c).update(c.id, resources);
+  }
+
+  exec(c: ContainerRef, process: OciProcess, opts: ExecOptions = {}): Promise<ExecResult> {
+    return this.oci(c).exec(c.id, process, opts);
+  }
+
+  startExec(c: ContainerRef, process: OciProcess, opts: { tty: boolean; stdin: boolean }): Promise<SupervisedExec> {
+    return this.oci(c).startExec(c.id, process, opts);
+  }
+
+  // ---- the shim -------------------------------------------------------------
+
+  /** The container's shim, reconnected after a berthd restart; rejects when it is gone. */
+  private async shim(c: ContainerRef): Promise<ShimClient> {
+    let shim = this.shims.get(c.id);
+    if (!shim) {
+      shim = await ShimClient.connect(c.shimDir);
+      this.shims.set(c.id, shim);
+    }
+    return shim;
+  }
+
+  /** Whether the shim answers (a dead or unreachable shim is false). */
+  async shimAlive(c: ContainerRef): Promise<boolean> {
+    try {
+      return await (await this.shim(c)).isAlive();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Resolves with the exit the shim records; rejects when the shim goes away without one. */
+  async waitExit(c: ContainerRef): Promise<ShimExit> {
+    return (await this.shim(c)).waitExit();
+  }
+
+  /** The exit the shim recorded, or null (still running, or no shim). */
+  async readExit(c: ContainerRef): Promise<ShimExit | null> {
+    let shim: ShimClient;
+    try {
+      shim = await this.shim(c);
+    } catch {
+      return null;
+    }
+    return shim.readExitFile();
+  }
+
+  async reopenLog(c: ContainerRef): Promise<void> {
+    await (await this.shim(c)).reopenLog();
+  }
+
+  async attach(c: ContainerRef, opts: ShimAttachOptions): Promise<ShimAttach> {
+    return (await this.shim(c)).attach(opts);
+  }
+
+  /**
+   * After `delete`: waits for the shim to leave by itself (it records the exit
+   * and exits once its container is gone), then ends one that stays.
+   */
+  async releaseShim(c: ContainerRef, opts: ShimReleaseOptions): Promise<void> {
+    const shim = this.shims.get(c.id);
+    if (shim) {
+      await Promise.race([shim.waitExit().catch(() => null), new Promise((r) => setTimeout(r, opts.exitWaitMs).unref())]);
+    }
+    this.shims.delete(c.id);
+    await stopLeftoverShim(c.shimDir, opts);
+  }
+
+  /** Stops following shims (berthd shutdown); the containers keep running. */
+  close(): void {
+    this.shims.clear();
+  }
+}
+

@@ -1,4 +1,4 @@
-/* Helpers shared by berth-shim (main.c) and berth-exec (exec.c): fds, unix
+/* Helpers shared by berth-shim and berth-exec (exec.c): fds, unix
  * sockets, the runtime's console socket and pid file, exit statuses. */
 #ifndef BERTH_SHIM_UTIL_H
 #define BERTH_SHIM_UTIL_H

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { BerthError, errnoCode, errorMessage, internal, invalidArgument, notFound } from '../errors';
-import { isSha256Digest } from '../image/reference';
+import { digestOfHex, hexOf, isSha256Hex } from '../oci/digest';
 import { fsyncDir } from '../util/atomic_file';
 
 export interface BlobDescriptor {
@@ -62,18 +62,13 @@ class VerifyingStream extends Transform {
       cb(invalidArgument(`blob ${this.expected.digest}: size mismatch, got ${this.received} bytes, expected ${this.expected.size}`));
       return;
     }
-    const got = `sha256:${this.hash.digest('hex')}`;
+    const got = digestOfHex(this.hash.digest('hex'));
     if (got !== this.expected.digest) {
       cb(invalidArgument(`blob ${this.expected.digest}: content does not match its digest (got ${got}); the registry or a proxy served corrupt data`));
       return;
     }
     cb();
   }
-}
-
-function hexOf(digest: string): string {
-  if (!isSha256Digest(digest)) throw invalidArgument(`"${digest}" is not a sha256 digest`);
-  return digest.slice('sha256:'.length);
 }
 
 export class ContentStore {
@@ -163,7 +158,7 @@ export class ContentStore {
     });
     try {
       await pipeline(source, hasher, fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
-      const desc: BlobDescriptor = { digest: `sha256:${hash.digest('hex')}`, size };
+      const desc: BlobDescriptor = { digest: digestOfHex(hash.digest('hex')), size };
       if (this.has(desc.digest)) {
         await fs.promises.rm(tmp, { force: true });
         return desc;
@@ -229,6 +224,6 @@ export class ContentStore {
   /** All stored digests. */
   async list(): Promise<string[]> {
     const names = await fs.promises.readdir(this.blobsDir);
-    return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
+    return names.filter(isSha256Hex).map(digestOfHex);
   }
 }

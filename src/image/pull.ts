@@ -10,9 +10,12 @@ import type { Logger } from '../log/logger';
 import type { ContentStore } from '../content/store';
 import type { CriAuthConfig } from '../registry/auth';
 import type { RegistryClient, RegistrySession } from '../registry/client';
-import { hostPlatform, isLayerMediaType, MediaType, parseManifest, selectPlatform, type Descriptor, type ImageManifest } from '../registry/manifest';
-import { formatReference, parseReference, repositoryName } from './reference';
-import { chainIds as computeChainIds, type LayerSnapshotter } from './snapshots';
+import { chainIds as computeChainIds } from '../oci/chain_id';
+import { parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageManifest } from '../oci/manifest';
+import { isLayerMediaType, MediaType } from '../oci/media_types';
+import { hostPlatform, runsOn, selectPlatform } from '../oci/platform';
+import { formatReference, parseReference, repositoryName } from '../oci/reference';
+import type { LayerSnapshotter } from './snapshots';
 import { runtimeConfigOf, type ImageRecord, type ImageStore } from './store';
 
 /** Digests and chain IDs in use by running pulls: garbage collection leaves them alone. */
@@ -54,29 +57,6 @@ export interface PullDeps {
 /** How each layer of a pull was obtained: unpacked while downloading, unpacked from the content store, or already there. */
 export type LayerOutcome = 'streamed' | 'from-store' | 'present';
 export type LayerObserver = (index: number, chainId: string, outcome: LayerOutcome) => void;
-
-export interface ConfigDoc {
-  os: string;
-  architecture: string;
-  diffIds: string[];
-  raw: unknown;
-}
-
-export function parseConfig(body: Buffer, digest: string): ConfigDoc {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw invalidArgument(`image config ${digest} is not JSON`);
-  }
-  const d = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
-  const rootfs = (typeof d.rootfs === 'object' && d.rootfs !== null ? d.rootfs : {}) as Record<string, unknown>;
-  const diffIds = Array.isArray(rootfs.diff_ids) ? rootfs.diff_ids : undefined;
-  if (!diffIds || diffIds.some((x) => typeof x !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(x))) {
-    throw invalidArgument(`image config ${digest} has no valid rootfs.diff_ids`);
-  }
-  return { os: typeof d.os === 'string' ? d.os : '', architecture: typeof d.architecture === 'string' ? d.architecture : '', diffIds: diffIds as string[], raw: doc };
-}
 
 /** Runs `tasks` with at most `limit` at once, starting them in order. */
 function limited<T>(tasks: Array<() => Promise<T>>, limit: number): Array<Promise<T>> {
@@ -156,13 +136,13 @@ export async function pullImage(deps: PullDeps, image: string, auth?: CriAuthCon
  * Reads the config of `m` from the content store and checks it against the
  * manifest and this host's platform.
  */
-export async function loadImageConfig(content: ContentStore, m: ImageManifest, what: string): Promise<ConfigDoc> {
-  const config = parseConfig(await content.read(m.config.digest), m.config.digest);
+export async function loadImageConfig(content: ContentStore, m: ImageManifest, what: string): Promise<ImageConfig> {
+  const config = parseImageConfig(await content.read(m.config.digest), m.config.digest);
   if (config.diffIds.length !== m.layers.length) {
     throw invalidArgument(`${what}: the manifest has ${m.layers.length} layers but the config lists ${config.diffIds.length} diff IDs`);
   }
   const host = hostPlatform();
-  if ((config.os && config.os !== host.os) || (config.architecture && config.architecture !== host.architecture)) {
+  if (!runsOn(config, host)) {
     // As containerd: a single-platform image for another platform cannot run here.
     throw notFound(`${what}: no match for platform ${host.os}/${host.architecture} (the image is ${config.os}/${config.architecture})`);
   }
@@ -173,7 +153,7 @@ export async function loadImageConfig(content: ContentStore, m: ImageManifest, w
 export function imageRecordOf(args: {
   manifest: ImageManifest;
   manifestDigest: string;
-  config: ConfigDoc;
+  config: ImageConfig;
   repoTags: string[];
   repoDigests: string[];
   blobs: string[];

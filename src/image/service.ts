@@ -10,7 +10,8 @@ import { ContentStore } from '../content/store';
 import type { CriAuthConfig } from '../registry/auth';
 import { RegistryClient } from '../registry/client';
 import { Leases, pullImage, type LayerObserver, type PullDeps } from './pull';
-import { formatReference, isSha256Digest, parseReference } from './reference';
+import { digestOfHex, isSha256Digest } from '../oci/digest';
+import { formatReference, parseReference } from '../oci/reference';
 import type { LayerSnapshotter } from './snapshots';
 import { ImageStore, type ImageRecord } from './store';
 
@@ -163,7 +164,7 @@ export class ImageService {
   /** Pinned if config.image.pinned_images names it by any of its names or its id. */
   isPinned(img: ImageRecord): boolean {
     for (const p of this.config.image.pinned_images) {
-      if (p === img.id || `sha256:${p}` === img.id) return true;
+      if (p === img.id || digestOfHex(p) === img.id) return true;
       let n: string;
       try {
         n = formatReference(parseReference(p));

@@ -26,13 +26,13 @@ import {
   notFound,
 } from '../errors';
 import type { Logger } from '../log/logger';
+import { digestOfHex, isSha256Digest } from '../oci/digest';
 import { decompress, toReadable } from './decompress';
 import { MetadataStore, type SnapshotKind, type SnapshotRecord } from './metadata';
 import { MAX_MOUNT_OPTIONS, isMountPoint, mountOverlay, readMountInfo, umount } from './mount';
 import { LayerUnpacker } from './unpacker';
 import { setfattrPath } from './xattr';
 
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 const USAGE_CACHE_MS = 5000;
 
 export interface ApplyLayerOptions {
@@ -136,11 +136,11 @@ export class Snapshotter {
 
   applyLayer(opts: ApplyLayerOptions): Promise<void> {
     this.assertInit();
-    if (!DIGEST_RE.test(opts.chainId)) {
+    if (!isSha256Digest(opts.chainId)) {
       discard(opts.stream);
       return Promise.reject(invalidArgument(`chain ID ${JSON.stringify(opts.chainId)} is not a sha256 digest`));
     }
-    if (!DIGEST_RE.test(opts.diffId)) {
+    if (!isSha256Digest(opts.diffId)) {
       discard(opts.stream);
       return Promise.reject(invalidArgument(`diff ID ${JSON.stringify(opts.diffId)} is not a sha256 digest`));
     }
@@ -174,7 +174,7 @@ export class Snapshotter {
       tar = decompress(opts.mediaType, input);
       const started = process.hrtime.bigint();
       const result = await new LayerUnpacker(layerRoot, this.logger).unpack(tar);
-      const actual = `sha256:${result.sha256}`;
+      const actual = digestOfHex(result.sha256);
       if (actual !== opts.diffId) {
         throw invalidArgument(`layer content digest ${actual} does not match its diff ID ${opts.diffId}`);
       }

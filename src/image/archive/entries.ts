@@ -6,11 +6,11 @@
 // in memory, capped. Nothing the archive names is ever used as a path on
 // disk, and names that try to leave the archive ("..", absolute) are refused.
 import { Readable } from 'node:stream';
-import { BerthError, invalidArgument } from '../errors';
-import type { ContentStore } from '../content/store';
-import { isSha256Hex, digestOfHex } from '../oci/digest';
-import { MAX_MANIFEST_BYTES } from '../oci/manifest';
-import { TarReader } from '../snapshotter/tar_reader';
+import { BerthError, invalidArgument } from '../../errors';
+import type { ContentStore } from '../../content/store';
+import { digestOfHex, isSha256Hex } from '../../oci/digest';
+import { MAX_MANIFEST_BYTES } from '../../oci/manifest';
+import { TarReader } from '../../snapshotter/tar_reader';
 
 /** A file of the archive: stored in the content store, or held in memory. */
 export type ArchiveFile = { kind: 'blob'; digest: string; size: number } | { kind: 'doc'; data: Buffer };

@@ -11,19 +11,19 @@
 // does) and only then are the images recorded, so a bad archive records
 // nothing.
 import * as fs from 'node:fs';
-import { invalidArgument } from '../errors';
-import type { Logger } from '../log/logger';
-import type { ImageService } from '../image/service';
-import { applyStoredLayers, imageRecordOf, loadImageConfig, type PullDeps } from '../image/pull';
-import type { ImageRecord } from '../image/store';
-import { chainIds } from '../oci/chain_id';
-import { digestOfHex, isSha256Hex, sha256Digest } from '../oci/digest';
-import { Annotation, MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type ImageManifest } from '../oci/manifest';
-import { compressionOf, MediaType } from '../oci/media_types';
-import { hostPlatform, runsOn, selectPlatform } from '../oci/platform';
-import { formatReference, parseReference, repositoryName } from '../oci/reference';
-import { isJsonObject } from '../util/json';
-import { readArchive, resolveFile, type ArchiveContents } from './archive_entries';
+import { invalidArgument } from '../../errors';
+import type { Logger } from '../../log/logger';
+import type { ImageService } from '../service';
+import { applyStoredLayers, imageRecordOf, loadImageConfig, type PullDeps } from '../pull';
+import type { ImageRecord } from '../store';
+import { chainIds } from '../../oci/chain_id';
+import { digestOfHex, isSha256Hex, sha256Digest } from '../../oci/digest';
+import { Annotation, MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type ImageManifest } from '../../oci/manifest';
+import { compressionOf, MediaType } from '../../oci/media_types';
+import { hostPlatform, runsOn, selectPlatform } from '../../oci/platform';
+import { formatReference, parseReference, repositoryName } from '../../oci/reference';
+import { isJsonObject } from '../../util/json';
+import { readArchive, resolveFile, type ArchiveContents } from './entries';
 
 export interface ImportedImage {
   id: string;

@@ -3,13 +3,13 @@
 // manifest.json beside it so `docker load` takes it too. Blobs stream from
 // the content store; they are leased for the duration, so garbage collection
 // (an image removed meanwhile) cannot pull them from under the archive.
-import { invalidArgument, notFound } from '../errors';
-import type { ImageService } from '../image/service';
-import type { ImageRecord } from '../image/store';
-import { hexOf } from '../oci/digest';
-import { Annotation, parseManifest } from '../oci/manifest';
-import { MediaType } from '../oci/media_types';
-import { formatReference, parseReference } from '../oci/reference';
+import { invalidArgument, notFound } from '../../errors';
+import type { ImageService } from '../service';
+import type { ImageRecord } from '../store';
+import { hexOf } from '../../oci/digest';
+import { Annotation, parseManifest } from '../../oci/manifest';
+import { MediaType } from '../../oci/media_types';
+import { formatReference, parseReference } from '../../oci/reference';
 import type { TarItem } from './tar_writer';
 
 export interface ExportPlan {

@@ -11,6 +11,7 @@ import { Readable, Transform, type TransformCallback, type Writable } from 'node
 import { BerthError, errnoCode, errorMessage, internal, invalidArgument, notFound } from '../errors';
 import { digestOfHex, hexOf, isSha256Hex } from '../oci/digest';
 import { fsyncDir } from '../util/atomic_file';
+import { SingleFlight } from '../util/single_flight';
 
 export interface BlobDescriptor {
   digest: string;
@@ -74,7 +75,8 @@ class VerifyingStream extends Transform {
 export class ContentStore {
   private readonly blobsDir: string;
   private readonly ingestDir: string;
-  private readonly inflight = new Map<string, Promise<void>>();
+  /** Ingests in flight by digest: concurrent ingests of one blob share one download. */
+  private readonly ingests = new SingleFlight<void>();
 
   constructor(readonly root: string) {
     this.blobsDir = path.join(root, 'blobs', 'sha256');
@@ -107,7 +109,7 @@ export class ContentStore {
 
   /** Whether an ingest of `digest` is running now (GC must leave it alone). */
   isIngesting(digest: string): boolean {
-    return this.inflight.has(digest);
+    return this.ingests.has(digest);
   }
 
   /**
@@ -119,19 +121,13 @@ export class ContentStore {
    */
   async ingest(desc: BlobDescriptor, open: () => Readable, sink?: Writable): Promise<IngestResult> {
     hexOf(desc.digest);
-    const running = this.inflight.get(desc.digest);
+    const running = this.ingests.get(desc.digest);
     if (running) {
       await running;
       return { teed: false };
     }
     if (this.has(desc.digest)) return { teed: false };
-    const p = this.doIngest(desc, open, sink);
-    this.inflight.set(desc.digest, p);
-    try {
-      await p;
-    } finally {
-      this.inflight.delete(desc.digest);
-    }
+    await this.ingests.run(desc.digest, () => this.doIngest(desc, open, sink));
     return { teed: sink !== undefined };
   }
 

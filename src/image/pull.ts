@@ -50,8 +50,6 @@ export interface PullDeps {
   logger: Logger;
   maxConcurrentDownloads: number;
   leases: Leases;
-  /** Layer applies in flight in this process, by chain ID, shared by concurrent pulls. */
-  applying: Map<string, Promise<void>>;
 }
 
 /** How each layer of a pull was obtained: unpacked while downloading, unpacked from the content store, or already there. */
@@ -175,15 +173,6 @@ export function imageRecordOf(args: {
   };
 }
 
-/** Runs the apply of layer `chainId`, or joins the one already running in this process. */
-function shareApply(deps: PullDeps, chainId: string, run: () => Promise<void>): Promise<void> {
-  const running = deps.applying.get(chainId);
-  if (running) return running;
-  const p = run().finally(() => deps.applying.delete(chainId));
-  deps.applying.set(chainId, p);
-  return p;
-}
-
 /**
  * Applies, in order, the layers not yet committed, from blobs already in the
  * content store (an import stores every blob before unpacking).
@@ -191,15 +180,14 @@ function shareApply(deps: PullDeps, chainId: string, run: () => Promise<void>): 
 export async function applyStoredLayers(deps: PullDeps, layers: Descriptor[], diffIds: string[], chain: string[], defaultMediaType: string): Promise<void> {
   for (let i = 0; i < layers.length; i++) {
     if (deps.snapshotter.hasCommitted(chain[i])) continue;
-    await shareApply(deps, chain[i], () =>
-      deps.snapshotter.applyLayer({
-        chainId: chain[i],
-        parentChainId: i > 0 ? chain[i - 1] : undefined,
-        diffId: diffIds[i],
-        mediaType: layers[i].mediaType || defaultMediaType,
-        stream: deps.content.openRead(layers[i].digest),
-      }),
-    );
+    // The snapshotter joins an apply of the same layer already running (another pull or import).
+    await deps.snapshotter.applyLayer({
+      chainId: chain[i],
+      parentChainId: i > 0 ? chain[i - 1] : undefined,
+      diffId: diffIds[i],
+      mediaType: layers[i].mediaType || defaultMediaType,
+      stream: deps.content.openRead(layers[i].digest),
+    });
   }
 }
 
@@ -227,13 +215,13 @@ async function fetchAndApplyLayers(
     const committed = snapshotter.hasCommitted(chain[i]);
     const parentReady = i === 0 || snapshotter.hasCommitted(chain[i - 1]);
     const canTee =
-      !committed && parentReady && !deps.applying.has(chain[i]) && !content.has(desc.digest) && !content.isIngesting(desc.digest);
+      !committed && parentReady && !snapshotter.isApplying(chain[i]) && !content.has(desc.digest) && !content.isIngesting(desc.digest);
     if (!canTee) {
       await content.ingest(desc, open);
       return false;
     }
     const pass = new PassThrough();
-    const applied = shareApply(deps, chain[i], () => snapshotter.applyLayer(applyOpts(i, pass)));
+    const applied = snapshotter.applyLayer(applyOpts(i, pass));
     // An apply that ends without reading everything must not stall the download.
     const settled = applied.then(
       () => undefined,
@@ -267,7 +255,7 @@ async function fetchAndApplyLayers(
         observe(i, chain[i], applied ? 'streamed' : 'present');
         continue;
       }
-      await shareApply(deps, chain[i], () => snapshotter.applyLayer(applyOpts(i, content.openRead(layers[i].digest))));
+      await snapshotter.applyLayer(applyOpts(i, content.openRead(layers[i].digest)));
       observe(i, chain[i], 'from-store');
     }
   } catch (err) {

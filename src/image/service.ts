@@ -84,7 +84,6 @@ export class ImageService {
   readonly store: ImageStore;
   readonly registry: RegistryClient;
   private readonly leases = new Leases();
-  private readonly applying = new Map<string, Promise<void>>();
   private readonly logger: Logger;
   private readonly gate = new PullGcGate((err) => this.logger.warn('garbage collection failed', { error: errorMessage(err) }));
 
@@ -135,7 +134,6 @@ export class ImageService {
       logger: this.logger,
       maxConcurrentDownloads: this.config.image.max_concurrent_downloads,
       leases: this.leases,
-      applying: this.applying,
     };
   }
 
@@ -222,7 +220,7 @@ export class ImageService {
   private async collectNow(): Promise<{ blobs: number; snapshots: number }> {
     // Asked afresh for each candidate: a pull may record an image (then drop its lease) meanwhile.
     const blobInUse = (b: string) => this.leases.has(b) || this.content.isIngesting(b) || this.store.list().some((i) => i.blobs.includes(b));
-    const chainInUse = (c: string) => this.leases.has(c) || this.applying.has(c) || this.store.list().some((i) => i.chainIds.includes(c));
+    const chainInUse = (c: string) => this.leases.has(c) || this.snapshotter.isApplying(c) || this.store.list().some((i) => i.chainIds.includes(c));
     let blobs = 0;
     for (const b of await this.content.list()) {
       if (blobInUse(b)) continue;

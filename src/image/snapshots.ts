@@ -11,6 +11,8 @@ export interface LayerSnapshotter {
     mediaType: string;
     stream: NodeJS.ReadableStream;
   }): Promise<void>;
+  /** Whether a layer is being applied now; applyLayer joins such an apply rather than repeating it. */
+  isApplying(chainId: string): boolean;
   /** Refuses (failedPrecondition) a committed snapshot that still has children. */
   remove(key: string): Promise<void>;
   usage(): Promise<{ bytes: bigint; inodes: bigint; mountpoint: string }>;

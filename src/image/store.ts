@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger';
 import { digestOfHex, hexOf, isHexPrefix, isSha256Digest, isSha256Hex, stripAlgorithm } from '../oci/digest';
 import { formatReference, parseReference } from '../oci/reference';
 import { fsyncDir, writeFileAtomic } from '../util/atomic_file';
+import { KeyedMutex } from '../util/keyed_mutex';
 
 export interface LayerRecord {
   digest: string;
@@ -75,7 +76,8 @@ export function runtimeConfigOf(doc: unknown): ImageRuntimeConfig {
 
 export class ImageStore {
   private readonly images = new Map<string, ImageRecord>();
-  private lock: Promise<unknown> = Promise.resolve();
+  /** One key: the whole store is the unit of exclusion. */
+  private readonly lock = new KeyedMutex();
 
   constructor(
     readonly dir: string,
@@ -104,9 +106,7 @@ export class ImageStore {
 
   /** Runs `fn` with the store to itself: tag moves must not interleave. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
-    this.lock = run.catch(() => undefined);
-    return run;
+    return this.lock.run('images', fn);
   }
 
   list(): ImageRecord[] {

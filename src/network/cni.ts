@@ -10,6 +10,7 @@ import { BerthError, errorMessage, failedPrecondition, invalidArgument, notFound
 import type { DNSConfig__Output } from '../gen/runtime/v1/DNSConfig';
 import type { PortMapping__Output } from '../gen/runtime/v1/PortMapping';
 import { silentLogger, type Logger } from '../log/logger';
+import { KeyedMutex } from '../util/keyed_mutex';
 import { AttachmentCache, type AttachmentRecord, type CapabilityArgs } from './cni_cache';
 import { NetworkConfigLoader, type NetworkConfigList, type PluginConf } from './cni_config';
 import { findPlugin, invokePlugin, type CniCommand } from './cni_exec';
@@ -105,7 +106,8 @@ export class CniManager {
   private readonly logger: Logger;
   private readonly timeoutMs: number;
   private ipRanges: Array<Array<{ subnet: string }>> = [];
-  private readonly podLocks = new Map<string, Promise<unknown>>();
+  /** Operations on one pod run one after another; different pods proceed in parallel. */
+  private readonly podLocks = new KeyedMutex();
 
   constructor(readonly options: CniManagerOptions) {
     this.loader = new NetworkConfigLoader(options.confDir);
@@ -188,7 +190,7 @@ export class CniManager {
       throw invalidArgument(`network namespace "${pod.netnsPath}" of pod ${pod.id} is not a network namespace`);
     const cniArgs = this.cniArgs(pod);
     const capabilityArgs = this.capabilityArgs(pod);
-    return this.serialized(pod.id, async () => {
+    return this.podLocks.run(pod.id, async () => {
       const lookup = this.loader.lookup();
       if (lookup.state !== 'ok') throw failedPrecondition(`pod network is not ready: ${lookup.message}`);
       const { list } = lookup.config;
@@ -272,7 +274,7 @@ export class CniManager {
    */
   async teardown(pod: PodNetworkRef): Promise<void> {
     this.checkPodId(pod.id);
-    await this.serialized(pod.id, () => this.teardownLocked(pod));
+    await this.podLocks.run(pod.id, () => this.teardownLocked(pod));
   }
 
   /**
@@ -286,7 +288,7 @@ export class CniManager {
   /** CHECK every plugin of the pod's attachment(s) (cniVersion 0.4.0+, unless the list disables it). */
   async check(pod: PodNetworkRef): Promise<void> {
     this.checkPodId(pod.id);
-    await this.serialized(pod.id, async () => {
+    await this.podLocks.run(pod.id, async () => {
       const { records } = await this.cache.forPod(pod.id);
       const attached = records.filter((r) => r.result !== null);
       if (attached.length === 0) throw notFound(`pod ${pod.id} is not attached to any CNI network`);
@@ -464,19 +466,6 @@ export class CniManager {
   private checkPodId(id: string): void {
     // It names the cache file and is CNI_CONTAINERID, so it must be a plain token.
     if (!POD_ID.test(id)) throw invalidArgument(`pod sandbox id "${id}" is not a valid id`);
-  }
-
-  /** Runs operations on one pod one after another; different pods proceed in parallel. */
-  private async serialized<T>(podId: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.podLocks.get(podId) ?? Promise.resolve();
-    const run = before.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.podLocks.set(podId, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.podLocks.get(podId) === tail) this.podLocks.delete(podId);
-    }
   }
 }
 

@@ -31,6 +31,8 @@ import { decompress, toReadable } from './decompress';
 import { MetadataStore, type SnapshotKind, type SnapshotRecord } from './metadata';
 import { MAX_MOUNT_OPTIONS, isMountPoint, mountOverlay, readMountInfo, umount } from './mount';
 import { LayerUnpacker } from './unpacker';
+import { KeyedMutex } from '../util/keyed_mutex';
+import { SingleFlight } from '../util/single_flight';
 import { setfattrPath } from './xattr';
 
 const USAGE_CACHE_MS = 5000;
@@ -60,9 +62,10 @@ export class Snapshotter {
   private readonly tmpDir: string;
   private readonly emptyDir: string;
   private readonly meta: MetadataStore;
-  private readonly inflight = new Map<string, Promise<void>>();
-  /** Serialises metadata changes (and the renames that go with them). */
-  private lock: Promise<void> = Promise.resolve();
+  /** Unpacks in flight by chain ID: the one guarantee that a layer is unpacked once at a time. */
+  private readonly unpacks = new SingleFlight<void>();
+  /** Serialises metadata changes (and the renames that go with them); one key, the metadata file. */
+  private readonly lock = new KeyedMutex();
   private initialized = false;
   private usageCache?: { at: number; value: Promise<SnapshotUsage> };
 
@@ -148,15 +151,18 @@ export class Snapshotter {
       discard(opts.stream);
       return Promise.resolve();
     }
-    const running = this.inflight.get(opts.chainId);
+    const running = this.unpacks.get(opts.chainId);
     if (running) {
       // Someone is already unpacking this layer; its result is ours.
       discard(opts.stream);
       return running;
     }
-    const p = this.unpackAndCommit(opts).finally(() => this.inflight.delete(opts.chainId));
-    this.inflight.set(opts.chainId, p);
-    return p;
+    return this.unpacks.run(opts.chainId, () => this.unpackAndCommit(opts));
+  }
+
+  /** Whether layer `chainId` is being unpacked now (garbage collection must leave it alone). */
+  isApplying(chainId: string): boolean {
+    return this.unpacks.has(chainId);
   }
 
   private async unpackAndCommit(opts: ApplyLayerOptions): Promise<void> {
@@ -395,12 +401,7 @@ export class Snapshotter {
   }
 
   private withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn);
-    this.lock = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+    return this.lock.run('metadata', fn);
   }
 }
 

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BerthConfig } from '../config/config';
-import { BerthError, errorMessage, failedPrecondition, invalidArgument, notFound } from '../errors';
+import { BerthError, errorMessage, failedPrecondition, invalidArgument, notFound, wrapError } from '../errors';
 import type { DNSConfig__Output } from '../gen/runtime/v1/DNSConfig';
 import type { PortMapping__Output } from '../gen/runtime/v1/PortMapping';
 import { silentLogger, type Logger } from '../log/logger';
@@ -249,12 +249,7 @@ export class CniManager {
       if (failed || !parsed) {
         const cause = failed?.err;
         await this.rollback(record, failed?.index ?? list.plugins.length - 1, prevResult, pod.netnsPath);
-        const kind = cause instanceof BerthError ? cause.kind : 'INTERNAL';
-        throw new BerthError(
-          kind,
-          `setting up network "${list.name}" for pod ${pod.namespace}/${pod.name} (${pod.id}): ${errorMessage(cause)}`,
-          { cause },
-        );
+        throw wrapError(`setting up network "${list.name}" for pod ${pod.namespace}/${pod.name} (${pod.id})`, cause);
       }
       const ips = podIps(parsed).map(({ ip, prefixLength, gateway, version }) => ({
         ip,
@@ -301,9 +296,7 @@ export class CniManager {
           try {
             await this.run('CHECK', rec, plugin, netns, rec.result);
           } catch (err) {
-            const kind = err instanceof BerthError ? err.kind : 'INTERNAL';
-            const msg = `checking network "${rec.network}" of pod ${pod.id}: ${errorMessage(err)}`;
-            throw new BerthError(kind, msg, { cause: err });
+            throw wrapError(`checking network "${rec.network}" of pod ${pod.id}`, err);
           }
         }
       }
@@ -402,10 +395,7 @@ export class CniManager {
         timeoutMs: this.timeoutMs,
       });
     } catch (err) {
-      const kind = err instanceof BerthError ? err.kind : 'INTERNAL';
-      throw new BerthError(kind, `bringing up loopback in pod ${pod.namespace}/${pod.name} (${pod.id}): ${errorMessage(err)}`, {
-        cause: err,
-      });
+      throw wrapError(`bringing up loopback in pod ${pod.namespace}/${pod.name} (${pod.id})`, err);
     }
   }
 

@@ -6,8 +6,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode, errorMessage, invalidArgument } from '../errors';
 import type { Logger } from '../log/logger';
-import { formatReference, parseReference } from './reference';
+import { digestOfHex, hexOf, isHexPrefix, isSha256Digest, isSha256Hex, stripAlgorithm } from '../oci/digest';
+import { formatReference, parseReference } from '../oci/reference';
 import { fsyncDir, writeFileAtomic } from '../util/atomic_file';
+import { KeyedMutex } from '../util/keyed_mutex';
 
 export interface LayerRecord {
   digest: string;
@@ -48,8 +50,6 @@ export interface ImageRecord {
   createdAt: string;
 }
 
-const HEX64 = /^[a-f0-9]{64}$/;
-
 /** Pulls the runtime config out of an image config document, tolerating absent fields. */
 export function runtimeConfigOf(doc: unknown): ImageRuntimeConfig {
   const root = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
@@ -76,7 +76,8 @@ export function runtimeConfigOf(doc: unknown): ImageRuntimeConfig {
 
 export class ImageStore {
   private readonly images = new Map<string, ImageRecord>();
-  private lock: Promise<unknown> = Promise.resolve();
+  /** One key: the whole store is the unit of exclusion. */
+  private readonly lock = new KeyedMutex();
 
   constructor(
     readonly dir: string,
@@ -91,7 +92,7 @@ export class ImageStore {
         await fs.promises.rm(file, { force: true });
         continue;
       }
-      if (!/^[a-f0-9]{64}\.json$/.test(name)) continue;
+      if (!name.endsWith('.json') || !isSha256Hex(name.slice(0, -'.json'.length))) continue;
       try {
         const rec = JSON.parse(await fs.promises.readFile(file, 'utf8')) as ImageRecord;
         if (typeof rec.id !== 'string' || !Array.isArray(rec.repoTags)) throw new Error('not an image record');
@@ -105,9 +106,7 @@ export class ImageStore {
 
   /** Runs `fn` with the store to itself: tag moves must not interleave. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
-    this.lock = run.catch(() => undefined);
-    return run;
+    return this.lock.run('images', fn);
   }
 
   list(): ImageRecord[] {
@@ -125,7 +124,7 @@ export class ImageStore {
   lookup(refOrId: string): ImageRecord | undefined {
     const s = refOrId.trim();
     if (!s) return undefined;
-    const byId = this.images.get(s) ?? (HEX64.test(s) ? this.images.get(`sha256:${s}`) : undefined);
+    const byId = this.images.get(s) ?? (isSha256Hex(s) ? this.images.get(digestOfHex(s)) : undefined);
     if (byId) return byId;
     let normalized: string | undefined;
     try {
@@ -138,9 +137,9 @@ export class ImageStore {
         if (img.repoTags.includes(normalized) || img.repoDigests.includes(normalized)) return img;
       }
     }
-    const prefix = s.startsWith('sha256:') ? s.slice(7) : s;
-    if (/^[a-f0-9]{1,64}$/.test(prefix)) {
-      const matches = this.list().filter((img) => img.id.slice(7).startsWith(prefix));
+    const prefix = stripAlgorithm(s);
+    if (isHexPrefix(prefix)) {
+      const matches = this.list().filter((img) => stripAlgorithm(img.id).startsWith(prefix));
       if (matches.length === 1) return matches[0];
     }
     return undefined;
@@ -180,7 +179,7 @@ export class ImageStore {
 
   /** Deletes an image record. Call inside exclusive(). */
   async delete(id: string): Promise<void> {
-    if (!HEX64.test(id.slice(7))) throw invalidArgument(`"${id}" is not an image id`);
+    if (!isSha256Digest(id)) throw invalidArgument(`"${id}" is not an image id`);
     this.images.delete(id);
     try {
       await fs.promises.rm(this.fileOf(id));
@@ -191,7 +190,7 @@ export class ImageStore {
   }
 
   private fileOf(id: string): string {
-    return path.join(this.dir, `${id.slice('sha256:'.length)}.json`);
+    return path.join(this.dir, `${hexOf(id)}.json`);
   }
 
   private async write(img: ImageRecord): Promise<void> {

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode, errorMessage, internal } from '../errors';
 import type { Logger } from '../log/logger';
+import { SHA256_HEX } from '../oci/digest';
 import { fsyncDir, writeFileAtomic } from '../util/atomic_file';
 import { KeyedMutex } from '../util/keyed_mutex';
 
@@ -20,7 +21,7 @@ export class DurableJsonStore<T extends { id: string }> {
     readonly dir: string,
     private readonly what: string,
     private readonly logger: Logger,
-    private readonly idPattern = /^[0-9a-f]{64}$/,
+    private readonly idPattern = SHA256_HEX,
   ) {}
 
   /** Reads every record; temp files of interrupted writes are removed, unreadable records skipped with a warning. */

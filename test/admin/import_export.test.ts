@@ -14,7 +14,7 @@ import { CriClient } from '../../src/client/cri_client';
 import type { CriContext } from '../../src/cri/context';
 import { CriServer } from '../../src/cri/server';
 import { BerthError } from '../../src/errors';
-import { chainIds } from '../../src/image/snapshots';
+import { chainIds } from '../../src/oci/chain_id';
 import { silentLogger } from '../../src/log/logger';
 import { RuntimeHandlerRegistry } from '../../src/runtime/handlers';
 import { BERTH_VERSION } from '../../src/version';

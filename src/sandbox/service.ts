@@ -24,10 +24,12 @@ import type { DNSConfig__Output } from '../gen/runtime/v1/DNSConfig';
 import type { Logger } from '../log/logger';
 import type { RuntimeHandler } from '../runtime/handlers';
 import { detectCgroupLayout, PodCgroup, validateCgroupPath, type CgroupLayout } from '../cgroups/cgroups';
-import { isPinned, mountOf, mountsUnder, NamespacePinner, nsInode, readMountInfo } from './namespaces';
+import { isPinned, mountOf, mountsUnder, NamespacePinner, nsInode, readMountInfo, type PinResult } from './namespaces';
 import { hostResolvConf, hostsFor, resolvConfFor, validateHostname, writeFileAtomic } from './pod_files';
 import { sandboxNameKey, type NamespaceModeName, type SandboxRecord } from './record';
+import { initialSandboxState, markNotReady, markReady } from './state';
 import { SandboxStore } from './store';
+import { labelsMatch } from '../store/record_store';
 import { validateSysctls } from './sysctls';
 import { crashPoint } from '../util/crashpoint';
 import { KeyedMutex } from '../util/keyed_mutex';
@@ -115,8 +117,6 @@ export class SandboxService {
   private layout?: CgroupLayout;
   private readonly defaultCgroupParent: string;
   private readonly shmSizeBytes: number;
-  /** name key -> id, reserved synchronously so concurrent duplicates are refused. */
-  private readonly names = new Map<string, string>();
   /** Serialises run/stop/remove of the same pod. */
   private readonly locks = new KeyedMutex();
   readonly podsStateDir: string;
@@ -166,7 +166,6 @@ export class SandboxService {
         }
         continue;
       }
-      this.names.set(sandboxNameKey(rec.metadata), rec.id);
       if (rec.state === 'ready' && !this.namespacesIntact(rec)) {
         this.logger.warn('pod sandbox namespaces are gone; marking it NOTREADY', { id: rec.id, name: rec.metadata.name });
         try {
@@ -175,8 +174,7 @@ export class SandboxService {
         } catch (err) {
           this.logger.warn('cleaning up a broken pod sandbox failed', { id: rec.id, error: errorMessage(err) });
         }
-        rec.state = 'notready';
-        await this.store.save(rec);
+        await this.store.update(rec.id, markNotReady);
       }
     }
     await this.removeOrphanDirs();
@@ -247,12 +245,7 @@ export class SandboxService {
 
   /** The record for an exact id or a unique id prefix; undefined when none. Ambiguous prefixes are an error. */
   find(idOrPrefix: string): SandboxRecord | undefined {
-    const exact = this.store.get(idOrPrefix);
-    if (exact) return exact;
-    if (!idOrPrefix) return undefined;
-    const matches = this.store.list().filter((r) => r.id.startsWith(idOrPrefix));
-    if (matches.length > 1) throw invalidArgument(`pod sandbox id prefix "${idOrPrefix}" is ambiguous (${matches.length} pods)`);
-    return matches[0];
+    return this.store.find(idOrPrefix);
   }
 
   /** The record, or NOT_FOUND. */
@@ -267,15 +260,13 @@ export class SandboxService {
    * (the kubelet must not act on a sandbox before RunPodSandbox returned it).
    */
   list(filter?: PodSandboxFilter__Output | null): SandboxRecord[] {
-    let out = this.store.list().filter((r) => r.state !== 'creating');
-    if (filter?.id) out = out.filter((r) => r.id.startsWith(filter.id));
-    if (filter?.state) {
-      const want = filter.state.state;
-      out = out.filter((r) => this.criState(r) === want);
-    }
-    const selector = Object.entries(filter?.labelSelector ?? {});
-    if (selector.length > 0) out = out.filter((r) => selector.every(([k, v]) => r.config.labels[k] === v));
-    return out.sort((a, b) => (BigInt(a.createdAt) < BigInt(b.createdAt) ? -1 : 1));
+    return this.store.list(
+      (r) =>
+        r.state !== 'creating' &&
+        (!filter?.id || r.id.startsWith(filter.id)) &&
+        (!filter?.state || this.criState(r) === filter.state.state) &&
+        labelsMatch(r.config.labels, filter?.labelSelector),
+    );
   }
 
   /**
@@ -322,20 +313,19 @@ export class SandboxService {
 
     const metadata = { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt };
     const key = sandboxNameKey(metadata);
-    const existing = this.names.get(key);
+    const id = randomBytes(32).toString('hex');
+    const existing = this.store.reserveName(key, id);
     if (existing) {
       throw alreadyExists(
         `pod sandbox name "${key}" is already reserved by pod ${existing}; stop and remove it first, or use another attempt number`,
       );
     }
-    const id = randomBytes(32).toString('hex');
-    this.names.set(key, id);
     const stateDir = path.join(this.podsStateDir, id);
     const filesDir = path.join(this.podsRootDir, id);
     const rec: SandboxRecord = {
       id,
       metadata,
-      state: 'creating',
+      state: initialSandboxState(),
       createdAt: nowNs(),
       runtimeHandler: handler.name,
       config,
@@ -354,6 +344,8 @@ export class SandboxService {
     };
     return this.locks.run(id, async () => {
       let step = 'write the sandbox record';
+      let pinned: PinResult = { nsPaths: {} };
+      let network = rec.network;
       const cgroup = new PodCgroup(this.cgroupLayout(), cgroupPath);
       // Decided up front and saved with the 'creating' record (one fsync'd
       // write instead of one per step), so a rollback after a crash knows what to undo.
@@ -362,7 +354,7 @@ export class SandboxService {
         this.store.list().some((o) => o.id !== id && o.cgroup.path === cgroupPath && o.cgroup.createdByBerth);
       rec.networkAttached = podNet && this.network !== undefined;
       try {
-        await this.store.save(rec);
+        await this.store.create(rec);
         crashPoint('pod-run:after-record');
         step = 'create the pod directories';
         fs.mkdirSync(path.join(stateDir, 'ns'), { recursive: true, mode: 0o700 });
@@ -375,7 +367,7 @@ export class SandboxService {
 
         step = 'pin the pod namespaces';
         await this.ensurePrivatePropagation();
-        const pinned = await this.pinner.pin({
+        pinned = await this.pinner.pin({
           nsDir: path.join(stateDir, 'ns'),
           net: podNet,
           ipc: podIpc,
@@ -386,8 +378,6 @@ export class SandboxService {
           cgroupProcs: cgroup.procsFiles(),
           shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.shmSizeBytes } : undefined,
         });
-        rec.nsPaths = pinned.nsPaths;
-        rec.pausePid = pinned.pausePid;
         crashPoint('pod-run:after-pin');
 
         step = 'write the pod files';
@@ -401,14 +391,19 @@ export class SandboxService {
 
         if (rec.networkAttached && this.network) {
           step = 'set up the pod network';
-          const { ips } = await this.network.setupPodNetwork(this.networkRequest(rec));
-          rec.network = { ip: ips[0] ?? '', additionalIps: ips.slice(1) };
+          const { ips } = await this.network.setupPodNetwork(this.networkRequest(rec, pinned.nsPaths));
+          network = { ip: ips[0] ?? '', additionalIps: ips.slice(1) };
           writeFileAtomic(rec.hostsFile, hostsFor(rec.hostname, ips.slice(0, 1)));
           crashPoint('pod-run:after-network');
         }
-        rec.state = 'ready';
         step = 'write the sandbox record';
-        await this.store.save(rec);
+        // The results of the steps go into the record with the state change: one write.
+        await this.store.update(id, (r) => {
+          r.nsPaths = pinned.nsPaths;
+          r.pausePid = pinned.pausePid;
+          r.network = network;
+          markReady(r);
+        });
         this.logger.info('pod sandbox ready', { id, name: key, handler: handler.name, ip: rec.network.ip });
         return id;
       } catch (err) {
@@ -422,20 +417,20 @@ export class SandboxService {
           this.logger.error('rollback of a failed pod sandbox incomplete', { id, error: errorMessage(undoErr) });
         } finally {
           // The kubelet retries with the same name: it must not meet a pod it never saw.
-          if (this.names.get(key) === id) this.names.delete(key);
+          this.store.releaseName(key, id);
         }
         throw failure;
       }
     });
   }
 
-  private networkRequest(rec: SandboxRecord): PodNetworkRequest {
+  private networkRequest(rec: SandboxRecord, nsPaths = rec.nsPaths): PodNetworkRequest {
     return {
       id: rec.id,
       name: rec.metadata.name,
       namespace: rec.metadata.namespace,
       uid: rec.metadata.uid,
-      netnsPath: rec.nsPaths.net ?? path.join(rec.stateDir, 'ns', 'net'),
+      netnsPath: nsPaths.net ?? path.join(rec.stateDir, 'ns', 'net'),
       labels: rec.config.labels,
       annotations: rec.config.annotations,
       portMappings: rec.config.portMappings,
@@ -498,8 +493,7 @@ export class SandboxService {
       } catch (err) {
         throw stepError(`cannot tear down the network of pod ${rec.id}`, err);
       }
-      rec.networkAttached = false;
-      if (this.store.get(rec.id)) await this.store.save(rec);
+      if (this.store.get(rec.id)) await this.store.update(rec.id, (r) => void (r.networkAttached = false));
     }
     await this.killPause(rec);
     try {
@@ -556,9 +550,9 @@ export class SandboxService {
     crashPoint('pod-stop:after-containers-stopped');
     await this.stopResources(rec);
     crashPoint('pod-stop:after-resources');
-    if (rec.state !== 'notready') {
-      rec.state = 'notready';
-      await this.store.save(rec);
+    // A record left 'creating' by a failed rollback is torn down but keeps its state.
+    if (rec.state === 'ready') {
+      await this.store.update(rec.id, markNotReady);
       this.logger.info('pod sandbox stopped', { id: rec.id, name: sandboxNameKey(rec.metadata) });
     }
   }
@@ -572,7 +566,7 @@ export class SandboxService {
       const rec = this.store.get(found.id);
       if (!rec) return;
       // Like containerd: removing a running pod stops it first.
-      if (rec.state !== 'notready') await this.stopLocked(rec);
+      if (rec.state === 'ready') await this.stopLocked(rec);
       else await this.stopResources(rec);
       try {
         await this.containers.removeContainersOfPod(rec.id);
@@ -583,7 +577,6 @@ export class SandboxService {
       await this.removeResources(rec);
       crashPoint('pod-remove:after-resources');
       await this.store.delete(rec.id);
-      this.names.delete(sandboxNameKey(rec.metadata));
       this.logger.info('pod sandbox removed', { id: rec.id, name: sandboxNameKey(rec.metadata) });
     });
   }

@@ -10,7 +10,8 @@ import { defaultConfig, type BerthConfig } from '../../src/config/config';
 import { silentLogger } from '../../src/log/logger';
 import { RuntimeHandlerRegistry } from '../../src/runtime/handlers';
 import { detectCgroupLayout } from '../../src/cgroups/cgroups';
-import { mountsUnder, NamespacePinner } from '../../src/sandbox/namespaces';
+import { mountsUnder } from '../../src/sandbox/namespaces/mounts';
+import { NamespacePinner } from '../../src/sandbox/namespaces/pinner';
 import { SandboxService, type SandboxServiceOptions } from '../../src/sandbox/service';
 import type { PodSandboxConfig__Output } from '../../src/gen/runtime/v1/PodSandboxConfig';
 

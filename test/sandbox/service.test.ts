@@ -6,8 +6,9 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
-import { readMountInfo } from '../../src/sandbox/namespaces';
-import type { PodNetwork, PodNetworkRequest, SandboxService } from '../../src/sandbox/service';
+import { readMountInfo } from '../../src/sandbox/namespaces/mounts';
+import type { PodNetwork, PodNetworkRequest } from '../../src/sandbox/cni_adapter';
+import type { SandboxService } from '../../src/sandbox/service';
 import { nsenter, podConfig, SandboxFixture } from './fixture';
 
 function isMountpoint(p: string, fstype?: string): boolean {

@@ -6,8 +6,7 @@
 import * as path from 'node:path';
 import { PodCgroup, type CgroupLayout } from '../cgroups/cgroups';
 import type { BerthConfig } from '../config/config';
-import { invalidArgument, notFound } from '../errors';
-import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
+import { notFound } from '../errors';
 import type { PodSandboxFilter__Output } from '../gen/runtime/v1/PodSandboxFilter';
 import type { Logger } from '../log/logger';
 import type { RuntimeHandler } from '../runtime/handlers';
@@ -20,10 +19,9 @@ import { NamespacePinner } from './namespaces/pinner';
 import { PodsMountPropagation } from './namespaces/propagation';
 import type { SandboxRecord } from './record';
 import { recoverPods } from './recovery';
-import { PodCreator } from './run';
+import { PodCreator, type PodSpec } from './run';
 import { SandboxStore } from './store';
 import { NO_POD_CONTAINERS, PodTeardown, type PodContainers } from './teardown';
-import { podSpecOf } from './validate';
 
 export interface SandboxServiceOptions {
   config: BerthConfig;
@@ -115,20 +113,18 @@ export class SandboxService {
     return 'SANDBOX_READY';
   }
 
-  /** RunPodSandbox; returns the new pod's id. */
-  async run(config: PodSandboxConfig__Output | null, runtimeHandlerName: string): Promise<string> {
-    return this.creator.run(podSpecOf(config, runtimeHandlerName, this.defaultCgroupParent));
+  /** RunPodSandbox of a checked request (src/cri/validate_pod.ts); returns the new pod's id. */
+  run(spec: PodSpec): Promise<string> {
+    return this.creator.run(spec);
   }
 
   /** Stops the pod's containers, detaches its network and drops its namespaces. Missing pod: nothing to do. */
-  async stop(idOrPrefix: string): Promise<void> {
-    if (!idOrPrefix) throw invalidArgument('StopPodSandbox: pod_sandbox_id is required');
+  stop(idOrPrefix: string): Promise<void> {
     return this.locked(idOrPrefix, (rec) => this.teardown.stop(rec));
   }
 
   /** Stops (if needed) and deletes the pod and its containers. Missing pod: nothing to do. */
-  async remove(idOrPrefix: string): Promise<void> {
-    if (!idOrPrefix) throw invalidArgument('RemovePodSandbox: pod_sandbox_id is required');
+  remove(idOrPrefix: string): Promise<void> {
     return this.locked(idOrPrefix, (rec) => this.teardown.remove(rec));
   }
 

@@ -1,12 +1,13 @@
-// The checks of a RunPodSandbox request, and the PodSpec they yield.
+// The checks of the pod RPCs at the CRI edge: a RunPodSandbox request becomes
+// the PodSpec the sandbox service runs, and Stop/Remove need a pod id.
 import * as path from 'node:path';
 import { validateCgroupPath } from '../cgroups/cgroups';
 import { invalidArgument, unimplemented } from '../errors';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
-import { resolvConfFor, validateHostname } from './pod_files';
-import type { NamespaceModeName } from './record';
-import type { PodSpec } from './run';
-import { validateSysctls } from './sysctls';
+import { resolvConfFor, validateHostname } from '../sandbox/pod_files';
+import type { NamespaceModeName } from '../sandbox/record';
+import type { PodSpec } from '../sandbox/run';
+import { validateSysctls } from '../sandbox/sysctls';
 
 function modeOf(v: string | undefined, field: string, allowed: NamespaceModeName[]): NamespaceModeName {
   const mode = (v ?? 'POD') as NamespaceModeName;
@@ -54,4 +55,10 @@ export function podSpecOf(config: PodSandboxConfig__Output | null, runtimeHandle
     resolvConf,
     runtimeHandler,
   };
+}
+
+/** StopPodSandbox and RemovePodSandbox name the pod they act on. */
+export function requirePodSandboxId(rpc: string, podSandboxId: string): string {
+  if (!podSandboxId) throw invalidArgument(`${rpc}: pod_sandbox_id is required`);
+  return podSandboxId;
 }

@@ -12,11 +12,11 @@ import type { RuntimeHandler } from '../runtime/handlers';
 import { crashPoint } from '../util/crashpoint';
 import type { KeyedMutex } from '../util/keyed_mutex';
 import { nowNs } from '../util/time';
-import { podNetworkRequest } from './cni_adapter';
+import { podNetworkSpec } from './cni_adapter';
 import type { PodsMountPropagation } from './namespaces/propagation';
 import type { PinResult } from './namespaces/pinner';
 import type { SandboxParts } from './parts';
-import { hostResolvConf, hostsFor, writeFileAtomic } from './pod_files';
+import { hostResolvConf, hostsFor, writePodFile } from './pod_files';
 import { sandboxNameKey, type SandboxRecord } from './record';
 import { initialSandboxState, markReady } from './state';
 import type { PodTeardown } from './teardown';
@@ -103,9 +103,11 @@ export class PodCreator {
         crashPoint('pod-run:after-pin');
 
         step = 'write the pod files';
-        writeFileAtomic(rec.hostnameFile, rec.hostname + '\n');
-        writeFileAtomic(rec.resolvConfFile, spec.resolvConf ?? hostResolvConf());
-        writeFileAtomic(rec.hostsFile, hostsFor(rec.hostname, []));
+        await Promise.all([
+          writePodFile(rec.hostnameFile, rec.hostname + '\n'),
+          writePodFile(rec.resolvConfFile, spec.resolvConf ?? hostResolvConf()),
+          writePodFile(rec.hostsFile, hostsFor(rec.hostname, [])),
+        ]);
         if (spec.config.logDirectory) {
           step = `create the log directory ${spec.config.logDirectory}`;
           fs.mkdirSync(spec.config.logDirectory, { recursive: true, mode: 0o755 });
@@ -114,9 +116,9 @@ export class PodCreator {
         let network = rec.network;
         if (rec.networkAttached && this.d.network) {
           step = 'set up the pod network';
-          const { ips } = await this.d.network.setupPodNetwork(podNetworkRequest(rec, pinned.nsPaths));
+          const { ips } = await this.d.network.setupPodNetwork(podNetworkSpec(rec, pinned.nsPaths));
           network = { ip: ips[0] ?? '', additionalIps: ips.slice(1) };
-          writeFileAtomic(rec.hostsFile, hostsFor(rec.hostname, ips.slice(0, 1)));
+          await writePodFile(rec.hostsFile, hostsFor(rec.hostname, ips.slice(0, 1)));
           crashPoint('pod-run:after-network');
         }
         step = 'write the sandbox record';

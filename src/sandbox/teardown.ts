@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { PodCgroup } from '../cgroups/cgroups';
 import { internal, wrapError } from '../errors';
 import { crashPoint, type CrashPointName } from '../util/crashpoint';
-import { podNetworkRequest } from './cni_adapter';
+import { podNetworkRef } from './cni_adapter';
 import { mountsUnder } from './namespaces/mounts';
 import { killPause } from './namespaces/pause';
 import type { SandboxParts } from './parts';
@@ -91,7 +91,7 @@ export class PodTeardown {
   async stopResources(rec: SandboxRecord): Promise<void> {
     if (rec.networkAttached && this.d.network) {
       try {
-        await this.d.network.teardownPodNetwork(podNetworkRequest(rec));
+        await this.d.network.teardownPodNetwork(podNetworkRef(rec));
       } catch (err) {
         throw wrapError(`cannot tear down the network of pod ${rec.id}`, err);
       }

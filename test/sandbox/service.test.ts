@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
 import { readMountInfo } from '../../src/sandbox/namespaces/mounts';
-import type { PodNetwork, PodNetworkRequest } from '../../src/sandbox/cni_adapter';
+import type { PodNetworkRef, PodNetworkSpec } from '../../src/network/cni';
+import type { PodNetwork } from '../../src/sandbox/cni_adapter';
 import type { SandboxService } from '../../src/sandbox/service';
 import { nsenter, podConfig, runPod, SandboxFixture } from './fixture';
 
@@ -245,12 +246,12 @@ describe('sandbox service', function () {
     const calls: string[] = [];
     let fail = true;
     const network: PodNetwork = {
-      async setupPodNetwork(pod: PodNetworkRequest) {
+      async setupPodNetwork(pod: PodNetworkSpec) {
         calls.push(`setup ${pod.name} ${fs.existsSync(pod.netnsPath)}`);
         if (fail) throw new Error('no IP addresses available in range set');
         return { ips: ['10.88.0.7', 'fd00::7'] };
       },
-      async teardownPodNetwork(pod: PodNetworkRequest) {
+      async teardownPodNetwork(pod: PodNetworkRef) {
         calls.push(`teardown ${pod.name}`);
       },
     };
@@ -281,7 +282,7 @@ describe('sandbox service', function () {
     };
     await rejects(netSvc.stop(id), 'INTERNAL', /tear down the network.*plugin bridge timed out/);
     assert.equal(netSvc.criState(netSvc.get(id)), 'SANDBOX_READY');
-    network.teardownPodNetwork = async (pod: PodNetworkRequest) => void calls.push(`teardown ${pod.name}`);
+    network.teardownPodNetwork = async (pod: PodNetworkRef) => void calls.push(`teardown ${pod.name}`);
     containerCalls.length = 0;
     // Removing a ready pod stops it first: containers stopped, network torn down (once), containers removed.
     await netSvc.remove(id);

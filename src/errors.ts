@@ -63,9 +63,3 @@ export function errnoCode(err: unknown): string | undefined {
   }
   return undefined;
 }
-
-/** Wraps an error with what was being done, keeping its kind (INTERNAL for anything not a BerthError). */
-export function wrapError(what: string, err: unknown): BerthError {
-  if (err instanceof BerthError) return new BerthError(err.kind, `${what}: ${err.message}`, { cause: err });
-  return internal(`${what}: ${errorMessage(err)}`, err);
-}

@@ -42,8 +42,8 @@ export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
 
 export class SandboxService {
   readonly store: SandboxStore;
-  /** The container side; the daemon assigns it once the container service exists. */
-  containers: PodContainers;
+  /** The container side: a pod's stop and removal take its containers with it. */
+  readonly containers: PodContainers;
   readonly defaultCgroupParent: string;
   /** Serialises run/stop/remove of the same pod. */
   private readonly locks = new KeyedMutex();

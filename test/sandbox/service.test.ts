@@ -11,6 +11,7 @@ import type { PodNetworkRef, PodNetworkSpec } from '../../src/network/cni';
 import type { PodNetwork } from '../../src/sandbox/cni_adapter';
 import type { SandboxService } from '../../src/sandbox/service';
 import { nsenter, podConfig, runPod, SandboxFixture } from './fixture';
+import { podFilter, type PodFilterFields } from '../../src/cri/filters';
 
 function isMountpoint(p: string, fstype?: string): boolean {
   return readMountInfo().some((m) => m.mountpoint === path.resolve(p) && (!fstype || m.fstype === fstype));
@@ -123,9 +124,12 @@ describe('sandbox service', function () {
     // Cgroup in every hierarchy.
     const sub = `poduid-pod-a-${process.pid}`;
     for (const d of fx.cgroupDirs(sub)) assert.ok(fs.existsSync(d), `missing cgroup ${d}`);
-    const stats = svc.cgroupStats(id);
-    assert.match(stats.memoryUsageBytes ?? '', /^\d+$/);
-    assert.match(stats.cpuUsageNs ?? '', /^\d+$/);
+    const first = svc.usage(rec);
+    assert.match(first.memory.memoryUsageBytes ?? '', /^\d+$/);
+    assert.match(first.cpuUsageNs ?? '', /^\d+$/);
+    assert.equal(first.cpuNanoCores, undefined, 'a rate needs two samples');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.match(svc.usage(rec).cpuNanoCores ?? '', /^\d+$/, 'the pod CPU rate (usage_nano_cores) from the second sample on');
 
     // Stop: namespaces and shm go, berth-pause dies, the pod stays (NOTREADY).
     await svc.stop(id);
@@ -199,7 +203,7 @@ describe('sandbox service', function () {
     process.kill(rec.pausePid!, 'SIGKILL');
     for (let i = 0; i < 100 && procAlive(rec.pausePid!); i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(svc.criState(rec), 'SANDBOX_NOTREADY');
-    assert.deepEqual(svc.list({ id: '', state: { state: 'SANDBOX_NOTREADY' }, labelSelector: {} }).map((r) => r.id), [id]);
+    assert.deepEqual(svc.list(podFilter(svc, { id: '', state: { state: 'SANDBOX_NOTREADY' }, labelSelector: {} })).map((r) => r.id), [id]);
     await svc.remove(id);
     assertGone(id);
   });
@@ -214,7 +218,7 @@ describe('sandbox service', function () {
     const a = await runPod(svc, podConfig({ labels: { tier: 'web', app: 'x' } }, 'flt-a'), '');
     const b = await runPod(svc, podConfig({ labels: { tier: 'db', app: 'x' } }, 'flt-b'), '');
     await svc.stop(b);
-    const ids = (f: Parameters<SandboxService['list']>[0]): string[] => svc.list(f).map((r) => r.id);
+    const ids = (f: PodFilterFields | null): string[] => svc.list(podFilter(svc, f)).map((r) => r.id);
     assert.deepEqual(ids({ id: a.slice(0, 10), state: null, labelSelector: {} }), [a]);
     assert.deepEqual(ids({ id: '', state: { state: 'SANDBOX_READY' }, labelSelector: {} }), [a]);
     assert.deepEqual(ids({ id: '', state: { state: 'SANDBOX_NOTREADY' }, labelSelector: {} }), [b]);
@@ -266,7 +270,7 @@ describe('sandbox service', function () {
     const cfg = podConfig({}, 'netfail');
     await rejects(runPod(netSvc, cfg, ''), 'INTERNAL', /set up the pod network: no IP addresses/);
     assert.deepEqual(calls, ['setup netfail true', 'teardown netfail']);
-    assert.deepEqual(netSvc.list(null).filter((r) => r.metadata.name === 'netfail'), []);
+    assert.deepEqual(netSvc.list().filter((r) => r.metadata.name === 'netfail'), []);
     assert.deepEqual(fx.mountsUnderDir().filter((m) => m !== path.join(fx.config.state, 'pods')), []);
 
     fail = false;

@@ -20,15 +20,16 @@ import type { SandboxRecord } from './record';
 import { recoverPods } from './recovery';
 import { PodCreator, type PodSpec } from './run';
 import { SandboxStore } from './store';
-import { NO_POD_CONTAINERS, PodTeardown, type PodContainers } from './teardown';
+import { PodTeardown, type PodContainers } from './teardown';
 
 export interface SandboxServiceOptions {
   config: BerthConfig;
   logger: Logger;
   /** Resolves runtime_handler names (RuntimeHandlerRegistry). */
   handlers: { get(name: string): RuntimeHandler };
-  network?: PodNetwork;
-  containers?: PodContainers;
+  network: PodNetwork;
+  /** The container side: a pod's stop and removal take its containers with it. */
+  containers: PodContainers;
   pinner?: NamespacePinner;
   /** Detected from the host when absent. */
   cgroupLayout?: CgroupLayout;
@@ -54,7 +55,7 @@ export class SandboxService {
 
   constructor(opts: SandboxServiceOptions) {
     const logger = opts.logger.child({ component: 'sandbox' });
-    this.containers = opts.containers ?? NO_POD_CONTAINERS;
+    this.containers = opts.containers;
     this.defaultCgroupParent = opts.defaultCgroupParent ?? '/berth';
     const podsStateDir = path.join(opts.config.state, 'pods');
     const podsRootDir = path.join(opts.config.root, 'pods');

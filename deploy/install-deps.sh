@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="runc crun containernetworking-plugins iproute2 iptables util-linux mount \
-  attr zstd busybox-static docker-registry skopeo prometheus curl jq \
+  attr zstd busybox-static docker-registry skopeo prometheus curl jq tinyproxy \
   openssl gcc clang make"
 
 missing=""
@@ -20,7 +20,7 @@ if [ -n "$missing" ]; then
   # shellcheck disable=SC2086
   apt-get install -y --no-install-recommends $missing
 fi
-# The registry and prometheus packages start services on systems with an init;
+# The registry, prometheus and tinyproxy packages start services on systems with an init;
 # berth's tests run their own instances.
 if ! command -v node >/dev/null 2>&1; then
   echo "install-deps: Node.js 20 is required" >&2

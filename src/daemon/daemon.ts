@@ -15,6 +15,7 @@ import type { CriContext } from '../cri/context';
 import { probeHost } from '../runtime/spec/host_info';
 import { Snapshotter } from '../snapshotter/snapshotter';
 import { ImageService } from '../image/service';
+import { ProxyConfig } from '../registry/proxy';
 import { CniManager } from '../network/cni';
 import { SandboxService } from '../sandbox/service';
 import type { PodContainers } from '../sandbox/teardown';
@@ -29,6 +30,7 @@ export class Daemon {
   private readonly handlers: RuntimeHandlerRegistry;
   private readonly snapshotter: Snapshotter;
   private readonly images: ImageService;
+  private readonly proxies: ProxyConfig;
   private readonly network: CniManager;
   private readonly sandboxes: SandboxService;
   private readonly containers: ContainerService;
@@ -47,7 +49,9 @@ export class Daemon {
     const logger = (this.logger = createLogger(config.log.level, config.log.format));
     this.handlers = new RuntimeHandlerRegistry(config);
     this.snapshotter = new Snapshotter(path.join(config.root, 'snapshots'), logger);
-    this.images = new ImageService(config, logger, this.snapshotter);
+    // Registry proxies come from the environment, as for containerd (systemd Environment=).
+    this.proxies = ProxyConfig.fromProcessEnv();
+    this.images = new ImageService(config, logger, this.snapshotter, { proxies: this.proxies });
     this.network = CniManager.fromConfig(config, logger);
     // Pods and containers refer to each other: a pod's stop and removal take its
     // containers with it, and a container is created in its pod.
@@ -127,6 +131,7 @@ export class Daemon {
       version: BERTH_VERSION,
       socket: config.socket,
       metrics: config.metrics.enabled ? config.metrics.address : 'off',
+      ...(this.proxies.configured ? this.proxies.describe() : {}),
     });
   }
 

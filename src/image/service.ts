@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger';
 import { ContentStore } from '../content/store';
 import type { CriAuthConfig } from '../registry/auth';
 import { RegistryClient } from '../registry/client';
+import type { ProxyConfig } from '../registry/proxy';
 import { Leases, pullImage, type LayerObserver, type PullDeps } from './pull';
 import { digestOfHex, isSha256Digest } from '../oci/digest';
 import { formatReference, parseReference } from '../oci/reference';
@@ -77,6 +78,8 @@ export interface ImageServiceOptions {
   /** Attempts per registry request on retryable failures. */
   registryAttempts?: number;
   registryBackoffMs?: number;
+  /** Proxies for registry traffic (berthd passes its environment's); none when absent. */
+  proxies?: ProxyConfig;
 }
 
 export class ImageService {
@@ -103,6 +106,7 @@ export class ImageService {
       logger: this.logger,
       attempts: opts.registryAttempts,
       backoffMs: opts.registryBackoffMs,
+      proxies: opts.proxies,
     });
   }
 

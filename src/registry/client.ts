@@ -13,6 +13,7 @@ import { formatReference, type ImageReference } from '../oci/reference';
 import { basicAuthorization, CredentialSource, identityKey, parseChallenges, TokenCache, type Challenge, type CriAuthConfig, type Credentials } from './auth';
 import { loadEndpoints, type Capability, type RegistryEndpoint } from './hosts';
 import { AgentPool, readSmallBody, send, type HttpResponse } from './http';
+import type { ProxyConfig } from './proxy';
 
 export interface RegistryClientOptions {
   /** Directory of <host>/hosts.toml files. */
@@ -25,6 +26,8 @@ export interface RegistryClientOptions {
   attempts?: number;
   /** First retry delay in ms, doubled each time (default 250). */
   backoffMs?: number;
+  /** HTTP(S)_PROXY / NO_PROXY; none when absent. */
+  proxies?: ProxyConfig;
 }
 
 export interface FetchedManifest {
@@ -66,12 +69,14 @@ class RetryableStatus extends BerthError {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class RegistryClient {
-  private readonly agents = new AgentPool();
+  private readonly agents: AgentPool;
   private readonly tokens = new TokenCache();
   /** The last challenge seen per endpoint host, to authenticate up front next time. */
   private readonly challenges = new Map<string, Challenge[]>();
 
-  constructor(readonly opts: RegistryClientOptions) {}
+  constructor(readonly opts: RegistryClientOptions) {
+    this.agents = new AgentPool(opts.proxies, opts.progressTimeoutMs);
+  }
 
   /** A session for pulling one repository. `auth` is the CRI request's AuthConfig. */
   session(ref: ImageReference, auth?: CriAuthConfig): RegistrySession {

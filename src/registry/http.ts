@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { deadlineExceeded, unavailable, errorMessage } from '../errors';
 import type { TlsSettings } from './hosts';
+import { ProxyConfig, proxyAuthorization, TunnelAgent } from './proxy';
 
 export interface HttpRequest {
   method: 'GET' | 'HEAD' | 'POST';
@@ -29,9 +30,23 @@ export interface HttpResponse {
 
 const MAX_REDIRECTS = 10;
 
-/** Connection pools by protocol + TLS settings (by content: hosts.toml is re-read per pull), so keep-alive works across requests. */
+/** Where one request connects: the agent, and the proxy when the URL goes through one. */
+export interface Route {
+  agent: http.Agent;
+  proxy?: URL;
+}
+
+/**
+ * Connection pools by protocol + TLS settings (by content: hosts.toml is
+ * re-read per pull) + proxy, so keep-alive works across requests.
+ */
 export class AgentPool {
   private readonly agents = new Map<string, http.Agent>();
+
+  constructor(
+    readonly proxies: ProxyConfig = new ProxyConfig(),
+    private readonly connectTimeoutMs = 30_000,
+  ) {}
 
   private static tlsKey(tls?: TlsSettings): string {
     if (!tls) return 'default';
@@ -43,23 +58,30 @@ export class AgentPool {
     return h.digest('hex');
   }
 
-  get(protocol: string, tls?: TlsSettings): http.Agent {
-    const key = protocol === 'https:' ? `https#${AgentPool.tlsKey(tls)}` : 'http';
+  private pooled(key: string, make: () => http.Agent): http.Agent {
     let agent = this.agents.get(key);
     if (!agent) {
-      agent =
-        protocol === 'https:'
-          ? new https.Agent({
-              keepAlive: true,
-              ca: tls?.ca,
-              cert: tls?.cert,
-              key: tls?.key,
-              rejectUnauthorized: tls?.rejectUnauthorized ?? true,
-            })
-          : new http.Agent({ keepAlive: true });
+      agent = make();
       this.agents.set(key, agent);
     }
     return agent;
+  }
+
+  route(url: URL, tls?: TlsSettings): Route {
+    const proxy = this.proxies.proxyFor(url);
+    const tlsOptions = { ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.rejectUnauthorized ?? true };
+    if (url.protocol === 'https:') {
+      if (!proxy) return { agent: this.pooled(`https#${AgentPool.tlsKey(tls)}`, () => new https.Agent({ keepAlive: true, ...tlsOptions })) };
+      const agent = this.pooled(
+        `https#${AgentPool.tlsKey(tls)}#${proxy.href}`,
+        () => new TunnelAgent({ keepAlive: true, ...tlsOptions, proxy, connectTimeoutMs: this.connectTimeoutMs }),
+      );
+      return { agent, proxy };
+    }
+    if (!proxy) return { agent: this.pooled('http', () => new http.Agent({ keepAlive: true })) };
+    // Plain http through a proxy: requests go to the proxy itself, in absolute form.
+    const agent = this.pooled(`http#${proxy.href}`, () => (proxy.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true })));
+    return { agent, proxy };
   }
 
   close(): void {
@@ -104,14 +126,26 @@ function describeUrl(u: URL): string {
   return `${u.protocol}//${u.host}${u.pathname}`;
 }
 
-function sendOnce(req: HttpRequest, agents: AgentPool): Promise<http.IncomingMessage> {
+function sendOnce(req: HttpRequest, route: Route): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const mod = req.url.protocol === 'https:' ? https : http;
-    const r = mod.request(req.url, {
-      method: req.method,
-      headers: { 'User-Agent': 'berth', ...req.headers },
-      agent: agents.get(req.url.protocol, req.tls),
-    });
+    const headers: Record<string, string> = { 'User-Agent': 'berth', ...req.headers };
+    let r: http.ClientRequest;
+    if (route.proxy && req.url.protocol === 'http:') {
+      const proxy = route.proxy;
+      const auth = proxyAuthorization(proxy);
+      const mod = proxy.protocol === 'https:' ? https : http;
+      r = mod.request({
+        host: proxy.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(proxy.port || (proxy.protocol === 'https:' ? 443 : 80)),
+        method: req.method,
+        path: req.url.href,
+        headers: { Host: req.url.host, ...headers, ...(auth ? { 'Proxy-Authorization': auth } : {}) },
+        agent: route.agent,
+      });
+    } else {
+      const mod = req.url.protocol === 'https:' ? https : http;
+      r = mod.request(req.url, { method: req.method, headers, agent: route.agent });
+    }
     r.setTimeout(req.progressTimeoutMs, () => {
       r.destroy(deadlineExceeded(`${req.method} ${describeUrl(req.url)}: no response for ${Math.round(req.progressTimeoutMs / 1000)}s`));
     });
@@ -130,12 +164,13 @@ export async function send(req: HttpRequest, agents: AgentPool): Promise<HttpRes
   let current = req;
   for (let hop = 0; ; hop++) {
     let res: http.IncomingMessage;
+    const route = agents.route(current.url, current.tls);
     try {
-      res = await sendOnce(current, agents);
+      res = await sendOnce(current, route);
     } catch (err) {
       if (err instanceof Error && 'kind' in err) throw err;
-      const e = unavailable(`${current.method} ${describeUrl(current.url)}: ${errorMessage(err)}`, err);
-      throw e;
+      const via = route.proxy ? ` (through proxy ${route.proxy.host})` : '';
+      throw unavailable(`${current.method} ${describeUrl(current.url)}${via}: ${errorMessage(err)}`, err);
     }
     const status = res.statusCode ?? 0;
     const location = res.headers.location;

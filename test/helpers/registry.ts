@@ -284,6 +284,8 @@ export interface ProxyOptions {
   corruptBlobs?: boolean;
   /** Redirect blob GETs to this origin (e.g. the same proxy under another host name). */
   redirectBlobsTo?: string;
+  /** Address to listen on (default 127.0.0.1); proxies never carry loopback traffic, so proxy tests need another. */
+  listenAddress?: string;
 }
 
 /**
@@ -311,8 +313,9 @@ export class TestProxy {
     const server = opts.tls
       ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.clientCa, requestCert: !!opts.tls.clientCa, rejectUnauthorized: !!opts.tls.clientCa }, handler)
       : http.createServer(handler);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    holder.proxy = new TestProxy(server, `127.0.0.1:${(server.address() as AddressInfo).port}`, target, opts);
+    const address = opts.listenAddress ?? '127.0.0.1';
+    await new Promise<void>((r) => server.listen(0, address, r));
+    holder.proxy = new TestProxy(server, `${address}:${(server.address() as AddressInfo).port}`, target, opts);
     return holder.proxy;
   }
 
@@ -468,13 +471,13 @@ export interface TestCert {
   certPath: string;
 }
 
-/** A self-signed certificate for 127.0.0.1 (openssl), written to `dir`. */
-export function selfSignedCert(dir: string, name: string): TestCert {
+/** A self-signed certificate for 127.0.0.1 (and `ips`) (openssl), written to `dir`. */
+export function selfSignedCert(dir: string, name: string, ips: string[] = []): TestCert {
   const keyPath = path.join(dir, `${name}.key`);
   const certPath = path.join(dir, `${name}.crt`);
   execFileSync('openssl', [
     'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1',
+    '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', `/CN=${name}`, '-addext', `subjectAltName=${['127.0.0.1', ...ips].map((ip) => `IP:${ip}`).join(',')}`,
   ], { stdio: 'ignore' });
   return { key: fs.readFileSync(keyPath), cert: fs.readFileSync(certPath), keyPath, certPath };
 }

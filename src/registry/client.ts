@@ -12,7 +12,7 @@ import { MANIFEST_ACCEPT } from '../oci/media_types';
 import { formatReference, type ImageReference } from '../oci/reference';
 import { basicAuthorization, CredentialSource, identityKey, parseChallenges, TokenCache, type Challenge, type CriAuthConfig, type Credentials } from './auth';
 import { loadEndpoints, type Capability, type RegistryEndpoint } from './hosts';
-import { AgentPool, readSmallBody, send, type HttpResponse } from './http';
+import { AgentPool, readSmallBody, send, type HttpRequest, type HttpResponse } from './http';
 import type { ProxyConfig } from './proxy';
 
 export interface RegistryClientOptions {
@@ -73,6 +73,8 @@ export class RegistryClient {
   private readonly tokens = new TokenCache();
   /** The last challenge seen per endpoint host, to authenticate up front next time. */
   private readonly challenges = new Map<string, Challenge[]>();
+  /** Hosts configured http:// with TLS settings that turned out to speak plain HTTP. */
+  private readonly plainHttp = new Set<string>();
 
   constructor(readonly opts: RegistryClientOptions) {
     this.agents = new AgentPool(opts.proxies, opts.progressTimeoutMs);
@@ -97,12 +99,15 @@ export class RegistryClient {
     pathSuffix: string,
     headers: Record<string, string>,
   ): Promise<HttpResponse> {
-    const url = new URL(`${ep.protocol}//${ep.host}${ep.apiPath}/${pathSuffix}`);
-    const base = { method, url, tls: ep.tls, progressTimeoutMs: this.opts.progressTimeoutMs };
+    const protocol = ep.httpFallback && this.plainHttp.has(ep.host) ? 'http:' : ep.protocol;
+    const url = new URL(`${protocol}//${ep.host}${ep.apiPath}/${pathSuffix}`);
+    // A mirror learns which registry the image is from (containerd's ?ns=).
+    if (ep.namespace) url.searchParams.set('ns', ep.namespace);
+    const base = { method, url, tls: ep.tls, progressTimeoutMs: this.opts.progressTimeoutMs, dialTimeoutMs: ep.dialTimeoutMs };
     const known = this.challenges.get(ep.host);
     let authorization = known ? await this.authorize(ep, creds, known, scope) : creds?.registryToken ? `Bearer ${creds.registryToken}` : undefined;
     const withAuth = () => ({ ...ep.headers, ...headers, ...(authorization ? { Authorization: authorization } : {}) });
-    let res = await send({ ...base, headers: withAuth() }, this.agents);
+    let res = await this.sendTo(ep, { ...base, headers: withAuth() });
     if (res.status !== 401) return res;
 
     res.body.resume();
@@ -113,12 +118,30 @@ export class RegistryClient {
     if (!authorization) {
       throw permissionDenied(`${ep.host} requires authentication and no credentials are configured for it (pass them in the pull request or set image.credentials."${ep.host}")`);
     }
-    res = await send({ ...base, headers: withAuth() }, this.agents);
+    res = await this.sendTo(ep, { ...base, headers: withAuth() });
     if (res.status === 401) {
       res.body.resume();
       throw permissionDenied(`${ep.host} refused the credentials (401 Unauthorized)`);
     }
     return res;
+  }
+
+  /**
+   * Sends to an endpoint; an http:// host with TLS settings is tried over
+   * HTTPS first and, when it answers the handshake in plain HTTP, over HTTP
+   * from then on (containerd's HTTP fallback).
+   */
+  private async sendTo(ep: RegistryEndpoint, req: HttpRequest): Promise<HttpResponse> {
+    try {
+      return await send(req, this.agents);
+    } catch (err) {
+      if (!ep.httpFallback || req.url.protocol !== 'https:' || !/wrong version number|packet length too long|http request/i.test(errorMessage(rootCause(err)))) throw err;
+      this.plainHttp.add(ep.host);
+      this.opts.logger.info('registry host answered TLS in plain HTTP; using HTTP for it', { host: ep.host });
+      const url = new URL(req.url);
+      url.protocol = 'http:';
+      return send({ ...req, url }, this.agents);
+    }
   }
 
   private async authorize(
@@ -159,14 +182,15 @@ export class RegistryClient {
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, service, client_id: 'berth', access_type: 'offline' });
       form.set('scope', scopes.join(' '));
       res = await send(
-        { method: 'POST', url: realmUrl, tls, progressTimeoutMs: this.opts.progressTimeoutMs, body: form.toString(), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } },
+        { method: 'POST', url: realmUrl, tls, progressTimeoutMs: this.opts.progressTimeoutMs, body: form.toString(), headers: { ...ep.headers, 'Content-Type': 'application/x-www-form-urlencoded' } },
         this.agents,
       );
     } else {
       const u = new URL(realmUrl);
       if (service) u.searchParams.set('service', service);
       for (const s of scopes) u.searchParams.append('scope', s);
-      const headers: Record<string, string> = {};
+      // hosts.toml headers go to the token service too, as containerd's authorizer sends them.
+      const headers: Record<string, string | string[]> = { ...ep.headers };
       if (creds?.username !== undefined) headers.Authorization = basicAuthorization(creds);
       res = await send({ method: 'GET', url: u, tls, progressTimeoutMs: this.opts.progressTimeoutMs, headers }, this.agents);
     }

@@ -4,7 +4,8 @@
 // for too long while we are waiting for them, never for being merely long.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { createHash } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
+import { createHash, createPrivateKey } from 'node:crypto';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { deadlineExceeded, unavailable, errorMessage } from '../errors';
 import type { TlsSettings } from './hosts';
@@ -13,10 +14,12 @@ import { ProxyConfig, proxyAuthorization, TunnelAgent } from './proxy';
 export interface HttpRequest {
   method: 'GET' | 'HEAD' | 'POST';
   url: URL;
-  headers: Record<string, string>;
+  headers: Record<string, string | string[]>;
   body?: string;
   tls?: TlsSettings;
   progressTimeoutMs: number;
+  /** Give up a connection attempt after this long (hosts.toml dial_timeout). */
+  dialTimeoutMs?: number;
 }
 
 export interface HttpResponse {
@@ -52,8 +55,7 @@ export class AgentPool {
     if (!tls) return 'default';
     const h = createHash('sha256');
     for (const ca of tls.ca ?? []) h.update(ca).update('\0ca');
-    if (tls.cert) h.update(tls.cert).update('\0cert');
-    if (tls.key) h.update(tls.key).update('\0key');
+    for (const c of tls.clients ?? []) h.update(c.cert).update('\0cert').update(c.key).update('\0key');
     h.update(tls.rejectUnauthorized ? 'verify' : 'skip');
     return h.digest('hex');
   }
@@ -67,9 +69,34 @@ export class AgentPool {
     return agent;
   }
 
+  /**
+   * Node options for TLS settings. hosts.toml CAs are added to the system
+   * roots, as Go's do. OpenSSL holds one client certificate per key type, so
+   * the first of each type is offered (Go picks among all by the server's
+   * accepted CAs; one certificate per registry is the common case).
+   */
+  private static tlsOptions(tls?: TlsSettings): https.AgentOptions {
+    const certs: Buffer[] = [];
+    const keys: Buffer[] = [];
+    const types = new Set<string>();
+    for (const c of tls?.clients ?? []) {
+      const type = createPrivateKey(c.key).asymmetricKeyType ?? 'unknown';
+      if (types.has(type)) continue;
+      types.add(type);
+      certs.push(c.cert);
+      keys.push(c.key);
+    }
+    return {
+      ca: tls?.ca ? [...rootCertificates, ...tls.ca] : undefined,
+      cert: certs.length ? certs : undefined,
+      key: keys.length ? keys : undefined,
+      rejectUnauthorized: tls?.rejectUnauthorized ?? true,
+    };
+  }
+
   route(url: URL, tls?: TlsSettings): Route {
     const proxy = this.proxies.proxyFor(url);
-    const tlsOptions = { ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.rejectUnauthorized ?? true };
+    const tlsOptions = AgentPool.tlsOptions(tls);
     if (url.protocol === 'https:') {
       if (!proxy) return { agent: this.pooled(`https#${AgentPool.tlsKey(tls)}`, () => new https.Agent({ keepAlive: true, ...tlsOptions })) };
       const agent = this.pooled(
@@ -128,7 +155,7 @@ function describeUrl(u: URL): string {
 
 function sendOnce(req: HttpRequest, route: Route): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { 'User-Agent': 'berth', ...req.headers };
+    const headers: Record<string, string | string[]> = { 'User-Agent': 'berth', ...req.headers };
     let r: http.ClientRequest;
     if (route.proxy && req.url.protocol === 'http:') {
       const proxy = route.proxy;
@@ -145,6 +172,18 @@ function sendOnce(req: HttpRequest, route: Route): Promise<http.IncomingMessage>
     } else {
       const mod = req.url.protocol === 'https:' ? https : http;
       r = mod.request(req.url, { method: req.method, headers, agent: route.agent });
+    }
+    const dialMs = req.dialTimeoutMs;
+    if (dialMs) {
+      r.once('socket', (sock) => {
+        if (!sock.connecting) return; // a kept-alive connection: nothing to dial
+        const timer = setTimeout(() => {
+          // Not a retryable errno: the endpoint is skipped for the next one, which is what dial_timeout is for.
+          r.destroy(Object.assign(new Error(`connection not established within dial_timeout (${dialMs} ms)`), { code: 'EDIALTIMEOUT' }));
+        }, dialMs);
+        sock.once('connect', () => clearTimeout(timer));
+        sock.once('close', () => clearTimeout(timer));
+      });
     }
     r.setTimeout(req.progressTimeoutMs, () => {
       r.destroy(deadlineExceeded(`${req.method} ${describeUrl(req.url)}: no response for ${Math.round(req.progressTimeoutMs / 1000)}s`));

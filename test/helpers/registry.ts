@@ -295,6 +295,8 @@ export interface ProxyOptions {
 export class TestProxy {
   readonly counts = { tokenRequests: 0, blobGets: new Map<string, number>(), manifestGets: 0, serverErrors: 0 };
   readonly authorizationsOnBlobs: Array<string | undefined> = [];
+  /** Every request seen: the URL as sent (path and query) and its headers. */
+  readonly seen: Array<{ url: string; headers: http.IncomingHttpHeaders }> = [];
   private readonly tokens = new Set<string>();
   private cutsLeft: number;
 
@@ -331,6 +333,7 @@ export class TestProxy {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (!req.headers['x-delayed']) this.seen.push({ url: req.url ?? '/', headers: req.headers });
     const url = new URL(req.url ?? '/', `http://${this.host}`);
     const { bearer } = this.opts;
     if (url.pathname === '/token' && req.method === 'POST') {

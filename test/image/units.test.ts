@@ -67,7 +67,7 @@ describe('image internals', () => {
       );
       assert.equal(eps[1].tls.rejectUnauthorized, false);
       assert.deepEqual(eps[1].tls.ca, [Buffer.from('CA')]);
-      assert.deepEqual(eps[1].headers, { 'x-test': '1' });
+      assert.deepEqual(eps[1].headers, { 'x-test': ['1'] });
     });
 
     it('refuses a broken file with the file name and reason', () => {

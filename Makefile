@@ -2,7 +2,7 @@
 NODE    ?= node
 NPX     ?= npx
 BUILD   := $(abspath build)
-NATIVE  := $(wildcard src/shim/Makefile src/pinns/Makefile)
+NATIVE  := $(wildcard src/shim/Makefile src/pinns/Makefile src/notify/Makefile)
 
 .PHONY: all build native ts gen test run bench lint clean install docs
 

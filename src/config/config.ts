@@ -11,6 +11,11 @@ export interface RuntimeHandlerConfig {
   root: string;
 }
 
+export interface RlimitConfig {
+  soft: number;
+  hard: number;
+}
+
 export interface RegistryCredentialConfig {
   username: string;
   password: string;
@@ -31,6 +36,9 @@ export interface BerthConfig {
     cgroup_driver: 'cgroupfs' | 'systemd';
     restrict_oom_score_adj: boolean;
     handlers: Record<string, RuntimeHandlerConfig>;
+    default_rlimits: Record<string, RlimitConfig>;
+    enable_unprivileged_ports: boolean;
+    enable_unprivileged_icmp: boolean;
   };
   image: {
     registry_config_dir: string;
@@ -116,6 +124,20 @@ function mergeMap(prefix: string, node: MapOf, base: Table, input: unknown): Tab
   return out;
 }
 
+/** The rlimits runc knows (setrlimit(2) resources). */
+export const RLIMIT_NAMES: readonly string[] = [
+  'RLIMIT_AS', 'RLIMIT_CORE', 'RLIMIT_CPU', 'RLIMIT_DATA', 'RLIMIT_FSIZE', 'RLIMIT_LOCKS', 'RLIMIT_MEMLOCK', 'RLIMIT_MSGQUEUE',
+  'RLIMIT_NICE', 'RLIMIT_NOFILE', 'RLIMIT_NPROC', 'RLIMIT_RSS', 'RLIMIT_RTPRIO', 'RLIMIT_RTTIME', 'RLIMIT_SIGPENDING', 'RLIMIT_STACK',
+];
+
+/** Checks that span keys (the schema checks each key alone); run after the file and after command-line overrides. */
+export function checkConfig(config: BerthConfig): void {
+  for (const [name, l] of Object.entries(config.runtime.default_rlimits)) {
+    if (!RLIMIT_NAMES.includes(name)) throw invalidArgument(`config: runtime.default_rlimits.${name}: unknown rlimit; one of ${RLIMIT_NAMES.join(', ')}`);
+    if (l.soft > l.hard) throw invalidArgument(`config: runtime.default_rlimits.${name}: soft limit ${l.soft} is above the hard limit ${l.hard}`);
+  }
+}
+
 export function defaultConfig(): BerthConfig {
   return defaults(SCHEMA) as BerthConfig;
 }
@@ -128,7 +150,9 @@ export function parseConfig(text: string, source = 'config'): BerthConfig {
   } catch (err) {
     throw invalidArgument(`${source}: not valid TOML: ${errorMessage(err)}`);
   }
-  return merge('', SCHEMA, defaults(SCHEMA) as Table, parsed) as unknown as BerthConfig;
+  const config = merge('', SCHEMA, defaults(SCHEMA) as Table, parsed) as unknown as BerthConfig;
+  checkConfig(config);
+  return config;
 }
 
 /**

@@ -89,6 +89,26 @@ export const SCHEMA: Section = section('', {
         crun: { path: 'crun', root: '' },
       },
     },
+    // Container process defaults set in every OCI spec, so nothing is inherited from berthd (or its unit's Limit*=).
+    default_rlimits: {
+      kind: 'map',
+      doc: 'Resource limits every container process starts with (OCI process.rlimits) instead of berthd\'s own; the default is what systemd gives a service and containerd 2.x containers get. [runtime.default_rlimits.RLIMIT_NAME]',
+      entry: section('', {
+        soft: int(0, 'Soft limit.'),
+        hard: int(0, 'Hard limit (at least the soft limit).'),
+      }),
+      default: {
+        RLIMIT_NOFILE: { soft: 1024, hard: 524288 },
+      },
+    },
+    enable_unprivileged_ports: bool(
+      true,
+      'Pods with their own network namespace get net.ipv4.ip_unprivileged_port_start=0 (bind any port without CAP_NET_BIND_SERVICE), as in containerd 2.x; a sysctl the pod sets wins.',
+    ),
+    enable_unprivileged_icmp: bool(
+      true,
+      'Pods with their own network namespace get net.ipv4.ping_group_range="0 2147483647" (ping without CAP_NET_RAW), as in containerd 2.x; a sysctl the pod sets wins.',
+    ),
   }),
   image: section('Image pulls and storage.', {
     registry_config_dir: str(

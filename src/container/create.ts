@@ -132,6 +132,7 @@ export class ContainerCreator {
       sandbox: sandboxInfo(pod),
       host: this.deps.host,
       recursiveReadOnlyMounts: supportsRecursiveReadOnly(handler),
+      rlimits: Object.entries(this.deps.config.runtime.default_rlimits).map(([type, l]) => ({ type, soft: l.soft, hard: l.hard })),
       warn: (msg: string) => warnings.push(msg),
     });
     for (const w of warnings) this.deps.logger.info(w, { container: rec.id });

@@ -1,5 +1,5 @@
 // berthd's command line. Flags override the config file.
-import { applyOverride, loadConfig, type BerthConfig } from '../config/config';
+import { applyOverride, checkConfig, loadConfig, type BerthConfig } from '../config/config';
 import { invalidArgument } from '../errors';
 
 export const USAGE = `usage: berthd [flags]            run the CRI daemon
@@ -69,5 +69,6 @@ export function parseArgs(argv: string[]): Command {
   }
   const config = loadConfig(configPath);
   for (const [k, v] of overrides) applyOverride(config, k, v);
+  checkConfig(config);
   return { kind: 'run', config, configPath };
 }

@@ -24,6 +24,7 @@ import { ContainerService } from '../container/service';
 import { containerStreamingBackends } from '../container/streaming_backends';
 import { StreamingServer } from '../streaming/server';
 import { startAdminServer, type AdminServer } from '../admin/server';
+import { SystemdNotifier } from './sd_notify';
 
 export class Daemon {
   readonly logger: Logger;
@@ -39,6 +40,8 @@ export class Daemon {
   private readonly server: CriServer;
   private metricsServer?: http.Server;
   private admin?: AdminServer;
+  /** Present when systemd started berthd as Type=notify. */
+  private readonly notifier?: SystemdNotifier;
   private releases: Array<() => void> = [];
   private stopping?: Promise<void>;
   /** How far start() got: stop() undoes only that. */
@@ -47,6 +50,8 @@ export class Daemon {
   /** Wires every service; nothing touches the disk or the network until start(). */
   constructor(readonly config: BerthConfig) {
     const logger = (this.logger = createLogger(config.log.level, config.log.format));
+    // Read (and removed from the environment) before anything is spawned.
+    this.notifier = SystemdNotifier.fromEnvironment(logger);
     this.handlers = new RuntimeHandlerRegistry(config);
     this.snapshotter = new Snapshotter(path.join(config.root, 'snapshots'), logger);
     // Registry proxies come from the environment, as for containerd (systemd Environment=).
@@ -133,6 +138,7 @@ export class Daemon {
       metrics: config.metrics.enabled ? config.metrics.address : 'off',
       ...(this.proxies.configured ? this.proxies.describe() : {}),
     });
+    await this.notifier?.notify(`READY=1\nSTATUS=serving CRI on ${config.socket}\nMAINPID=${process.pid}`);
   }
 
   /** Drains in-flight RPCs (bounded), removes the socket and releases the locks. */
@@ -141,6 +147,7 @@ export class Daemon {
       this.stopping = (async () => {
         const stage = this.stage;
         this.logger.info('berthd stopping', { reason, inFlight: this.server.activeCalls });
+        await this.notifier?.notify(`STOPPING=1\nSTATUS=stopping (${reason})`);
         await this.admin?.close();
         if (stage === 'serving') {
           await this.server.shutdown(this.config.shutdown_timeout_seconds * 1000);
@@ -158,6 +165,7 @@ export class Daemon {
         }
         this.images.close();
         for (const release of this.releases.reverse()) release();
+        await this.notifier?.close();
         this.logger.info('berthd stopped');
       })();
     }

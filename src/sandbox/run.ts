@@ -46,6 +46,8 @@ export interface PodCreatorOptions {
   /** Resolves runtime_handler names (RuntimeHandlerRegistry). */
   handlers: { get(name: string): RuntimeHandler };
   shmSizeBytes: number;
+  /** Sysctls every pod with its own network namespace gets unless it sets them itself (containerd 2.x's unprivileged ports and ICMP). */
+  podNetworkSysctls: Record<string, string>;
 }
 
 export class PodCreator {
@@ -96,7 +98,7 @@ export class PodCreator {
           uts: spec.namespaceModes.network === 'POD',
           pid: spec.namespaceModes.pid === 'POD',
           hostname: spec.hostname,
-          sysctls: spec.sysctls,
+          sysctls: spec.namespaceModes.network === 'POD' ? { ...this.o.podNetworkSysctls, ...spec.sysctls } : spec.sysctls,
           cgroupProcs: cgroup.procsFiles(),
           shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
         });

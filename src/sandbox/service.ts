@@ -40,6 +40,14 @@ export interface SandboxServiceOptions {
 
 export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
 
+/** containerd 2.x's defaults for pods with their own network namespace, as configured. */
+export function podNetworkSysctls(config: BerthConfig): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (config.runtime.enable_unprivileged_ports) out['net.ipv4.ip_unprivileged_port_start'] = '0';
+  if (config.runtime.enable_unprivileged_icmp) out['net.ipv4.ping_group_range'] = '0 2147483647';
+  return out;
+}
+
 export class SandboxService {
   readonly store: SandboxStore;
   /** The container side: a pod's stop and removal take its containers with it. */
@@ -72,6 +80,7 @@ export class SandboxService {
       teardown: this.teardown,
       handlers: opts.handlers,
       shmSizeBytes: opts.shmSizeBytes ?? DEFAULT_SHM_SIZE,
+      podNetworkSysctls: podNetworkSysctls(opts.config),
     });
   }
 

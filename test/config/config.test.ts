@@ -50,6 +50,17 @@ describe('config', () => {
     assert.equal(c.runtime.handlers.runc.path, 'runc');
   });
 
+  it('container rlimits: systemd\'s service default for NOFILE, more by name, checked across keys', () => {
+    assert.deepEqual(defaultConfig().runtime.default_rlimits, { RLIMIT_NOFILE: { soft: 1024, hard: 524288 } });
+    const c = parseConfig('[runtime.default_rlimits.RLIMIT_NOFILE]\nsoft = 4096\n[runtime.default_rlimits.RLIMIT_NPROC]\nsoft = 100\nhard = 200\n');
+    assert.deepEqual(c.runtime.default_rlimits, { RLIMIT_NOFILE: { soft: 4096, hard: 524288 }, RLIMIT_NPROC: { soft: 100, hard: 200 } });
+    assert.throws(() => parseConfig('[runtime.default_rlimits.RLIMIT_FILES]\nsoft = 1\nhard = 1\n'), /runtime\.default_rlimits\.RLIMIT_FILES: unknown rlimit/);
+    assert.throws(() => parseConfig('[runtime.default_rlimits.RLIMIT_NOFILE]\nsoft = 600000\n'), /soft limit 600000 is above the hard limit 524288/);
+    assert.throws(() => parseArgs(['--config', '/dev/null', '--set', 'runtime.default_rlimits.RLIMIT_NOFILE.soft=999999']), /above the hard limit/);
+    assert.equal(defaultConfig().runtime.enable_unprivileged_ports, true);
+    assert.equal(defaultConfig().runtime.enable_unprivileged_icmp, true);
+  });
+
   it('prints a complete default config that parses back to the defaults', () => {
     const text = renderDefaultConfig();
     assert.deepEqual(parseConfig(text), defaultConfig());

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { containerConfig, podConfig, startContainerFixture, waitFor, type ContainerFixture } from './fixture';
+import { probeHost } from '../../src/runtime/spec/host_info';
 
 function code(err: unknown): number | undefined {
   return (err as grpc.ServiceError).code;
@@ -255,13 +256,17 @@ describe('containers: lifecycle through a real berthd and runc', function () {
     });
     const r = await rt().ExecSync({
       containerId: id,
-      cmd: ['sh', '-c', 'cat /data/hello; echo; touch /x 2>/dev/null && echo rw || echo ro; touch /data/y 2>/dev/null && echo rw || echo ro; grep -E "^(CapEff|Seccomp|NoNewPrivs):" /proc/self/status'],
+      cmd: ['sh', '-c', 'cat /data/hello; echo; touch /x 2>/dev/null && echo rw || echo ro; touch /data/y 2>/dev/null && echo rw || echo ro; grep -E "^(CapEff|Seccomp|NoNewPrivs):" /proc/self/status; grep "Max open files" /proc/self/limits'],
       timeout: '10',
     });
     const out = r.stdout.toString();
     assert.match(out, /^from host\nro\nro\n/);
     assert.match(out, /NoNewPrivs:\s+1/);
     assert.match(out, /Seccomp:\s+2/);
+    // runtime.default_rlimits (1024/524288), not berthd's own limit; without CAP_SYS_RESOURCE berthd's hard limit caps it.
+    const own = probeHost();
+    const hard = Math.min(524288, own.rlimitCeilings?.RLIMIT_NOFILE ?? 524288);
+    assert.match(out, new RegExp(`Max open files\\s+${Math.min(1024, hard)}\\s+${hard}\\s`));
     const capEff = BigInt('0x' + (/CapEff:\s+([0-9a-f]+)/.exec(out) as RegExpExecArray)[1]);
     const CAP_NET_RAW = 13n;
     const CAP_SYS_ADMIN = 21n;

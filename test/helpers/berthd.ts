@@ -15,6 +15,8 @@ export interface BerthdOptions {
   /** Reuse these directories (for restart tests). */
   dir?: string;
   metrics?: boolean;
+  /** Extra environment for every launch (e.g. NOTIFY_SOCKET). */
+  env?: Record<string, string>;
 }
 
 export class TestBerthd {
@@ -60,7 +62,7 @@ export class TestBerthd {
     this.output = '';
     const proc = spawn(process.execPath, [BERTHD_MAIN, '--config', this.configPath, ...(this.opts.args ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...this.opts.env, ...env },
     });
     this.proc = proc;
     proc.stdout?.on('data', (b: Buffer) => (this.output += b.toString()));

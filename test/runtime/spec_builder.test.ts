@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
 import {
   buildContainerSpec,
+  clampRlimits,
   DEFAULT_MASKED_PATHS,
   DEFAULT_PATH_ENV,
   DEFAULT_READONLY_PATHS,
@@ -15,7 +16,7 @@ import {
   resolveArgs,
   resolveStopSignal,
 } from '../../src/runtime/spec/builder';
-import { capabilitiesFromMask } from '../../src/runtime/spec/host_info';
+import { capabilitiesFromMask, hardLimitsFrom } from '../../src/runtime/spec/host_info';
 import { clampOomScoreAdj, toOciResources } from '../../src/runtime/spec/resources';
 import { DEFAULT_CAPABILITIES } from '../../src/runtime/spec/security';
 import { CLONE_NAMESPACE_FLAGS, defaultSeccompProfile } from '../../src/runtime/spec/seccomp_default';
@@ -51,6 +52,34 @@ describe('runtime/spec builder', () => {
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   const build = (p: Parameters<typeof specInput>[1] = {}): OciSpec => buildContainerSpec(specInput(rootfs, p));
+
+  describe('rlimits', () => {
+    it('sets the configured rlimits on the process (and so on execs), inheriting none from berthd', () => {
+      assert.equal(build().process.rlimits, undefined);
+      const rlimits = [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 524288 }];
+      const spec = build({ rlimits });
+      assert.deepEqual(spec.process.rlimits, rlimits);
+      assert.deepEqual(execProcess(spec.process, ['sh']).rlimits, rlimits);
+    });
+
+    it('lowers them to berthd\'s own hard limits when it lacks CAP_SYS_RESOURCE, with a warning', () => {
+      const warnings: string[] = [];
+      const rlimits = [
+        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 524288 },
+        { type: 'RLIMIT_NPROC', soft: 50000, hard: 60000 },
+      ];
+      assert.deepEqual(clampRlimits(rlimits, { RLIMIT_NOFILE: 20000, RLIMIT_NPROC: 10000 }, (w) => warnings.push(w)), [
+        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 20000 },
+        { type: 'RLIMIT_NPROC', soft: 10000, hard: 10000 },
+      ]);
+      assert.match(warnings.join('\n'), /RLIMIT_NOFILE hard limit 524288 lowered to 20000: berthd lacks CAP_SYS_RESOURCE/);
+      assert.deepEqual(clampRlimits(rlimits, undefined, () => assert.fail('no warning')), rlimits);
+      assert.deepEqual(
+        hardLimitsFrom('Limit                     Soft Limit           Hard Limit           Units\nMax open files            20000                20000                files\nMax core file size        0                    unlimited            bytes\n'),
+        { RLIMIT_NOFILE: 20000 },
+      );
+    });
+  });
 
   describe('command, args, env, working dir', () => {
     const image = { Entrypoint: ['/entry'], Cmd: ['cmd1', 'cmd2'] };

@@ -208,6 +208,41 @@ describe('sandbox service', function () {
     assertGone(id);
   });
 
+  it("gives pods with their own network containerd 2.x's unprivileged ports and ICMP, unless the pod or the config says otherwise", async () => {
+    const sysctl = (rec: { nsPaths: { net?: string } }, name: string) => nsenter([`--net=${rec.nsPaths.net}`, 'cat', `/proc/sys/net/ipv4/${name}`]).replace(/\s+/g, ' ');
+    const plain = svc.get(await runPod(svc, podConfig({}, 'unpriv-defaults'), ''));
+    assert.equal(sysctl(plain, 'ip_unprivileged_port_start'), '0');
+    assert.equal(sysctl(plain, 'ping_group_range'), '0 2147483647');
+    const own = podConfig({}, 'unpriv-own');
+    own.linux!.sysctls = { 'net.ipv4.ip_unprivileged_port_start': '443' };
+    const ownRec = svc.get(await runPod(svc, own, ''));
+    assert.equal(sysctl(ownRec, 'ip_unprivileged_port_start'), '443', "the pod's own value wins");
+    assert.equal(sysctl(ownRec, 'ping_group_range'), '0 2147483647');
+    const hostPort = fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim();
+    const hostNet = podConfig({}, 'unpriv-hostnet');
+    hostNet.linux!.securityContext!.namespaceOptions!.network = 'NODE';
+    await runPod(svc, hostNet, '');
+    assert.equal(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim(), hostPort, 'the host network is never changed');
+    fx.config.runtime.enable_unprivileged_ports = false;
+    fx.config.runtime.enable_unprivileged_icmp = false;
+    try {
+      const offSvc = await fx.service();
+      const offRec = offSvc.get(await runPod(offSvc, podConfig({}, 'unpriv-off'), ''));
+      assert.equal(sysctl(offRec, 'ip_unprivileged_port_start'), '1024', 'the kernel default');
+      assert.equal(sysctl(offRec, 'ping_group_range'), '1 0', 'the kernel default');
+      await offSvc.stop(offRec.id);
+      await offSvc.remove(offRec.id);
+    } finally {
+      fx.config.runtime.enable_unprivileged_ports = true;
+      fx.config.runtime.enable_unprivileged_icmp = true;
+    }
+    for (const r of svc.list(podFilter(svc, { id: '', labelSelector: {} }))) {
+      if (!/unpriv-/.test(r.metadata.name)) continue;
+      await svc.stop(r.id);
+      await svc.remove(r.id);
+    }
+  });
+
   it('rejects an unknown runtime handler and leaves nothing', async () => {
     const before = fs.readdirSync(path.join(fx.config.root, 'pods'));
     await rejects(runPod(svc, podConfig({}, 'nohandler'), 'no-such-runtime'), 'NOT_FOUND', /runtime handler "no-such-runtime" is not configured/);

@@ -17,6 +17,7 @@ import {
   type OciLinuxResources,
   type OciNamespace,
   type OciProcess,
+  type OciRlimit,
   type OciSpec,
 } from './oci_types';
 import { clampOomScoreAdj, int64, toOciResources, type Warn } from './resources';
@@ -70,6 +71,8 @@ export interface ContainerSpecInput {
   host: HostInfo;
   /** pid namespace of the target container when namespace_options.pid is TARGET. */
   targetPidNamespacePath?: string;
+  /** process.rlimits of every container (config runtime.default_rlimits): nothing inherited from berthd. */
+  rlimits?: OciRlimit[];
   /** Whether the runtime handler supports "rro" mounts (from `runc features`). */
   recursiveReadOnlyMounts?: boolean;
   /** Injectable for tests; default: enumerate /dev and /proc/self/mountinfo. */
@@ -187,6 +190,16 @@ export function execProcess(base: OciProcess, cmd: readonly string[], tty = fals
   return p;
 }
 
+/** Rlimits as configured, lowered to what berth may grant when it lacks CAP_SYS_RESOURCE (runc would fail with EPERM). */
+export function clampRlimits(rlimits: readonly OciRlimit[], ceilings: Record<string, number> | undefined, warn: Warn): OciRlimit[] {
+  return rlimits.map((r) => {
+    const ceiling = ceilings?.[r.type];
+    if (ceiling === undefined || r.hard <= ceiling) return { ...r };
+    warn(`${r.type} hard limit ${r.hard} lowered to ${ceiling}: berthd lacks CAP_SYS_RESOURCE and its own hard limit is ${ceiling}`);
+    return { type: r.type, hard: ceiling, soft: Math.min(r.soft, ceiling) };
+  });
+}
+
 const NET_SYSCTL = /^net\./;
 const IPC_SYSCTL = /^(kernel\.(msgmax|msgmnb|msgmni|sem|shmall|shmmax|shmmni|shm_rmid_forced)|fs\.mqueue\.)/;
 
@@ -287,6 +300,7 @@ export function buildContainerSpec(input: ContainerSpecInput): OciSpec {
     capabilities: { bounding: caps, effective: caps, permitted: caps },
     noNewPrivileges: sc?.noNewPrivs ?? false,
   };
+  if (input.rlimits?.length) process.rlimits = clampRlimits(input.rlimits, host.rlimitCeilings, warn);
   const apparmor = resolveApparmor(apparmorChoice(sc), privileged, host);
   if (apparmor) process.apparmorProfile = apparmor;
   const criResources = config.linux?.resources ?? null;

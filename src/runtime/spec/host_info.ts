@@ -25,6 +25,30 @@ export interface HostInfo {
   minOomScoreAdj: number;
   swapControllerAvailable: boolean;
   hugetlbControllerAvailable: boolean;
+  /**
+   * Hard rlimits berth cannot raise a child above (berthd's own, by OCI name),
+   * present only without CAP_SYS_RESOURCE: the builder clamps configured
+   * rlimits to them instead of letting runc fail every container.
+   */
+  rlimitCeilings?: Record<string, number>;
+}
+
+const LIMIT_NAMES: Record<string, string> = {
+  'Max cpu time': 'RLIMIT_CPU', 'Max file size': 'RLIMIT_FSIZE', 'Max data size': 'RLIMIT_DATA', 'Max stack size': 'RLIMIT_STACK',
+  'Max core file size': 'RLIMIT_CORE', 'Max resident set': 'RLIMIT_RSS', 'Max processes': 'RLIMIT_NPROC', 'Max open files': 'RLIMIT_NOFILE',
+  'Max locked memory': 'RLIMIT_MEMLOCK', 'Max address space': 'RLIMIT_AS', 'Max file locks': 'RLIMIT_LOCKS', 'Max pending signals': 'RLIMIT_SIGPENDING',
+  'Max msgqueue size': 'RLIMIT_MSGQUEUE', 'Max nice priority': 'RLIMIT_NICE', 'Max realtime priority': 'RLIMIT_RTPRIO', 'Max realtime timeout': 'RLIMIT_RTTIME',
+};
+
+/** Hard limits from /proc/<pid>/limits text, by OCI rlimit name ("unlimited" ones left out). Node has no getrlimit. */
+export function hardLimitsFrom(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(Max [a-z ]+?)\s{2,}(\S+)\s+(\S+)/.exec(line);
+    const name = m ? LIMIT_NAMES[m[1]] : undefined;
+    if (m && name && /^\d+$/.test(m[3])) out[name] = Number(m[3]);
+  }
+  return out;
 }
 
 /** Capability names from a /proc/<pid>/status hex mask such as "000001fffeffffff". */
@@ -89,7 +113,9 @@ export function probeHost(): HostInfo {
   }
   const controllers = cgroupVersion === 2 ? (readText('/sys/fs/cgroup/cgroup.controllers') ?? '').split(/\s+/) : [];
   const minOomScoreAdj = probeMinOomScoreAdj();
+  const rlimitCeilings = eff.includes('CAP_SYS_RESOURCE') ? undefined : hardLimitsFrom(readText('/proc/self/limits') ?? '');
   return {
+    rlimitCeilings,
     cgroupVersion,
     capabilities: eff.filter((c) => bnd.has(c)),
     apparmorEnabled,

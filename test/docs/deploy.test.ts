@@ -1,0 +1,25 @@
+// deploy/berthd.service is what an operator installs: it must match how berthd behaves.
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const REPO = path.resolve(__dirname, '..', '..', '..');
+
+describe('deploy/berthd.service', () => {
+  const unit = fs.readFileSync(path.join(REPO, 'deploy', 'berthd.service'), 'utf8');
+  const directives = unit.split('\n').filter((l) => /^[A-Za-z]+=/.test(l));
+
+  it('is Type=notify (berthd sends READY=1 and STOPPING=1) and leaves NotifyAccess at main', () => {
+    assert.ok(directives.includes('Type=notify'));
+    assert.ok(!directives.some((d) => d.startsWith('NotifyAccess=')), 'berth-notify speaks as berthd (SCM_CREDENTIALS)');
+  });
+
+  it('raises no limit containers would inherit except NOFILE, which every spec overrides', () => {
+    const limits = directives.filter((d) => d.startsWith('Limit'));
+    assert.deepEqual(limits, ['LimitNOFILE=1048576']);
+  });
+
+  it('keeps containers alive across restarts and delegates cgroups', () => {
+    for (const d of ['KillMode=process', 'Delegate=yes']) assert.ok(directives.includes(d), d);
+  });
+});

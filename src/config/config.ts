@@ -1,5 +1,6 @@
 // Loads, validates and renders berth's TOML configuration (see schema.ts).
 import * as fs from 'node:fs';
+import { dirname as pathDirname, join as pathJoin } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { invalidArgument, errorMessage, errnoCode } from '../errors';
 import { SCHEMA, type Leaf, type LeafValue, type MapOf, type Node, type Section } from './schema';
@@ -155,24 +156,81 @@ export function parseConfig(text: string, source = 'config'): BerthConfig {
   return config;
 }
 
-/**
- * Reads the config file. A missing file at the default path is fine (built-in
- * defaults); a missing file the operator named explicitly is an error.
- */
-export function loadConfig(path: string | undefined): BerthConfig {
-  const file = path ?? DEFAULT_CONFIG_PATH;
-  let text: string;
+/** The drop-in directory of a config file: config.d next to it (/etc/berth/config.d). */
+export function dropInDir(configFile: string): string {
+  return pathJoin(pathDirname(configFile), 'config.d');
+}
+
+/** The *.toml files of a drop-in directory, in name order (byte order, as ls -v would not). */
+export function dropInFiles(dir: string): string[] {
+  let names: string[];
   try {
-    text = fs.readFileSync(file, 'utf8');
+    names = fs.readdirSync(dir);
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT' && path === undefined) return defaultConfig();
-    throw invalidArgument(`cannot read config file ${file}: ${errorMessage(err)}`);
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw invalidArgument(`cannot read config drop-in directory ${dir}: ${errorMessage(err)}`);
+  }
+  return names
+    .filter((n) => n.endsWith('.toml') && !n.startsWith('.'))
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map((n) => pathJoin(dir, n));
+}
+
+function parseFileOver(base: Table, file: string, text: string): Table {
+  let parsed: unknown;
+  try {
+    parsed = parseToml(text);
+  } catch (err) {
+    throw invalidArgument(`${file}: not valid TOML: ${errorMessage(err)}`);
   }
   try {
-    return parseConfig(text, file);
+    return merge('', SCHEMA, base, parsed);
   } catch (err) {
     throw invalidArgument(`${file}: ${errorMessage(err).replace(/^config: /, '')}`);
   }
+}
+
+/**
+ * Reads the config file, then the drop-ins in config.d next to it, each
+ * merged over what came before (tables key by key, arrays replaced). A
+ * missing file at the default path is fine (built-in defaults); a missing
+ * file the operator named explicitly is an error.
+ */
+export function loadConfig(path: string | undefined): BerthConfig {
+  return loadConfigWithSources(path).config;
+}
+
+export function loadConfigWithSources(path: string | undefined): { config: BerthConfig; files: string[] } {
+  const file = path ?? DEFAULT_CONFIG_PATH;
+  let table = defaults(SCHEMA) as Table;
+  const files: string[] = [];
+  let text: string | undefined;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (!(errnoCode(err) === 'ENOENT' && path === undefined)) throw invalidArgument(`cannot read config file ${file}: ${errorMessage(err)}`);
+  }
+  if (text !== undefined) {
+    table = parseFileOver(table, file, text);
+    files.push(file);
+  }
+  for (const f of dropInFiles(dropInDir(file))) {
+    let t: string;
+    try {
+      t = fs.readFileSync(f, 'utf8');
+    } catch (err) {
+      throw invalidArgument(`cannot read config drop-in ${f}: ${errorMessage(err)}`);
+    }
+    table = parseFileOver(table, f, t);
+    files.push(f);
+  }
+  const config = table as unknown as BerthConfig;
+  try {
+    checkConfig(config);
+  } catch (err) {
+    throw invalidArgument(`${files.join(' + ') || 'config'}: ${errorMessage(err).replace(/^config: /, '')}`);
+  }
+  return { config, files };
 }
 
 function lookup(path: string): { leaf: Leaf; parents: string[]; name: string } {
@@ -220,26 +278,42 @@ function tomlKey(k: string): string {
   return /^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k);
 }
 
-/** The complete default configuration as commented TOML (`berthd config default`). */
-export function renderDefaultConfig(): string {
-  const lines: string[] = ['# berth configuration. Every key is shown with its default value.', ''];
+/** The config with secrets blanked (verbose Status, `berthd config dump`, logs). */
+export function redactedConfig(config: BerthConfig): BerthConfig {
+  const copy = JSON.parse(JSON.stringify(config)) as BerthConfig;
+  for (const cred of Object.values(copy.image.credentials)) {
+    for (const k of ['password', 'auth', 'identity_token', 'registry_token'] as const) {
+      if (cred[k]) cred[k] = '<redacted>';
+    }
+  }
+  return copy;
+}
+
+/** A configuration as TOML; with `comments`, each key's doc above it (`berthd config default`). */
+export function renderConfig(config: BerthConfig, comments: boolean, header: string): string {
+  const lines: string[] = [header, ''];
+  const doc = (text: string) => {
+    if (comments && text) lines.push(`# ${text}`);
+  };
   const emit = (prefix: string, node: Section, values: Table): void => {
     const leaves = Object.entries(node.fields).filter(([, f]) => f.kind === 'leaf');
     for (const [k, f] of leaves) {
-      const leaf = f as Leaf;
-      lines.push(`# ${leaf.doc}`);
+      doc((f as Leaf).doc);
       lines.push(`${tomlKey(k)} = ${tomlValue(values[k] as LeafValue)}`);
     }
     for (const [k, f] of Object.entries(node.fields)) {
       if (f.kind === 'leaf') continue;
       const name = prefix ? `${prefix}.${tomlKey(k)}` : tomlKey(k);
       if (f.kind === 'section') {
-        lines.push('', `# ${f.doc}`, `[${name}]`);
+        lines.push('');
+        doc(f.doc);
+        lines.push(`[${name}]`);
         emit(name, f, values[k] as Table);
       } else {
-        lines.push('', `# ${f.doc}`);
+        lines.push('');
+        doc(f.doc);
         const entries = Object.entries(values[k] as Table);
-        if (entries.length === 0) {
+        if (entries.length === 0 && comments) {
           lines.push(`# [${name}."example"]`);
           for (const [ek, ef] of Object.entries(f.entry.fields)) lines.push(`# ${ek} = ${tomlValue((ef as Leaf).default)}  # ${(ef as Leaf).doc}`);
         }
@@ -250,8 +324,13 @@ export function renderDefaultConfig(): string {
       }
     }
   };
-  emit('', SCHEMA, defaults(SCHEMA) as Table);
+  emit('', SCHEMA, config as unknown as Table);
   return lines.join('\n') + '\n';
+}
+
+/** The complete default configuration as commented TOML (`berthd config default`). */
+export function renderDefaultConfig(): string {
+  return renderConfig(defaultConfig(), true, '# berth configuration. Every key is shown with its default value.');
 }
 
 /** A Markdown table of every key, for the README's config reference. */

@@ -1,6 +1,6 @@
 // Status: RuntimeReady and NetworkReady conditions, the runtime handlers, and
 // (verbose) the effective configuration as JSON in info["config"].
-import type { BerthConfig } from '../config/config';
+import { redactedConfig } from '../config/config';
 import type { StatusRequest__Output } from '../gen/runtime/v1/StatusRequest';
 import type { StatusResponse } from '../gen/runtime/v1/StatusResponse';
 import type { RuntimeCondition } from '../gen/runtime/v1/RuntimeCondition';
@@ -42,17 +42,6 @@ function networkCondition(ctx: CriContext): RuntimeCondition {
  */
 function handlerFeatures(handler: RuntimeHandler): RuntimeHandlerFeatures {
   return { recursiveReadOnlyMounts: handler.ok && supportsRecursiveReadOnly(handler), userNamespaces: false };
-}
-
-/** The config with secrets blanked, for verbose Status. */
-export function redactedConfig(config: BerthConfig): BerthConfig {
-  const copy = JSON.parse(JSON.stringify(config)) as BerthConfig;
-  for (const cred of Object.values(copy.image.credentials)) {
-    for (const k of ['password', 'auth', 'identity_token', 'registry_token'] as const) {
-      if (cred[k]) cred[k] = '<redacted>';
-    }
-  }
-  return copy;
 }
 
 export async function status(ctx: CriContext, req: StatusRequest__Output): Promise<StatusResponse> {

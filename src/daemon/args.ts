@@ -1,13 +1,15 @@
 // berthd's command line. Flags override the config file.
-import { applyOverride, checkConfig, loadConfig, type BerthConfig } from '../config/config';
+import { applyOverride, checkConfig, loadConfigWithSources, type BerthConfig } from '../config/config';
 import { invalidArgument } from '../errors';
 
-export const USAGE = `usage: berthd [flags]            run the CRI daemon
-       berthd config default     print the complete default config
-       berthd config reference   print the config reference (Markdown)
+export const USAGE = `usage: berthd [flags]              run the CRI daemon
+       berthd config dump [flags]  print the effective config (file, config.d/*.toml, flags; secrets redacted)
+       berthd config default       print the complete default config
+       berthd config reference     print the config reference (Markdown)
 
 flags:
-  --config PATH           config file (default /etc/berth/config.toml; missing is fine)
+  --config PATH           config file (default /etc/berth/config.toml; missing is fine),
+                          then the drop-ins config.d/*.toml next to it, in name order
   --socket PATH           CRI socket (socket)
   --root DIR              persistent state (root)
   --state DIR             volatile state (state)
@@ -30,7 +32,8 @@ const FLAG_KEYS: Record<string, string> = {
 };
 
 export type Command =
-  | { kind: 'run'; config: BerthConfig; configPath: string | undefined }
+  | { kind: 'run'; config: BerthConfig; configPath: string | undefined; overrides: Array<[string, string]>; files: string[] }
+  | { kind: 'dump'; config: BerthConfig }
   | { kind: 'print-default-config' }
   | { kind: 'print-config-reference' }
   | { kind: 'help' }
@@ -40,8 +43,24 @@ export function parseArgs(argv: string[]): Command {
   if (argv[0] === 'config') {
     if (argv[1] === 'default' && argv.length === 2) return { kind: 'print-default-config' };
     if (argv[1] === 'reference' && argv.length === 2) return { kind: 'print-config-reference' };
-    throw invalidArgument(`unknown command "${argv.join(' ')}"; try "berthd config default"`);
+    if (argv[1] === 'dump') {
+      const cmd = parseRunFlags(argv.slice(2));
+      return cmd.kind === 'run' ? { kind: 'dump', config: cmd.config } : cmd;
+    }
+    throw invalidArgument(`unknown command "${argv.join(' ')}"; try "berthd config dump" or "berthd config default"`);
   }
+  return parseRunFlags(argv);
+}
+
+/** The config berthd runs with: the file, its drop-ins, then the flags. Also what SIGHUP re-reads. */
+export function effectiveConfig(configPath: string | undefined, overrides: ReadonlyArray<[string, string]>): { config: BerthConfig; files: string[] } {
+  const { config, files } = loadConfigWithSources(configPath);
+  for (const [k, v] of overrides) applyOverride(config, k, v);
+  checkConfig(config);
+  return { config, files };
+}
+
+function parseRunFlags(argv: string[]): Command {
   let configPath: string | undefined;
   const overrides: Array<[string, string]> = [];
   for (let i = 0; i < argv.length; i++) {
@@ -67,8 +86,6 @@ export function parseArgs(argv: string[]): Command {
     } else if (FLAG_KEYS[flag]) overrides.push([FLAG_KEYS[flag], value()]);
     else throw invalidArgument(`unknown flag "${arg}"\n${USAGE}`);
   }
-  const config = loadConfig(configPath);
-  for (const [k, v] of overrides) applyOverride(config, k, v);
-  checkConfig(config);
-  return { kind: 'run', config, configPath };
+  const { config, files } = effectiveConfig(configPath, overrides);
+  return { kind: 'run', config, configPath, overrides, files };
 }

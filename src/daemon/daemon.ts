@@ -25,6 +25,7 @@ import { containerStreamingBackends } from '../container/streaming_backends';
 import { StreamingServer } from '../streaming/server';
 import { startAdminServer, type AdminServer } from '../admin/server';
 import { SystemdNotifier } from './sd_notify';
+import { changedKeys, isReloadable } from './reload';
 
 export class Daemon {
   readonly logger: Logger;
@@ -139,6 +140,37 @@ export class Daemon {
       ...(this.proxies.configured ? this.proxies.describe() : {}),
     });
     await this.notifier?.notify(`READY=1\nSTATUS=serving CRI on ${config.socket}\nMAINPID=${process.pid}`);
+  }
+
+  /**
+   * Applies a re-read config (SIGHUP): the keys that can change in place are
+   * copied into the running config, which every service shares, and pushed to
+   * the services that keep their own copy; the others are only reported.
+   */
+  async reload(next: BerthConfig, files: string[]): Promise<{ applied: string[]; needRestart: string[] }> {
+    const live = this.config;
+    const changed = changedKeys(live, next);
+    const applied = changed.filter(isReloadable);
+    const needRestart = changed.filter((k) => !isReloadable(k));
+    await this.notifier?.notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+    if (applied.includes('log.level')) {
+      live.log.level = next.log.level;
+      this.logger.level = next.log.level;
+    }
+    live.image.registry_config_dir = next.image.registry_config_dir;
+    live.image.credentials = next.image.credentials;
+    live.image.pinned_images = [...next.image.pinned_images];
+    this.images.registry.reconfigure(live.image.registry_config_dir, live.image.credentials);
+    if (applied.includes('cni.conf_dir')) {
+      live.cni.conf_dir = next.cni.conf_dir;
+      this.network.setConfDir(next.cni.conf_dir);
+    }
+    // Key names only: credential values never reach the log.
+    const fields = { files, applied, needRestart };
+    if (needRestart.length) this.logger.warn('config reloaded; changed keys that need a restart were not applied', fields);
+    else this.logger.info('config reloaded', fields);
+    await this.notifier?.notify('READY=1\nSTATUS=serving (config reloaded)');
+    return { applied, needRestart };
   }
 
   /** Drains in-flight RPCs (bounded), removes the socket and releases the locks. */

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // berthd entry point.
-import { renderConfigReference, renderDefaultConfig } from '../config/config';
+import { redactedConfig, renderConfig, renderConfigReference, renderDefaultConfig } from '../config/config';
 import { errorMessage } from '../errors';
 import { BERTH_VERSION } from '../version';
-import { parseArgs, USAGE } from './args';
+import { effectiveConfig, parseArgs, USAGE } from './args';
 import { Daemon } from './daemon';
 
 async function main(): Promise<number> {
@@ -26,6 +26,9 @@ async function main(): Promise<number> {
       return 0;
     case 'print-config-reference':
       process.stdout.write(renderConfigReference());
+      return 0;
+    case 'dump':
+      process.stdout.write(renderConfig(redactedConfig(cmd.config), false, '# berthd effective configuration (file, config.d drop-ins, flags); secrets redacted'));
       return 0;
     case 'run':
       break;
@@ -50,6 +53,18 @@ async function main(): Promise<number> {
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
+    // SIGHUP (systemctl reload): re-read the file, its drop-ins and the same flags; a bad file changes nothing.
+    let reloading = Promise.resolve();
+    process.on('SIGHUP', () => {
+      reloading = reloading.then(async () => {
+        try {
+          const { config, files } = effectiveConfig(cmd.configPath, cmd.overrides);
+          await daemon.reload(config, files);
+        } catch (err) {
+          daemon.logger.error('config reload failed; the running config is unchanged', { error: errorMessage(err) });
+        }
+      });
+    });
   });
 }
 

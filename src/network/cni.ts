@@ -101,7 +101,7 @@ function cniArgValue(field: string, v: string): string {
 }
 
 export class CniManager {
-  private readonly loader: NetworkConfigLoader;
+  private loader: NetworkConfigLoader;
   private readonly cache: AttachmentCache;
   private readonly logger: Logger;
   private readonly timeoutMs: number;
@@ -124,6 +124,12 @@ export class CniManager {
       cacheDir: path.join(config.root, 'cni', 'results'),
       logger,
     });
+  }
+
+  /** SIGHUP: look for the pod network in another directory from now on (pods already attached keep their cached results). */
+  setConfDir(dir: string): void {
+    this.options.confDir = dir;
+    this.loader = new NetworkConfigLoader(dir);
   }
 
   /** NetworkReady: a valid config exists and every plugin it names (plus loopback) is installed. */

@@ -90,6 +90,12 @@ export class RegistryClient {
     this.agents.close();
   }
 
+  /** SIGHUP: new hosts.toml directory and credentials for the pulls that start from now on. */
+  reconfigure(configDir: string, credentials: Record<string, RegistryCredentialConfig>): void {
+    this.opts.configDir = configDir;
+    this.opts.credentials = credentials;
+  }
+
   /** @internal One authenticated request; re-authenticates once on 401. */
   async request(
     ep: RegistryEndpoint,

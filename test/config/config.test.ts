@@ -7,6 +7,7 @@ import {
   applyOverride,
   defaultConfig,
   loadConfig,
+  loadConfigWithSources,
   parseConfig,
   renderConfigReference,
   renderDefaultConfig,
@@ -91,6 +92,55 @@ describe('config', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('drop-ins and the effective config', () => {
+    let dir: string;
+    let file: string;
+    beforeEach(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cfg-'));
+      file = path.join(dir, 'config.toml');
+      fs.mkdirSync(path.join(dir, 'config.d'));
+    });
+    afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dropIn = (name: string, text: string) => fs.writeFileSync(path.join(dir, 'config.d', name), text);
+
+    it('merges config.d/*.toml after the main file, in name order, tables key by key', () => {
+      fs.writeFileSync(file, '[log]\nlevel = "warn"\nformat = "json"\n[image.credentials."a.example"]\nusername = "a"\n');
+      dropIn('20-later.toml', '[log]\nlevel = "debug"\n[image]\npinned_images = ["p2"]\n');
+      dropIn('10-first.toml', '[log]\nlevel = "error"\n[image]\npinned_images = ["p1", "p0"]\n[image.credentials."b.example"]\nusername = "b"\n');
+      dropIn('30-ignored.conf', 'this is not even toml');
+      dropIn('.40-hidden.toml', 'nor this');
+      const { config: c, files } = loadConfigWithSources(file);
+      assert.deepEqual(files, [file, path.join(dir, 'config.d', '10-first.toml'), path.join(dir, 'config.d', '20-later.toml')]);
+      assert.equal(c.log.level, 'debug', 'the last drop-in wins');
+      assert.equal(c.log.format, 'json', 'keys a drop-in does not name stay');
+      assert.deepEqual(c.image.pinned_images, ['p2'], 'arrays are replaced, not appended');
+      assert.deepEqual(Object.keys(c.image.credentials).sort(), ['a.example', 'b.example']);
+    });
+
+    it('applies drop-ins without a main file at the default path only, and names the drop-in at fault', () => {
+      dropIn('50-bad.toml', '[log]\nlevel = "loud"\n');
+      assert.throws(() => loadConfig(file), (e: unknown) => e instanceof Error && /cannot read config file/.test(e.message));
+      fs.writeFileSync(file, '');
+      assert.throws(() => loadConfig(file), (e: unknown) => e instanceof Error && e.message.includes(path.join(dir, 'config.d', '50-bad.toml')) && /log\.level/.test(e.message));
+      dropIn('50-bad.toml', '[runtime.default_rlimits.RLIMIT_NOFILE]\nsoft = 999999\n');
+      assert.throws(() => loadConfig(file), /50-bad\.toml: runtime\.default_rlimits\.RLIMIT_NOFILE: soft limit 999999 is above/);
+    });
+
+    it('`berthd config dump` prints the effective config (file, drop-ins, flags), secrets redacted', () => {
+      fs.writeFileSync(file, '[image.credentials."reg.example"]\nusername = "u"\npassword = "hunter2"\n');
+      dropIn('10-level.toml', '[log]\nlevel = "warn"\n');
+      const out = execFileSync(process.execPath, [BERTHD_MAIN, 'config', 'dump', '--config', file, '--set', 'streaming.port=4321'], { encoding: 'utf8' });
+      const c = parseConfig(out);
+      assert.equal(c.log.level, 'warn');
+      assert.equal(c.streaming.port, 4321);
+      assert.equal(c.image.credentials['reg.example'].username, 'u');
+      assert.equal(c.image.credentials['reg.example'].password, '<redacted>');
+      assert.doesNotMatch(out, /hunter2/);
+      const bad = spawnSync(process.execPath, [BERTHD_MAIN, 'config', 'dump', '--bogus'], { encoding: 'utf8' });
+      assert.equal(bad.status, 2);
+    });
   });
 
   it('applies typed overrides', () => {

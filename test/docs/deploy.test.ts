@@ -19,6 +19,10 @@ describe('deploy/berthd.service', () => {
     assert.deepEqual(limits, ['LimitNOFILE=1048576']);
   });
 
+  it('reloads with SIGHUP', () => {
+    assert.ok(directives.includes('ExecReload=/bin/kill -HUP $MAINPID'));
+  });
+
   it('keeps containers alive across restarts and delegates cgroups', () => {
     for (const d of ['KillMode=process', 'Delegate=yes']) assert.ok(directives.includes(d), d);
   });

@@ -28,6 +28,14 @@ async function errorOf(res: http.IncomingMessage): Promise<BerthError> {
   }
 }
 
+/** One line of POST /images/pull (see server.ts). */
+export type PullEvent =
+  | { event: 'layers'; layers: Array<{ digest: string; size: number }> }
+  | { event: 'progress'; layer: number; received: number }
+  | { event: 'layer'; layer: number; outcome: string }
+  | { event: 'done'; image: { id: string; repoTags: string[]; size: number } }
+  | { event: 'error'; error: string; code: string };
+
 export class AdminClient {
   constructor(readonly socketPath: string) {}
 
@@ -73,6 +81,44 @@ export class AdminClient {
         reject(err);
       });
       archive.pipe(req);
+    });
+  }
+
+  /** Pulls `ref` in berthd, calling `onEvent` for each progress event; resolves with the image, rejects with berthd's error. */
+  pull(ref: string, onEvent: (e: PullEvent) => void): Promise<{ id: string; repoTags: string[]; size: number }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: this.socketPath, method: 'POST', path: `/images/pull?${new URLSearchParams({ ref }).toString()}` });
+      req.on('response', (res) => {
+        if (res.statusCode !== 200) {
+          errorOf(res).then(reject, reject);
+          return;
+        }
+        let buf = '';
+        let result: PullEvent | undefined;
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (!line) continue;
+            const e = JSON.parse(line) as PullEvent;
+            onEvent(e);
+            if (e.event === 'done' || e.event === 'error') result = e;
+          }
+        });
+        res.on('end', () => {
+          if (result?.event === 'done') resolve(result.image);
+          else if (result?.event === 'error') {
+            const kind = KINDS.has(result.code as ErrorKind) ? (result.code as ErrorKind) : 'INTERNAL';
+            reject(new BerthError(kind, result.error));
+          } else reject(unavailable('berthd ended the pull without a result (did it stop?)'));
+        });
+        res.on('error', reject);
+      });
+      req.on('error', (err) => reject(this.unreachable(err)));
+      req.end();
     });
   }
 

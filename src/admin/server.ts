@@ -3,6 +3,12 @@
 //   POST /images/import                 body: an image archive (tar), streamed
 //        -> 200 {"images":[{"id","names"}],"warnings":[...]}
 //   GET  /images/export?ref=R&ref=R2    -> 200 application/x-tar (OCI image layout)
+//   POST /images/pull?ref=R             -> 200 application/x-ndjson, one event a line:
+//        {"event":"layers","layers":[{"digest","size"}]}
+//        {"event":"progress","layer":i,"received":bytes}   (at most every 200 ms a layer)
+//        {"event":"layer","layer":i,"outcome":"streamed"|"from-store"|"present"}
+//        {"event":"done","image":{"id","repoTags","size"}} or {"event":"error","error","code"}
+//        (headers go before the pull starts, so its failure is the last event, not a status)
 // Errors answer {"error": message, "code": kind} with a matching HTTP status.
 // The `berth` CLI talks to it, so the stores are only ever opened by berthd.
 // This is only the transport: the archive formats live in src/image/archive.
@@ -13,6 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { BerthError, errorMessage, unavailable, type ErrorKind } from '../errors';
 import type { Logger } from '../log/logger';
 import type { ImageService } from '../image/service';
+import type { PullProgress } from '../image/pull';
 import { clearStaleSocket } from '../daemon/lock';
 import { planExport } from '../image/archive/export';
 import { importArchive } from '../image/archive/import';
@@ -85,6 +92,51 @@ async function handleImport(opts: AdminServerOptions, req: http.IncomingMessage,
   }
 }
 
+const PROGRESS_INTERVAL_MS = 200;
+
+async function handlePull(opts: AdminServerOptions, url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  req.resume();
+  const ref = url.searchParams.get('ref');
+  if (!ref) {
+    sendJson(res, 400, { error: 'pull needs ?ref=IMAGE', code: 'INVALID_ARGUMENT' });
+    return;
+  }
+  res.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' });
+  const send = (event: Record<string, unknown>) => {
+    if (!res.destroyed) res.write(JSON.stringify(event) + '\n');
+  };
+  const lastSent = new Map<number, number>();
+  const pending = new Map<number, number>();
+  const flush = (i: number) => {
+    const n = pending.get(i);
+    if (n === undefined) return;
+    pending.delete(i);
+    lastSent.set(i, Date.now());
+    send({ event: 'progress', layer: i, received: n });
+  };
+  const progress: PullProgress = {
+    layers: (layers) => send({ event: 'layers', layers }),
+    received: (i, bytes) => {
+      pending.set(i, bytes);
+      // Bytes arrive in 16-64 KiB chunks: one line per layer per interval is plenty for a progress bar.
+      if (Date.now() - (lastSent.get(i) ?? 0) >= PROGRESS_INTERVAL_MS) flush(i);
+    },
+    layerDone: (i, outcome) => {
+      flush(i);
+      send({ event: 'layer', layer: i, outcome });
+    },
+  };
+  try {
+    const img = await opts.images.pull(ref, undefined, undefined, progress);
+    opts.logger.info('image pulled (admin)', { image: ref, id: img.id });
+    send({ event: 'done', image: { id: img.id, repoTags: img.repoTags, size: img.size } });
+  } catch (err) {
+    opts.logger.warn('image pull failed (admin)', { image: ref, error: errorMessage(err) });
+    send({ event: 'error', error: errorMessage(err), code: err instanceof BerthError ? err.kind : 'INTERNAL' });
+  }
+  res.end();
+}
+
 async function handleExport(opts: AdminServerOptions, url: URL, res: http.ServerResponse): Promise<void> {
   let plan;
   try {
@@ -114,8 +166,9 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     let handled: Promise<void>;
     if (route === 'POST /images/import') handled = handleImport(opts, req, res);
     else if (route === 'GET /images/export') handled = handleExport(opts, url, res);
+    else if (route === 'POST /images/pull') handled = handlePull(opts, url, req, res);
     else {
-      const known = url.pathname === '/images/import' || url.pathname === '/images/export';
+      const known = ['/images/import', '/images/export', '/images/pull'].includes(url.pathname);
       req.resume();
       sendJson(res, known ? 405 : 404, { error: `${route}: no such admin operation`, code: known ? 'UNIMPLEMENTED' : 'NOT_FOUND' });
       return;

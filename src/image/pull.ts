@@ -4,7 +4,7 @@
 // already committed when its download starts is unpacked while it downloads
 // (the verified bytes are teed into the snapshotter); the others are applied
 // from the content store when their turn comes.
-import { PassThrough } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { failedPrecondition, invalidArgument, notFound } from '../errors';
 import type { Logger } from '../log/logger';
 import type { ContentStore } from '../content/store';
@@ -56,6 +56,28 @@ export interface PullDeps {
 export type LayerOutcome = 'streamed' | 'from-store' | 'present';
 export type LayerObserver = (index: number, chainId: string, outcome: LayerOutcome) => void;
 
+/** What `berth pull` shows: the layers once known, bytes as they arrive, each layer's end. */
+export interface PullProgress {
+  layers(layers: ReadonlyArray<{ digest: string; size: number }>): void;
+  /** Bytes of layer `index` received so far from the registry (counted again on a resumed download). */
+  received(index: number, bytes: number): void;
+  layerDone(index: number, outcome: LayerOutcome): void;
+}
+
+/** Counts the bytes flowing through, for progress; does not change them. */
+function counting(source: NodeJS.ReadableStream, onBytes: (total: number) => void): NodeJS.ReadableStream {
+  let total = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      total += chunk.length;
+      onBytes(total);
+      cb(null, chunk);
+    },
+  });
+  source.on('error', (err: Error) => t.destroy(err));
+  return source.pipe(t);
+}
+
 /** Runs `tasks` with at most `limit` at once, starting them in order. */
 function limited<T>(tasks: Array<() => Promise<T>>, limit: number): Array<Promise<T>> {
   let next = 0;
@@ -74,7 +96,13 @@ function limited<T>(tasks: Array<() => Promise<T>>, limit: number): Array<Promis
   return results;
 }
 
-export async function pullImage(deps: PullDeps, image: string, auth?: CriAuthConfig, observe?: LayerObserver): Promise<ImageRecord> {
+export async function pullImage(
+  deps: PullDeps,
+  image: string,
+  auth?: CriAuthConfig,
+  observe?: LayerObserver,
+  progress?: PullProgress,
+): Promise<ImageRecord> {
   const ref = parseReference(image);
   const log = deps.logger.child({ image: formatReference(ref) });
   const session = deps.registry.session(ref, auth);
@@ -112,7 +140,12 @@ export async function pullImage(deps: PullDeps, image: string, auth?: CriAuthCon
     held.push(deps.leases.hold([...m.layers.map((l) => l.digest), ...chain]));
     blobs.push(...m.layers.map((l) => l.digest));
 
-    await fetchAndApplyLayers(deps, session, m.layers, config.diffIds, chain, observe ?? (() => undefined));
+    progress?.layers(m.layers.map((l) => ({ digest: l.digest, size: l.size })));
+    const observeAll: LayerObserver = (i, chainId, outcome) => {
+      observe?.(i, chainId, outcome);
+      progress?.layerDone(i, outcome);
+    };
+    await fetchAndApplyLayers(deps, session, m.layers, config.diffIds, chain, observeAll, progress);
 
     const record = imageRecordOf({
       manifest: m,
@@ -198,6 +231,7 @@ async function fetchAndApplyLayers(
   diffIds: string[],
   chain: string[],
   observe: LayerObserver,
+  progress?: PullProgress,
 ): Promise<void> {
   const { content, snapshotter } = deps;
   const applyOpts = (i: number, stream: NodeJS.ReadableStream) => ({
@@ -211,7 +245,7 @@ async function fetchAndApplyLayers(
   // Each download resolves to whether it also applied the layer.
   const download = async (i: number): Promise<boolean> => {
     const desc = layers[i];
-    const open = () => session.openBlob(desc);
+    const open = () => (progress ? (counting(session.openBlob(desc), (n) => progress.received(i, n)) as Readable) : session.openBlob(desc));
     const committed = snapshotter.hasCommitted(chain[i]);
     const parentReady = i === 0 || snapshotter.hasCommitted(chain[i - 1]);
     const canTee =

@@ -10,7 +10,7 @@ import { ContentStore } from '../content/store';
 import type { CriAuthConfig } from '../registry/auth';
 import { RegistryClient } from '../registry/client';
 import type { ProxyConfig } from '../registry/proxy';
-import { Leases, pullImage, type LayerObserver, type PullDeps } from './pull';
+import { Leases, pullImage, type LayerObserver, type PullDeps, type PullProgress } from './pull';
 import { digestOfHex, isSha256Digest } from '../oci/digest';
 import { formatReference, parseReference } from '../oci/reference';
 import type { LayerSnapshotter } from './snapshots';
@@ -142,8 +142,8 @@ export class ImageService {
   }
 
   /** Pulls `image` (any reference form) and returns its record. */
-  pull(image: string, auth?: CriAuthConfig, observe?: LayerObserver): Promise<ImageRecord> {
-    return this.gate.pull(() => pullImage(this.deps, image, auth, observe));
+  pull(image: string, auth?: CriAuthConfig, observe?: LayerObserver, progress?: PullProgress): Promise<ImageRecord> {
+    return this.gate.pull(() => pullImage(this.deps, image, auth, observe, progress));
   }
 
   /**

@@ -2,7 +2,7 @@
 // registry anywhere), a container run from the imported image through CRI in
 // a host-network pod, `berth images export` and a re-import after removal.
 import * as assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TestBerthd } from '../helpers/berthd';
@@ -69,7 +69,7 @@ describe('admin: offline images through a real berthd and the berth CLI', functi
     assert.equal(st.image?.id, img.configDigest);
     assert.equal(st.image?.pinned, true);
     const ls = await berth(d, ['images', 'ls']);
-    assert.match(ls.stdout, new RegExp(`${img.configDigest.slice(7, 19)}\\tdocker.io/offline/app:1\\t\\d+\\tpinned`));
+    assert.match(ls.stdout, new RegExp(`^docker\\.io/offline/app +1 +${img.configDigest.slice(7, 19)} +[\\d.]+ [kM]?B +pinned$`, 'm'));
 
     const logDir = path.join(work, 'logs');
     const pod: PodSandboxConfig = {
@@ -104,6 +104,21 @@ describe('admin: offline images through a real berthd and the berth CLI', functi
     assert.equal(again.code, 0, again.stderr);
     const back = await d.cri.image.ImageStatus({ image: { image: 'offline/app:1' } });
     assert.equal(back.image?.id, img.configDigest);
+
+    // Compressed archives: gzip (zlib) and zstd (the zstd command), detected by their magic bytes.
+    for (const [ext, compress] of [
+      ['gz', (f: string) => execFileSync('gzip', ['-k', '-f', f])],
+      ['zst', (f: string) => execFileSync('zstd', ['-q', '-f', f, '-o', `${f}.zst`])],
+    ] as const) {
+      await d.cri.image.RemoveImage({ image: { image: 'offline/app:1' } });
+      compress(out);
+      const packed = await berth(d, ['images', 'import', `${out}.${ext}`]);
+      assert.equal(packed.code, 0, packed.stderr);
+      assert.match(packed.stdout, new RegExp(`imported ${img.configDigest}`));
+      assert.equal((await d.cri.image.ImageStatus({ image: { image: 'offline/app:1' } })).image?.id, img.configDigest, ext);
+    }
+    const viaStdin = await berth(d, ['images', 'import', '-'], `${out}.zst`);
+    assert.equal(viaStdin.code, 0, viaStdin.stderr);
 
     const missing = await berth(d, ['images', 'export', '-o', path.join(work, 'x.tar'), 'nothere:1']);
     assert.equal(missing.code, 1);

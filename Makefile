@@ -4,7 +4,7 @@ NPX     ?= npx
 BUILD   := $(abspath build)
 NATIVE  := $(wildcard src/shim/Makefile src/pinns/Makefile src/notify/Makefile)
 
-.PHONY: all build native ts gen test run bench lint clean install docs
+.PHONY: all build native ts gen test run bench lint clean install deb docs
 
 all: build
 
@@ -40,13 +40,18 @@ lint: node_modules
 	$(NPX) tsc -p tsconfig.json --noEmit
 	$(NPX) eslint src test bench
 
+# Into /usr/local with production npm dependencies only (deploy/stage.sh); the
+# config, drop-in dir and unit only where none exist yet.
 install: build
-	install -d /usr/local/lib/berth /etc/berth
-	cp -r dist node_modules proto package.json /usr/local/lib/berth/
-	@for b in $(wildcard $(BUILD)/berth-*); do install -m 0755 $$b /usr/local/lib/berth/; done
-	printf '#!/bin/sh\nexec node /usr/local/lib/berth/dist/src/daemon/main.js "$$@"\n' > /usr/local/bin/berthd
-	printf '#!/bin/sh\nexec node /usr/local/lib/berth/dist/src/cli/main.js "$$@"\n' > /usr/local/bin/berth
-	chmod 0755 /usr/local/bin/berthd /usr/local/bin/berth
+	PREFIX=/usr/local ./deploy/stage.sh
+	install -d /etc/berth/config.d /etc/berth/certs.d
+	test -e /etc/berth/config.toml || install -m 0644 deploy/config.toml /etc/berth/config.toml
+	test -e /etc/systemd/system/berthd.service || install -m 0644 deploy/berthd.service /etc/systemd/system/berthd.service
+
+# A Debian package, build/berth_<version>_<arch>.deb (deploy/deb/build-deb.sh):
+# `apt install ./build/berth_*.deb`.
+deb: build
+	./deploy/deb/build-deb.sh
 
 # Regenerates the config reference in README.md and deploy/config.toml from the schema.
 docs: ts

@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="runc crun containernetworking-plugins iproute2 iptables util-linux mount \
-  attr zstd busybox-static docker-registry skopeo prometheus curl jq tinyproxy python3 \
+  attr zstd busybox-static docker-registry skopeo prometheus curl jq tinyproxy python3 systemd-container \
   openssl gcc clang make"
 
 missing=""

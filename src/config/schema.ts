@@ -72,7 +72,11 @@ export const SCHEMA: Section = section('', {
   }),
   runtime: section('OCI runtimes and container defaults.', {
     default_handler: str('runc', 'Runtime handler used when a pod names none.'),
-    cgroup_driver: str('cgroupfs', 'How pod and container cgroups are managed.', ['cgroupfs', 'systemd']),
+    cgroup_driver: str(
+      'cgroupfs',
+      'How pod and container cgroups are managed; reported to the kubelet (RuntimeConfig). berthd refuses to start with a driver that cannot work on the host, and "systemd" is refused everywhere until berth drives slices and scopes over D-Bus.',
+      ['cgroupfs', 'systemd'],
+    ),
     restrict_oom_score_adj: bool(
       true,
       'Clamp oom_score_adj to what this process may set (needed without CAP_SYS_RESOURCE) instead of failing.',

@@ -25,6 +25,7 @@ import { containerStreamingBackends } from '../container/streaming_backends';
 import { StreamingServer } from '../streaming/server';
 import { startAdminServer, type AdminServer } from '../admin/server';
 import { SystemdNotifier } from './sd_notify';
+import { checkCgroupDriver } from '../cgroups/driver';
 import { changedKeys, isReloadable } from './reload';
 
 export class Daemon {
@@ -99,6 +100,8 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { config, logger } = this;
+    // Before anything is touched: a driver that cannot work here is a reason not to start at all.
+    await checkCgroupDriver(config.runtime.cgroup_driver);
     fs.mkdirSync(config.root, { recursive: true, mode: 0o700 });
     fs.mkdirSync(config.state, { recursive: true, mode: 0o700 });
     fs.mkdirSync(path.dirname(config.socket), { recursive: true, mode: 0o700 });

@@ -1,5 +1,6 @@
-// A minimal streaming tar writer (POSIX ustar, PAX 'path' records for long
-// names) for image archives: directories and regular files whose bodies are
+// A minimal streaming tar writer (POSIX ustar; PAX 'path' records for long
+// names and 'size' records for entries of 8 GiB and more, which the 11 octal
+// digits of ustar cannot hold) for image archives: directories and regular files whose bodies are
 // streamed from a Readable, so nothing larger than a chunk is held.
 import type { Readable } from 'node:stream';
 import { internal } from '../../errors';
@@ -39,11 +40,19 @@ function paxRecord(key: string, value: string): Buffer {
   return Buffer.from(`${len}${body}`);
 }
 
-/** The blocks of one entry's header (with a PAX header first when the name is long). */
-function headerBlocks(name: string, size: number, flag: string, mode: number, mtime: number): Buffer[] {
-  if (Buffer.byteLength(name) <= 100) return [header(name, size, flag, mode, mtime)];
-  const pax = paxRecord('path', name);
-  return [header('PaxHeaders/entry', pax.length, 'x', 0o644, mtime), pax, padding(pax.length), header(name.slice(0, 100), size, flag, mode, mtime)];
+/** The largest size ustar's 12-byte octal field holds (11 digits): 8 GiB - 1. */
+export const MAX_USTAR_SIZE = 8 ** 11 - 1;
+
+/** The blocks of one entry's header, with a PAX header first for a long name or a size ustar cannot hold. */
+export function headerBlocks(name: string, size: number, flag: string, mode: number, mtime: number): Buffer[] {
+  const records: Buffer[] = [];
+  if (Buffer.byteLength(name) > 100) records.push(paxRecord('path', name));
+  // The ustar field then says 0; readers take the PAX size (as Go's archive/tar and GNU tar write it).
+  if (size > MAX_USTAR_SIZE) records.push(paxRecord('size', String(size)));
+  const entry = header(name.slice(0, 100), size > MAX_USTAR_SIZE ? 0 : size, flag, mode, mtime);
+  if (records.length === 0) return [entry];
+  const pax = Buffer.concat(records);
+  return [header('PaxHeaders/entry', pax.length, 'x', 0o644, mtime), pax, padding(pax.length), entry];
 }
 
 export type TarItem =

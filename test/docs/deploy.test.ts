@@ -27,3 +27,20 @@ describe('deploy/berthd.service', () => {
     for (const d of ['KillMode=process', 'Delegate=yes']) assert.ok(directives.includes(d), d);
   });
 });
+
+describe('deploy/kubelet.md', () => {
+  const md = fs.readFileSync(path.join(REPO, 'deploy', 'kubelet.md'), 'utf8');
+  const defaults = fs.readFileSync(path.join(REPO, 'deploy', 'config.toml'), 'utf8');
+
+  it('names the socket berthd serves by default, for the kubelet and kubeadm', () => {
+    const socket = /^socket = "(.+)"$/m.exec(defaults)?.[1];
+    assert.ok(socket);
+    assert.ok(md.includes(`containerRuntimeEndpoint: unix://${socket}`));
+    assert.ok(md.includes(`criSocket: unix://${socket}`));
+  });
+
+  it('tells that the kubelet takes the cgroup driver from the runtime and which driver berth supports', () => {
+    assert.match(md, /KubeletCgroupDriverFromCRI/);
+    assert.match(md, /cgroup_driver = "systemd"/);
+  });
+});

@@ -27,6 +27,7 @@ export class Daemon {
   readonly logger: Logger;
   private server?: CriServer;
   private metricsServer?: http.Server;
+  private metrics?: Metrics;
   private releases: Array<() => void> = [];
   private stopping?: Promise<void>;
   private images?: ImageService;
@@ -91,7 +92,8 @@ export class Daemon {
       streaming: this.streaming,
     };
 
-    const metrics = config.metrics.enabled ? new Metrics(BERTH_VERSION) : undefined;
+    const metrics = config.metrics.enabled ? new Metrics(BERTH_VERSION, { eventLoopDelay: config.metrics.event_loop_delay }) : undefined;
+    this.metrics = metrics;
     this.server = new CriServer(ctx, metrics);
     // The socket is created with umask 0117 so it is never, even briefly, open to others.
     const oldMask = process.umask(0o117);
@@ -123,6 +125,7 @@ export class Daemon {
           this.metricsServer.closeAllConnections();
           await new Promise<void>((r) => this.metricsServer?.close(() => r()));
         }
+        this.metrics?.close();
         if (this.socketBound) fs.rmSync(this.config.socket, { force: true });
         await this.streaming?.stop();
         this.containers?.close();

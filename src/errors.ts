@@ -39,6 +39,16 @@ export const resourceExhausted = (msg: string, cause?: unknown): BerthError =>
   new BerthError('RESOURCE_EXHAUSTED', msg, { cause });
 export const internal = (msg: string, cause?: unknown): BerthError => new BerthError('INTERNAL', msg, { cause });
 
+/**
+ * `err` with what was being done put in front of its message ("what: ..."),
+ * keeping its kind so the caller's status stays right; anything not a
+ * BerthError becomes INTERNAL. The original is the cause.
+ */
+export function wrapError(what: string, err: unknown): BerthError {
+  const kind: ErrorKind = err instanceof BerthError ? err.kind : 'INTERNAL';
+  return new BerthError(kind, `${what}: ${errorMessage(err)}`, { cause: err });
+}
+
 /** The message of anything thrown, for logs and wrapped errors. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;

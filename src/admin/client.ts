@@ -3,7 +3,7 @@
 import * as http from 'node:http';
 import type { Readable } from 'node:stream';
 import { BerthError, errnoCode, errorMessage, unavailable, type ErrorKind } from '../errors';
-import type { ImportResult } from './images_import';
+import type { ImportResult } from '../image/archive/import';
 
 const KINDS = new Set<ErrorKind>([
   'INVALID_ARGUMENT', 'NOT_FOUND', 'ALREADY_EXISTS', 'FAILED_PRECONDITION', 'UNIMPLEMENTED', 'UNAVAILABLE',

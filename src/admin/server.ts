@@ -5,6 +5,7 @@
 //   GET  /images/export?ref=R&ref=R2    -> 200 application/x-tar (OCI image layout)
 // Errors answer {"error": message, "code": kind} with a matching HTTP status.
 // The `berth` CLI talks to it, so the stores are only ever opened by berthd.
+// This is only the transport: the archive formats live in src/image/archive.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
@@ -13,9 +14,9 @@ import { BerthError, errorMessage, unavailable, type ErrorKind } from '../errors
 import type { Logger } from '../log/logger';
 import type { ImageService } from '../image/service';
 import { clearStaleSocket } from '../daemon/lock';
-import { importArchive } from './images_import';
-import { planExport } from './images_export';
-import { tarStream } from './tar_writer';
+import { planExport } from '../image/archive/export';
+import { importArchive } from '../image/archive/import';
+import { tarStream } from '../image/archive/tar_writer';
 
 export interface AdminServerOptions {
   /** Normally <state>/admin.sock. */

@@ -9,8 +9,9 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { BerthError, errnoCode, errorMessage, internal, invalidArgument, notFound } from '../errors';
-import { isSha256Digest } from '../image/reference';
+import { digestOfHex, hexOf, isSha256Hex } from '../oci/digest';
 import { fsyncDir } from '../util/atomic_file';
+import { SingleFlight } from '../util/single_flight';
 
 export interface BlobDescriptor {
   digest: string;
@@ -62,7 +63,7 @@ class VerifyingStream extends Transform {
       cb(invalidArgument(`blob ${this.expected.digest}: size mismatch, got ${this.received} bytes, expected ${this.expected.size}`));
       return;
     }
-    const got = `sha256:${this.hash.digest('hex')}`;
+    const got = digestOfHex(this.hash.digest('hex'));
     if (got !== this.expected.digest) {
       cb(invalidArgument(`blob ${this.expected.digest}: content does not match its digest (got ${got}); the registry or a proxy served corrupt data`));
       return;
@@ -71,15 +72,11 @@ class VerifyingStream extends Transform {
   }
 }
 
-function hexOf(digest: string): string {
-  if (!isSha256Digest(digest)) throw invalidArgument(`"${digest}" is not a sha256 digest`);
-  return digest.slice('sha256:'.length);
-}
-
 export class ContentStore {
   private readonly blobsDir: string;
   private readonly ingestDir: string;
-  private readonly inflight = new Map<string, Promise<void>>();
+  /** Ingests in flight by digest: concurrent ingests of one blob share one download. */
+  private readonly ingests = new SingleFlight<void>();
 
   constructor(readonly root: string) {
     this.blobsDir = path.join(root, 'blobs', 'sha256');
@@ -112,7 +109,7 @@ export class ContentStore {
 
   /** Whether an ingest of `digest` is running now (GC must leave it alone). */
   isIngesting(digest: string): boolean {
-    return this.inflight.has(digest);
+    return this.ingests.has(digest);
   }
 
   /**
@@ -124,19 +121,13 @@ export class ContentStore {
    */
   async ingest(desc: BlobDescriptor, open: () => Readable, sink?: Writable): Promise<IngestResult> {
     hexOf(desc.digest);
-    const running = this.inflight.get(desc.digest);
+    const running = this.ingests.get(desc.digest);
     if (running) {
       await running;
       return { teed: false };
     }
     if (this.has(desc.digest)) return { teed: false };
-    const p = this.doIngest(desc, open, sink);
-    this.inflight.set(desc.digest, p);
-    try {
-      await p;
-    } finally {
-      this.inflight.delete(desc.digest);
-    }
+    await this.ingests.run(desc.digest, () => this.doIngest(desc, open, sink));
     return { teed: sink !== undefined };
   }
 
@@ -163,7 +154,7 @@ export class ContentStore {
     });
     try {
       await pipeline(source, hasher, fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
-      const desc: BlobDescriptor = { digest: `sha256:${hash.digest('hex')}`, size };
+      const desc: BlobDescriptor = { digest: digestOfHex(hash.digest('hex')), size };
       if (this.has(desc.digest)) {
         await fs.promises.rm(tmp, { force: true });
         return desc;
@@ -229,6 +220,6 @@ export class ContentStore {
   /** All stored digests. */
   async list(): Promise<string[]> {
     const names = await fs.promises.readdir(this.blobsDir);
-    return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
+    return names.filter(isSha256Hex).map(digestOfHex);
   }
 }

@@ -2,11 +2,10 @@
 import type { CreateContainerRequest__Output } from '../gen/runtime/v1/CreateContainerRequest';
 import type { CreateContainerResponse } from '../gen/runtime/v1/CreateContainerResponse';
 import type { CriContext } from './context';
-import { requireService } from './require';
 import { invalidArgument } from '../errors';
 
 export async function createContainer(ctx: CriContext, req: CreateContainerRequest__Output): Promise<CreateContainerResponse> {
-  const containers = requireService(ctx.containers, 'CreateContainer');
+  const containers = ctx.containers;
   if (!req.podSandboxId) throw invalidArgument('pod_sandbox_id is required');
   const config = req.config;
   if (!config) throw invalidArgument('config is required');

@@ -8,7 +8,6 @@ import type { ContainerEventResponse } from '../gen/runtime/v1/ContainerEventRes
 import type { GetEventsRequest__Output } from '../gen/runtime/v1/GetEventsRequest';
 import type { CriContext } from './context';
 import { containerStatusOf } from './container_status';
-import { requireService } from './require';
 import { podSandboxStatusOf } from './sandbox_common';
 
 /** What a server-streaming handler writes to. */
@@ -25,13 +24,13 @@ export const MAX_EVENT_BACKLOG = 10_000;
 
 export function containerEventResponse(ctx: CriContext, e: ContainerEvent): ContainerEventResponse {
   const c = e.container;
-  const pod = ctx.sandboxes?.find(c.podSandboxId);
-  const others = ctx.containers?.list((x) => x.podSandboxId === c.podSandboxId && x.id !== c.id && x.phase === 'ready') ?? [];
+  const pod = ctx.sandboxes.find(c.podSandboxId);
+  const others = ctx.containers.list((x) => x.podSandboxId === c.podSandboxId && x.id !== c.id && x.phase === 'ready');
   return {
     containerId: c.id,
     containerEventType: e.type,
     createdAt: e.createdAt,
-    podSandboxStatus: pod && ctx.sandboxes ? podSandboxStatusOf(ctx.sandboxes, pod) : null,
+    podSandboxStatus: pod ? podSandboxStatusOf(ctx.sandboxes, pod) : null,
     containersStatuses: [c, ...others].map((x) => containerStatusOf(ctx, x)),
   };
 }
@@ -41,7 +40,7 @@ export function getContainerEvents(
   _req: GetEventsRequest__Output,
   sink: ServerStreamSink<ContainerEventResponse>,
 ): Promise<void> {
-  const containers = requireService(ctx.containers, 'GetContainerEvents');
+  const containers = ctx.containers;
   return new Promise((resolve, reject) => {
     const stop = (): void => {
       unsubscribe();

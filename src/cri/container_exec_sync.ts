@@ -4,10 +4,9 @@ import type { ExecSyncRequest__Output } from '../gen/runtime/v1/ExecSyncRequest'
 import type { ExecSyncResponse } from '../gen/runtime/v1/ExecSyncResponse';
 import { invalidArgument } from '../errors';
 import type { CriContext } from './context';
-import { requireService } from './require';
 
 export async function execSync(ctx: CriContext, req: ExecSyncRequest__Output): Promise<ExecSyncResponse> {
-  const containers = requireService(ctx.containers, 'ExecSync');
+  const containers = ctx.containers;
   if (!req.containerId) throw invalidArgument('container_id is required');
   if (!req.cmd?.length) throw invalidArgument('cmd is required');
   const timeout = Number(req.timeout);

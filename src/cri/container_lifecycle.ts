@@ -7,17 +7,16 @@ import type { RemoveContainerRequest__Output } from '../gen/runtime/v1/RemoveCon
 import type { RemoveContainerResponse } from '../gen/runtime/v1/RemoveContainerResponse';
 import { invalidArgument } from '../errors';
 import type { CallInfo, CriContext } from './context';
-import { requireService } from './require';
 
 export async function startContainer(ctx: CriContext, req: StartContainerRequest__Output): Promise<StartContainerResponse> {
-  const containers = requireService(ctx.containers, 'StartContainer');
+  const containers = ctx.containers;
   if (!req.containerId) throw invalidArgument('container_id is required');
   await containers.start(req.containerId);
   return {};
 }
 
 export async function stopContainer(ctx: CriContext, req: StopContainerRequest__Output, call: CallInfo): Promise<StopContainerResponse> {
-  const containers = requireService(ctx.containers, 'StopContainer');
+  const containers = ctx.containers;
   if (!req.containerId) throw invalidArgument('container_id is required');
   const timeout = Number(req.timeout);
   if (!Number.isFinite(timeout) || timeout < 0) throw invalidArgument(`timeout must be >= 0 seconds, got ${req.timeout}`);
@@ -26,7 +25,7 @@ export async function stopContainer(ctx: CriContext, req: StopContainerRequest__
 }
 
 export async function removeContainer(ctx: CriContext, req: RemoveContainerRequest__Output): Promise<RemoveContainerResponse> {
-  const containers = requireService(ctx.containers, 'RemoveContainer');
+  const containers = ctx.containers;
   if (!req.containerId) throw invalidArgument('container_id is required');
   await containers.remove(req.containerId);
   return {};

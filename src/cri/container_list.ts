@@ -3,11 +3,10 @@ import type { ListContainersRequest__Output } from '../gen/runtime/v1/ListContai
 import type { ListContainersResponse } from '../gen/runtime/v1/ListContainersResponse';
 import type { CriContext } from './context';
 import { imageView } from './container_view';
-import { requireService } from './require';
 import { containerFilter } from './container_filter';
 
 export async function listContainers(ctx: CriContext, req: ListContainersRequest__Output): Promise<ListContainersResponse> {
-  const containers = requireService(ctx.containers, 'ListContainers');
+  const containers = ctx.containers;
   const list = containers.list(containerFilter(req.filter));
   return {
     containers: list.map((c) => {

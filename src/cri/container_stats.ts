@@ -20,7 +20,6 @@ import type { PodSandboxStatsResponse } from '../gen/runtime/v1/PodSandboxStatsR
 import type { SandboxRecord } from '../sandbox/record';
 import type { CriContext } from './context';
 import { containerFilter } from './container_filter';
-import { requireService } from './require';
 
 const u64 = (v: string | undefined): { value: string } | null => (v === undefined ? null : { value: v });
 
@@ -62,13 +61,13 @@ async function containerStatsOf(containers: ContainerService, rec: ContainerReco
 }
 
 export async function containerStats(ctx: CriContext, req: ContainerStatsRequest__Output): Promise<ContainerStatsResponse> {
-  const containers = requireService(ctx.containers, 'ContainerStats');
+  const containers = ctx.containers;
   if (!req.containerId) throw invalidArgument('container_id is required');
   return { stats: await containerStatsOf(containers, containers.get(req.containerId)) };
 }
 
 export async function listContainerStats(ctx: CriContext, req: ListContainerStatsRequest__Output): Promise<ListContainerStatsResponse> {
-  const containers = requireService(ctx.containers, 'ListContainerStats');
+  const containers = ctx.containers;
   const f = req.filter;
   // As containerd: stats of running containers only.
   const list = containers.list(containerFilter({ ...f, state: { state: 'CONTAINER_RUNNING' } }));
@@ -76,8 +75,8 @@ export async function listContainerStats(ctx: CriContext, req: ListContainerStat
 }
 
 async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandboxStats> {
-  const sandboxes = requireService(ctx.sandboxes, 'PodSandboxStats');
-  const containers = requireService(ctx.containers, 'PodSandboxStats');
+  const sandboxes = ctx.sandboxes;
+  const containers = ctx.containers;
   let cg: UsageSample | undefined;
   if (pod.state === 'ready') {
     const s = sandboxes.cgroupStats(pod.id);
@@ -101,13 +100,13 @@ async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandb
 }
 
 export async function podSandboxStats(ctx: CriContext, req: PodSandboxStatsRequest__Output): Promise<PodSandboxStatsResponse> {
-  const sandboxes = requireService(ctx.sandboxes, 'PodSandboxStats');
+  const sandboxes = ctx.sandboxes;
   if (!req.podSandboxId) throw invalidArgument('pod_sandbox_id is required');
   return { stats: await podStatsOf(ctx, sandboxes.get(req.podSandboxId)) };
 }
 
 export async function listPodSandboxStats(ctx: CriContext, req: ListPodSandboxStatsRequest__Output): Promise<ListPodSandboxStatsResponse> {
-  const sandboxes = requireService(ctx.sandboxes, 'ListPodSandboxStats');
+  const sandboxes = ctx.sandboxes;
   const f = req.filter;
   const pods = sandboxes.list({ id: f?.id ?? '', labelSelector: f?.labelSelector ?? {}, state: { state: 'SANDBOX_READY' } });
   return { stats: await Promise.all(pods.map((p) => podStatsOf(ctx, p))) };

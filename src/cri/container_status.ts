@@ -9,7 +9,6 @@ import type { CriContext } from './context';
 import type { ContainerRecord } from '../container/record';
 import type { ContainerStatus } from '../gen/runtime/v1/ContainerStatus';
 import { imageView } from './container_view';
-import { requireService } from './require';
 
 /** The CRI view of a container record (shared with GetContainerEvents). */
 export function containerStatusOf(ctx: CriContext, c: ContainerRecord): ContainerStatus {
@@ -46,7 +45,7 @@ export function containerStatusOf(ctx: CriContext, c: ContainerRecord): Containe
 }
 
 export async function containerStatus(ctx: CriContext, req: ContainerStatusRequest__Output): Promise<ContainerStatusResponse> {
-  const containers = requireService(ctx.containers, 'ContainerStatus');
+  const containers = ctx.containers;
   if (!req.containerId) throw invalidArgument('container_id is required');
   const c = await containers.status(req.containerId);
   const res: ContainerStatusResponse = { status: containerStatusOf(ctx, c), info: {} };

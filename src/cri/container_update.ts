@@ -5,20 +5,19 @@ import type { ReopenContainerLogRequest__Output } from '../gen/runtime/v1/Reopen
 import type { ReopenContainerLogResponse } from '../gen/runtime/v1/ReopenContainerLogResponse';
 import { invalidArgument } from '../errors';
 import type { CriContext } from './context';
-import { requireService } from './require';
 
 export async function updateContainerResources(
   ctx: CriContext,
   req: UpdateContainerResourcesRequest__Output,
 ): Promise<UpdateContainerResourcesResponse> {
-  const containers = requireService(ctx.containers, 'UpdateContainerResources');
+  const containers = ctx.containers;
   if (!req.containerId) throw invalidArgument('container_id is required');
   await containers.updateResources(req.containerId, req.linux);
   return {};
 }
 
 export async function reopenContainerLog(ctx: CriContext, req: ReopenContainerLogRequest__Output): Promise<ReopenContainerLogResponse> {
-  const containers = requireService(ctx.containers, 'ReopenContainerLog');
+  const containers = ctx.containers;
   if (!req.containerId) throw invalidArgument('container_id is required');
   await containers.reopenLog(req.containerId);
   return {};

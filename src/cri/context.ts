@@ -1,5 +1,6 @@
 // What every CRI handler is given: configuration, logging and the services
 // that do the work. Handlers stay thin: validate, delegate, shape the reply.
+// The daemon wires every service; tests pass small fakes.
 import type { BerthConfig } from '../config/config';
 import type { Logger } from '../log/logger';
 import type { RuntimeHandlerRegistry } from '../runtime/handlers';
@@ -19,14 +20,12 @@ export interface CriContext {
   readonly logger: Logger;
   readonly version: string;
   readonly handlers: RuntimeHandlerRegistry;
-  /** Pod sandboxes; absent until the daemon wires it (sandbox RPCs then answer UNIMPLEMENTED). */
-  readonly sandboxes?: SandboxService;
-  /** Pod networking. Optional until the daemon wires it; see cri/network_of.ts for the fallback. */
-  readonly network?: CniManager;
-  /** Images: pulls, the image and content stores. Optional until the daemon wires it; see cri/images_of.ts. */
-  readonly images?: ImageService;
-  /** The exec/attach/port-forward streaming server. Optional until the daemon wires it (the RPCs then answer FAILED_PRECONDITION). */
-  readonly streaming?: StreamingServer;
-  /** Containers; absent until wired (their RPCs then answer FAILED_PRECONDITION). */
-  readonly containers?: ContainerService;
+  readonly sandboxes: SandboxService;
+  /** Pod networking (CNI): Status's NetworkReady, UpdateRuntimeConfig's pod CIDR. */
+  readonly network: CniManager;
+  /** Images: pulls, the image and content stores. */
+  readonly images: ImageService;
+  /** The exec/attach/port-forward streaming server. */
+  readonly streaming: StreamingServer;
+  readonly containers: ContainerService;
 }

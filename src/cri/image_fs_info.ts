@@ -3,11 +3,10 @@
 import type { ImageFsInfoRequest__Output } from '../gen/runtime/v1/ImageFsInfoRequest';
 import type { ImageFsInfoResponse } from '../gen/runtime/v1/ImageFsInfoResponse';
 import type { CriContext } from './context';
-import { imagesOf } from './images_of';
 import { nowNs } from '../util/time';
 
 export async function imageFsInfo(ctx: CriContext, _req: ImageFsInfoRequest__Output): Promise<ImageFsInfoResponse> {
-  const images = await imagesOf(ctx);
+  const images = ctx.images;
   const u = await images.usage();
   const timestamp = nowNs();
   return {

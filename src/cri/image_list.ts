@@ -3,10 +3,9 @@ import type { ListImagesRequest__Output } from '../gen/runtime/v1/ListImagesRequ
 import type { ListImagesResponse } from '../gen/runtime/v1/ListImagesResponse';
 import type { CriContext } from './context';
 import { toCriImage } from './image_common';
-import { imagesOf } from './images_of';
 
 export async function listImages(ctx: CriContext, req: ListImagesRequest__Output): Promise<ListImagesResponse> {
-  const images = await imagesOf(ctx);
+  const images = ctx.images;
   const wanted = req.filter?.image?.image?.trim();
   if (wanted) {
     const img = images.lookup(wanted);

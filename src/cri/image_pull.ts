@@ -4,11 +4,10 @@ import type { PullImageRequest__Output } from '../gen/runtime/v1/PullImageReques
 import type { PullImageResponse } from '../gen/runtime/v1/PullImageResponse';
 import type { CriContext } from './context';
 import { requestedImage } from './image_common';
-import { imagesOf } from './images_of';
 
 export async function pullImage(ctx: CriContext, req: PullImageRequest__Output): Promise<PullImageResponse> {
   const image = requestedImage(req.image, 'PullImage');
-  const images = await imagesOf(ctx);
+  const images = ctx.images;
   const auth = req.auth ?? undefined;
   const record = await images.pull(image, auth);
   return { imageRef: record.id };

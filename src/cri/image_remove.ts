@@ -4,11 +4,10 @@ import type { RemoveImageRequest__Output } from '../gen/runtime/v1/RemoveImageRe
 import type { RemoveImageResponse } from '../gen/runtime/v1/RemoveImageResponse';
 import type { CriContext } from './context';
 import { requestedImage } from './image_common';
-import { imagesOf } from './images_of';
 
 export async function removeImage(ctx: CriContext, req: RemoveImageRequest__Output): Promise<RemoveImageResponse> {
   const ref = requestedImage(req.image, 'RemoveImage');
-  const images = await imagesOf(ctx);
+  const images = ctx.images;
   await images.remove(ref);
   return {};
 }

@@ -6,11 +6,10 @@ import type { ImageStatusRequest__Output } from '../gen/runtime/v1/ImageStatusRe
 import type { ImageStatusResponse } from '../gen/runtime/v1/ImageStatusResponse';
 import type { CriContext } from './context';
 import { requestedImage, toCriImage } from './image_common';
-import { imagesOf } from './images_of';
 
 export async function imageStatus(ctx: CriContext, req: ImageStatusRequest__Output): Promise<ImageStatusResponse> {
   const ref = requestedImage(req.image, 'ImageStatus');
-  const images = await imagesOf(ctx);
+  const images = ctx.images;
   const img = images.lookup(ref);
   if (!img) return { image: null, info: {} };
   const info: Record<string, string> = {};

@@ -1,15 +1,8 @@
-// Shared by the sandbox RPC modules: the service lookup and record -> CRI shapes.
-import { unimplemented } from '../errors';
+// Shared by the sandbox RPC modules: record -> CRI shapes.
 import type { PodSandbox } from '../gen/runtime/v1/PodSandbox';
 import type { PodSandboxStatus } from '../gen/runtime/v1/PodSandboxStatus';
 import type { SandboxRecord } from '../sandbox/record';
 import type { SandboxService } from '../sandbox/service';
-import type { CriContext } from './context';
-
-export function sandboxesOf(ctx: CriContext): SandboxService {
-  if (!ctx.sandboxes) throw unimplemented('pod sandboxes are not enabled in this berthd');
-  return ctx.sandboxes;
-}
 
 export function podSandboxOf(sandboxes: SandboxService, rec: SandboxRecord): PodSandbox {
   return {

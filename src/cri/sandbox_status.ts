@@ -5,7 +5,7 @@ import type { ListPodSandboxRequest__Output } from '../gen/runtime/v1/ListPodSan
 import type { ListPodSandboxResponse } from '../gen/runtime/v1/ListPodSandboxResponse';
 import { invalidArgument } from '../errors';
 import type { CriContext } from './context';
-import { podSandboxOf, podSandboxStatusOf, sandboxesOf } from './sandbox_common';
+import { podSandboxOf, podSandboxStatusOf } from './sandbox_common';
 import { nowNs } from '../util/time';
 
 export async function podSandboxStatus(
@@ -13,7 +13,7 @@ export async function podSandboxStatus(
   req: PodSandboxStatusRequest__Output,
 ): Promise<PodSandboxStatusResponse> {
   if (!req.podSandboxId) throw invalidArgument('PodSandboxStatus: pod_sandbox_id is required');
-  const sandboxes = sandboxesOf(ctx);
+  const sandboxes = ctx.sandboxes;
   const rec = sandboxes.get(req.podSandboxId);
   const res: PodSandboxStatusResponse = {
     status: podSandboxStatusOf(sandboxes, rec),
@@ -44,6 +44,6 @@ export async function podSandboxStatus(
 }
 
 export async function listPodSandbox(ctx: CriContext, req: ListPodSandboxRequest__Output): Promise<ListPodSandboxResponse> {
-  const sandboxes = sandboxesOf(ctx);
+  const sandboxes = ctx.sandboxes;
   return { items: sandboxes.list(req.filter).map((rec) => podSandboxOf(sandboxes, rec)) };
 }

@@ -4,10 +4,10 @@ import type { StopPodSandboxResponse } from '../gen/runtime/v1/StopPodSandboxRes
 import type { RemovePodSandboxRequest__Output } from '../gen/runtime/v1/RemovePodSandboxRequest';
 import type { RemovePodSandboxResponse } from '../gen/runtime/v1/RemovePodSandboxResponse';
 import type { CriContext } from './context';
-import { sandboxesOf } from './sandbox_common';
+import { requirePodSandboxId } from './validate_pod';
 
 export async function stopPodSandbox(ctx: CriContext, req: StopPodSandboxRequest__Output): Promise<StopPodSandboxResponse> {
-  await sandboxesOf(ctx).stop(req.podSandboxId);
+  await ctx.sandboxes.stop(requirePodSandboxId('StopPodSandbox', req.podSandboxId));
   return {};
 }
 
@@ -15,6 +15,6 @@ export async function removePodSandbox(
   ctx: CriContext,
   req: RemovePodSandboxRequest__Output,
 ): Promise<RemovePodSandboxResponse> {
-  await sandboxesOf(ctx).remove(req.podSandboxId);
+  await ctx.sandboxes.remove(requirePodSandboxId('RemovePodSandbox', req.podSandboxId));
   return {};
 }

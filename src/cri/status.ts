@@ -7,7 +7,6 @@ import type { RuntimeCondition } from '../gen/runtime/v1/RuntimeCondition';
 import type { RuntimeHandlerFeatures } from '../gen/runtime/v1/RuntimeHandlerFeatures';
 import { supportsRecursiveReadOnly, type RuntimeHandler } from '../runtime/handlers';
 import type { CriContext } from './context';
-import { networkOf } from './network_of';
 
 function runtimeCondition(ctx: CriContext): RuntimeCondition {
   const def = ctx.handlers.defaultHandler();
@@ -24,7 +23,7 @@ function runtimeCondition(ctx: CriContext): RuntimeCondition {
 }
 
 function networkCondition(ctx: CriContext): RuntimeCondition {
-  const net = networkOf(ctx).status();
+  const net = ctx.network.status();
   if (!net.ready) {
     return {
       type: 'NetworkReady',
@@ -73,7 +72,7 @@ export async function status(ctx: CriContext, req: StatusRequest__Output): Promi
     res.info = {
       config: JSON.stringify(redactedConfig(ctx.config)),
       runtimeHandlers: JSON.stringify(handlers),
-      cniConfig: JSON.stringify(networkOf(ctx).info()),
+      cniConfig: JSON.stringify(ctx.network.info()),
     };
   }
   return res;

@@ -3,7 +3,6 @@
 import type { UpdateRuntimeConfigRequest__Output } from '../gen/runtime/v1/UpdateRuntimeConfigRequest';
 import type { UpdateRuntimeConfigResponse } from '../gen/runtime/v1/UpdateRuntimeConfigResponse';
 import type { CriContext } from './context';
-import { networkOf } from './network_of';
 
 export async function updateRuntimeConfig(
   ctx: CriContext,
@@ -11,6 +10,6 @@ export async function updateRuntimeConfig(
 ): Promise<UpdateRuntimeConfigResponse> {
   const podCidr = req.runtimeConfig?.networkConfig?.podCidr;
   // An absent network config means "no change", not "clear the CIDR".
-  if (podCidr !== undefined && podCidr !== null) networkOf(ctx).setPodCidr(podCidr);
+  if (podCidr !== undefined && podCidr !== null) ctx.network.setPodCidr(podCidr);
   return {};
 }

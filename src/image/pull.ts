@@ -10,9 +10,12 @@ import type { Logger } from '../log/logger';
 import type { ContentStore } from '../content/store';
 import type { CriAuthConfig } from '../registry/auth';
 import type { RegistryClient, RegistrySession } from '../registry/client';
-import { hostPlatform, isLayerMediaType, MediaType, parseManifest, selectPlatform, type Descriptor, type ImageManifest } from '../registry/manifest';
-import { formatReference, parseReference, repositoryName } from './reference';
-import { chainIds as computeChainIds, type LayerSnapshotter } from './snapshots';
+import { chainIds as computeChainIds } from '../oci/chain_id';
+import { parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageManifest } from '../oci/manifest';
+import { isLayerMediaType, MediaType } from '../oci/media_types';
+import { hostPlatform, runsOn, selectPlatform } from '../oci/platform';
+import { formatReference, parseReference, repositoryName } from '../oci/reference';
+import type { LayerSnapshotter } from './snapshots';
 import { runtimeConfigOf, type ImageRecord, type ImageStore } from './store';
 
 /** Digests and chain IDs in use by running pulls: garbage collection leaves them alone. */
@@ -47,36 +50,11 @@ export interface PullDeps {
   logger: Logger;
   maxConcurrentDownloads: number;
   leases: Leases;
-  /** Layer applies in flight in this process, by chain ID, shared by concurrent pulls. */
-  applying: Map<string, Promise<void>>;
 }
 
 /** How each layer of a pull was obtained: unpacked while downloading, unpacked from the content store, or already there. */
 export type LayerOutcome = 'streamed' | 'from-store' | 'present';
 export type LayerObserver = (index: number, chainId: string, outcome: LayerOutcome) => void;
-
-export interface ConfigDoc {
-  os: string;
-  architecture: string;
-  diffIds: string[];
-  raw: unknown;
-}
-
-export function parseConfig(body: Buffer, digest: string): ConfigDoc {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw invalidArgument(`image config ${digest} is not JSON`);
-  }
-  const d = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
-  const rootfs = (typeof d.rootfs === 'object' && d.rootfs !== null ? d.rootfs : {}) as Record<string, unknown>;
-  const diffIds = Array.isArray(rootfs.diff_ids) ? rootfs.diff_ids : undefined;
-  if (!diffIds || diffIds.some((x) => typeof x !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(x))) {
-    throw invalidArgument(`image config ${digest} has no valid rootfs.diff_ids`);
-  }
-  return { os: typeof d.os === 'string' ? d.os : '', architecture: typeof d.architecture === 'string' ? d.architecture : '', diffIds: diffIds as string[], raw: doc };
-}
 
 /** Runs `tasks` with at most `limit` at once, starting them in order. */
 function limited<T>(tasks: Array<() => Promise<T>>, limit: number): Array<Promise<T>> {
@@ -156,13 +134,13 @@ export async function pullImage(deps: PullDeps, image: string, auth?: CriAuthCon
  * Reads the config of `m` from the content store and checks it against the
  * manifest and this host's platform.
  */
-export async function loadImageConfig(content: ContentStore, m: ImageManifest, what: string): Promise<ConfigDoc> {
-  const config = parseConfig(await content.read(m.config.digest), m.config.digest);
+export async function loadImageConfig(content: ContentStore, m: ImageManifest, what: string): Promise<ImageConfig> {
+  const config = parseImageConfig(await content.read(m.config.digest), m.config.digest);
   if (config.diffIds.length !== m.layers.length) {
     throw invalidArgument(`${what}: the manifest has ${m.layers.length} layers but the config lists ${config.diffIds.length} diff IDs`);
   }
   const host = hostPlatform();
-  if ((config.os && config.os !== host.os) || (config.architecture && config.architecture !== host.architecture)) {
+  if (!runsOn(config, host)) {
     // As containerd: a single-platform image for another platform cannot run here.
     throw notFound(`${what}: no match for platform ${host.os}/${host.architecture} (the image is ${config.os}/${config.architecture})`);
   }
@@ -173,7 +151,7 @@ export async function loadImageConfig(content: ContentStore, m: ImageManifest, w
 export function imageRecordOf(args: {
   manifest: ImageManifest;
   manifestDigest: string;
-  config: ConfigDoc;
+  config: ImageConfig;
   repoTags: string[];
   repoDigests: string[];
   blobs: string[];
@@ -195,15 +173,6 @@ export function imageRecordOf(args: {
   };
 }
 
-/** Runs the apply of layer `chainId`, or joins the one already running in this process. */
-function shareApply(deps: PullDeps, chainId: string, run: () => Promise<void>): Promise<void> {
-  const running = deps.applying.get(chainId);
-  if (running) return running;
-  const p = run().finally(() => deps.applying.delete(chainId));
-  deps.applying.set(chainId, p);
-  return p;
-}
-
 /**
  * Applies, in order, the layers not yet committed, from blobs already in the
  * content store (an import stores every blob before unpacking).
@@ -211,15 +180,14 @@ function shareApply(deps: PullDeps, chainId: string, run: () => Promise<void>): 
 export async function applyStoredLayers(deps: PullDeps, layers: Descriptor[], diffIds: string[], chain: string[], defaultMediaType: string): Promise<void> {
   for (let i = 0; i < layers.length; i++) {
     if (deps.snapshotter.hasCommitted(chain[i])) continue;
-    await shareApply(deps, chain[i], () =>
-      deps.snapshotter.applyLayer({
-        chainId: chain[i],
-        parentChainId: i > 0 ? chain[i - 1] : undefined,
-        diffId: diffIds[i],
-        mediaType: layers[i].mediaType || defaultMediaType,
-        stream: deps.content.openRead(layers[i].digest),
-      }),
-    );
+    // The snapshotter joins an apply of the same layer already running (another pull or import).
+    await deps.snapshotter.applyLayer({
+      chainId: chain[i],
+      parentChainId: i > 0 ? chain[i - 1] : undefined,
+      diffId: diffIds[i],
+      mediaType: layers[i].mediaType || defaultMediaType,
+      stream: deps.content.openRead(layers[i].digest),
+    });
   }
 }
 
@@ -247,13 +215,13 @@ async function fetchAndApplyLayers(
     const committed = snapshotter.hasCommitted(chain[i]);
     const parentReady = i === 0 || snapshotter.hasCommitted(chain[i - 1]);
     const canTee =
-      !committed && parentReady && !deps.applying.has(chain[i]) && !content.has(desc.digest) && !content.isIngesting(desc.digest);
+      !committed && parentReady && !snapshotter.isApplying(chain[i]) && !content.has(desc.digest) && !content.isIngesting(desc.digest);
     if (!canTee) {
       await content.ingest(desc, open);
       return false;
     }
     const pass = new PassThrough();
-    const applied = shareApply(deps, chain[i], () => snapshotter.applyLayer(applyOpts(i, pass)));
+    const applied = snapshotter.applyLayer(applyOpts(i, pass));
     // An apply that ends without reading everything must not stall the download.
     const settled = applied.then(
       () => undefined,
@@ -287,7 +255,7 @@ async function fetchAndApplyLayers(
         observe(i, chain[i], applied ? 'streamed' : 'present');
         continue;
       }
-      await shareApply(deps, chain[i], () => snapshotter.applyLayer(applyOpts(i, content.openRead(layers[i].digest))));
+      await snapshotter.applyLayer(applyOpts(i, content.openRead(layers[i].digest)));
       observe(i, chain[i], 'from-store');
     }
   } catch (err) {

@@ -10,7 +10,8 @@ import { ContentStore } from '../content/store';
 import type { CriAuthConfig } from '../registry/auth';
 import { RegistryClient } from '../registry/client';
 import { Leases, pullImage, type LayerObserver, type PullDeps } from './pull';
-import { formatReference, isSha256Digest, parseReference } from './reference';
+import { digestOfHex, isSha256Digest } from '../oci/digest';
+import { formatReference, parseReference } from '../oci/reference';
 import type { LayerSnapshotter } from './snapshots';
 import { ImageStore, type ImageRecord } from './store';
 
@@ -83,7 +84,6 @@ export class ImageService {
   readonly store: ImageStore;
   readonly registry: RegistryClient;
   private readonly leases = new Leases();
-  private readonly applying = new Map<string, Promise<void>>();
   private readonly logger: Logger;
   private readonly gate = new PullGcGate((err) => this.logger.warn('garbage collection failed', { error: errorMessage(err) }));
 
@@ -134,7 +134,6 @@ export class ImageService {
       logger: this.logger,
       maxConcurrentDownloads: this.config.image.max_concurrent_downloads,
       leases: this.leases,
-      applying: this.applying,
     };
   }
 
@@ -163,7 +162,7 @@ export class ImageService {
   /** Pinned if config.image.pinned_images names it by any of its names or its id. */
   isPinned(img: ImageRecord): boolean {
     for (const p of this.config.image.pinned_images) {
-      if (p === img.id || `sha256:${p}` === img.id) return true;
+      if (p === img.id || digestOfHex(p) === img.id) return true;
       let n: string;
       try {
         n = formatReference(parseReference(p));
@@ -221,7 +220,7 @@ export class ImageService {
   private async collectNow(): Promise<{ blobs: number; snapshots: number }> {
     // Asked afresh for each candidate: a pull may record an image (then drop its lease) meanwhile.
     const blobInUse = (b: string) => this.leases.has(b) || this.content.isIngesting(b) || this.store.list().some((i) => i.blobs.includes(b));
-    const chainInUse = (c: string) => this.leases.has(c) || this.applying.has(c) || this.store.list().some((i) => i.chainIds.includes(c));
+    const chainInUse = (c: string) => this.leases.has(c) || this.snapshotter.isApplying(c) || this.store.list().some((i) => i.chainIds.includes(c));
     let blobs = 0;
     for (const b of await this.content.list()) {
       if (blobInUse(b)) continue;

@@ -1,13 +1,13 @@
-// Durable image records, one JSON file per image at <root>/<id hex>.json,
-// written atomically (temp + fsync + rename). An image's id is its config
+// Image records, one JSON file per image at <root>/<id hex>.json, in the one
+// record store. An image's id is its config
 // digest; names point at it as tags (name:tag) and repo digests
 // (name@sha256:<manifest or index digest>). A tag names one image at a time.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { errnoCode, errorMessage, invalidArgument } from '../errors';
+import { invalidArgument } from '../errors';
 import type { Logger } from '../log/logger';
-import { formatReference, parseReference } from './reference';
-import { fsyncDir, writeFileAtomic } from '../util/atomic_file';
+import { digestOfHex, hexOf, isHexPrefix, isSha256Digest, isSha256Hex, stripAlgorithm } from '../oci/digest';
+import { formatReference, parseReference } from '../oci/reference';
+import { RecordStore } from '../store/record_store';
+import { KeyedMutex } from '../util/keyed_mutex';
 
 export interface LayerRecord {
   digest: string;
@@ -48,8 +48,6 @@ export interface ImageRecord {
   createdAt: string;
 }
 
-const HEX64 = /^[a-f0-9]{64}$/;
-
 /** Pulls the runtime config out of an image config document, tolerating absent fields. */
 export function runtimeConfigOf(doc: unknown): ImageRuntimeConfig {
   const root = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
@@ -75,47 +73,40 @@ export function runtimeConfigOf(doc: unknown): ImageRuntimeConfig {
 }
 
 export class ImageStore {
-  private readonly images = new Map<string, ImageRecord>();
-  private lock: Promise<unknown> = Promise.resolve();
+  private readonly records: RecordStore<ImageRecord>;
+  /** One key: the whole store is the unit of exclusion. */
+  private readonly lock = new KeyedMutex();
 
   constructor(
     readonly dir: string,
-    private readonly logger: Logger,
-  ) {}
+    logger: Logger,
+  ) {
+    // Files are named by the config digest's hex; the id keeps its "sha256:".
+    this.records = new RecordStore<ImageRecord>({
+      dir,
+      what: 'image',
+      logger,
+      fileKeyOf: hexOf,
+      idOfFileKey: (key) => (isSha256Hex(key) ? digestOfHex(key) : undefined),
+    });
+  }
 
+  /** Loads the records; a damaged one is skipped with a warning (the image can be pulled again). */
   async init(): Promise<void> {
-    await fs.promises.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    for (const name of await fs.promises.readdir(this.dir)) {
-      const file = path.join(this.dir, name);
-      if (name.includes('.tmp-')) {
-        await fs.promises.rm(file, { force: true });
-        continue;
-      }
-      if (!/^[a-f0-9]{64}\.json$/.test(name)) continue;
-      try {
-        const rec = JSON.parse(await fs.promises.readFile(file, 'utf8')) as ImageRecord;
-        if (typeof rec.id !== 'string' || !Array.isArray(rec.repoTags)) throw new Error('not an image record');
-        this.images.set(rec.id, rec);
-      } catch (err) {
-        // A damaged record must not keep the daemon from starting; the image can be pulled again.
-        this.logger.warn('ignoring unreadable image record', { file, error: errorMessage(err) });
-      }
-    }
+    this.records.load();
   }
 
   /** Runs `fn` with the store to itself: tag moves must not interleave. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
-    this.lock = run.catch(() => undefined);
-    return run;
+    return this.lock.run('images', fn);
   }
 
   list(): ImageRecord[] {
-    return [...this.images.values()];
+    return this.records.list();
   }
 
   get(id: string): ImageRecord | undefined {
-    return this.images.get(id);
+    return this.records.get(id);
   }
 
   /**
@@ -125,7 +116,7 @@ export class ImageStore {
   lookup(refOrId: string): ImageRecord | undefined {
     const s = refOrId.trim();
     if (!s) return undefined;
-    const byId = this.images.get(s) ?? (HEX64.test(s) ? this.images.get(`sha256:${s}`) : undefined);
+    const byId = this.records.get(s) ?? (isSha256Hex(s) ? this.records.get(digestOfHex(s)) : undefined);
     if (byId) return byId;
     let normalized: string | undefined;
     try {
@@ -134,13 +125,13 @@ export class ImageStore {
       normalized = undefined;
     }
     if (normalized) {
-      for (const img of this.images.values()) {
-        if (img.repoTags.includes(normalized) || img.repoDigests.includes(normalized)) return img;
-      }
+      const named = normalized;
+      const [img] = this.records.list((i) => i.repoTags.includes(named) || i.repoDigests.includes(named));
+      if (img) return img;
     }
-    const prefix = s.startsWith('sha256:') ? s.slice(7) : s;
-    if (/^[a-f0-9]{1,64}$/.test(prefix)) {
-      const matches = this.list().filter((img) => img.id.slice(7).startsWith(prefix));
+    const prefix = stripAlgorithm(s);
+    if (isHexPrefix(prefix)) {
+      const matches = this.records.list((img) => stripAlgorithm(img.id).startsWith(prefix));
       if (matches.length === 1) return matches[0];
     }
     return undefined;
@@ -151,51 +142,33 @@ export class ImageStore {
    * A tag that named another image is moved here. Call inside exclusive().
    */
   async record(image: ImageRecord): Promise<ImageRecord> {
-    const existing = this.images.get(image.id);
-    const merged: ImageRecord = existing
-      ? {
-          ...existing,
-          repoTags: [...new Set([...existing.repoTags, ...image.repoTags])],
-          repoDigests: [...new Set([...existing.repoDigests, ...image.repoDigests])],
-          blobs: [...new Set([...existing.blobs, ...image.blobs])],
-        }
-      : image;
-    for (const other of this.images.values()) {
-      if (other.id === merged.id) continue;
-      const kept = other.repoTags.filter((t) => !merged.repoTags.includes(t));
-      if (kept.length !== other.repoTags.length) await this.write({ ...other, repoTags: kept });
+    const existing = this.records.get(image.id);
+    for (const other of this.records.list((o) => o.id !== image.id)) {
+      if (other.repoTags.some((t) => image.repoTags.includes(t))) {
+        await this.records.update(other.id, (o) => (o.repoTags = o.repoTags.filter((t) => !image.repoTags.includes(t))));
+      }
     }
-    await this.write(merged);
-    return merged;
+    if (!existing) {
+      await this.records.create(image);
+      return image;
+    }
+    const union = (a: string[], b: string[]): string[] => [...new Set([...a, ...b])];
+    return this.records.update(image.id, (img) => {
+      img.repoTags = union(img.repoTags, image.repoTags);
+      img.repoDigests = union(img.repoDigests, image.repoDigests);
+      img.blobs = union(img.blobs, image.blobs);
+    });
   }
 
   /** Removes one tag from an image. Call inside exclusive(). */
   async untag(id: string, tag: string): Promise<ImageRecord | undefined> {
-    const img = this.images.get(id);
-    if (!img) return undefined;
-    const updated = { ...img, repoTags: img.repoTags.filter((t) => t !== tag) };
-    await this.write(updated);
-    return updated;
+    if (!this.records.get(id)) return undefined;
+    return this.records.update(id, (img) => (img.repoTags = img.repoTags.filter((t) => t !== tag)));
   }
 
   /** Deletes an image record. Call inside exclusive(). */
   async delete(id: string): Promise<void> {
-    if (!HEX64.test(id.slice(7))) throw invalidArgument(`"${id}" is not an image id`);
-    this.images.delete(id);
-    try {
-      await fs.promises.rm(this.fileOf(id));
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw err;
-    }
-    await fsyncDir(this.dir);
-  }
-
-  private fileOf(id: string): string {
-    return path.join(this.dir, `${id.slice('sha256:'.length)}.json`);
-  }
-
-  private async write(img: ImageRecord): Promise<void> {
-    await writeFileAtomic(this.fileOf(img.id), JSON.stringify(img, null, 1));
-    this.images.set(img.id, img);
+    if (!isSha256Digest(id)) throw invalidArgument(`"${id}" is not an image id`);
+    await this.records.delete(id);
   }
 }

@@ -6,10 +6,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BerthConfig } from '../config/config';
-import { BerthError, errorMessage, failedPrecondition, invalidArgument, notFound } from '../errors';
+import { BerthError, errorMessage, failedPrecondition, invalidArgument, notFound, wrapError } from '../errors';
 import type { DNSConfig__Output } from '../gen/runtime/v1/DNSConfig';
 import type { PortMapping__Output } from '../gen/runtime/v1/PortMapping';
 import { silentLogger, type Logger } from '../log/logger';
+import { KeyedMutex } from '../util/keyed_mutex';
 import { AttachmentCache, type AttachmentRecord, type CapabilityArgs } from './cni_cache';
 import { NetworkConfigLoader, type NetworkConfigList, type PluginConf } from './cni_config';
 import { findPlugin, invokePlugin, type CniCommand } from './cni_exec';
@@ -105,7 +106,8 @@ export class CniManager {
   private readonly logger: Logger;
   private readonly timeoutMs: number;
   private ipRanges: Array<Array<{ subnet: string }>> = [];
-  private readonly podLocks = new Map<string, Promise<unknown>>();
+  /** Operations on one pod run one after another; different pods proceed in parallel. */
+  private readonly podLocks = new KeyedMutex();
 
   constructor(readonly options: CniManagerOptions) {
     this.loader = new NetworkConfigLoader(options.confDir);
@@ -188,7 +190,7 @@ export class CniManager {
       throw invalidArgument(`network namespace "${pod.netnsPath}" of pod ${pod.id} is not a network namespace`);
     const cniArgs = this.cniArgs(pod);
     const capabilityArgs = this.capabilityArgs(pod);
-    return this.serialized(pod.id, async () => {
+    return this.podLocks.run(pod.id, async () => {
       const lookup = this.loader.lookup();
       if (lookup.state !== 'ok') throw failedPrecondition(`pod network is not ready: ${lookup.message}`);
       const { list } = lookup.config;
@@ -247,12 +249,7 @@ export class CniManager {
       if (failed || !parsed) {
         const cause = failed?.err;
         await this.rollback(record, failed?.index ?? list.plugins.length - 1, prevResult, pod.netnsPath);
-        const kind = cause instanceof BerthError ? cause.kind : 'INTERNAL';
-        throw new BerthError(
-          kind,
-          `setting up network "${list.name}" for pod ${pod.namespace}/${pod.name} (${pod.id}): ${errorMessage(cause)}`,
-          { cause },
-        );
+        throw wrapError(`setting up network "${list.name}" for pod ${pod.namespace}/${pod.name} (${pod.id})`, cause);
       }
       const ips = podIps(parsed).map(({ ip, prefixLength, gateway, version }) => ({
         ip,
@@ -272,7 +269,7 @@ export class CniManager {
    */
   async teardown(pod: PodNetworkRef): Promise<void> {
     this.checkPodId(pod.id);
-    await this.serialized(pod.id, () => this.teardownLocked(pod));
+    await this.podLocks.run(pod.id, () => this.teardownLocked(pod));
   }
 
   /**
@@ -286,7 +283,7 @@ export class CniManager {
   /** CHECK every plugin of the pod's attachment(s) (cniVersion 0.4.0+, unless the list disables it). */
   async check(pod: PodNetworkRef): Promise<void> {
     this.checkPodId(pod.id);
-    await this.serialized(pod.id, async () => {
+    await this.podLocks.run(pod.id, async () => {
       const { records } = await this.cache.forPod(pod.id);
       const attached = records.filter((r) => r.result !== null);
       if (attached.length === 0) throw notFound(`pod ${pod.id} is not attached to any CNI network`);
@@ -299,9 +296,7 @@ export class CniManager {
           try {
             await this.run('CHECK', rec, plugin, netns, rec.result);
           } catch (err) {
-            const kind = err instanceof BerthError ? err.kind : 'INTERNAL';
-            const msg = `checking network "${rec.network}" of pod ${pod.id}: ${errorMessage(err)}`;
-            throw new BerthError(kind, msg, { cause: err });
+            throw wrapError(`checking network "${rec.network}" of pod ${pod.id}`, err);
           }
         }
       }
@@ -400,10 +395,7 @@ export class CniManager {
         timeoutMs: this.timeoutMs,
       });
     } catch (err) {
-      const kind = err instanceof BerthError ? err.kind : 'INTERNAL';
-      throw new BerthError(kind, `bringing up loopback in pod ${pod.namespace}/${pod.name} (${pod.id}): ${errorMessage(err)}`, {
-        cause: err,
-      });
+      throw wrapError(`bringing up loopback in pod ${pod.namespace}/${pod.name} (${pod.id})`, err);
     }
   }
 
@@ -464,19 +456,6 @@ export class CniManager {
   private checkPodId(id: string): void {
     // It names the cache file and is CNI_CONTAINERID, so it must be a plain token.
     if (!POD_ID.test(id)) throw invalidArgument(`pod sandbox id "${id}" is not a valid id`);
-  }
-
-  /** Runs operations on one pod one after another; different pods proceed in parallel. */
-  private async serialized<T>(podId: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.podLocks.get(podId) ?? Promise.resolve();
-    const run = before.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.podLocks.set(podId, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.podLocks.get(podId) === tail) this.podLocks.delete(podId);
-    }
   }
 }
 

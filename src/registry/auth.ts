@@ -4,7 +4,7 @@
 // Credentials type has no toString-able secret fields in error messages.
 import { createHash } from 'node:crypto';
 import type { RegistryCredentialConfig } from '../config/config';
-import { DEFAULT_DOMAIN } from '../image/reference';
+import { DEFAULT_DOMAIN } from '../oci/reference';
 
 export interface Credentials {
   username?: string;

@@ -2,16 +2,17 @@
 // manifests and streams blobs, trying mirrors before the upstream, with
 // anonymous, Basic and Bearer-token auth, and retries with backoff on
 // dropped connections and 5xx (blob downloads resume where they stopped).
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { RegistryCredentialConfig } from '../config/config';
 import { BerthError, errnoCode, errorMessage, notFound, unavailable, resourceExhausted, invalidArgument } from '../errors';
 import type { Logger } from '../log/logger';
-import { formatReference, type ImageReference } from '../image/reference';
+import { isSha256Digest, sha256Digest } from '../oci/digest';
+import { MAX_MANIFEST_BYTES, type Descriptor } from '../oci/manifest';
+import { MANIFEST_ACCEPT } from '../oci/media_types';
+import { formatReference, type ImageReference } from '../oci/reference';
 import { basicAuthorization, CredentialSource, identityKey, parseChallenges, TokenCache, type Challenge, type CriAuthConfig, type Credentials } from './auth';
 import { loadEndpoints, type Capability, type RegistryEndpoint } from './hosts';
 import { AgentPool, readSmallBody, send, type HttpResponse } from './http';
-import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, type Descriptor } from './manifest';
 
 export interface RegistryClientOptions {
   /** Directory of <host>/hosts.toml files. */
@@ -246,8 +247,8 @@ export class RegistrySession {
       const res = await this.client.request(ep, this.creds.forHost(ep.host, ep.mirror), this.scope, 'GET', `${this.ref.path}/manifests/${refOrDigest}`, { Accept: MANIFEST_ACCEPT });
       if (res.status !== 200) throw statusError(res, `${what} at ${ep.host}`);
       const body = await readSmallBody(res.body, MAX_MANIFEST_BYTES);
-      const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
-      if (refOrDigest.startsWith('sha256:') && digest !== refOrDigest) {
+      const digest = sha256Digest(body);
+      if (isSha256Digest(refOrDigest) && digest !== refOrDigest) {
         throw invalidArgument(`${what} from ${ep.host}: content digest ${digest} does not match the requested ${refOrDigest}`);
       }
       const mediaType = String(res.headers['content-type'] ?? '').split(';')[0].trim();

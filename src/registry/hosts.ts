@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { invalidArgument, errnoCode, errorMessage } from '../errors';
-import { DEFAULT_DOMAIN } from '../image/reference';
+import { DEFAULT_DOMAIN } from '../oci/reference';
 
 export type Capability = 'pull' | 'resolve' | 'push';
 

@@ -1,25 +1,41 @@
-// Adapts the CNI manager (src/network/cni.ts) to the sandbox service's PodNetwork hook.
-import type { CniManager } from '../network/cni';
+// The pod network hook of the sandbox (CNI in berthd, a fake in tests), the
+// CNI manager's own requests (src/network/cni.ts) built from a pod record,
+// and the adapter from the hook to the CNI manager.
+import * as path from 'node:path';
 import { bandwidthFromAnnotations } from '../network/bandwidth';
-import type { PodNetwork, PodNetworkRequest } from './service';
+import type { CniManager, PodNetworkRef, PodNetworkSpec } from '../network/cni';
+import type { SandboxRecord } from './record';
+
+/** The pod network (CNI); wired in by the daemon. */
+export interface PodNetwork {
+  setupPodNetwork(pod: PodNetworkSpec): Promise<{ ips: string[] }>;
+  /** Must be idempotent: called by every StopPodSandbox and on rollback. */
+  teardownPodNetwork(pod: PodNetworkRef): Promise<void>;
+}
+
+/** The pod's identity and pinned netns (the file may be gone when tearing down after a reboot). */
+export function podNetworkRef(rec: SandboxRecord, nsPaths = rec.nsPaths): PodNetworkRef & { netnsPath: string } {
+  const { id, metadata } = rec;
+  const netnsPath = nsPaths.net ?? path.join(rec.stateDir, 'ns', 'net');
+  return { id, name: metadata.name, namespace: metadata.namespace, uid: metadata.uid, netnsPath };
+}
+
+/** What setup needs; `nsPaths` while the record does not have them yet (RunPodSandbox). */
+export function podNetworkSpec(rec: SandboxRecord, nsPaths = rec.nsPaths): PodNetworkSpec {
+  return {
+    ...podNetworkRef(rec, nsPaths),
+    portMappings: rec.config.portMappings,
+    dns: rec.config.dnsConfig,
+    bandwidth: bandwidthFromAnnotations(rec.config.annotations),
+  };
+}
 
 export function cniPodNetwork(cni: CniManager): PodNetwork {
   return {
-    async setupPodNetwork(pod: PodNetworkRequest): Promise<{ ips: string[] }> {
-      const res = await cni.setup({
-        id: pod.id,
-        name: pod.name,
-        namespace: pod.namespace,
-        uid: pod.uid,
-        netnsPath: pod.netnsPath,
-        portMappings: pod.portMappings,
-        dns: pod.dns,
-        bandwidth: bandwidthFromAnnotations(pod.annotations),
-      });
+    async setupPodNetwork(pod: PodNetworkSpec): Promise<{ ips: string[] }> {
+      const res = await cni.setup(pod);
       return { ips: res.ips.map((i) => i.ip) };
     },
-    async teardownPodNetwork(pod: PodNetworkRequest): Promise<void> {
-      await cni.teardown({ id: pod.id, name: pod.name, namespace: pod.namespace, uid: pod.uid, netnsPath: pod.netnsPath });
-    },
+    teardownPodNetwork: (pod: PodNetworkRef) => cni.teardown(pod),
   };
 }

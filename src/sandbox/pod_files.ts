@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import type { DNSConfig__Output } from '../gen/runtime/v1/DNSConfig';
 import { invalidArgument } from '../errors';
+import { writeFileAtomic } from '../util/atomic_file';
 
 export const HOST_RESOLV_CONF = '/etc/resolv.conf';
 
@@ -48,11 +49,9 @@ export function validateHostname(hostname: string): void {
   }
 }
 
-/** Writes a file through a rename, so a container never sees it half-written. */
-export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
-  const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, content, { mode });
-  fs.renameSync(tmp, file);
+/** Writes a pod file (0644) atomically, so a container never sees it half-written nor a crash a torn one. */
+export function writePodFile(file: string, content: string): Promise<void> {
+  return writeFileAtomic(file, content, { mode: 0o644 });
 }
 
 /** The host's resolv.conf, or an empty file when it has none. */

@@ -5,28 +5,8 @@ import { spawn } from 'node:child_process';
 import { PassThrough, Readable, pipeline } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { invalidArgument, internal } from '../errors';
+import { compressionOf } from '../oci/media_types';
 import { findExecutable } from './exec';
-
-export type Compression = 'none' | 'gzip' | 'zstd';
-
-const MEDIA_TYPES: Record<string, Compression> = {
-  'application/vnd.oci.image.layer.v1.tar': 'none',
-  'application/vnd.oci.image.layer.v1.tar+gzip': 'gzip',
-  'application/vnd.oci.image.layer.v1.tar+zstd': 'zstd',
-  'application/vnd.oci.image.layer.nondistributable.v1.tar': 'none',
-  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip': 'gzip',
-  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd': 'zstd',
-  'application/vnd.docker.image.rootfs.diff.tar': 'none',
-  'application/vnd.docker.image.rootfs.diff.tar.gzip': 'gzip',
-  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip': 'gzip',
-  'application/vnd.docker.image.rootfs.diff.tar.zstd': 'zstd',
-};
-
-export function compressionOf(mediaType: string): Compression {
-  const c = MEDIA_TYPES[mediaType];
-  if (c === undefined) throw invalidArgument(`unsupported layer media type ${JSON.stringify(mediaType)}`);
-  return c;
-}
 
 export function toReadable(stream: NodeJS.ReadableStream): Readable {
   return stream instanceof Readable ? stream : new Readable().wrap(stream);

@@ -26,13 +26,15 @@ import {
   notFound,
 } from '../errors';
 import type { Logger } from '../log/logger';
+import { digestOfHex, isSha256Digest } from '../oci/digest';
 import { decompress, toReadable } from './decompress';
 import { MetadataStore, type SnapshotKind, type SnapshotRecord } from './metadata';
 import { MAX_MOUNT_OPTIONS, isMountPoint, mountOverlay, readMountInfo, umount } from './mount';
 import { LayerUnpacker } from './unpacker';
+import { KeyedMutex } from '../util/keyed_mutex';
+import { SingleFlight } from '../util/single_flight';
 import { setfattrPath } from './xattr';
 
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 const USAGE_CACHE_MS = 5000;
 
 export interface ApplyLayerOptions {
@@ -60,9 +62,10 @@ export class Snapshotter {
   private readonly tmpDir: string;
   private readonly emptyDir: string;
   private readonly meta: MetadataStore;
-  private readonly inflight = new Map<string, Promise<void>>();
-  /** Serialises metadata changes (and the renames that go with them). */
-  private lock: Promise<void> = Promise.resolve();
+  /** Unpacks in flight by chain ID: the one guarantee that a layer is unpacked once at a time. */
+  private readonly unpacks = new SingleFlight<void>();
+  /** Serialises metadata changes (and the renames that go with them); one key, the metadata file. */
+  private readonly lock = new KeyedMutex();
   private initialized = false;
   private usageCache?: { at: number; value: Promise<SnapshotUsage> };
 
@@ -136,11 +139,11 @@ export class Snapshotter {
 
   applyLayer(opts: ApplyLayerOptions): Promise<void> {
     this.assertInit();
-    if (!DIGEST_RE.test(opts.chainId)) {
+    if (!isSha256Digest(opts.chainId)) {
       discard(opts.stream);
       return Promise.reject(invalidArgument(`chain ID ${JSON.stringify(opts.chainId)} is not a sha256 digest`));
     }
-    if (!DIGEST_RE.test(opts.diffId)) {
+    if (!isSha256Digest(opts.diffId)) {
       discard(opts.stream);
       return Promise.reject(invalidArgument(`diff ID ${JSON.stringify(opts.diffId)} is not a sha256 digest`));
     }
@@ -148,15 +151,18 @@ export class Snapshotter {
       discard(opts.stream);
       return Promise.resolve();
     }
-    const running = this.inflight.get(opts.chainId);
+    const running = this.unpacks.get(opts.chainId);
     if (running) {
       // Someone is already unpacking this layer; its result is ours.
       discard(opts.stream);
       return running;
     }
-    const p = this.unpackAndCommit(opts).finally(() => this.inflight.delete(opts.chainId));
-    this.inflight.set(opts.chainId, p);
-    return p;
+    return this.unpacks.run(opts.chainId, () => this.unpackAndCommit(opts));
+  }
+
+  /** Whether layer `chainId` is being unpacked now (garbage collection must leave it alone). */
+  isApplying(chainId: string): boolean {
+    return this.unpacks.has(chainId);
   }
 
   private async unpackAndCommit(opts: ApplyLayerOptions): Promise<void> {
@@ -174,7 +180,7 @@ export class Snapshotter {
       tar = decompress(opts.mediaType, input);
       const started = process.hrtime.bigint();
       const result = await new LayerUnpacker(layerRoot, this.logger).unpack(tar);
-      const actual = `sha256:${result.sha256}`;
+      const actual = digestOfHex(result.sha256);
       if (actual !== opts.diffId) {
         throw invalidArgument(`layer content digest ${actual} does not match its diff ID ${opts.diffId}`);
       }
@@ -395,12 +401,7 @@ export class Snapshotter {
   }
 
   private withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn);
-    this.lock = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+    return this.lock.run('metadata', fn);
   }
 }
 

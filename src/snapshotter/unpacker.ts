@@ -32,6 +32,7 @@ import {
   invalidArgument,
   resourceExhausted,
   unavailable,
+  wrapError,
 } from '../errors';
 import type { Logger } from '../log/logger';
 import { findExecutable, run } from './exec';
@@ -66,8 +67,9 @@ const STREAM_ERRORS = new Set(['ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE
 
 /** An error about one entry: keeps its kind and names the entry. */
 function entryError(name: string, err: unknown): BerthError {
-  const msg = `layer entry ${JSON.stringify(name)}: ${errorMessage(err)}`;
-  if (err instanceof BerthError) return new BerthError(err.kind, msg, { cause: err });
+  const what = `layer entry ${JSON.stringify(name)}`;
+  if (err instanceof BerthError) return wrapError(what, err);
+  const msg = `${what}: ${errorMessage(err)}`;
   const code = errnoCode(err);
   if (code !== undefined && STREAM_ERRORS.has(code)) return unavailable(`reading layer stream: ${msg}`, err);
   if (code === 'ENOSPC' || code === 'EDQUOT') return resourceExhausted(msg, err);

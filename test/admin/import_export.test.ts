@@ -11,12 +11,10 @@ import { pipeline } from 'node:stream/promises';
 import { AdminClient } from '../../src/admin/client';
 import { startAdminServer, type AdminServer } from '../../src/admin/server';
 import { CriClient } from '../../src/client/cri_client';
-import type { CriContext } from '../../src/cri/context';
 import { CriServer } from '../../src/cri/server';
 import { BerthError } from '../../src/errors';
-import { chainIds } from '../../src/image/snapshots';
+import { chainIds } from '../../src/oci/chain_id';
 import { silentLogger } from '../../src/log/logger';
-import { RuntimeHandlerRegistry } from '../../src/runtime/handlers';
 import { BERTH_VERSION } from '../../src/version';
 import { imageFixture, type ImageFixture } from '../image/fixture';
 import { buildTar } from '../helpers/tar_writer';
@@ -32,6 +30,7 @@ import {
   writeOciIndex,
   type TestImageParts,
 } from './archives';
+import { testCriContext } from '../helpers/cri_context';
 
 interface Node {
   fx: ImageFixture;
@@ -49,7 +48,7 @@ async function startNode(pinned: string[] = []): Promise<Node> {
   });
   const logger = silentLogger();
   const admin = await startAdminServer({ socketPath: path.join(fx.dir, 'admin.sock'), images: fx.images, logger });
-  const ctx: CriContext = { config: fx.config, logger, version: BERTH_VERSION, handlers: new RuntimeHandlerRegistry(fx.config), images: fx.images };
+  const ctx = testCriContext({ config: fx.config, logger, version: BERTH_VERSION, images: fx.images });
   const criServer = new CriServer(ctx, undefined);
   const criSocket = path.join(fx.dir, 'cri.sock');
   await criServer.bind(criSocket);

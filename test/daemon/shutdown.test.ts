@@ -4,16 +4,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CriServer } from '../../src/cri/server';
 import { CriClient } from '../../src/client/cri_client';
-import { silentLogger } from '../../src/log/logger';
 import { defaultConfig } from '../../src/config/config';
-import { RuntimeHandlerRegistry } from '../../src/runtime/handlers';
-import type { CriContext } from '../../src/cri/context';
+import { testCriContext } from '../helpers/cri_context';
 
 describe('CriServer shutdown', () => {
   it('lets an in-flight RPC finish, then stops; cuts one that outlives the bound', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-srv-'));
     const config = defaultConfig();
-    const ctx: CriContext = { config, logger: silentLogger(), version: 'test', handlers: new RuntimeHandlerRegistry(config) };
+    const ctx = testCriContext({ config });
     let release: () => void = () => undefined;
     const gate = new Promise<void>((r) => (release = r));
     const server = new CriServer(ctx, undefined, {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
 import { busyboxLayer, makeLayer, Pusher, selfSignedCert, startFakeRegistry, TestProxy, TestRegistry, type Layer, type PushedImage } from '../helpers/registry';
 import { imageFixture, listDir, writeHostsToml, type ImageFixture } from './fixture';
-import { chainIds } from '../../src/image/snapshots';
+import { chainIds } from '../../src/oci/chain_id';
 
 const isKind = (kind: string, re: RegExp) => (err: unknown) => {
   assert.ok(err instanceof BerthError, `expected a BerthError, got ${String(err)}`);

@@ -1,5 +1,5 @@
 // Unit tests of the pieces behind pulls: hosts.toml, challenges, credentials,
-// manifests and the content store.
+// image records and the content store (image-spec parsing: test/oci).
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -10,8 +10,6 @@ import { BerthError } from '../../src/errors';
 import { ContentStore } from '../../src/content/store';
 import { CredentialSource, parseChallenges } from '../../src/registry/auth';
 import { isLoopbackHost, loadEndpoints } from '../../src/registry/hosts';
-import { parseManifest, selectPlatform, type ImageIndex } from '../../src/registry/manifest';
-import { chainIds } from '../../src/image/snapshots';
 import { runtimeConfigOf } from '../../src/image/store';
 
 const sha = (s: string | Buffer) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
@@ -113,43 +111,6 @@ describe('image internals', () => {
       assert.deepEqual(src.forHost('registry-1.docker.io', false), { identityToken: 'i' });
       assert.equal(src.forHost('other', true), undefined);
     });
-  });
-
-  describe('manifests', () => {
-    const d = (n: string) => sha(n);
-    it('refuses schema 1 and unknown documents', () => {
-      assert.throws(() => parseManifest(Buffer.from('{"schemaVersion":1}'), 'application/json'), (e: unknown) => e instanceof BerthError && /schema 1/.test(e.message));
-      assert.throws(() => parseManifest(Buffer.from('nope'), ''), /not JSON/);
-      assert.throws(() => parseManifest(Buffer.from('{"schemaVersion":2,"config":{"digest":"x","size":1},"layers":[]}'), ''), /valid sha256 digest/);
-    });
-
-    it('picks the platform entry of an index', () => {
-      const index = parseManifest(
-        Buffer.from(
-          JSON.stringify({
-            schemaVersion: 2,
-            manifests: [
-              { mediaType: 'm', digest: d('arm'), size: 1, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
-              { mediaType: 'm', digest: d('arm64'), size: 1, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-              { mediaType: 'm', digest: d('amd64'), size: 1, platform: { os: 'linux', architecture: 'amd64' } },
-              { mediaType: 'm', digest: d('att'), size: 1, platform: { os: 'unknown', architecture: 'unknown' } },
-            ],
-          }),
-        ),
-        'application/vnd.oci.image.index.v1+json',
-      ) as ImageIndex;
-      assert.equal(index.kind, 'index');
-      assert.equal(selectPlatform(index, { os: 'linux', architecture: 'amd64' }).digest, d('amd64'));
-      assert.equal(selectPlatform(index, { os: 'linux', architecture: 'arm64', variant: 'v8' }).digest, d('arm64'));
-      assert.equal(selectPlatform(index, { os: 'linux', architecture: 'arm', variant: 'v7' }).digest, d('arm'));
-      assert.throws(() => selectPlatform(index, { os: 'linux', architecture: 's390x' }), (e: unknown) => e instanceof BerthError && e.kind === 'NOT_FOUND' && /linux\/s390x.*linux\/amd64/.test(e.message));
-    });
-  });
-
-  it('computes chain IDs as the OCI spec says', () => {
-    const [a, b, c] = [sha('a'), sha('b'), sha('c')];
-    const ab = sha(`${a} ${b}`);
-    assert.deepEqual(chainIds([a, b, c]), [a, ab, sha(`${ab} ${c}`)]);
   });
 
   it('reads the runtime config of an image config, tolerating gaps', () => {

@@ -9,9 +9,8 @@ import type { CriContext } from '../../src/cri/context';
 import { HANDLERS } from '../../src/cri/handlers';
 import { status } from '../../src/cri/status';
 import { updateRuntimeConfig } from '../../src/cri/update_runtime_config';
-import { silentLogger } from '../../src/log/logger';
 import { CniManager } from '../../src/network/cni';
-import { RuntimeHandlerRegistry } from '../../src/runtime/handlers';
+import { testCriContext } from '../helpers/cri_context';
 
 describe('network/CRI Status NetworkReady and UpdateRuntimeConfig', () => {
   let dir: string;
@@ -26,7 +25,7 @@ describe('network/CRI Status NetworkReady and UpdateRuntimeConfig', () => {
     config.cni.conf_dir = path.join(dir, 'net.d');
     config.cni.bin_dirs = ['/usr/lib/cni'];
     network = CniManager.fromConfig(config);
-    ctx = { config, logger: silentLogger(), version: 'test', handlers: new RuntimeHandlerRegistry(config), network };
+    ctx = testCriContext({ config, network });
   });
   afterEach(() => {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -55,12 +54,6 @@ describe('network/CRI Status NetworkReady and UpdateRuntimeConfig', () => {
     assert.equal(cond.status, true);
     assert.equal(cond.reason, '');
     assert.equal(after.info.network, 'x');
-  });
-
-  it('a context without a network manager still reports from the configured conf dir', async () => {
-    const bare: CriContext = { ...ctx, network: undefined };
-    const { cond } = await networkReady(bare);
-    assert.equal(cond.reason, 'NetworkPluginNotReady');
   });
 
   it('UpdateRuntimeConfig sets the pod CIDR, ignores an absent network config and rejects a malformed one', async () => {

@@ -49,7 +49,7 @@ for (const runtimeName of runtimes) {
       fs.mkdirSync(path.join(tmp, 'data'));
       fs.writeFileSync(path.join(tmp, 'data', 'hello.txt'), 'hello from the host\n');
       runtime = new OciRuntime({ name: runtimeName, binary: binary as string, root: path.join(tmp, 'state') });
-      host = await probeHost();
+      host = probeHost();
       cgroupParent = `/berth-test-${process.pid}`;
       // Pod namespaces pinned by a sleeping process, as the sandbox pins them.
       pinner = spawn('unshare', ['--net', '--ipc', '--uts', 'sleep', '600'], { stdio: 'ignore' });

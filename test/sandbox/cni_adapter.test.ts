@@ -1,36 +1,58 @@
+// The pod network requests built from a pod record (CniManager's own types)
+// and the adapter that hands them to the CNI manager unchanged.
 import * as assert from 'node:assert/strict';
-import { cniPodNetwork } from '../../src/sandbox/cni_adapter';
+import { cniPodNetwork, podNetworkRef, podNetworkSpec } from '../../src/sandbox/cni_adapter';
 import type { CniManager } from '../../src/network/cni';
+import type { SandboxRecord } from '../../src/sandbox/record';
 
-describe('sandbox → CNI adapter', () => {
-  it('passes the pod identity, port mappings and the bandwidth annotations to CNI', async () => {
-    const calls: unknown[] = [];
-    const fake = {
-      setup: async (pod: unknown) => {
-        calls.push(pod);
-        return { network: 'n', interfaces: [], ips: [{ ip: '10.0.0.2', prefixLength: 24, version: '4' }], result: {} };
-      },
-      teardown: async (pod: unknown) => {
-        calls.push(pod);
-      },
-    } as unknown as CniManager;
-    const net = cniPodNetwork(fake);
-    const res = await net.setupPodNetwork({
+function record(annotations: Record<string, string>): SandboxRecord {
+  return {
+    id: 'p1',
+    metadata: { name: 'web', namespace: 'ns', uid: 'u', attempt: 0 },
+    stateDir: '/run/berth/pods/p1',
+    nsPaths: {},
+    config: { annotations, portMappings: [{ protocol: 'TCP', containerPort: 80, hostPort: 8080, hostIp: '' }], dnsConfig: null },
+  } as unknown as SandboxRecord;
+}
+
+describe('sandbox → CNI requests and adapter', () => {
+  it('builds the setup request with identity, netns, port mappings and the bandwidth annotations', () => {
+    const rec = record({ 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '1M' });
+    assert.deepEqual(podNetworkSpec(rec, { net: '/run/x' }), {
       id: 'p1',
       name: 'web',
       namespace: 'ns',
       uid: 'u',
       netnsPath: '/run/x',
-      labels: {},
-      annotations: { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '1M' },
-      portMappings: [{ protocol: 'TCP', containerPort: 80, hostPort: 8080, hostIp: '' }],
-      cgroupParent: '',
+      portMappings: rec.config.portMappings,
       dns: null,
+      bandwidth: { ingressRate: 10_000_000, egressRate: 1_000_000 },
     });
-    assert.deepEqual(res.ips, ['10.0.0.2']);
-    const setup = calls[0] as { bandwidth: unknown; portMappings: unknown[]; netnsPath: string };
-    assert.deepEqual(setup.bandwidth, { ingressRate: 10_000_000, egressRate: 1_000_000 });
-    assert.equal(setup.portMappings.length, 1);
-    assert.equal(setup.netnsPath, '/run/x');
+    // Teardown needs no annotations (a bad one must not block it) and falls back to the pinned path.
+    assert.deepEqual(podNetworkRef(record({ 'kubernetes.io/ingress-bandwidth': 'bogus' })), {
+      id: 'p1',
+      name: 'web',
+      namespace: 'ns',
+      uid: 'u',
+      netnsPath: '/run/berth/pods/p1/ns/net',
+    });
+  });
+
+  it('passes the requests to CNI and returns the pod IPs', async () => {
+    const calls: unknown[] = [];
+    const fake = {
+      setup: async (pod: unknown) => {
+        calls.push(pod);
+        return { network: 'n', interfaces: [], ips: [{ ip: '10.0.0.2', prefixLength: 24, version: 4 }], result: {} };
+      },
+      teardown: async (pod: unknown) => void calls.push(pod),
+    } as unknown as CniManager;
+    const net = cniPodNetwork(fake);
+    const spec = podNetworkSpec(record({}));
+    assert.deepEqual(await net.setupPodNetwork(spec), { ips: ['10.0.0.2'] });
+    const ref = podNetworkRef(record({}));
+    await net.teardownPodNetwork(ref);
+    assert.equal(calls[0], spec);
+    assert.equal(calls[1], ref);
   });
 });

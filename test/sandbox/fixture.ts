@@ -10,9 +10,12 @@ import { defaultConfig, type BerthConfig } from '../../src/config/config';
 import { silentLogger } from '../../src/log/logger';
 import { RuntimeHandlerRegistry } from '../../src/runtime/handlers';
 import { detectCgroupLayout } from '../../src/cgroups/cgroups';
-import { mountsUnder, NamespacePinner } from '../../src/sandbox/namespaces';
+import { mountsUnder } from '../../src/sandbox/namespaces/mounts';
+import { NamespacePinner } from '../../src/sandbox/namespaces/pinner';
 import { SandboxService, type SandboxServiceOptions } from '../../src/sandbox/service';
 import type { PodSandboxConfig__Output } from '../../src/gen/runtime/v1/PodSandboxConfig';
+import type { CriContext } from '../../src/cri/context';
+import { runPodSandbox } from '../../src/cri/sandbox_run';
 
 export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const PINNS = path.join(REPO, 'build', 'berth-pinns');
@@ -133,4 +136,14 @@ export function podConfig(overrides: Partial<PodSandboxConfig__Output> = {}, nam
 
 export function nsenter(args: string[]): string {
   return execFileSync('nsenter', args, { encoding: 'utf8' }).trim();
+}
+
+/** A CRI context with just the sandbox service, for the pod RPC modules. */
+export function podContext(svc: SandboxService): CriContext {
+  return { sandboxes: svc } as unknown as CriContext;
+}
+
+/** RunPodSandbox through the CRI module (its request checks included); the new pod's id. */
+export async function runPod(svc: SandboxService, config: PodSandboxConfig__Output | null, runtimeHandler = ''): Promise<string> {
+  return (await runPodSandbox(podContext(svc), { config, runtimeHandler })).podSandboxId ?? '';
 }

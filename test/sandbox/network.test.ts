@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { cniPodNetwork } from '../../src/sandbox/cni_adapter';
 import type { SandboxService } from '../../src/sandbox/service';
 import { TestNetwork } from '../network/net_helpers';
-import { nsenter, podConfig, SandboxFixture } from './fixture';
+import { nsenter, podConfig, runPod, SandboxFixture } from './fixture';
 
 describe('sandbox with a CNI network', function () {
   this.timeout(60_000);
@@ -28,7 +28,7 @@ describe('sandbox with a CNI network', function () {
   });
 
   it('attaches the pinned netns on run and detaches it on stop', async () => {
-    const id = await svc.run(podConfig({ hostname: 'netpod' }, 'netpod'), '');
+    const id = await runPod(svc, podConfig({ hostname: 'netpod' }, 'netpod'), '');
     const rec = svc.get(id);
     const prefix = net.subnet.split('.').slice(0, 3).join('.') + '.';
     assert.ok(rec.network.ip.startsWith(prefix), `pod IP ${rec.network.ip} not in ${net.subnet}`);

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { TestBerthd } from '../helpers/berthd';
 import { detectCgroupLayout } from '../../src/cgroups/cgroups';
-import { readMountInfo } from '../../src/sandbox/namespaces';
+import { readMountInfo } from '../../src/sandbox/namespaces/mounts';
 import type { PodSandboxConfig } from '../../src/gen/runtime/v1/PodSandboxConfig';
 import { buildPinns } from './fixture';
 

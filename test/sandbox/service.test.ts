@@ -6,9 +6,11 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
-import { readMountInfo } from '../../src/sandbox/namespaces';
-import type { PodNetwork, PodNetworkRequest, SandboxService } from '../../src/sandbox/service';
-import { nsenter, podConfig, SandboxFixture } from './fixture';
+import { readMountInfo } from '../../src/sandbox/namespaces/mounts';
+import type { PodNetworkRef, PodNetworkSpec } from '../../src/network/cni';
+import type { PodNetwork } from '../../src/sandbox/cni_adapter';
+import type { SandboxService } from '../../src/sandbox/service';
+import { nsenter, podConfig, runPod, SandboxFixture } from './fixture';
 
 function isMountpoint(p: string, fstype?: string): boolean {
   return readMountInfo().some((m) => m.mountpoint === path.resolve(p) && (!fstype || m.fstype === fstype));
@@ -74,7 +76,7 @@ describe('sandbox service', function () {
     );
     cfg.linux!.sysctls = { 'net.ipv4.ip_unprivileged_port_start': '80', 'kernel.shmmni': '2048' };
     cfg.linux!.securityContext!.namespaceOptions!.pid = 'POD';
-    const id = await svc.run(cfg, '');
+    const id = await runPod(svc, cfg, '');
     assert.match(id, /^[0-9a-f]{64}$/);
     const rec = svc.get(id);
     assert.equal(rec.state, 'ready');
@@ -143,7 +145,7 @@ describe('sandbox service', function () {
   it('copies the host resolv.conf when the pod has no DNS config, and honours host namespaces', async () => {
     const cfg = podConfig({}, 'hostns');
     cfg.linux!.securityContext!.namespaceOptions = { network: 'NODE', pid: 'NODE', ipc: 'NODE', targetId: '', usernsOptions: null };
-    const id = await svc.run(cfg, 'runc');
+    const id = await runPod(svc, cfg, 'runc');
     const rec = svc.get(id);
     assert.deepEqual(rec.nsPaths, {});
     assert.equal(rec.shmPath, undefined);
@@ -162,17 +164,17 @@ describe('sandbox service', function () {
     const bad = podConfig({}, 'hostns-sysctl');
     bad.linux!.securityContext!.namespaceOptions!.network = 'NODE';
     bad.linux!.sysctls = { 'net.ipv4.ip_forward': '1' };
-    await rejects(svc.run(bad, ''), 'INVALID_ARGUMENT', /host network/);
+    await rejects(runPod(svc, bad, ''), 'INVALID_ARGUMENT', /host network/);
     const notNamespaced = podConfig({}, 'vm-sysctl');
     notNamespaced.linux!.sysctls = { 'vm.swappiness': '1' };
-    await rejects(svc.run(notNamespaced, ''), 'INVALID_ARGUMENT', /not namespaced/);
+    await rejects(runPod(svc, notNamespaced, ''), 'INVALID_ARGUMENT', /not namespaced/);
     await svc.remove(id);
     assertGone(id);
   });
 
   it('refuses a second pod with the same metadata, naming the first', async () => {
     const cfg = podConfig({}, 'dup');
-    const [a, b] = await Promise.allSettled([svc.run(cfg, ''), svc.run(cfg, '')]);
+    const [a, b] = await Promise.allSettled([runPod(svc, cfg, ''), runPod(svc, cfg, '')]);
     const ok = [a, b].filter((r) => r.status === 'fulfilled') as PromiseFulfilledResult<string>[];
     const failed = [a, b].filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
     assert.equal(ok.length, 1);
@@ -181,16 +183,16 @@ describe('sandbox service', function () {
     assert.equal(err.kind, 'ALREADY_EXISTS');
     assert.ok(err.message.includes(ok[0].value), err.message);
     // Another attempt is a different sandbox.
-    const next = await svc.run({ ...cfg, metadata: { ...cfg.metadata!, attempt: 1 } }, '');
+    const next = await runPod(svc, { ...cfg, metadata: { ...cfg.metadata!, attempt: 1 } }, '');
     await svc.remove(ok[0].value);
     // Once removed, the name is free again.
-    const again = await svc.run(cfg, '');
+    const again = await runPod(svc, cfg, '');
     await svc.remove(again);
     await svc.remove(next);
   });
 
   it('runs a minimal (crictl-style) config with every namespace per pod, and reports NOTREADY once berth-pause dies', async () => {
-    const id = await svc.run(podConfig({ linux: null, hostname: '' }, 'minimal'), '');
+    const id = await runPod(svc, podConfig({ linux: null, hostname: '' }, 'minimal'), '');
     const rec = svc.get(id);
     assert.deepEqual(Object.keys(rec.nsPaths).sort(), ['ipc', 'net', 'pid', 'uts']);
     assert.equal(svc.criState(rec), 'SANDBOX_READY');
@@ -204,13 +206,13 @@ describe('sandbox service', function () {
 
   it('rejects an unknown runtime handler and leaves nothing', async () => {
     const before = fs.readdirSync(path.join(fx.config.root, 'pods'));
-    await rejects(svc.run(podConfig({}, 'nohandler'), 'no-such-runtime'), 'NOT_FOUND', /runtime handler "no-such-runtime" is not configured/);
+    await rejects(runPod(svc, podConfig({}, 'nohandler'), 'no-such-runtime'), 'NOT_FOUND', /runtime handler "no-such-runtime" is not configured/);
     assert.deepEqual(fs.readdirSync(path.join(fx.config.root, 'pods')), before);
   });
 
   it('filters the list by id prefix, state and labels', async () => {
-    const a = await svc.run(podConfig({ labels: { tier: 'web', app: 'x' } }, 'flt-a'), '');
-    const b = await svc.run(podConfig({ labels: { tier: 'db', app: 'x' } }, 'flt-b'), '');
+    const a = await runPod(svc, podConfig({ labels: { tier: 'web', app: 'x' } }, 'flt-a'), '');
+    const b = await runPod(svc, podConfig({ labels: { tier: 'db', app: 'x' } }, 'flt-b'), '');
     await svc.stop(b);
     const ids = (f: Parameters<SandboxService['list']>[0]): string[] => svc.list(f).map((r) => r.id);
     assert.deepEqual(ids({ id: a.slice(0, 10), state: null, labelSelector: {} }), [a]);
@@ -229,7 +231,7 @@ describe('sandbox service', function () {
     cfg.linux!.sysctls = { 'net.ipv4.no_such_sysctl': '1' };
     cfg.linux!.securityContext!.namespaceOptions!.pid = 'POD';
     const recordsBefore = fs.readdirSync(path.join(fx.config.root, 'pods'));
-    const err = await rejects(svc.run(cfg, ''), 'INTERNAL', /pin the pod namespaces.*sysctl net\.ipv4\.no_such_sysctl/);
+    const err = await rejects(runPod(svc, cfg, ''), 'INTERNAL', /pin the pod namespaces.*sysctl net\.ipv4\.no_such_sysctl/);
     assert.match(err.message, /badsysctl/);
     assert.deepEqual(fs.readdirSync(path.join(fx.config.root, 'pods')), recordsBefore);
     assert.deepEqual(fs.readdirSync(path.join(fx.config.state, 'pods')).filter((n) => !n.startsWith('.')), []);
@@ -237,19 +239,19 @@ describe('sandbox service', function () {
     for (const d of fx.cgroupDirs('poduid-badsysctl-' + process.pid)) assert.equal(fs.existsSync(d), false, `cgroup ${d} left`);
     // The name was released: the pod can be created once fixed.
     cfg.linux!.sysctls = {};
-    await svc.remove(await svc.run(cfg, ''));
+    await svc.remove(await runPod(svc, cfg, ''));
   });
 
   it('rolls back when the network cannot be set up, and tears it down on stop', async () => {
     const calls: string[] = [];
     let fail = true;
     const network: PodNetwork = {
-      async setupPodNetwork(pod: PodNetworkRequest) {
+      async setupPodNetwork(pod: PodNetworkSpec) {
         calls.push(`setup ${pod.name} ${fs.existsSync(pod.netnsPath)}`);
         if (fail) throw new Error('no IP addresses available in range set');
         return { ips: ['10.88.0.7', 'fd00::7'] };
       },
-      async teardownPodNetwork(pod: PodNetworkRequest) {
+      async teardownPodNetwork(pod: PodNetworkRef) {
         calls.push(`teardown ${pod.name}`);
       },
     };
@@ -262,14 +264,14 @@ describe('sandbox service', function () {
       },
     });
     const cfg = podConfig({}, 'netfail');
-    await rejects(netSvc.run(cfg, ''), 'INTERNAL', /set up the pod network: no IP addresses/);
+    await rejects(runPod(netSvc, cfg, ''), 'INTERNAL', /set up the pod network: no IP addresses/);
     assert.deepEqual(calls, ['setup netfail true', 'teardown netfail']);
     assert.deepEqual(netSvc.list(null).filter((r) => r.metadata.name === 'netfail'), []);
     assert.deepEqual(fx.mountsUnderDir().filter((m) => m !== path.join(fx.config.state, 'pods')), []);
 
     fail = false;
     calls.length = 0;
-    const id = await netSvc.run(cfg, '');
+    const id = await runPod(netSvc, cfg, '');
     const rec = netSvc.get(id);
     assert.equal(rec.network.ip, '10.88.0.7');
     assert.deepEqual(rec.network.additionalIps, ['fd00::7']);
@@ -280,7 +282,7 @@ describe('sandbox service', function () {
     };
     await rejects(netSvc.stop(id), 'INTERNAL', /tear down the network.*plugin bridge timed out/);
     assert.equal(netSvc.criState(netSvc.get(id)), 'SANDBOX_READY');
-    network.teardownPodNetwork = async (pod: PodNetworkRequest) => void calls.push(`teardown ${pod.name}`);
+    network.teardownPodNetwork = async (pod: PodNetworkRef) => void calls.push(`teardown ${pod.name}`);
     containerCalls.length = 0;
     // Removing a ready pod stops it first: containers stopped, network torn down (once), containers removed.
     await netSvc.remove(id);
@@ -290,13 +292,13 @@ describe('sandbox service', function () {
   });
 
   it('reconciles at start: reloads pods, marks pods whose namespaces vanished NOTREADY, rolls back half-created ones', async () => {
-    const keep = await svc.run(podConfig({}, 'survivor'), '');
+    const keep = await runPod(svc, podConfig({}, 'survivor'), '');
     const lostCfg = podConfig({}, 'lost');
     lostCfg.linux!.securityContext!.namespaceOptions!.pid = 'POD';
-    const lost = await svc.run(lostCfg, '');
+    const lost = await runPod(svc, lostCfg, '');
     const halfCfg = podConfig({}, 'half');
     halfCfg.linux!.securityContext!.namespaceOptions!.pid = 'POD';
-    const half = await svc.run(halfCfg, '');
+    const half = await runPod(svc, halfCfg, '');
     const halfRec = svc.get(half);
     const halfPause = halfRec.pausePid!;
 
@@ -320,7 +322,7 @@ describe('sandbox service', function () {
     assert.equal(procAlive(halfPause), false, 'berth-pause of the half-created pod still runs');
     assert.equal(fs.existsSync(path.join(fx.config.state, 'pods', orphan)), false);
     // The reloaded pods keep their names reserved.
-    await rejects(restarted.run(podConfig({ metadata: restarted.get(keep).metadata }), ''), 'ALREADY_EXISTS', new RegExp(keep));
+    await rejects(runPod(restarted, podConfig({ metadata: restarted.get(keep).metadata }), ''), 'ALREADY_EXISTS', new RegExp(keep));
 
     await restarted.remove(lost);
     await restarted.remove(keep);
@@ -336,7 +338,7 @@ describe('sandbox service', function () {
     for (const d of dirs) fs.mkdirSync(d, { recursive: true });
     const cfg = podConfig({}, 'kubelet-cg');
     cfg.linux!.cgroupParent = kubeletMade;
-    await svc.remove(await svc.run(cfg, ''));
+    await svc.remove(await runPod(svc, cfg, ''));
     for (const d of dirs) assert.ok(fs.existsSync(d));
     for (const d of dirs) {
       fs.rmdirSync(d);
@@ -345,28 +347,13 @@ describe('sandbox service', function () {
 
     // Two attempts of one pod share the cgroup berth made: it goes with the last one.
     const c0 = podConfig({}, 'attempts');
-    const a0 = await svc.run(c0, '');
-    const a1 = await svc.run({ ...c0, metadata: { ...c0.metadata!, attempt: 1 } }, '');
+    const a0 = await runPod(svc, c0, '');
+    const a1 = await runPod(svc, { ...c0, metadata: { ...c0.metadata!, attempt: 1 } }, '');
     const sub = `poduid-attempts-${process.pid}`;
     await svc.remove(a0);
     for (const d of fx.cgroupDirs(sub)) assert.ok(fs.existsSync(d), 'removed while attempt 1 uses it');
     await svc.remove(a1);
     for (const d of fx.cgroupDirs(sub)) assert.equal(fs.existsSync(d), false);
-  });
-
-  it('validates metadata, namespace modes, hostname, cgroup parent and DNS words', async () => {
-    await rejects(svc.run(null, ''), 'INVALID_ARGUMENT', /config is required/);
-    await rejects(svc.run(podConfig({ metadata: { name: 'x', namespace: 'd', uid: '', attempt: 0 } }), ''), 'INVALID_ARGUMENT', /uid/);
-    const target = podConfig();
-    target.linux!.securityContext!.namespaceOptions!.pid = 'TARGET';
-    await rejects(svc.run(target, ''), 'INVALID_ARGUMENT', /namespace_options.pid = TARGET/);
-    await rejects(svc.run(podConfig({ hostname: 'a b' }), ''), 'INVALID_ARGUMENT', /hostname/);
-    const slice = podConfig();
-    slice.linux!.cgroupParent = 'kubepods-burstable.slice';
-    await rejects(svc.run(slice, ''), 'INVALID_ARGUMENT', /cgroupfs/);
-    await rejects(svc.run(podConfig({ dnsConfig: { servers: ['1.1.1.1\nx'], searches: [], options: [] } }), ''), 'INVALID_ARGUMENT', /dns_config/);
-    await rejects(svc.stop(''), 'INVALID_ARGUMENT', /pod_sandbox_id/);
-    assert.deepEqual(svc.list(null), []);
   });
 
   it('makes <state>/pods a private mount when the state dir is on a shared mount, and undoes it on close', async () => {
@@ -377,7 +364,7 @@ describe('sandbox service', function () {
     execFileSync('mount', ['--make-shared', shared.config.state]);
     try {
       const s2 = await shared.service();
-      const id = await s2.run(podConfig({}, 'shared'), '');
+      const id = await runPod(s2, podConfig({}, 'shared'), '');
       const pods = path.join(shared.config.state, 'pods');
       const podsMount = readMountInfo().find((m) => m.mountpoint === pods);
       assert.ok(podsMount, '<state>/pods is not a mount');

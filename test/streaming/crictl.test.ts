@@ -9,11 +9,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { CriServer } from '../../src/cri/server';
-import type { CriContext } from '../../src/cri/context';
-import { defaultConfig } from '../../src/config/config';
 import { silentLogger } from '../../src/log/logger';
 import { StreamingServer } from '../../src/streaming/server';
 import { localBackends, startEchoServer } from '../helpers/local_backends';
+import { runningWorkloads, testCriContext } from '../helpers/cri_context';
 
 function findCrictl(): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(':')) {
@@ -51,7 +50,7 @@ describe('streaming: interop with crictl (client-go)', function () {
       logger: silentLogger(),
     });
     await streaming.start();
-    const ctx = { config: defaultConfig(), logger: silentLogger(), version: 'test', streaming } as unknown as CriContext;
+    const ctx = testCriContext({ streaming, ...runningWorkloads() });
     cri = new CriServer(ctx, undefined);
     await new Promise<void>((resolve, reject) =>
       cri.grpcServer.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) =>

@@ -7,10 +7,9 @@ import { BerthError } from '../../src/errors';
 import { exec } from '../../src/cri/exec';
 import { attach } from '../../src/cri/attach';
 import { portForward } from '../../src/cri/port_forward';
-import type { CriContext } from '../../src/cri/context';
-import { defaultConfig } from '../../src/config/config';
 import { connectSpdy, connectWebSocket, execSpdy, isFailure, type HttpFailure } from '../helpers/stream_client';
 import { localBackends } from '../helpers/local_backends';
+import { runningWorkloads, testCriContext } from '../helpers/cri_context';
 
 const execReq = { containerId: 'c1', cmd: ['true'], tty: false, stdin: false, stdout: true, stderr: false };
 
@@ -153,7 +152,7 @@ describe('streaming: tokens, validation and protocol errors', function () {
   });
 
   it('CRI handlers validate like the kubelet and return URLs', async () => {
-    const ctx = { config: defaultConfig(), logger: silentLogger(), streaming: server } as unknown as CriContext;
+    const ctx = testCriContext({ streaming: server, ...runningWorkloads() });
     const invalid = (e: unknown): boolean => e instanceof BerthError && e.kind === 'INVALID_ARGUMENT';
     await assert.rejects(exec(ctx, { ...execReq, containerId: '' }), invalid);
     await assert.rejects(exec(ctx, { ...execReq, cmd: [] }), invalid);
@@ -167,7 +166,9 @@ describe('streaming: tokens, validation and protocol errors', function () {
     await assert.rejects(portForward(ctx, { podSandboxId: '', port: [] }), invalid);
     await assert.rejects(portForward(ctx, { podSandboxId: 'p', port: [70000] }), invalid);
     assert.match((await portForward(ctx, { podSandboxId: 'p', port: [80] })).url ?? '', /\/portforward\//);
-    const bare = { config: defaultConfig(), logger: silentLogger() } as unknown as CriContext;
-    await assert.rejects(exec(bare, execReq), (e: unknown) => e instanceof BerthError && e.kind === 'FAILED_PRECONDITION');
+    // As containerd: no URL for a container that does not run.
+    const exited = testCriContext({ streaming: server, ...runningWorkloads('CONTAINER_EXITED') });
+    await assert.rejects(exec(exited, execReq), (e: unknown) => e instanceof BerthError && e.kind === 'FAILED_PRECONDITION');
+    await assert.rejects(attach(exited, att), /is not running/);
   });
 });

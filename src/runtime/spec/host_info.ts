@@ -1,6 +1,5 @@
 // Facts about the host that shape every container spec, probed once at daemon
 // start (probeHost) and passed to the builder, which stays synchronous.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 
 /** Linux capability names by bit number (capability.h). */
@@ -50,29 +49,29 @@ function readText(file: string): string | undefined {
 }
 
 /**
- * Finds the lowest oom_score_adj we can set on a child. Lowering below the
+ * Finds the lowest oom_score_adj berth can give a container. Lowering below the
  * current floor needs CAP_SYS_RESOURCE, which some hosts (and nested
  * containers) lack; runc would then fail every container with a negative
  * value, so the builder clamps instead (containerd's restrict_oom_score_adj).
  */
-export async function probeMinOomScoreAdj(): Promise<number> {
-  const own = Number((readText('/proc/self/oom_score_adj') ?? '0').trim()) || 0;
-  const child = spawn('sleep', ['5'], { stdio: 'ignore' });
+export function probeMinOomScoreAdj(): number {
+  const file = '/proc/self/oom_score_adj';
+  const own = Number((readText(file) ?? '0').trim()) || 0;
+  // Tried on berthd itself and put back at once: raising it back is always allowed.
   try {
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', () => resolve());
-      child.once('error', reject);
-    });
-    fs.writeFileSync(`/proc/${child.pid}/oom_score_adj`, '-1000');
-    return -1000;
+    fs.writeFileSync(file, '-1000');
   } catch {
     return own;
-  } finally {
-    child.kill('SIGKILL');
   }
+  try {
+    fs.writeFileSync(file, String(own));
+  } catch {
+    // stays at -1000: berthd is then the last the OOM killer picks, which is harmless
+  }
+  return -1000;
 }
 
-export async function probeHost(): Promise<HostInfo> {
+export function probeHost(): HostInfo {
   let cgroupVersion: 1 | 2 = 1;
   try {
     if (fs.statfsSync('/sys/fs/cgroup').type === CGROUP2_SUPER_MAGIC) cgroupVersion = 2;
@@ -89,7 +88,7 @@ export async function probeHost(): Promise<HostInfo> {
     if (/^berth-default /m.test(loaded)) apparmorDefaultProfile = 'berth-default';
   }
   const controllers = cgroupVersion === 2 ? (readText('/sys/fs/cgroup/cgroup.controllers') ?? '').split(/\s+/) : [];
-  const minOomScoreAdj = await probeMinOomScoreAdj();
+  const minOomScoreAdj = probeMinOomScoreAdj();
   return {
     cgroupVersion,
     capabilities: eff.filter((c) => bnd.has(c)),

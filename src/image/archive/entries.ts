@@ -6,10 +6,11 @@
 // in memory, capped. Nothing the archive names is ever used as a path on
 // disk, and names that try to leave the archive ("..", absolute) are refused.
 import { Readable } from 'node:stream';
-import { BerthError, invalidArgument } from '../errors';
-import type { ContentStore } from '../content/store';
-import { MAX_MANIFEST_BYTES } from '../registry/manifest';
-import { TarReader } from '../snapshotter/tar_reader';
+import { BerthError, invalidArgument } from '../../errors';
+import type { ContentStore } from '../../content/store';
+import { digestOfHex, isSha256Hex } from '../../oci/digest';
+import { MAX_MANIFEST_BYTES } from '../../oci/manifest';
+import { TarReader } from '../../snapshotter/tar_reader';
 
 /** A file of the archive: stored in the content store, or held in memory. */
 export type ArchiveFile = { kind: 'blob'; digest: string; size: number } | { kind: 'doc'; data: Buffer };
@@ -23,7 +24,6 @@ export interface ArchiveContents {
 }
 
 const BLOB_PATH = /^blobs\/([^/]+)\/([^/]+)$/;
-const HEX64 = /^[a-f0-9]{64}$/;
 
 /** An archive member name as a clean relative path; refuses traversal and absolute names. */
 export function archivePath(name: string, what = 'archive entry'): string {
@@ -91,10 +91,10 @@ export async function readArchive(source: AsyncIterable<Buffer | string>, conten
     const blob = BLOB_PATH.exec(p);
     if (blob) {
       const [, alg, hex] = blob;
-      if (alg !== 'sha256' || !HEX64.test(hex)) {
+      if (alg !== 'sha256' || !isSha256Hex(hex)) {
         throw invalidArgument(`archive blob ${JSON.stringify(p)}: only sha256 digests are supported`);
       }
-      const digest = `sha256:${hex}`;
+      const digest = digestOfHex(hex);
       try {
         // Verified against its name while it streams in; a mismatch stores nothing.
         await content.ingest({ digest, size: entry.size }, () => Readable.from(reader.body()));

@@ -2,7 +2,7 @@
 // names) for image archives: directories and regular files whose bodies are
 // streamed from a Readable, so nothing larger than a chunk is held.
 import type { Readable } from 'node:stream';
-import { internal } from '../errors';
+import { internal } from '../../errors';
 
 const BLOCK = 512;
 

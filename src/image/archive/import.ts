@@ -10,18 +10,20 @@
 // image is checked, its layers unpacked through the snapshotter (as a pull
 // does) and only then are the images recorded, so a bad archive records
 // nothing.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { invalidArgument } from '../errors';
-import type { Logger } from '../log/logger';
-import type { ImageService } from '../image/service';
-import { applyStoredLayers, imageRecordOf, loadImageConfig, type PullDeps } from '../image/pull';
-import { formatReference, parseReference, repositoryName } from '../image/reference';
-import { chainIds } from '../image/snapshots';
-import type { ImageRecord } from '../image/store';
-import { hostPlatform, MAX_MANIFEST_BYTES, MediaType, parseManifest, selectPlatform, type Descriptor, type ImageManifest } from '../registry/manifest';
-import { compressionOf } from '../snapshotter/decompress';
-import { readArchive, resolveFile, type ArchiveContents } from './archive_entries';
+import { invalidArgument } from '../../errors';
+import type { Logger } from '../../log/logger';
+import type { ImageService } from '../service';
+import { applyStoredLayers, imageRecordOf, loadImageConfig, type PullDeps } from '../pull';
+import type { ImageRecord } from '../store';
+import { chainIds } from '../../oci/chain_id';
+import { digestOfHex, isSha256Hex, sha256Digest } from '../../oci/digest';
+import { Annotation, MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type ImageManifest } from '../../oci/manifest';
+import { compressionOf, MediaType } from '../../oci/media_types';
+import { hostPlatform, runsOn, selectPlatform } from '../../oci/platform';
+import { formatReference, parseReference, repositoryName } from '../../oci/reference';
+import { isJsonObject } from '../../util/json';
+import { readArchive, resolveFile, type ArchiveContents } from './entries';
 
 export interface ImportedImage {
   id: string;
@@ -44,14 +46,6 @@ interface PlannedImage {
   blobs: string[];
 }
 
-const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';
-const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
-const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function parseJson(data: Buffer, what: string): unknown {
   try {
     return JSON.parse(data.toString('utf8')) as unknown;
@@ -59,8 +53,6 @@ function parseJson(data: Buffer, what: string): unknown {
     throw invalidArgument(`${what} in the archive is not valid JSON`);
   }
 }
-
-const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /**
  * Reads the archive from `source` and imports every image it holds. The
@@ -116,8 +108,8 @@ async function readManifestBlob(deps: PullDeps, d: Descriptor): Promise<ReturnTy
 }
 
 function nameOf(annotations: Record<string, unknown>, warnings: string[]): string | undefined {
-  const full = annotations[ANNOTATION_IMAGE_NAME];
-  const ref = annotations[ANNOTATION_REF_NAME];
+  const full = annotations[Annotation.ImageName];
+  const ref = annotations[Annotation.RefName];
   const candidate = typeof full === 'string' && full ? full : typeof ref === 'string' && ref ? ref : undefined;
   if (candidate === undefined) return undefined;
   // A bare ref.name ("1", "latest") is a tag without a repository (newer docker save writes those beside the full name).
@@ -137,7 +129,7 @@ async function planOciLayout(deps: PullDeps, contents: ArchiveContents, warnings
   const layout = resolveFile(contents, 'oci-layout');
   if (layout?.kind === 'doc') {
     const doc = parseJson(layout.data, 'oci-layout');
-    const version = isRecord(doc) ? doc.imageLayoutVersion : undefined;
+    const version = isJsonObject(doc) ? doc.imageLayoutVersion : undefined;
     if (typeof version !== 'string' || !version.startsWith('1.')) {
       throw invalidArgument(`unsupported OCI image layout version ${JSON.stringify(version)}`);
     }
@@ -147,14 +139,14 @@ async function planOciLayout(deps: PullDeps, contents: ArchiveContents, warnings
   const rawIndex = parseJson(indexFile.data, 'index.json');
   const index = parseManifest(indexFile.data, MediaType.OciIndex);
   if (index.kind !== 'index') throw invalidArgument('index.json of the archive is not an OCI image index');
-  const rawManifests = isRecord(rawIndex) && Array.isArray(rawIndex.manifests) ? rawIndex.manifests : [];
+  const rawManifests = isJsonObject(rawIndex) && Array.isArray(rawIndex.manifests) ? rawIndex.manifests : [];
   const host = hostPlatform();
 
   // Entries naming the same target merge; the target decides what is imported.
   const byTarget = new Map<string, { desc: Descriptor; names: string[] }>();
   index.manifests.forEach((desc, i) => {
     const raw: unknown = rawManifests[i];
-    const annotations = isRecord(raw) && isRecord(raw.annotations) ? raw.annotations : {};
+    const annotations = isJsonObject(raw) && isJsonObject(raw.annotations) ? raw.annotations : {};
     const name = nameOf(annotations, warnings);
     const entry = byTarget.get(desc.digest) ?? { desc, names: [] };
     if (name && !entry.names.includes(name)) entry.names.push(name);
@@ -163,7 +155,7 @@ async function planOciLayout(deps: PullDeps, contents: ArchiveContents, warnings
 
   const planned: PlannedImage[] = [];
   for (const { desc, names } of byTarget.values()) {
-    if (desc.platform && (desc.platform.os !== host.os || desc.platform.architecture !== host.architecture)) {
+    if (desc.platform && !runsOn(desc.platform, host)) {
       warnings.push(`skipped ${desc.digest}: it is for ${desc.platform.os}/${desc.platform.architecture}`);
       continue;
     }
@@ -208,7 +200,7 @@ async function sniffLayerType(path: string): Promise<string> {
     await fh.read(head, 0, 4, 0);
     if (head[0] === 0x1f && head[1] === 0x8b) return MediaType.DockerLayerGzip;
     if (head.readUInt32LE(0) === 0xfd2fb528) return MediaType.OciLayerZstd;
-    return DOCKER_LAYER_TAR;
+    return MediaType.DockerLayer;
   } finally {
     await fh.close();
   }
@@ -221,18 +213,19 @@ async function planDockerSave(deps: PullDeps, contents: ArchiveContents): Promis
   if (!Array.isArray(doc)) throw invalidArgument('manifest.json of the archive is not a list of images');
   const planned: PlannedImage[] = [];
   for (const [i, item] of doc.entries()) {
-    if (!isRecord(item) || typeof item.Config !== 'string' || !Array.isArray(item.Layers)) {
+    if (!isJsonObject(item) || typeof item.Config !== 'string' || !Array.isArray(item.Layers)) {
       throw invalidArgument(`manifest.json entry ${i} has no Config and Layers`);
     }
     const configFile = resolveFile(contents, item.Config);
     if (!configFile) throw invalidArgument(`manifest.json entry ${i}: the archive lacks its config ${JSON.stringify(item.Config)}`);
     let config: Descriptor;
     if (configFile.kind === 'doc') {
-      const digest = sha256(configFile.data);
+      const digest = sha256Digest(configFile.data);
       // Classic docker save names the config <hex of its digest>.json: hold it to that.
-      const named = /^([a-f0-9]{64})\.json$/.exec(item.Config.split('/').pop() ?? '');
-      if (named && `sha256:${named[1]}` !== digest) {
-        throw invalidArgument(`archive config ${item.Config} is corrupt: its content does not match its digest sha256:${named[1]}`);
+      const base = item.Config.split('/').pop() ?? '';
+      const named = base.endsWith('.json') && isSha256Hex(base.slice(0, -'.json'.length)) ? digestOfHex(base.slice(0, -'.json'.length)) : undefined;
+      if (named && named !== digest) {
+        throw invalidArgument(`archive config ${item.Config} is corrupt: its content does not match its digest ${named}`);
       }
       await deps.content.put({ digest, size: configFile.data.length }, configFile.data);
       config = { mediaType: MediaType.DockerConfig, digest, size: configFile.data.length };
@@ -255,7 +248,7 @@ async function planDockerSave(deps: PullDeps, contents: ArchiveContents): Promis
         layers: layers.map((d) => ({ mediaType: d.mediaType, size: d.size, digest: d.digest })),
       }),
     );
-    const manifestDigest = sha256(body);
+    const manifestDigest = sha256Digest(body);
     await deps.content.put({ digest: manifestDigest, size: body.length }, body);
     const repoTags: string[] = [];
     for (const t of Array.isArray(item.RepoTags) ? item.RepoTags : []) {

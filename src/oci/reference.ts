@@ -4,6 +4,7 @@
 //   quay.io/x/y:1@sha256:...      -> quay.io/x/y@sha256:...  (a digest wins over a tag)
 //   localhost:5000/app            -> localhost:5000/app:latest
 import { invalidArgument } from '../errors';
+import { digestProblem, isSha256Hex } from './digest';
 
 export const DEFAULT_DOMAIN = 'docker.io';
 const LEGACY_DEFAULT_DOMAIN = 'index.docker.io';
@@ -15,9 +16,6 @@ const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 // A domain: dot-separated DNS labels (or a bracketed IPv6 address), optional port.
 const DOMAIN = /^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:.]+\])(?::[0-9]+)?$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
-const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
-const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
-const HEX64 = /^[a-f0-9]{64}$/;
 
 export interface ImageReference {
   /** Registry host, with port if any: "docker.io", "localhost:5000". */
@@ -41,10 +39,6 @@ export function formatReference(ref: ImageReference): string {
   return `${repositoryName(ref)}:${ref.tag ?? 'latest'}`;
 }
 
-export function isSha256Digest(s: string): boolean {
-  return SHA256_DIGEST.test(s);
-}
-
 /**
  * Parses and normalises a reference. Throws invalidArgument saying what is
  * wrong. A reference with neither tag nor digest gets ":latest"; one with both
@@ -61,9 +55,8 @@ export function parseReference(input: string): ImageReference {
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST.test(digest)) throw bad(`"${digest}" is not a digest (expected sha256:<64 hex digits>)`);
-    if (!digest.startsWith('sha256:')) throw bad(`digest algorithm "${digest.split(':')[0]}" is not supported, only sha256`);
-    if (!SHA256_DIGEST.test(digest)) throw bad(`"${digest}" is not a sha256 digest (64 lowercase hex digits)`);
+    const problem = digestProblem(digest);
+    if (problem) throw bad(problem);
   }
 
   let tag: string | undefined;
@@ -99,7 +92,7 @@ export function parseReference(input: string): ImageReference {
     }
   }
   if (domain === DEFAULT_DOMAIN && !path.includes('/')) path = OFFICIAL_REPO_PREFIX + path;
-  if (domain === DEFAULT_DOMAIN && HEX64.test(path.slice(OFFICIAL_REPO_PREFIX.length)) && !tag && !digest && !input.includes('/')) {
+  if (domain === DEFAULT_DOMAIN && isSha256Hex(path.slice(OFFICIAL_REPO_PREFIX.length)) && !tag && !digest && !input.includes('/')) {
     throw bad('a 64-hex-digit string is an image ID, not a repository name');
   }
   if (domain.length + 1 + path.length > MAX_NAME_LENGTH) throw bad(`the name is longer than ${MAX_NAME_LENGTH} characters`);

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { BerthError } from '../../src/errors';
-import { formatReference, normalizeReference, parseReference } from '../../src/image/reference';
+import { formatReference, normalizeReference, parseReference } from '../../src/oci/reference';
 
 const D = 'sha256:' + 'ab'.repeat(32);
 

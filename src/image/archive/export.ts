@@ -3,11 +3,13 @@
 // manifest.json beside it so `docker load` takes it too. Blobs stream from
 // the content store; they are leased for the duration, so garbage collection
 // (an image removed meanwhile) cannot pull them from under the archive.
-import { invalidArgument, notFound } from '../errors';
-import type { ImageService } from '../image/service';
-import { formatReference, parseReference } from '../image/reference';
-import type { ImageRecord } from '../image/store';
-import { MediaType, parseManifest } from '../registry/manifest';
+import { invalidArgument, notFound } from '../../errors';
+import type { ImageService } from '../service';
+import type { ImageRecord } from '../store';
+import { hexOf } from '../../oci/digest';
+import { Annotation, parseManifest } from '../../oci/manifest';
+import { MediaType } from '../../oci/media_types';
+import { formatReference, parseReference } from '../../oci/reference';
 import type { TarItem } from './tar_writer';
 
 export interface ExportPlan {
@@ -18,7 +20,7 @@ export interface ExportPlan {
   release(): void;
 }
 
-const blobPath = (digest: string): string => `blobs/sha256/${digest.slice('sha256:'.length)}`;
+const blobPath = (digest: string): string => `blobs/sha256/${hexOf(digest)}`;
 
 /** The names to put in the archive for `ref`: the one asked for, or all of the image's tags when asked by id. */
 function namesFor(ref: string, img: ImageRecord): string[] {
@@ -62,7 +64,7 @@ export async function planExport(images: ImageService, refs: string[]): Promise<
         const ref = parseReference(name);
         index.push({
           ...desc,
-          annotations: { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': ref.tag ?? 'latest' },
+          annotations: { [Annotation.ImageName]: name, [Annotation.RefName]: ref.tag ?? 'latest' },
         });
       }
       dockerManifest.push({ Config: blobPath(m.config.digest), RepoTags: names, Layers: m.layers.map((l) => blobPath(l.digest)) });

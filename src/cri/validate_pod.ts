@@ -1,0 +1,64 @@
+// The checks of the pod RPCs at the CRI edge: a RunPodSandbox request becomes
+// the PodSpec the sandbox service runs, and Stop/Remove need a pod id.
+import * as path from 'node:path';
+import { validateCgroupPath } from '../cgroups/cgroups';
+import { invalidArgument, unimplemented } from '../errors';
+import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
+import { resolvConfFor, validateHostname } from '../sandbox/pod_files';
+import type { NamespaceModeName } from '../sandbox/record';
+import type { PodSpec } from '../sandbox/run';
+import { validateSysctls } from '../sandbox/sysctls';
+
+function modeOf(v: string | undefined, field: string, allowed: NamespaceModeName[]): NamespaceModeName {
+  const mode = (v ?? 'POD') as NamespaceModeName;
+  if (!allowed.includes(mode)) {
+    throw invalidArgument(`namespace_options.${field} = ${mode} is not valid for a pod sandbox (use ${allowed.join(' or ')})`);
+  }
+  return mode;
+}
+
+/** Checks a RunPodSandbox request; INVALID_ARGUMENT (UNIMPLEMENTED for user namespaces) when it is not one berth runs. */
+export function podSpecOf(config: PodSandboxConfig__Output | null, runtimeHandler: string, defaultCgroupParent: string): PodSpec {
+  if (!config) throw invalidArgument('RunPodSandbox: config is required');
+  const md = config.metadata;
+  if (!md || !md.name || !md.namespace || !md.uid) {
+    throw invalidArgument('RunPodSandbox: metadata.name, metadata.namespace and metadata.uid are required');
+  }
+  const linux = config.linux;
+  const nsOpts = linux?.securityContext?.namespaceOptions;
+  const namespaceModes = {
+    network: modeOf(nsOpts?.network, 'network', ['POD', 'NODE']),
+    pid: modeOf(nsOpts?.pid, 'pid', ['POD', 'CONTAINER', 'NODE']),
+    ipc: modeOf(nsOpts?.ipc, 'ipc', ['POD', 'NODE']),
+  };
+  if (nsOpts?.usernsOptions && nsOpts.usernsOptions.mode === 'POD') {
+    throw unimplemented('user namespaces for pods (namespace_options.userns_options.mode = POD) are not supported');
+  }
+  const podNet = namespaceModes.network === 'POD';
+  const sysctls = linux?.sysctls ?? {};
+  validateSysctls(sysctls, podNet, namespaceModes.ipc === 'POD');
+  // With the host network the pod shares the host's UTS namespace and name.
+  const hostname = podNet && config.hostname ? config.hostname : undefined;
+  if (hostname) validateHostname(hostname);
+  const cgroupPath = validateCgroupPath(linux?.cgroupParent || `${defaultCgroupParent}/pod${md.uid}`);
+  const resolvConf = resolvConfFor(config.dnsConfig);
+  if (config.logDirectory && !path.isAbsolute(config.logDirectory)) {
+    throw invalidArgument(`log_directory "${config.logDirectory}" must be an absolute path`);
+  }
+  return {
+    config,
+    metadata: { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt },
+    namespaceModes,
+    sysctls,
+    hostname,
+    cgroupPath,
+    resolvConf,
+    runtimeHandler,
+  };
+}
+
+/** StopPodSandbox and RemovePodSandbox name the pod they act on. */
+export function requirePodSandboxId(rpc: string, podSandboxId: string): string {
+  if (!podSandboxId) throw invalidArgument(`${rpc}: pod_sandbox_id is required`);
+  return podSandboxId;
+}

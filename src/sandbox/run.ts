@@ -1,0 +1,190 @@
+// RunPodSandbox: the steps that make a pod (record, directories, cgroup,
+// pinned namespaces, pod files, network) and the rollback of all of them
+// when one fails. The request reaches here already checked.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PodCgroup } from '../cgroups/cgroups';
+import { alreadyExists, errorMessage, wrapError } from '../errors';
+import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
+import type { RuntimeHandler } from '../runtime/handlers';
+import { crashPoint } from '../util/crashpoint';
+import type { KeyedMutex } from '../util/keyed_mutex';
+import { nowNs } from '../util/time';
+import { podNetworkSpec } from './cni_adapter';
+import type { PodsMountPropagation } from './namespaces/propagation';
+import type { PinResult } from './namespaces/pinner';
+import type { SandboxParts } from './parts';
+import { hostResolvConf, hostsFor, writePodFile } from './pod_files';
+import { sandboxNameKey, type SandboxRecord } from './record';
+import { initialSandboxState, markReady } from './state';
+import type { PodTeardown } from './teardown';
+
+/** A RunPodSandbox request as checked at the CRI edge (src/cri/validate_pod.ts). */
+export interface PodSpec {
+  /** The request's config as given, kept in the record. */
+  config: PodSandboxConfig__Output;
+  metadata: SandboxRecord['metadata'];
+  namespaceModes: SandboxRecord['namespaceModes'];
+  sysctls: Record<string, string>;
+  /** The pod's own hostname (pod network only); the host's name is used when absent. */
+  hostname?: string;
+  /** The pod cgroup: the pod's cgroup parent, or `<default parent>/pod<uid>`. */
+  cgroupPath: string;
+  /** The pod's resolv.conf; undefined to copy the host's. */
+  resolvConf?: string;
+  /** The runtime handler name ("" for the default). */
+  runtimeHandler: string;
+}
+
+export interface PodCreatorOptions {
+  /** Serialises run/stop/remove of one pod. */
+  locks: KeyedMutex;
+  propagation: PodsMountPropagation;
+  teardown: PodTeardown;
+  /** Resolves runtime_handler names (RuntimeHandlerRegistry). */
+  handlers: { get(name: string): RuntimeHandler };
+  shmSizeBytes: number;
+}
+
+export class PodCreator {
+  constructor(
+    private readonly d: SandboxParts,
+    private readonly o: PodCreatorOptions,
+  ) {}
+
+  /** Creates the pod and returns its id; on failure everything made is undone and the name is free again. */
+  async run(spec: PodSpec): Promise<string> {
+    const handler = this.o.handlers.get(spec.runtimeHandler);
+    const key = sandboxNameKey(spec.metadata);
+    const id = randomBytes(32).toString('hex');
+    const existing = this.d.store.reserveName(key, id);
+    if (existing) {
+      throw alreadyExists(
+        `pod sandbox name "${key}" is already reserved by pod ${existing}; stop and remove it first, or use another attempt number`,
+      );
+    }
+    return this.o.locks.run(id, async () => {
+      let rec: SandboxRecord;
+      try {
+        rec = this.newRecord(id, spec, handler.name);
+      } catch (err) {
+        this.d.store.releaseName(key, id);
+        throw err;
+      }
+      let step = 'write the sandbox record';
+      try {
+        await this.d.store.create(rec);
+        crashPoint('pod-run:after-record');
+        step = 'create the pod directories';
+        fs.mkdirSync(path.join(rec.stateDir, 'ns'), { recursive: true, mode: 0o700 });
+        if (rec.shmPath) fs.mkdirSync(rec.shmPath, { mode: 0o755 });
+        fs.mkdirSync(rec.filesDir, { recursive: true, mode: 0o755 });
+
+        step = `create the pod cgroup ${rec.cgroup.path}`;
+        const cgroup = new PodCgroup(this.d.cgroupLayout(), rec.cgroup.path);
+        cgroup.create();
+        crashPoint('pod-run:after-cgroup');
+
+        step = 'pin the pod namespaces';
+        await this.o.propagation.ensurePrivate();
+        const pinned: PinResult = await this.d.pinner.pin({
+          nsDir: path.join(rec.stateDir, 'ns'),
+          net: spec.namespaceModes.network === 'POD',
+          ipc: spec.namespaceModes.ipc === 'POD',
+          uts: spec.namespaceModes.network === 'POD',
+          pid: spec.namespaceModes.pid === 'POD',
+          hostname: spec.hostname,
+          sysctls: spec.sysctls,
+          cgroupProcs: cgroup.procsFiles(),
+          shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
+        });
+        crashPoint('pod-run:after-pin');
+
+        step = 'write the pod files';
+        await Promise.all([
+          writePodFile(rec.hostnameFile, rec.hostname + '\n'),
+          writePodFile(rec.resolvConfFile, spec.resolvConf ?? hostResolvConf()),
+          writePodFile(rec.hostsFile, hostsFor(rec.hostname, [])),
+        ]);
+        if (spec.config.logDirectory) {
+          step = `create the log directory ${spec.config.logDirectory}`;
+          fs.mkdirSync(spec.config.logDirectory, { recursive: true, mode: 0o755 });
+        }
+
+        let network = rec.network;
+        if (rec.networkAttached && this.d.network) {
+          step = 'set up the pod network';
+          const { ips } = await this.d.network.setupPodNetwork(podNetworkSpec(rec, pinned.nsPaths));
+          network = { ip: ips[0] ?? '', additionalIps: ips.slice(1) };
+          await writePodFile(rec.hostsFile, hostsFor(rec.hostname, ips.slice(0, 1)));
+          crashPoint('pod-run:after-network');
+        }
+        step = 'write the sandbox record';
+        // The results of the steps go into the record with the state change: one write.
+        await this.d.store.update(id, (r) => {
+          r.nsPaths = pinned.nsPaths;
+          r.pausePid = pinned.pausePid;
+          r.network = network;
+          markReady(r);
+        });
+        this.d.logger.info('pod sandbox ready', { id, name: key, handler: handler.name, ip: rec.network.ip });
+        return id;
+      } catch (err) {
+        throw await this.rollBack(rec, wrapError(`RunPodSandbox ${key}: cannot ${step}`, err));
+      }
+    });
+  }
+
+  /**
+   * The record, in 'creating'. What a rollback must undo is decided up front
+   * and saved with it (one fsync'd write instead of one per step), so a
+   * rollback after a crash knows it too.
+   */
+  private newRecord(id: string, spec: PodSpec, runtimeHandler: string): SandboxRecord {
+    const stateDir = path.join(this.d.podsStateDir, id);
+    const filesDir = path.join(this.d.podsRootDir, id);
+    const cgroupPath = spec.cgroupPath;
+    const createdByBerth =
+      !new PodCgroup(this.d.cgroupLayout(), cgroupPath).exists() ||
+      this.d.store.list((o) => o.id !== id && o.cgroup.path === cgroupPath && o.cgroup.createdByBerth).length > 0;
+    return {
+      id,
+      metadata: spec.metadata,
+      state: initialSandboxState(),
+      createdAt: nowNs(),
+      runtimeHandler,
+      config: spec.config,
+      namespaceModes: spec.namespaceModes,
+      nsPaths: {},
+      stateDir,
+      filesDir,
+      shmPath: spec.namespaceModes.ipc === 'POD' ? path.join(stateDir, 'shm') : undefined,
+      hostnameFile: path.join(filesDir, 'hostname'),
+      hostsFile: path.join(filesDir, 'hosts'),
+      resolvConfFile: path.join(filesDir, 'resolv.conf'),
+      hostname: spec.hostname || os.hostname(),
+      cgroup: { path: cgroupPath, createdByBerth },
+      network: { ip: '', additionalIps: [] },
+      networkAttached: spec.namespaceModes.network === 'POD' && this.d.network !== undefined,
+    };
+  }
+
+  /** Undoes a failed creation and frees its name; returns the failure to throw. */
+  private async rollBack(rec: SandboxRecord, failure: Error): Promise<Error> {
+    const key = sandboxNameKey(rec.metadata);
+    this.d.logger.warn('pod sandbox creation failed; rolling back', { id: rec.id, name: key, error: failure.message });
+    try {
+      await this.o.teardown.undoAll(rec);
+      await this.d.store.delete(rec.id);
+    } catch (undoErr) {
+      // The record stays ('creating', hidden from List) so the next start retries the rollback.
+      this.d.logger.error('rollback of a failed pod sandbox incomplete', { id: rec.id, error: errorMessage(undoErr) });
+    } finally {
+      // The kubelet retries with the same name: it must not meet a pod it never saw.
+      this.d.store.releaseName(key, rec.id);
+    }
+    return failure;
+  }
+}

@@ -3,7 +3,7 @@
 // provider reads them.
 import type { ContainerRecord } from '../container/record';
 import type { ContainerService } from '../container/service';
-import type { UsageSample } from '../container/stats';
+import type { UsageSample } from '../cgroups/usage';
 import { invalidArgument } from '../errors';
 import type { ContainerStats } from '../gen/runtime/v1/ContainerStats';
 import type { ContainerStatsRequest__Output } from '../gen/runtime/v1/ContainerStatsRequest';
@@ -19,7 +19,7 @@ import type { PodSandboxStatsRequest__Output } from '../gen/runtime/v1/PodSandbo
 import type { PodSandboxStatsResponse } from '../gen/runtime/v1/PodSandboxStatsResponse';
 import type { SandboxRecord } from '../sandbox/record';
 import type { CriContext } from './context';
-import { containerFilter } from './container_filter';
+import { containerFilter, podFilter } from './filters';
 
 const u64 = (v: string | undefined): { value: string } | null => (v === undefined ? null : { value: v });
 
@@ -77,15 +77,8 @@ export async function listContainerStats(ctx: CriContext, req: ListContainerStat
 async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandboxStats> {
   const sandboxes = ctx.sandboxes;
   const containers = ctx.containers;
-  let cg: UsageSample | undefined;
-  if (pod.state === 'ready') {
-    const s = sandboxes.cgroupStats(pod.id);
-    cg = {
-      timestampNs: s.timestampNs,
-      cpuUsageNs: s.cpuUsageNs,
-      memory: { memoryUsageBytes: s.memoryUsageBytes, memoryWorkingSetBytes: s.memoryWorkingSetBytes, memoryRssBytes: s.memoryRssBytes },
-    };
-  }
+  // The pod cgroup's CPU rate (usage_nano_cores) is taken between two samples, as for containers.
+  const cg: UsageSample | undefined = pod.state === 'ready' ? sandboxes.usage(pod) : undefined;
   const running = containers.list((c) => c.podSandboxId === pod.id && c.state === 'CONTAINER_RUNNING');
   return {
     attributes: { id: pod.id, metadata: pod.metadata, labels: pod.config.labels ?? {}, annotations: pod.config.annotations ?? {} },
@@ -108,6 +101,6 @@ export async function podSandboxStats(ctx: CriContext, req: PodSandboxStatsReque
 export async function listPodSandboxStats(ctx: CriContext, req: ListPodSandboxStatsRequest__Output): Promise<ListPodSandboxStatsResponse> {
   const sandboxes = ctx.sandboxes;
   const f = req.filter;
-  const pods = sandboxes.list({ id: f?.id ?? '', labelSelector: f?.labelSelector ?? {}, state: { state: 'SANDBOX_READY' } });
+  const pods = sandboxes.list(podFilter(sandboxes, { ...f, state: { state: 'SANDBOX_READY' } }));
   return { stats: await Promise.all(pods.map((p) => podStatsOf(ctx, p))) };
 }

@@ -8,26 +8,19 @@ import { invalidArgument } from '../errors';
 import type { CriContext } from './context';
 import type { ContainerRecord } from '../container/record';
 import type { ContainerStatus } from '../gen/runtime/v1/ContainerStatus';
-import { imageView } from './container_view';
+import { containerOf } from './container_view';
 
 /** The CRI view of a container record (shared with GetContainerEvents). */
 export function containerStatusOf(ctx: CriContext, c: ContainerRecord): ContainerStatus {
-  const view = imageView(c, ctx.images);
+  // ContainerStatus has no pod_sandbox_id.
+  const { podSandboxId: _pod, ...base } = containerOf(c, ctx.images);
   return {
-    id: c.id,
-    metadata: c.metadata,
-    state: c.state,
-    createdAt: c.createdAt,
+    ...base,
     startedAt: c.startedAt,
     finishedAt: c.finishedAt,
     exitCode: c.exitCode,
-    image: { image: view.image, annotations: c.config.image?.annotations ?? {}, userSpecifiedImage: c.imageName },
-    imageRef: view.imageRef,
-    imageId: view.imageId,
     reason: c.reason,
     message: c.message,
-    labels: c.config.labels ?? {},
-    annotations: c.config.annotations ?? {},
     mounts: c.config.mounts ?? [],
     logPath: c.logPath,
     resources: c.resources ? { linux: c.resources } : null,

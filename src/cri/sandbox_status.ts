@@ -5,6 +5,7 @@ import type { ListPodSandboxRequest__Output } from '../gen/runtime/v1/ListPodSan
 import type { ListPodSandboxResponse } from '../gen/runtime/v1/ListPodSandboxResponse';
 import { invalidArgument } from '../errors';
 import type { CriContext } from './context';
+import { podFilter } from './filters';
 import { podSandboxOf, podSandboxStatusOf } from './sandbox_common';
 import { nowNs } from '../util/time';
 
@@ -46,5 +47,5 @@ export async function podSandboxStatus(
 
 export async function listPodSandbox(ctx: CriContext, req: ListPodSandboxRequest__Output): Promise<ListPodSandboxResponse> {
   const sandboxes = ctx.sandboxes;
-  return { items: sandboxes.list(req.filter).map((rec) => podSandboxOf(sandboxes, rec)) };
+  return { items: sandboxes.list(podFilter(sandboxes, req.filter)).map((rec) => podSandboxOf(sandboxes, rec)) };
 }

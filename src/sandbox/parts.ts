@@ -10,8 +10,7 @@ import type { SandboxStore } from './store';
 export interface SandboxParts {
   store: SandboxStore;
   pinner: NamespacePinner;
-  /** Absent: pods get their own network namespace but no interfaces (tests). */
-  network?: PodNetwork;
+  network: PodNetwork;
   /** Detected from the host on first use. */
   cgroupLayout(): CgroupLayout;
   logger: Logger;

@@ -114,7 +114,7 @@ export class PodCreator {
         }
 
         let network = rec.network;
-        if (rec.networkAttached && this.d.network) {
+        if (rec.networkAttached) {
           step = 'set up the pod network';
           const { ips } = await this.d.network.setupPodNetwork(podNetworkSpec(rec, pinned.nsPaths));
           network = { ip: ips[0] ?? '', additionalIps: ips.slice(1) };
@@ -167,7 +167,7 @@ export class PodCreator {
       hostname: spec.hostname || os.hostname(),
       cgroup: { path: cgroupPath, createdByBerth },
       network: { ip: '', additionalIps: [] },
-      networkAttached: spec.namespaceModes.network === 'POD' && this.d.network !== undefined,
+      networkAttached: spec.namespaceModes.network === 'POD',
     };
   }
 

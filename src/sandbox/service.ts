@@ -4,13 +4,12 @@
 // in run.ts (create and roll back), teardown.ts (stop and remove),
 // recovery.ts (start-up) and namespaces/ (pinning, berth-pause, propagation).
 import * as path from 'node:path';
-import { PodCgroup, type CgroupLayout } from '../cgroups/cgroups';
+import type { CgroupLayout } from '../cgroups/cgroups';
+import { UsageSampler, type UsageSample } from '../cgroups/usage';
 import type { BerthConfig } from '../config/config';
 import { notFound } from '../errors';
-import type { PodSandboxFilter__Output } from '../gen/runtime/v1/PodSandboxFilter';
 import type { Logger } from '../log/logger';
 import type { RuntimeHandler } from '../runtime/handlers';
-import { labelsMatch } from '../store/record_store';
 import { KeyedMutex } from '../util/keyed_mutex';
 import type { PodNetwork } from './cni_adapter';
 import { lazyCgroupLayout, type SandboxParts } from './parts';
@@ -21,15 +20,16 @@ import type { SandboxRecord } from './record';
 import { recoverPods } from './recovery';
 import { PodCreator, type PodSpec } from './run';
 import { SandboxStore } from './store';
-import { NO_POD_CONTAINERS, PodTeardown, type PodContainers } from './teardown';
+import { PodTeardown, type PodContainers } from './teardown';
 
 export interface SandboxServiceOptions {
   config: BerthConfig;
   logger: Logger;
   /** Resolves runtime_handler names (RuntimeHandlerRegistry). */
   handlers: { get(name: string): RuntimeHandler };
-  network?: PodNetwork;
-  containers?: PodContainers;
+  network: PodNetwork;
+  /** The container side: a pod's stop and removal take its containers with it. */
+  containers: PodContainers;
   pinner?: NamespacePinner;
   /** Detected from the host when absent. */
   cgroupLayout?: CgroupLayout;
@@ -53,10 +53,11 @@ export class SandboxService {
   private readonly propagation: PodsMountPropagation;
   /** Liveness of each ready pod's berth-pause, so lists read no /proc file. */
   private readonly pauses = new PauseWatch();
+  private readonly sampler: UsageSampler;
 
   constructor(opts: SandboxServiceOptions) {
     const logger = opts.logger.child({ component: 'sandbox' });
-    this.containers = opts.containers ?? NO_POD_CONTAINERS;
+    this.containers = opts.containers;
     this.defaultCgroupParent = opts.defaultCgroupParent ?? '/berth';
     const podsStateDir = path.join(opts.config.state, 'pods');
     const podsRootDir = path.join(opts.config.root, 'pods');
@@ -65,6 +66,7 @@ export class SandboxService {
     const cgroupLayout = lazyCgroupLayout(opts.cgroupLayout);
     this.parts = { store: this.store, pinner, network: opts.network, cgroupLayout, logger, podsStateDir, podsRootDir };
     this.propagation = new PodsMountPropagation(podsStateDir, pinner, logger);
+    this.sampler = new UsageSampler(cgroupLayout);
     this.teardown = new PodTeardown(this.parts, () => this.containers);
     this.creator = new PodCreator(this.parts, {
       locks: this.locks,
@@ -98,15 +100,9 @@ export class SandboxService {
     return rec;
   }
 
-  /** Pods as ListPodSandbox shows them, oldest first; pods still being created are left out. */
-  list(filter?: PodSandboxFilter__Output | null): SandboxRecord[] {
-    return this.store.list(
-      (r) =>
-        r.state !== 'creating' &&
-        (!filter?.id || r.id.startsWith(filter.id)) &&
-        (!filter?.state || this.criState(r) === filter.state.state) &&
-        labelsMatch(r.config.labels, filter?.labelSelector),
-    );
+  /** Pods RunPodSandbox returned (those still being created are left out), oldest first, that pass `filter`. */
+  list(filter?: (rec: SandboxRecord) => boolean): SandboxRecord[] {
+    return this.store.list((r) => r.state !== 'creating' && (!filter || filter(r)));
   }
 
   /**
@@ -137,13 +133,15 @@ export class SandboxService {
 
   /** Stops (if needed) and deletes the pod and its containers. Missing pod: nothing to do. */
   remove(idOrPrefix: string): Promise<void> {
-    return this.locked(idOrPrefix, (rec) => this.teardown.remove(rec));
+    return this.locked(idOrPrefix, async (rec) => {
+      await this.teardown.remove(rec);
+      this.sampler.forget(rec.cgroup.path);
+    });
   }
 
-  /** Live CPU/memory figures of the pod cgroup. */
-  cgroupStats(id: string): ReturnType<PodCgroup['stats']> {
-    const rec = this.get(id);
-    return new PodCgroup(this.parts.cgroupLayout(), rec.cgroup.path).stats();
+  /** CPU (with its rate since the last sample) and memory of the pod cgroup. */
+  usage(rec: SandboxRecord): UsageSample {
+    return this.sampler.sample(rec.cgroup.path);
   }
 
   /** Runs `fn` on the pod under its lock; a pod missing (or removed meanwhile) is nothing to do. */

@@ -20,12 +20,6 @@ export interface PodContainers {
   removeContainersOfPod(podId: string): Promise<void>;
 }
 
-/** The container side of a berthd without containers (and of tests). */
-export const NO_POD_CONTAINERS: PodContainers = {
-  stopContainersOfPod: async () => undefined,
-  removeContainersOfPod: async () => undefined,
-};
-
 interface Rpc {
   name: string;
   verb: string;
@@ -89,7 +83,7 @@ export class PodTeardown {
 
   /** Stop-time teardown: network, pause, namespaces, shm. */
   async stopResources(rec: SandboxRecord): Promise<void> {
-    if (rec.networkAttached && this.d.network) {
+    if (rec.networkAttached) {
       try {
         await this.d.network.teardownPodNetwork(podNetworkRef(rec));
       } catch (err) {

@@ -13,9 +13,24 @@ import { detectCgroupLayout } from '../../src/cgroups/cgroups';
 import { mountsUnder } from '../../src/sandbox/namespaces/mounts';
 import { NamespacePinner } from '../../src/sandbox/namespaces/pinner';
 import { SandboxService, type SandboxServiceOptions } from '../../src/sandbox/service';
+import type { PodNetwork } from '../../src/sandbox/cni_adapter';
+import type { PodContainers } from '../../src/sandbox/teardown';
 import type { PodSandboxConfig__Output } from '../../src/gen/runtime/v1/PodSandboxConfig';
 import type { CriContext } from '../../src/cri/context';
 import { runPodSandbox } from '../../src/cri/sandbox_run';
+import { testCriContext } from '../helpers/cri_context';
+
+/** Pods get their own network namespace but no interfaces. */
+export const NO_NETWORK: PodNetwork = {
+  setupPodNetwork: async () => ({ ips: [] }),
+  teardownPodNetwork: async () => undefined,
+};
+
+/** A berthd side with no containers in any pod. */
+export const NO_CONTAINERS: PodContainers = {
+  stopContainersOfPod: async () => undefined,
+  removeContainersOfPod: async () => undefined,
+};
 
 export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const PINNS = path.join(REPO, 'build', 'berth-pinns');
@@ -47,6 +62,8 @@ export class SandboxFixture {
       handlers: this.handlers,
       pinner: new NamespacePinner(PINNS),
       defaultCgroupParent: this.cgroupParent,
+      network: NO_NETWORK,
+      containers: NO_CONTAINERS,
       ...extra,
     });
     await svc.load();
@@ -140,7 +157,7 @@ export function nsenter(args: string[]): string {
 
 /** A CRI context with just the sandbox service, for the pod RPC modules. */
 export function podContext(svc: SandboxService): CriContext {
-  return { sandboxes: svc } as unknown as CriContext;
+  return testCriContext({ sandboxes: svc });
 }
 
 /** RunPodSandbox through the CRI module (its request checks included); the new pod's id. */

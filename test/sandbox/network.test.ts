@@ -44,6 +44,6 @@ describe('sandbox with a CNI network', function () {
     assert.deepEqual(await net.bridgePorts(), []);
     await svc.stop(id); // teardown is not repeated once done
     await svc.remove(id);
-    assert.deepEqual(svc.list(null), []);
+    assert.deepEqual(svc.list(), []);
   });
 });

@@ -11,6 +11,7 @@ import type { PodNetworkRef, PodNetworkSpec } from '../../src/network/cni';
 import type { PodNetwork } from '../../src/sandbox/cni_adapter';
 import type { SandboxService } from '../../src/sandbox/service';
 import { nsenter, podConfig, runPod, SandboxFixture } from './fixture';
+import { podFilter, type PodFilterFields } from '../../src/cri/filters';
 
 function isMountpoint(p: string, fstype?: string): boolean {
   return readMountInfo().some((m) => m.mountpoint === path.resolve(p) && (!fstype || m.fstype === fstype));
@@ -123,9 +124,12 @@ describe('sandbox service', function () {
     // Cgroup in every hierarchy.
     const sub = `poduid-pod-a-${process.pid}`;
     for (const d of fx.cgroupDirs(sub)) assert.ok(fs.existsSync(d), `missing cgroup ${d}`);
-    const stats = svc.cgroupStats(id);
-    assert.match(stats.memoryUsageBytes ?? '', /^\d+$/);
-    assert.match(stats.cpuUsageNs ?? '', /^\d+$/);
+    const first = svc.usage(rec);
+    assert.match(first.memory.memoryUsageBytes ?? '', /^\d+$/);
+    assert.match(first.cpuUsageNs ?? '', /^\d+$/);
+    assert.equal(first.cpuNanoCores, undefined, 'a rate needs two samples');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.match(svc.usage(rec).cpuNanoCores ?? '', /^\d+$/, 'the pod CPU rate (usage_nano_cores) from the second sample on');
 
     // Stop: namespaces and shm go, berth-pause dies, the pod stays (NOTREADY).
     await svc.stop(id);
@@ -201,8 +205,8 @@ describe('sandbox service', function () {
     // PodSandboxStatus's path: checked now.
     await svc.checkPause(rec);
     assert.equal(svc.criState(rec), 'SANDBOX_NOTREADY');
-    assert.deepEqual(svc.list({ id: '', state: { state: 'SANDBOX_NOTREADY' }, labelSelector: {} }).map((r) => r.id), [id]);
-    assert.deepEqual(svc.list({ id: '', state: { state: 'SANDBOX_READY' }, labelSelector: {} }).map((r) => r.id), []);
+    assert.deepEqual(svc.list(podFilter(svc, { id: '', state: { state: 'SANDBOX_NOTREADY' }, labelSelector: {} })).map((r) => r.id), [id]);
+    assert.deepEqual(svc.list(podFilter(svc, { id: '', state: { state: 'SANDBOX_READY' }, labelSelector: {} })).map((r) => r.id), []);
     await svc.remove(id);
     assertGone(id);
   });
@@ -211,12 +215,12 @@ describe('sandbox service', function () {
     const ready = { id: '', state: { state: 'SANDBOX_READY' as const }, labelSelector: {} };
     const keep = await runPod(svc, podConfig({ linux: null, hostname: '' }, 'bg-keep'), '');
     const id = await runPod(svc, podConfig({ linux: null, hostname: '' }, 'bg-dies'), '');
-    const listed = (): string[] => svc.list(ready).map((r) => r.id);
+    const listed = (): string[] => svc.list(podFilter(svc, ready)).map((r) => r.id);
     assert.deepEqual(listed().filter((x) => x === id || x === keep).sort(), [id, keep].sort());
     process.kill(svc.get(id).pausePid!, 'SIGKILL');
     let states: string[] = [];
     for (let i = 0; i < 100; i++) {
-      states = svc.list({ id, state: null, labelSelector: {} }).map((r) => svc.criState(r));
+      states = svc.list(podFilter(svc, { id, state: null, labelSelector: {} })).map((r) => svc.criState(r));
       if (states[0] === 'SANDBOX_NOTREADY') break;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -242,7 +246,7 @@ describe('sandbox service', function () {
     const a = await runPod(svc, podConfig({ labels: { tier: 'web', app: 'x' } }, 'flt-a'), '');
     const b = await runPod(svc, podConfig({ labels: { tier: 'db', app: 'x' } }, 'flt-b'), '');
     await svc.stop(b);
-    const ids = (f: Parameters<SandboxService['list']>[0]): string[] => svc.list(f).map((r) => r.id);
+    const ids = (f: PodFilterFields | null): string[] => svc.list(podFilter(svc, f)).map((r) => r.id);
     assert.deepEqual(ids({ id: a.slice(0, 10), state: null, labelSelector: {} }), [a]);
     assert.deepEqual(ids({ id: '', state: { state: 'SANDBOX_READY' }, labelSelector: {} }), [a]);
     assert.deepEqual(ids({ id: '', state: { state: 'SANDBOX_NOTREADY' }, labelSelector: {} }), [b]);
@@ -294,7 +298,7 @@ describe('sandbox service', function () {
     const cfg = podConfig({}, 'netfail');
     await rejects(runPod(netSvc, cfg, ''), 'INTERNAL', /set up the pod network: no IP addresses/);
     assert.deepEqual(calls, ['setup netfail true', 'teardown netfail']);
-    assert.deepEqual(netSvc.list(null).filter((r) => r.metadata.name === 'netfail'), []);
+    assert.deepEqual(netSvc.list().filter((r) => r.metadata.name === 'netfail'), []);
     assert.deepEqual(fx.mountsUnderDir().filter((m) => m !== path.join(fx.config.state, 'pods')), []);
 
     fail = false;

@@ -1,0 +1,121 @@
+// Malformed CRI requests (issue #16) against a real berthd over its socket:
+// each once hung berthd or its connection, or left state behind. After them
+// berthd must still answer at once, hold nothing from them, and restart
+// without a failed rollback.
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import { detectCgroupLayout } from '../../src/cgroups/cgroups';
+import { CriClient } from '../../src/client/cri_client';
+import type { PodSandboxConfig } from '../../src/gen/runtime/v1/PodSandboxConfig';
+import { TestBerthd } from '../helpers/berthd';
+import { buildPinns } from '../sandbox/fixture';
+
+const INVALID_ARGUMENT = 3;
+/** Short enough that a hung call fails the test instead of the suite timing out. */
+const CALL = { deadlineMs: 5000 };
+
+/** The call's error; it must be INVALID_ARGUMENT with a short message matching `re`. */
+async function invalid(call: Promise<unknown>, re: RegExp): Promise<grpc.ServiceError> {
+  const err = (await call.then(
+    () => assert.fail('the request was accepted'),
+    (e: unknown) => e,
+  )) as grpc.ServiceError;
+  assert.equal(err.code, INVALID_ARGUMENT, err.message);
+  assert.ok(Buffer.byteLength(err.details) <= 1024, `status message of ${Buffer.byteLength(err.details)} bytes`);
+  assert.match(err.details, re);
+  return err;
+}
+
+/** Version on the same connection, answered in well under the bound (a stalled connection never answers). */
+async function answersVersion(cri: CriClient): Promise<void> {
+  const t0 = Date.now();
+  const v = await cri.runtime.Version({}, CALL);
+  assert.equal(v.runtimeName, 'berth');
+  assert.ok(Date.now() - t0 < 2000, `Version took ${Date.now() - t0} ms`);
+}
+
+function podConfig(uid: string, extra: Partial<PodSandboxConfig> = {}): PodSandboxConfig {
+  return {
+    metadata: { name: 'bad', namespace: 'malformed', uid, attempt: 0 },
+    linux: { securityContext: { namespaceOptions: { network: 'NODE', pid: 'CONTAINER', ipc: 'NODE' } } },
+    ...extra,
+  };
+}
+
+describe('malformed CRI requests (berthd, issue #16)', function () {
+  this.timeout(120_000);
+  let d: TestBerthd;
+  const tag = randomBytes(4).toString('hex');
+  const procMount = (): string => path.join(d.dir, 'proc');
+  /** Cgroups the requests below must not leave (the default parent is /berth). */
+  const leftovers = (): string[] =>
+    detectCgroupLayout()
+      .hierarchies.map((h) => path.join(h.mountpoint, 'berth', `podx${tag}`))
+      .filter((p) => fs.existsSync(p));
+
+  /** A connection of its own per test, so a stall one request causes shows in that test only. */
+  let c: CriClient;
+
+  before(async () => {
+    buildPinns();
+    d = await TestBerthd.start();
+  });
+  beforeEach(() => {
+    c = new CriClient(d.socket);
+  });
+  afterEach(() => c.close());
+
+  after(async () => {
+    if (!d) return;
+    try {
+      execFileSync('umount', [procMount()], { stdio: 'ignore' });
+    } catch {
+      // not mounted
+    }
+    // A hung berthd (the bug) ignores SIGTERM.
+    const stopped = await Promise.race([d.stop(), new Promise((r) => setTimeout(() => r('hung'), 5000))]);
+    if (stopped === 'hung') await d.stop('SIGKILL');
+    // What the unfixed berthd made from uid "x<tag>/y".
+    for (const dir of leftovers()) {
+      for (const sub of [path.join(dir, 'y'), dir]) {
+        try {
+          fs.rmdirSync(sub);
+        } catch {
+          // not there
+        }
+      }
+    }
+    await d.cleanup();
+  });
+
+  it('1: over-long ids, image names and pod CIDRs get INVALID_ARGUMENT and the connection stays usable', async () => {
+    const rt = c.runtime;
+    const id = 'é'.repeat(20_000); // 40 KB of non-ASCII
+    await invalid(rt.ContainerStatus({ containerId: id }, CALL), /container_id is 40000 bytes long; at most 64/);
+    await answersVersion(c);
+    await invalid(c.image.PullImage({ image: { image: `registry.example/${'a'.repeat(40_000)}` } }, CALL), /image is \d+ bytes long/);
+    await answersVersion(c);
+    await invalid(
+      rt.UpdateRuntimeConfig({ runtimeConfig: { networkConfig: { podCidr: `10.0.0.0/8,${'1'.repeat(40_000)}` } } }, CALL),
+      /pod_cidr is \d+ bytes long/,
+    );
+    await answersVersion(c);
+    await invalid(rt.PodSandboxStatus({ podSandboxId: 'f'.repeat(65) }, CALL), /pod_sandbox_id is 65 bytes/);
+  });
+
+  it('1: a status message echoing request data is capped, and so is its log line', async () => {
+    // A sysctl name is not an id, name or reference: it is echoed in full by its check.
+    const err = await invalid(
+      c.runtime.RunPodSandbox({ config: podConfig(`u${tag}`, { linux: { sysctls: { [`é${'x'.repeat(40_000)}`]: '1' } } }) }, CALL),
+      /not a valid sysctl name|cut from \d+ bytes/,
+    );
+    assert.match(err.details, /cut from \d+ bytes\)$/);
+    await answersVersion(c);
+    const longest = Math.max(...d.output.split('\n').map((l) => Buffer.byteLength(l)));
+    assert.ok(longest < 16_384, `berthd logged a line of ${longest} bytes`);
+  });
+});

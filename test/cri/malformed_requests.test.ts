@@ -118,4 +118,23 @@ describe('malformed CRI requests (berthd, issue #16)', function () {
     const longest = Math.max(...d.output.split('\n').map((l) => Buffer.byteLength(l)));
     assert.ok(longest < 16_384, `berthd logged a line of ${longest} bytes`);
   });
+
+  it('3: an over-long pod uid or cgroup component is refused before anything is made', async () => {
+    const rt = c.runtime;
+    await invalid(rt.RunPodSandbox({ config: podConfig('u'.repeat(300)) }, CALL), /metadata\.uid is 300 bytes long; at most 128/);
+    await invalid(
+      rt.RunPodSandbox({ config: podConfig(`c${tag}`, { linux: { cgroupParent: `/berth/${'c'.repeat(300)}` } }) }, CALL),
+      /component longer than 255 bytes/,
+    );
+    await invalid(rt.RunPodSandbox({ config: podConfig(`n${tag}`, { metadata: { name: 'n'.repeat(254), namespace: 'x', uid: `n${tag}` } }) }, CALL), /metadata\.name is 254 bytes/);
+    assert.deepEqual((await rt.ListPodSandbox({}, CALL)).items, []);
+  });
+
+  it('4: a pod uid with "/" or ".." never reaches a path', async () => {
+    const rt = c.runtime;
+    await invalid(rt.RunPodSandbox({ config: podConfig(`x${tag}/y`) }, CALL), /metadata\.uid may hold only/);
+    await invalid(rt.RunPodSandbox({ config: podConfig('..') }, CALL), /metadata\.uid may hold only/);
+    await invalid(rt.RunPodSandbox({ config: podConfig(`v${tag}`, { metadata: { name: 'a/b', namespace: 'x', uid: `v${tag}` } }) }, CALL), /metadata\.name must not contain/);
+    assert.deepEqual(leftovers(), []);
+  });
 });

@@ -8,6 +8,7 @@ import { resolvConfFor, validateHostname } from '../sandbox/pod_files';
 import type { NamespaceModeName } from '../sandbox/record';
 import type { PodSpec } from '../sandbox/run';
 import { validateSysctls } from '../sandbox/sysctls';
+import { pseudoFsProblem } from '../util/dirs';
 
 /**
  * A pod uid becomes a path component (the default pod cgroup is
@@ -32,6 +33,13 @@ function validateMetadata(md: { name: string; namespace: string; uid: string }):
       throw invalidArgument(`RunPodSandbox: metadata.${field} must not contain control characters, "/", ";", "=" or ","`);
     }
   }
+}
+
+/** log_directory: absolute, and not in a pseudo-filesystem (mkdir there fails, or never ends). */
+function validateLogDirectory(dir: string): void {
+  if (!path.isAbsolute(dir)) throw invalidArgument(`log_directory "${dir}" must be an absolute path`);
+  const problem = pseudoFsProblem(dir);
+  if (problem) throw invalidArgument(`log_directory "${dir}" cannot hold logs: ${problem}`);
 }
 
 function modeOf(v: string | undefined, field: string, allowed: NamespaceModeName[]): NamespaceModeName {
@@ -68,9 +76,7 @@ export function podSpecOf(config: PodSandboxConfig__Output | null, runtimeHandle
   if (hostname) validateHostname(hostname);
   const cgroupPath = validateCgroupPath(linux?.cgroupParent || `${defaultCgroupParent}/pod${md.uid}`);
   const resolvConf = resolvConfFor(config.dnsConfig);
-  if (config.logDirectory && !path.isAbsolute(config.logDirectory)) {
-    throw invalidArgument(`log_directory "${config.logDirectory}" must be an absolute path`);
-  }
+  if (config.logDirectory) validateLogDirectory(config.logDirectory);
   return {
     config,
     metadata: { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt },

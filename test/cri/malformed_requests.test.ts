@@ -137,4 +137,32 @@ describe('malformed CRI requests (berthd, issue #16)', function () {
     await invalid(rt.RunPodSandbox({ config: podConfig(`v${tag}`, { metadata: { name: 'a/b', namespace: 'x', uid: `v${tag}` } }) }, CALL), /metadata\.name must not contain/);
     assert.deepEqual(leftovers(), []);
   });
+
+  // Last of the requests: the unfixed berthd never answers again after it.
+  it('2: a log_directory on a pseudo-filesystem is refused, and berthd stays responsive', async () => {
+    const rt = c.runtime;
+    await invalid(rt.RunPodSandbox({ config: podConfig(`p1${tag}`, { logDirectory: '/proc/1/x' }) }, CALL), /under \/proc/);
+    await answersVersion(c);
+    await invalid(rt.RunPodSandbox({ config: podConfig(`p2${tag}`, { logDirectory: '/var/log/../../sys/x' }) }, CALL), /under \/sys/);
+    // Through a symlink, and a procfs mounted elsewhere (found by its filesystem type).
+    const link = path.join(d.dir, 'to-proc');
+    fs.symlinkSync('/proc/self', link);
+    await invalid(rt.RunPodSandbox({ config: podConfig(`p3${tag}`, { logDirectory: `${link}/x` }) }, CALL), /resolves to \/proc/);
+    fs.mkdirSync(procMount());
+    execFileSync('mount', ['-t', 'proc', 'proc', procMount()]);
+    await invalid(
+      rt.RunPodSandbox({ config: podConfig(`p4${tag}`, { logDirectory: `${procMount()}/1/x` }) }, CALL),
+      /is on a proc filesystem/,
+    );
+    execFileSync('umount', [procMount()]);
+    // A container's log_path may not climb out of the pod's log directory.
+    await invalid(
+      rt.CreateContainer(
+        { podSandboxId: 'f'.repeat(64), config: { metadata: { name: 'c' }, image: { image: 'busybox' }, logPath: '../../../proc/1/x/0.log' } },
+        CALL,
+      ),
+      /log_path .* must stay inside/,
+    );
+    await answersVersion(c);
+  });
 });

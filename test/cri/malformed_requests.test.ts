@@ -11,6 +11,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { detectCgroupLayout } from '../../src/cgroups/cgroups';
 import { CriClient } from '../../src/client/cri_client';
 import type { PodSandboxConfig } from '../../src/gen/runtime/v1/PodSandboxConfig';
+import type { SandboxRecord } from '../../src/sandbox/record';
 import { TestBerthd } from '../helpers/berthd';
 import { buildPinns } from '../sandbox/fixture';
 
@@ -138,6 +139,13 @@ describe('malformed CRI requests (berthd, issue #16)', function () {
     assert.deepEqual(leftovers(), []);
   });
 
+  it('5: a malformed image reference is INVALID_ARGUMENT naming it', async () => {
+    for (const ref of ['localhost:99999/app', '[1:2]/app:v1']) {
+      const err = await invalid(c.image.PullImage({ image: { image: ref } }, CALL), /invalid image reference/);
+      assert.ok(err.details.includes(`"${ref}"`), err.details);
+    }
+  });
+
   // Last of the requests: the unfixed berthd never answers again after it.
   it('2: a log_directory on a pseudo-filesystem is refused, and berthd stays responsive', async () => {
     const rt = c.runtime;
@@ -164,5 +172,48 @@ describe('malformed CRI requests (berthd, issue #16)', function () {
       /log_path .* must stay inside/,
     );
     await answersVersion(c);
+  });
+
+  it('after all of them: nothing stored, no cgroups, a clean restart that empties <state>/tmp', async () => {
+    await answersVersion(c);
+    assert.deepEqual((await c.runtime.ListPodSandbox({}, CALL)).items, []);
+    assert.deepEqual(leftovers(), []);
+    const podRecords = path.join(d.root, 'pods');
+    assert.deepEqual(fs.readdirSync(podRecords).filter((f) => f.endsWith('.json')), []);
+
+    // kill -9 mid-call leaves scratch files in <state>/tmp; and an older berthd
+    // could leave a pod record whose rollback failed on an over-long cgroup name.
+    await d.stop('SIGKILL');
+    const stale = path.join(d.state, 'tmp', 'runc-exec-stale');
+    fs.mkdirSync(stale, { recursive: true });
+    fs.writeFileSync(path.join(stale, 'process.json'), '{}');
+    const id = randomBytes(32).toString('hex');
+    const stuck: SandboxRecord = {
+      id,
+      metadata: { name: 'stuck', uid: 'u'.repeat(300), namespace: 'malformed', attempt: 0 },
+      state: 'creating',
+      createdAt: String(Date.now() * 1e6),
+      runtimeHandler: 'runc',
+      config: podConfig('stuck') as SandboxRecord['config'],
+      namespaceModes: { network: 'NODE', pid: 'CONTAINER', ipc: 'NODE' },
+      nsPaths: {},
+      stateDir: path.join(d.state, 'pods', id),
+      filesDir: path.join(podRecords, id),
+      hostnameFile: path.join(podRecords, id, 'hostname'),
+      hostsFile: path.join(podRecords, id, 'hosts'),
+      resolvConfFile: path.join(podRecords, id, 'resolv.conf'),
+      hostname: 'stuck',
+      cgroup: { path: `/berth/pod${'u'.repeat(300)}`, createdByBerth: true },
+      network: { ip: '', additionalIps: [] },
+      networkAttached: false,
+    };
+    fs.writeFileSync(path.join(podRecords, `${id}.json`), JSON.stringify(stuck));
+
+    await d.launch();
+    await answersVersion(d.cri);
+    assert.doesNotMatch(d.output, /rollback[^\n]*(failed|incomplete)/i);
+    assert.match(d.output, /rolling back a pod sandbox left half-created/);
+    assert.deepEqual(fs.readdirSync(podRecords).filter((f) => f.endsWith('.json')), []);
+    assert.deepEqual(fs.readdirSync(path.join(d.state, 'tmp')), []);
   });
 });

@@ -7,7 +7,8 @@ import { loadCri } from '../proto';
 import type { Metrics } from '../metrics/metrics';
 import { invalidArgument, unimplemented } from '../errors';
 import type { CriContext } from './context';
-import { codeName, toServiceError } from './status_map';
+import { checkRequestBounds } from './bounds';
+import { clipText, codeName, toServiceError } from './status_map';
 import { HANDLERS, STREAM_HANDLERS, type Handler, type StreamHandler } from './handlers';
 
 /** Marks a request whose bytes did not decode, so it gets INVALID_ARGUMENT rather than INTERNAL. */
@@ -15,13 +16,18 @@ class MalformedRequest {
   constructor(readonly reason: string) {}
 }
 
+/** Request data echoed in a log line: ids are 64 bytes, so anything longer is cut (it is logged before the bounds check). */
+const MAX_LOGGED_ID_BYTES = 128;
+/** A stack is logged for internal faults; its first line repeats the message, which may echo request data. */
+const MAX_LOGGED_STACK_BYTES = 8192;
+
 /** Pod and container ids a request or response concerns, for the log line. */
 function subjectIds(obj: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (typeof obj !== 'object' || obj === null) return out;
   const o = obj as Record<string, unknown>;
-  if (typeof o.podSandboxId === 'string' && o.podSandboxId) out.pod = o.podSandboxId;
-  if (typeof o.containerId === 'string' && o.containerId) out.container = o.containerId;
+  if (typeof o.podSandboxId === 'string' && o.podSandboxId) out.pod = clipText(o.podSandboxId, MAX_LOGGED_ID_BYTES);
+  if (typeof o.containerId === 'string' && o.containerId) out.container = clipText(o.containerId, MAX_LOGGED_ID_BYTES);
   return out;
 }
 
@@ -122,6 +128,7 @@ export class CriServer {
       if (request instanceof MalformedRequest) {
         throw invalidArgument(`${method}: malformed request message: ${request.reason}`);
       }
+      checkRequestBounds(method, request);
       if (!handler) throw unimplemented(`${method} is not implemented by berth`);
       response = await handler(this.ctx, request as never, { signal });
       callback(null, response);
@@ -139,7 +146,7 @@ export class CriServer {
           code: codeName(code),
           ms,
           error: se.details,
-          ...(level === 'error' && err instanceof Error && err.stack ? { stack: err.stack } : {}),
+          ...(level === 'error' && err instanceof Error && err.stack ? { stack: clipText(err.stack, MAX_LOGGED_STACK_BYTES) } : {}),
           ...ids,
         });
       }
@@ -180,6 +187,7 @@ export class CriServer {
       if (call.request instanceof MalformedRequest) {
         throw invalidArgument(`${method}: malformed request message: ${call.request.reason}`);
       }
+      checkRequestBounds(method, call.request);
       this.ctx.logger.debug(`${method} stream opened`, { method });
       await handler(this.ctx, call.request as never, {
         write: (msg: never) => void call.write(msg),

@@ -99,6 +99,7 @@ export class Daemon {
     this.stage = 'locked';
     await clearStaleSocket(config.socket);
 
+    await this.handlers.resetTmpDir();
     await this.handlers.probe();
     for (const h of this.handlers.list()) {
       if (!h.ok) logger.warn('runtime handler unusable', { handler: h.name, problem: h.problem });

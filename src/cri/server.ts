@@ -3,6 +3,7 @@
 // and the error-to-status mapping. RPCs without a handler answer
 // UNIMPLEMENTED naming the RPC.
 import * as grpc from '@grpc/grpc-js';
+import { replySerializer } from './encoded_reply';
 import { loadCri } from '../proto';
 import type { Metrics } from '../metrics/metrics';
 import { invalidArgument, unimplemented } from '../errors';
@@ -36,6 +37,7 @@ function wrapDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
   for (const [name, method] of Object.entries(def)) {
     out[name] = {
       ...method,
+      responseSerialize: replySerializer(method),
       requestDeserialize: (buf: Buffer): unknown => {
         try {
           return method.requestDeserialize(buf);

@@ -3,13 +3,13 @@
 // measured once, when it is committed (or at start-up). A writable (active)
 // layer changes under its container: a figure read when older than
 // REFRESH_MS schedules a new walk of that one layer in the background (one
-// walk at a time), so an answer is at most one caller's period old, as with
-// containerd's 10 s snapshot syncer.
+// walk at a time), so a figure is at most REFRESH_MS plus one caller's period
+// old; containerd's snapshot syncer re-walks every 10 s too.
 import * as fsp from 'node:fs/promises';
 import { diskUsage } from '../util/disk_usage';
 
 /** A writable layer's figure older than this is re-measured after it is read. */
-export const REFRESH_MS = 2000;
+export const REFRESH_MS = 10_000;
 
 export interface UsageFigure {
   bytes: bigint;

@@ -10,7 +10,9 @@ import type { BerthConfig } from '../config/config';
 import { notFound } from '../errors';
 import type { Logger } from '../log/logger';
 import type { RuntimeHandler } from '../runtime/handlers';
+import { netnsCounters, type InterfaceCounters } from '../network/netdev';
 import { KeyedMutex } from '../util/keyed_mutex';
+import { nowNs } from '../util/time';
 import type { PodNetwork } from './cni_adapter';
 import { lazyCgroupLayout, type SandboxParts } from './parts';
 import { pauseAlive } from './namespaces/pause';
@@ -130,6 +132,19 @@ export class SandboxService {
   /** CPU (with its rate since the last sample) and memory of the pod cgroup. */
   usage(rec: SandboxRecord): UsageSample {
     return this.sampler.sample(rec.cgroup.path);
+  }
+
+  /**
+   * Per-interface counters of the pod's network namespace, read through a
+   * process in it: berth-pause, else one of `pids` (its running containers).
+   * Host-network pods have none, as with containerd: the node's figures are
+   * the kubelet's to report. Undefined too when no process is in the netns.
+   */
+  networkUsage(rec: SandboxRecord, pids: number[]): { timestampNs: string; interfaces: InterfaceCounters[] } | undefined {
+    const ns = rec.nsPaths.net;
+    if (!ns || rec.state !== 'ready') return undefined;
+    const interfaces = netnsCounters(ns, rec.pausePid !== undefined ? [rec.pausePid, ...pids] : pids);
+    return interfaces && { timestampNs: nowNs(), interfaces };
   }
 
   /** Runs `fn` on the pod under its lock; a pod missing (or removed meanwhile) is nothing to do. */

@@ -28,8 +28,11 @@ export interface ContainerFixture {
   cleanup(): Promise<void>;
 }
 
-/** `extraConfigToml` is appended to berthd's config (e.g. extra runtime handlers). */
-export async function startContainerFixture(extraConfigToml = ''): Promise<ContainerFixture> {
+/**
+ * `extraConfigToml` is appended to berthd's config (e.g. extra runtime
+ * handlers); `cniConfDir` gives pods a CNI network (none by default).
+ */
+export async function startContainerFixture(extraConfigToml = '', cniConfDir = '/nonexistent-berth-test-cni'): Promise<ContainerFixture> {
   const registry = await TestRegistry.start();
   const files: Record<string, Buffer | string | { symlink: string } | { copyOf: string }> = {
     'bin/busybox': { copyOf: '/bin/busybox' },
@@ -57,7 +60,7 @@ export async function startContainerFixture(extraConfigToml = ''): Promise<Conta
     },
   });
   const berthd = await TestBerthd.start({
-    configToml: '[cni]\nconf_dir = "/nonexistent-berth-test-cni"\n' + extraConfigToml,
+    configToml: `[cni]\nconf_dir = ${JSON.stringify(cniConfDir)}\n` + extraConfigToml,
   });
   const image = `${registry.host}/test/busybox:1`;
   const image2 = `${registry.host}/test/busybox:custom`;

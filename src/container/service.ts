@@ -3,6 +3,7 @@
 // remove, teardown, exit monitoring, exec, update, stats and restart
 // recovery. The shim owns the running container; these modules own the
 // records and reach the runtime only through the ContainerRuntime façade.
+import type { CgroupStats } from '../cgroups/cgroups';
 import type { BerthConfig } from '../config/config';
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig';
 import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxContainerResources';
@@ -120,6 +121,11 @@ export class ContainerService {
 
   usage(rec: ContainerRecord): Promise<ContainerUsage> {
     return this.usageReader.usage(rec);
+  }
+
+  /** The running container's cgroup figures, without sampling the CPU rate or walking the writable layer. */
+  cgroupStats(rec: ContainerRecord): Promise<CgroupStats | undefined> {
+    return this.usageReader.cgroupStats(rec);
   }
 
   /** Filesystem the writable layers live on, for FilesystemIdentifier. */

@@ -1,6 +1,6 @@
 // Container resource usage for the CRI stats RPCs: CPU and memory from the
 // container's cgroup, the writable layer from the snapshot's upper dir.
-import { detectCgroupLayout, type CgroupLayout } from '../cgroups/cgroups';
+import { detectCgroupLayout, PodCgroup, type CgroupLayout, type CgroupStats } from '../cgroups/cgroups';
 import { UsageSampler, type UsageSample } from '../cgroups/usage';
 import { diskUsage } from '../util/disk_usage';
 import { nowNs } from '../util/time';
@@ -36,5 +36,12 @@ export class ContainerUsageReader {
       // snapshot gone (being removed): no figure
     }
     return out;
+  }
+
+  /** The cgroup figures alone (no CPU-rate sample, no writable-layer walk), for ListPodSandboxMetrics. */
+  async cgroupStats(rec: ContainerRecord): Promise<CgroupStats | undefined> {
+    await this.monitor.refresh(rec);
+    if (!isRunning(rec) || !rec.cgroupsPath) return undefined;
+    return new PodCgroup((this.layout ??= detectCgroupLayout()), rec.cgroupsPath).stats();
   }
 }

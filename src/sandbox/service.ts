@@ -4,7 +4,7 @@
 // in run.ts (create and roll back), teardown.ts (stop and remove),
 // recovery.ts (start-up) and namespaces/ (pinning, berth-pause, propagation).
 import * as path from 'node:path';
-import type { CgroupLayout } from '../cgroups/cgroups';
+import { PodCgroup, type CgroupLayout, type CgroupStats } from '../cgroups/cgroups';
 import { UsageSampler, type UsageSample } from '../cgroups/usage';
 import type { BerthConfig } from '../config/config';
 import { notFound } from '../errors';
@@ -127,6 +127,11 @@ export class SandboxService {
       await this.teardown.remove(rec);
       this.sampler.forget(rec.cgroup.path);
     });
+  }
+
+  /** The pod cgroup's figures, without sampling the CPU rate (ListPodSandboxMetrics). */
+  cgroupStats(rec: SandboxRecord): CgroupStats {
+    return new PodCgroup(this.parts.cgroupLayout(), rec.cgroup.path).stats();
   }
 
   /** CPU (with its rate since the last sample) and memory of the pod cgroup. */

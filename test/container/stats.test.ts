@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { parseNetDev } from '../../src/network/netdev';
 import { TestNetwork } from '../network/net_helpers';
 import { containerConfig, podConfig, startContainerFixture, waitFor, type ContainerFixture } from './fixture';
@@ -144,5 +144,65 @@ describe('CRI stats: a real pod and containers against the cgroup files and /pro
     assert.deepEqual(await pods({ labelSelector: { tier: 'stats' } }), [podId]);
     assert.deepEqual(await pods({ id: hostPodId.slice(0, 10) }), [hostPodId]);
     assert.ok((await pods({})).includes(podId));
+  });
+
+  it('ListMetricDescriptors and ListPodSandboxMetrics: cAdvisor series that agree with the cgroup files and /proc/net/dev (crictl metricsp)', async () => {
+    const { descriptors } = await rt().ListMetricDescriptors({});
+    const byName = new Map(descriptors.map((d) => [d.name, d]));
+    for (const n of ['container_cpu_usage_seconds_total', 'container_memory_working_set_bytes', 'container_network_receive_bytes_total', 'container_network_transmit_errors_total', 'container_processes']) {
+      assert.ok(byName.has(n), `descriptor ${n}`);
+    }
+    assert.deepEqual(byName.get('container_network_receive_bytes_total')?.labelKeys, ['container', 'id', 'image', 'name', 'namespace', 'pod', 'interface']);
+    const { podMetrics } = await rt().ListPodSandboxMetrics({});
+    const mine = podMetrics.find((p) => p.podSandboxId === podId);
+    assert.ok(mine);
+    assert.ok(podMetrics.some((p) => p.podSandboxId === hostPodId));
+    const all = [...mine.metrics, ...mine.containerMetrics.flatMap((c) => c.metrics)];
+    for (const m of all) {
+      const d = byName.get(m.name);
+      assert.ok(d, `metric ${m.name} has a descriptor`);
+      assert.equal(m.labelValues.length, d.labelKeys.length, m.name);
+    }
+    const value = (ms: typeof all, name: string, extra: (v: string[]) => boolean = () => true) => {
+      const m = ms.find((x) => x.name === name && extra(x.labelValues));
+      assert.ok(m, `no ${name}`);
+      return BigInt(m.value?.value ?? '-1');
+    };
+    const holdMetrics = mine.containerMetrics.find((c) => c.containerId === hold)?.metrics ?? [];
+    const dir = path.join('/sys/fs/cgroup/memory', parent, 'podnet', hold);
+    const ws = readBig(path.join(dir, 'memory.usage_in_bytes')) - memStat(dir, 'total_inactive_file');
+    const got = value(holdMetrics, 'container_memory_working_set_bytes');
+    assert.ok(got - ws <= MiB && ws - got <= MiB, `working set ${got} vs ${ws}`);
+    assert.equal(holdMetrics.find((m) => m.name === 'container_memory_working_set_bytes')?.metricType, 'GAUGE');
+    const burnMetrics = mine.containerMetrics.find((c) => c.containerId === burn)?.metrics ?? [];
+    const cpuS = value(burnMetrics, 'container_cpu_usage_seconds_total');
+    const cpuFile = readBig(path.join('/sys/fs/cgroup/cpuacct', parent, 'podnet', burn, 'cpuacct.usage')) / 1_000_000_000n;
+    assert.ok(cpuS <= cpuFile && cpuS + 1n >= cpuFile, `cpu seconds ${cpuS} vs ${cpuFile}`);
+    assert.equal(burnMetrics.find((m) => m.name === 'container_cpu_usage_seconds_total')?.labelValues.slice(0, 2).join(), `burn,${burn}`);
+    const netns = path.join(fx.berthd.state, 'pods', podId, 'ns', 'net');
+    const eth0 = parseNetDev(execFileSync('nsenter', [`--net=${netns}`, 'cat', '/proc/net/dev'], { encoding: 'utf8' })).find((i) => i.name === 'eth0');
+    const rx = value(mine.metrics, 'container_network_receive_bytes_total', (v) => v[6] === 'eth0');
+    assert.ok(rx > 0n && rx <= BigInt(eth0?.rxBytes ?? '0'), `rx ${rx} vs ${eth0?.rxBytes}`);
+    // PSI where the kernel keeps it for the container (the hybrid host's unified mirror), absent where not.
+    const pressure = path.join('/sys/fs/cgroup/unified', parent, 'podnet', burn, 'cpu.pressure');
+    const psi = burnMetrics.find((m) => m.name === 'container_pressure_cpu_waiting_seconds_total');
+    if (fs.existsSync(pressure)) {
+      const total = BigInt(/^some .*total=(\d+)/m.exec(fs.readFileSync(pressure, 'utf8'))?.[1] ?? '0') / 1_000_000n;
+      const v = BigInt(psi?.value?.value ?? '-1');
+      assert.ok(v <= total && v + 1n >= total, `cpu pressure ${v} vs ${total}`);
+    } else {
+      assert.equal(psi, undefined);
+    }
+    // The series as the kubelet would serve them pass Prometheus' lint.
+    const text = descriptors
+      .map((d) => {
+        const ms = all.filter((m) => m.name === d.name);
+        const type = ms[0] ? ms[0].metricType.toLowerCase() : 'untyped';
+        const lines = ms.map((m) => `${d.name}{${d.labelKeys.map((k, i) => `${k}=${JSON.stringify(m.labelValues[i])}`).join(',')}} ${m.value?.value}`);
+        return [`# HELP ${d.name} ${d.help}`, `# TYPE ${d.name} ${type}`, ...lines].join('\n');
+      })
+      .join('\n');
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: text + '\n', encoding: 'utf8' });
+    assert.equal(lint.status, 0, lint.stdout + lint.stderr);
   });
 });

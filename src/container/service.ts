@@ -17,7 +17,9 @@ import type { Snapshotter } from '../snapshotter/snapshotter';
 import { KeyedMutex } from '../util/keyed_mutex';
 import { ContainerCreator } from './create';
 import type { ContainerDeps, PodLookup } from './deps';
-import { ContainerEventBus } from './events';
+import type { ContainerEventBus } from './events';
+import type { RuntimeMetrics } from '../metrics/runtime_metrics';
+import { liveShimCount } from '../runtime/shim_client';
 import { ContainerExec, type ExecTarget } from './exec';
 import { ExitMonitor } from './monitor';
 import type { ContainerRecord } from './record';
@@ -38,11 +40,14 @@ export interface ContainerServiceOptions {
   snapshotter: Snapshotter;
   pods: PodLookup;
   host: HostInfo;
+  /** Lifecycle events (GetContainerEvents), shared with the pod service. */
+  events: ContainerEventBus;
+  metrics: RuntimeMetrics;
 }
 
 export class ContainerService {
   /** Lifecycle events, for GetContainerEvents. */
-  readonly events = new ContainerEventBus();
+  readonly events: ContainerEventBus;
   readonly store: ContainerStore;
   private readonly deps: ContainerDeps;
   private readonly monitor: ExitMonitor;
@@ -54,6 +59,7 @@ export class ContainerService {
 
   constructor(opts: ContainerServiceOptions) {
     const logger = opts.logger.child({ component: 'containers' });
+    this.events = opts.events;
     this.store = new ContainerStore(opts.config.root, logger);
     const runtime = new ContainerRuntime((name) => opts.handlers.get(name));
     this.deps = { ...opts, logger, store: this.store, runtime, events: this.events, lock: new KeyedMutex() };
@@ -76,16 +82,24 @@ export class ContainerService {
   }
 
   create(podSandboxId: string, config: ContainerConfig__Output, sandboxConfig: PodSandboxConfig__Output | null): Promise<string> {
-    return this.creator.create(podSandboxId, config, sandboxConfig);
+    const handler = this.deps.pods.get(podSandboxId).runtimeHandler;
+    return this.deps.metrics.operation('create_container', handler, () => this.creator.create(podSandboxId, config, sandboxConfig));
   }
 
   start(idOrPrefix: string): Promise<void> {
-    return startContainer(this.deps, this.monitor, idOrPrefix);
+    const handler = this.store.require(idOrPrefix).runtimeHandler;
+    return this.deps.metrics.operation('start_container', handler, () => startContainer(this.deps, this.monitor, idOrPrefix));
   }
 
   /** Idempotent; `signal`: the caller gave up (berth then stops waiting and does not escalate). */
   stop(idOrPrefix: string, timeoutSeconds: number, signal?: AbortSignal): Promise<void> {
-    return this.stopper.stop(idOrPrefix, timeoutSeconds, signal);
+    const handler = this.store.find(idOrPrefix)?.runtimeHandler ?? '';
+    return this.deps.metrics.operation('stop_container', handler, () => this.stopper.stop(idOrPrefix, timeoutSeconds, signal));
+  }
+
+  /** berth-shim processes alive, recognised by pid file and command line (berth_shims). */
+  liveShims(): Promise<number> {
+    return liveShimCount(this.store.list().map((c) => c.shimDir));
   }
 
   remove(idOrPrefix: string): Promise<void> {

@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import { PodCgroup, type CgroupLayout, type CgroupStats } from '../cgroups/cgroups';
 import { UsageSampler, type UsageSample } from '../cgroups/usage';
 import type { BerthConfig } from '../config/config';
+import type { ContainerEventBus } from '../container/events';
+import type { RuntimeMetrics } from '../metrics/runtime_metrics';
 import { notFound } from '../errors';
 import type { Logger } from '../log/logger';
 import type { RuntimeHandler } from '../runtime/handlers';
@@ -32,6 +34,9 @@ export interface SandboxServiceOptions {
   network: PodNetwork;
   /** The container side: a pod's stop and removal take its containers with it. */
   containers: PodContainers;
+  /** Pod lifecycle events go here, with the containers' (GetContainerEvents). */
+  events: ContainerEventBus;
+  metrics: RuntimeMetrics;
   pinner?: NamespacePinner;
   /** Detected from the host when absent. */
   cgroupLayout?: CgroupLayout;
@@ -54,10 +59,16 @@ export class SandboxService {
   private readonly teardown: PodTeardown;
   private readonly propagation: PodsMountPropagation;
   private readonly sampler: UsageSampler;
+  private readonly events: ContainerEventBus;
+  private readonly handlers: SandboxServiceOptions['handlers'];
+  private readonly metrics: RuntimeMetrics;
 
   constructor(opts: SandboxServiceOptions) {
     const logger = opts.logger.child({ component: 'sandbox' });
     this.containers = opts.containers;
+    this.events = opts.events;
+    this.handlers = opts.handlers;
+    this.metrics = opts.metrics;
     this.defaultCgroupParent = opts.defaultCgroupParent ?? '/berth';
     const podsStateDir = path.join(opts.config.state, 'pods');
     const podsRootDir = path.join(opts.config.root, 'pods');
@@ -112,20 +123,36 @@ export class SandboxService {
   }
 
   /** RunPodSandbox of a checked request (src/cri/validate_pod.ts); returns the new pod's id. */
-  run(spec: PodSpec): Promise<string> {
-    return this.creator.run(spec);
+  async run(spec: PodSpec): Promise<string> {
+    const id = await this.metrics.operation('run_pod_sandbox', this.handlerLabel(spec.runtimeHandler), () => this.creator.run(spec));
+    const rec = this.store.get(id);
+    if (rec) {
+      this.events.publishSandbox('CONTAINER_CREATED_EVENT', rec);
+      this.events.publishSandbox('CONTAINER_STARTED_EVENT', rec);
+    }
+    return id;
   }
 
   /** Stops the pod's containers, detaches its network and drops its namespaces. Missing pod: nothing to do. */
   stop(idOrPrefix: string): Promise<void> {
-    return this.locked(idOrPrefix, (rec) => this.teardown.stop(rec));
+    return this.locked(idOrPrefix, (rec) =>
+      this.metrics.operation('stop_pod_sandbox', rec.runtimeHandler, async () => {
+        const wasReady = rec.state === 'ready';
+        await this.teardown.stop(rec);
+        const now = this.store.get(rec.id);
+        if (wasReady && now) this.events.publishSandbox('CONTAINER_STOPPED_EVENT', now);
+      }),
+    );
   }
 
   /** Stops (if needed) and deletes the pod and its containers. Missing pod: nothing to do. */
   remove(idOrPrefix: string): Promise<void> {
     return this.locked(idOrPrefix, async (rec) => {
+      const wasReady = rec.state === 'ready';
       await this.teardown.remove(rec);
       this.sampler.forget(rec.cgroup.path);
+      if (wasReady) this.events.publishSandbox('CONTAINER_STOPPED_EVENT', { ...rec, state: 'notready' });
+      this.events.publishSandbox('CONTAINER_DELETED_EVENT', { ...rec, state: 'notready' });
     });
   }
 
@@ -150,6 +177,15 @@ export class SandboxService {
     if (!ns || rec.state !== 'ready') return undefined;
     const interfaces = netnsCounters(ns, rec.pausePid !== undefined ? [rec.pausePid, ...pids] : pids);
     return interfaces && { timestampNs: nowNs(), interfaces };
+  }
+
+  /** A configured handler's name; "unknown" for one that is not (a label value must come from a bounded set). */
+  private handlerLabel(name: string): string {
+    try {
+      return this.handlers.get(name).name;
+    } catch {
+      return 'unknown';
+    }
   }
 
   /** Runs `fn` on the pod under its lock; a pod missing (or removed meanwhile) is nothing to do. */

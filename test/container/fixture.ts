@@ -28,11 +28,16 @@ export interface ContainerFixture {
   cleanup(): Promise<void>;
 }
 
-/**
- * `extraConfigToml` is appended to berthd's config (e.g. extra runtime
- * handlers); `cniConfDir` gives pods a CNI network (none by default).
- */
-export async function startContainerFixture(extraConfigToml = '', cniConfDir = '/nonexistent-berth-test-cni'): Promise<ContainerFixture> {
+export interface ContainerFixtureOptions {
+  /** Appended to berthd's config (e.g. extra runtime handlers). */
+  configToml?: string;
+  /** Gives pods a CNI network (none by default). */
+  cniConfDir?: string;
+  /** Serve /metrics (on berthd.metricsPort). */
+  metrics?: boolean;
+}
+
+export async function startContainerFixture(opts: ContainerFixtureOptions = {}): Promise<ContainerFixture> {
   const registry = await TestRegistry.start();
   const files: Record<string, Buffer | string | { symlink: string } | { copyOf: string }> = {
     'bin/busybox': { copyOf: '/bin/busybox' },
@@ -60,7 +65,8 @@ export async function startContainerFixture(extraConfigToml = '', cniConfDir = '
     },
   });
   const berthd = await TestBerthd.start({
-    configToml: `[cni]\nconf_dir = ${JSON.stringify(cniConfDir)}\n` + extraConfigToml,
+    metrics: opts.metrics,
+    configToml: `[cni]\nconf_dir = ${JSON.stringify(opts.cniConfDir ?? '/nonexistent-berth-test-cni')}\n` + (opts.configToml ?? ''),
   });
   const image = `${registry.host}/test/busybox:1`;
   const image2 = `${registry.host}/test/busybox:custom`;

@@ -32,7 +32,7 @@ describe('CRI stats: a real pod and containers against the cgroup files and /pro
   before(async () => {
     net = new TestNetwork();
     net.writeConflist();
-    fx = await startContainerFixture('', net.confDir);
+    fx = await startContainerFixture({ cniConfDir: net.confDir });
     const cfg = podConfig(fx, { labels: { tier: 'stats' }, linux: { cgroupParent: `${parent}/podnet` } });
     podId = (await rt().RunPodSandbox({ config: cfg })).podSandboxId;
     const run = async (name: string, command: string[], labels: Record<string, string>) => {

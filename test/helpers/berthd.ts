@@ -15,6 +15,8 @@ export interface BerthdOptions {
   /** Reuse these directories (for restart tests). */
   dir?: string;
   metrics?: boolean;
+  /** Extra keys of the [metrics] table (e.g. tls_cert_file). */
+  metricsToml?: string;
 }
 
 export class TestBerthd {
@@ -53,7 +55,7 @@ export class TestBerthd {
       `root = ${JSON.stringify(this.root)}`,
       `state = ${JSON.stringify(this.state)}`,
       `[log]\nlevel = "debug"`,
-      `[metrics]\nenabled = ${metricsEnabled}\naddress = "127.0.0.1:${this.metricsPort}"`,
+      `[metrics]\nenabled = ${metricsEnabled}\naddress = "127.0.0.1:${this.metricsPort}"\n${this.opts.metricsToml ?? ''}`,
       this.opts.configToml ?? '',
     ].join('\n');
     fs.writeFileSync(this.configPath, toml);

@@ -5,24 +5,11 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { TestBerthd } from '../helpers/berthd';
+import { fetchText } from '../helpers/http';
 import { containerConfig, podConfig, startContainerFixture, waitFor, type ContainerFixture } from '../container/fixture';
-
-export function fetchText(url: string, ca?: Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const onRes = (res: http.IncomingMessage) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
-    };
-    (ca ? https.get(url, { ca }, onRes) : http.get(url, onRes)).on('error', reject);
-  });
-}
 
 /** The value of the one sample of `series` (name{labels} exactly as exposed). */
 function sample(body: string, series: string): number {

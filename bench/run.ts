@@ -8,6 +8,7 @@ import { benchPull } from './pull';
 import { benchRpc } from './rpc';
 import { benchShim } from './shim';
 import { benchStats } from './cri_stats';
+import { benchSteady } from './steady';
 
 const BENCHES: Array<[string, () => Promise<void>]> = [
   ['rpc', benchRpc],
@@ -16,6 +17,7 @@ const BENCHES: Array<[string, () => Promise<void>]> = [
   ['exec', benchExec],
   ['shim', benchShim],
   ['stats', benchStats],
+  ['steady', benchSteady],
 ];
 
 async function main(): Promise<void> {

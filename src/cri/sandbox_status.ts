@@ -16,6 +16,7 @@ export async function podSandboxStatus(
   if (!req.podSandboxId) throw invalidArgument('PodSandboxStatus: pod_sandbox_id is required');
   const sandboxes = ctx.sandboxes;
   const rec = sandboxes.get(req.podSandboxId);
+  await sandboxes.checkPause(rec);
   const res: PodSandboxStatusResponse = {
     status: podSandboxStatusOf(sandboxes, rec),
     info: {},

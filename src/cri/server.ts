@@ -117,18 +117,18 @@ export class CriServer {
     const started = process.hrtime.bigint();
     this.inFlight++;
     let code = grpc.status.OK;
-    let ids = subjectIds(request);
+    let response: unknown;
     try {
       if (request instanceof MalformedRequest) {
         throw invalidArgument(`${method}: malformed request message: ${request.reason}`);
       }
       if (!handler) throw unimplemented(`${method} is not implemented by berth`);
-      const response = await handler(this.ctx, request as never, { signal });
-      ids = { ...subjectIds(response), ...ids };
+      response = await handler(this.ctx, request as never, { signal });
       callback(null, response);
     } catch (err) {
       const se = toServiceError(err);
       code = se.code;
+      const ids = subjectIds(request);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const level = code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN ? 'error' : 'warn';
       if (code === grpc.status.UNIMPLEMENTED || code === grpc.status.NOT_FOUND) {
@@ -148,8 +148,10 @@ export class CriServer {
       this.inFlight--;
       endTimer?.();
       this.metrics?.handled.inc({ ...labels, grpc_code: codeName(code) });
-      if (code === grpc.status.OK) {
+      // Fields are built only when the line is written: at info, an RPC costs no log work.
+      if (code === grpc.status.OK && this.ctx.logger.isDebugEnabled()) {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        const ids = { ...subjectIds(response), ...subjectIds(request) };
         this.ctx.logger.debug(method, { method, code: 'OK', ms: Math.round(ms * 1000) / 1000, ...ids });
       }
     }

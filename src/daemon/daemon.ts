@@ -65,7 +65,7 @@ export class Daemon {
     const logger = (this.logger = createLogger(config.log.level, config.log.format));
     this.handlers = new RuntimeHandlerRegistry(config);
     this.snapshotter = new Snapshotter(path.join(config.root, 'snapshots'), logger);
-    this.metrics = new Metrics(BERTH_VERSION);
+    this.metrics = new Metrics(BERTH_VERSION, { eventLoopDelay: config.metrics.enabled && config.metrics.event_loop_delay });
     const metrics = this.metrics.runtime;
     // Pod and container lifecycle events, one stream for GetContainerEvents.
     const events = new ContainerEventBus();
@@ -181,6 +181,7 @@ export class Daemon {
           this.metricsServer.closeAllConnections();
           await new Promise<void>((r) => this.metricsServer?.close(() => r()));
         }
+        this.metrics.close();
         // What start() opened; another berthd may own the state when the locks were not ours.
         if (stage === 'loaded' || stage === 'serving') {
           await this.streaming.stop();

@@ -119,7 +119,11 @@ describe('metrics: berth runtime series through a real berthd', function () {
       const body = await fetchText(`https://127.0.0.1:${d.metricsPort}/metrics`, fs.readFileSync(certFile));
       assert.match(body, /^berth_pods\{state="ready"\} 0$/m);
       assert.match(d.output, /metrics="https:\/\//);
-      await assert.rejects(TestBerthd.start({ metrics: true, metricsToml: `tls_cert_file = ${JSON.stringify(certFile)}\n` }), /metrics.tls_cert_file and metrics.tls_key_file must be set together/);
+      fs.mkdirSync(path.join(dir, 'half')); // removed with `dir` (a berthd that fails to start leaves its dir)
+      await assert.rejects(
+        TestBerthd.start({ dir: path.join(dir, 'half'), metrics: true, metricsToml: `tls_cert_file = ${JSON.stringify(certFile)}\n` }),
+        /metrics.tls_cert_file and metrics.tls_key_file must be set together/,
+      );
     } finally {
       await d.cleanup();
       fs.rmSync(dir, { recursive: true, force: true });

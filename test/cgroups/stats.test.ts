@@ -86,15 +86,14 @@ describe('cgroup usage figures', () => {
     const cg = '/p';
     write(path.join(dir, cg), { 'cpu.stat': 'usage_usec 1000\n' });
     const sampler = new UsageSampler(() => ({ version: 2, hierarchies: [{ mountpoint: dir, controllers: [] }] }));
-    assert.equal(sampler.sample(cg).cpuNanoCores, undefined);
-    const t0 = process.hrtime.bigint();
-    await new Promise((r) => setTimeout(r, 100));
-    fs.writeFileSync(path.join(dir, cg, 'cpu.stat'), 'usage_usec 51000\n'); // 50 ms of CPU
-    const rate = BigInt(sampler.sample(cg).cpuNanoCores ?? '0');
-    const elapsed = process.hrtime.bigint() - t0;
-    // 50 ms of CPU over the elapsed wall time (>= 100 ms), in nanocores.
-    const expected = (50_000_000n * 1_000_000_000n) / elapsed;
-    assert.ok(rate <= 500_000_000n && rate >= expected, `rate ${rate}, expected about ${expected}`);
+    const a = sampler.sample(cg);
+    assert.equal(a.cpuNanoCores, undefined, 'a rate needs two samples');
+    await new Promise((r) => setTimeout(r, 20));
+    fs.writeFileSync(path.join(dir, cg, 'cpu.stat'), 'usage_usec 51000\n'); // 50 ms of CPU since
+    const b = sampler.sample(cg);
+    // 50 ms of CPU over the interval between the two samples' timestamps, in nanocores.
+    const expected = (50_000_000n * 1_000_000_000n) / (BigInt(b.timestampNs) - BigInt(a.timestampNs));
+    assert.equal(b.cpuNanoCores, expected.toString());
   });
 
   it('parses pressure files and /proc/net/dev', () => {

@@ -7,6 +7,7 @@ import { benchPod } from './pod';
 import { benchPull } from './pull';
 import { benchRpc } from './rpc';
 import { benchShim } from './shim';
+import { benchStats } from './cri_stats';
 import { benchSteady } from './steady';
 
 const BENCHES: Array<[string, () => Promise<void>]> = [
@@ -15,6 +16,7 @@ const BENCHES: Array<[string, () => Promise<void>]> = [
   ['pod', benchPod],
   ['exec', benchExec],
   ['shim', benchShim],
+  ['stats', benchStats],
   ['steady', benchSteady],
 ];
 

@@ -219,19 +219,33 @@ export class PodCgroup {
     }
   }
 
-  /** Current CPU and memory usage of the pod cgroup. */
+  /**
+   * Current usage of the cgroup: CPU, memory (working set, RSS, page faults,
+   * what is left under the limit), process count, and pressure (PSI) where
+   * the kernel keeps it: the v2 tree, or a hybrid host's unified mirror.
+   * Cgroup file reads only; nothing is walked.
+   */
   stats(): CgroupStats {
     const timestampNs = nowNs();
     if (this.layout.version === 2) {
       const dir = path.join(this.layout.hierarchies[0].mountpoint, this.cgroupPath);
       const cpu = readKeyed(path.join(dir, 'cpu.stat'));
       const mem = readKeyed(path.join(dir, 'memory.stat'));
-      const usage = readNumber(path.join(dir, 'memory.current'));
       const usageUsec = cpu.get('usage_usec');
       return {
         timestampNs,
         cpuUsageNs: usageUsec === undefined ? undefined : (usageUsec * 1000n).toString(),
-        ...memoryFigures(usage, mem.get('inactive_file'), mem.get('anon'), mem.get('file_mapped')),
+        ...memoryFigures({
+          usage: readNumber(path.join(dir, 'memory.current')),
+          limit: readNumber(path.join(dir, 'memory.max')),
+          inactiveFile: mem.get('inactive_file'),
+          rss: mem.get('anon'),
+          mapped: mem.get('file_mapped'),
+          pgfault: mem.get('pgfault'),
+          pgmajfault: mem.get('pgmajfault'),
+        }),
+        processCount: readNumber(path.join(dir, 'pids.current'))?.toString(),
+        psi: readPressure(dir),
       };
     }
     const dirOf = (controller: string): string | undefined => {
@@ -240,15 +254,34 @@ export class PodCgroup {
     };
     const cpuDir = dirOf('cpuacct');
     const memDir = dirOf('memory');
+    const pidsDir = dirOf('pids');
     const cpu = cpuDir ? readNumber(path.join(cpuDir, 'cpuacct.usage')) : undefined;
     const mem = memDir ? readKeyed(path.join(memDir, 'memory.stat')) : new Map<string, bigint>();
-    const usage = memDir ? readNumber(path.join(memDir, 'memory.usage_in_bytes')) : undefined;
+    const unified = this.layout.hybridUnified;
     return {
       timestampNs,
       cpuUsageNs: cpu?.toString(),
-      ...memoryFigures(usage, mem.get('total_inactive_file'), mem.get('total_rss'), mem.get('total_mapped_file')),
+      ...memoryFigures({
+        usage: memDir ? readNumber(path.join(memDir, 'memory.usage_in_bytes')) : undefined,
+        limit: memDir ? readNumber(path.join(memDir, 'memory.limit_in_bytes')) : undefined,
+        inactiveFile: mem.get('total_inactive_file'),
+        rss: mem.get('total_rss'),
+        mapped: mem.get('total_mapped_file'),
+        pgfault: mem.get('total_pgfault'),
+        pgmajfault: mem.get('total_pgmajfault'),
+      }),
+      processCount: pidsDir ? readNumber(path.join(pidsDir, 'pids.current'))?.toString() : undefined,
+      psi: unified ? readPressure(path.join(unified, this.cgroupPath)) : undefined,
     };
   }
+}
+
+/** One resource's pressure: cumulative stall time, microseconds (decimal strings). */
+export interface PressureTotals {
+  /** Some tasks were stalled ("waiting" in cAdvisor's names). */
+  someUsec: string;
+  /** All non-idle tasks were stalled ("stalled"); absent for cpu on older kernels. */
+  fullUsec?: string;
 }
 
 export interface CgroupStats {
@@ -260,24 +293,46 @@ export interface CgroupStats {
   memoryWorkingSetBytes?: string;
   memoryRssBytes?: string;
   memoryMappedFileBytes?: string;
+  /** Limit minus working set; absent without a limit. */
+  memoryAvailableBytes?: string;
+  /** Cumulative page faults (minor and major), and major ones alone. */
+  pageFaults?: string;
+  majorPageFaults?: string;
+  /** Tasks in the cgroup (pids controller). */
+  processCount?: string;
+  /** Pressure stall totals by resource, where the kernel has PSI for this cgroup. */
+  psi?: { cpu?: PressureTotals; memory?: PressureTotals; io?: PressureTotals };
 }
 
-function memoryFigures(
-  usage: bigint | undefined,
-  inactiveFile: bigint | undefined,
-  rss: bigint | undefined,
-  mapped: bigint | undefined,
-): Omit<CgroupStats, 'timestampNs' | 'cpuUsageNs'> {
+/** Above this a v1 memory limit means "none" (the kernel's PAGE_COUNTER_MAX in bytes is ~2^63). */
+const UNLIMITED_V1 = 1n << 62n;
+
+function memoryFigures(m: {
+  usage?: bigint;
+  limit?: bigint;
+  inactiveFile?: bigint;
+  rss?: bigint;
+  mapped?: bigint;
+  pgfault?: bigint;
+  pgmajfault?: bigint;
+}): Pick<CgroupStats, 'memoryUsageBytes' | 'memoryWorkingSetBytes' | 'memoryRssBytes' | 'memoryMappedFileBytes' | 'memoryAvailableBytes' | 'pageFaults' | 'majorPageFaults'> {
   let workingSet: bigint | undefined;
-  if (usage !== undefined) {
-    const inactive = inactiveFile ?? 0n;
-    workingSet = inactive < usage ? usage - inactive : 0n;
+  if (m.usage !== undefined) {
+    const inactive = m.inactiveFile ?? 0n;
+    workingSet = inactive < m.usage ? m.usage - inactive : 0n;
+  }
+  let available: bigint | undefined;
+  if (m.limit !== undefined && m.limit < UNLIMITED_V1 && workingSet !== undefined) {
+    available = m.limit > workingSet ? m.limit - workingSet : 0n;
   }
   return {
-    memoryUsageBytes: usage?.toString(),
+    memoryUsageBytes: m.usage?.toString(),
     memoryWorkingSetBytes: workingSet?.toString(),
-    memoryRssBytes: rss?.toString(),
-    memoryMappedFileBytes: mapped?.toString(),
+    memoryRssBytes: m.rss?.toString(),
+    memoryMappedFileBytes: m.mapped?.toString(),
+    memoryAvailableBytes: available?.toString(),
+    pageFaults: m.pgfault?.toString(),
+    majorPageFaults: m.pgmajfault?.toString(),
   };
 }
 
@@ -292,6 +347,35 @@ function delegateControllers(dir: string): void {
   } catch {
     // Some controllers cannot be enabled here (e.g. processes in an inner node); the pod still works without them.
   }
+}
+
+/** cpu.pressure, memory.pressure, io.pressure of a v2 cgroup directory; undefined when the kernel has none. */
+export function readPressure(dir: string): CgroupStats['psi'] {
+  const out: NonNullable<CgroupStats['psi']> = {};
+  for (const r of ['cpu', 'memory', 'io'] as const) {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(dir, `${r}.pressure`), 'utf8');
+    } catch {
+      continue;
+    }
+    const totals = parsePressure(text);
+    if (totals) out[r] = totals;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** Parses "some avg10=.. avg60=.. avg300=.. total=N" / "full ..." lines. */
+export function parsePressure(text: string): PressureTotals | undefined {
+  let some: string | undefined;
+  let full: string | undefined;
+  for (const line of text.split('\n')) {
+    const m = /^(some|full) .*\btotal=(\d+)/.exec(line);
+    if (!m) continue;
+    if (m[1] === 'some') some = m[2];
+    else full = m[2];
+  }
+  return some === undefined ? undefined : { someUsec: some, ...(full !== undefined ? { fullUsec: full } : {}) };
 }
 
 function readSubtree(dir: string): string[] {
@@ -312,7 +396,8 @@ function readProcs(dir: string): string[] {
 
 function readNumber(file: string): bigint | undefined {
   try {
-    return BigInt(fs.readFileSync(file, 'utf8').trim());
+    const text = fs.readFileSync(file, 'utf8').trim();
+    return text === 'max' ? undefined : BigInt(text);
   } catch {
     return undefined;
   }

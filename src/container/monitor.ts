@@ -41,12 +41,14 @@ export class ExitMonitor {
     if (!this.deps.store.get(rec.id) || isExited(rec)) return;
     await this.deps.store.update(rec.id, markExited(exit));
     this.deps.logger.info('container exited', { container: rec.id, exitCode: exit.exitCode, reason: rec.reason });
+    this.deps.metrics.containerExited(rec.reason);
     this.deps.events.publish('CONTAINER_STOPPED_EVENT', rec);
   }
 
   async recordLost(rec: ContainerRecord): Promise<void> {
     if (!this.deps.store.get(rec.id)) return;
     await this.deps.store.update(rec.id, markLost);
+    this.deps.metrics.containerExited(rec.reason);
     this.deps.events.publish('CONTAINER_STOPPED_EVENT', rec);
   }
 

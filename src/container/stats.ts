@@ -1,6 +1,6 @@
 // Container resource usage for the CRI stats RPCs: CPU and memory from the
 // container's cgroup, the writable layer from the snapshotter's figure of its upper dir.
-import { detectCgroupLayout, type CgroupLayout } from '../cgroups/cgroups';
+import { detectCgroupLayout, PodCgroup, type CgroupLayout, type CgroupStats } from '../cgroups/cgroups';
 import { UsageSampler, type UsageSample } from '../cgroups/usage';
 import type { ContainerDeps } from './deps';
 import type { ExitMonitor } from './monitor';
@@ -31,5 +31,12 @@ export class ContainerUsageReader {
     const w = await this.deps.snapshotter.snapshotUsage(rec.snapshotKey).catch(() => undefined);
     if (w) out.writable = { bytes: w.bytes, inodes: w.inodes, timestampNs: (BigInt(w.at) * 1_000_000n).toString() };
     return out;
+  }
+
+  /** The cgroup figures alone (no CPU-rate sample, no writable-layer figure), for ListPodSandboxMetrics. */
+  async cgroupStats(rec: ContainerRecord): Promise<CgroupStats | undefined> {
+    await this.monitor.refresh(rec);
+    if (!isRunning(rec) || !rec.cgroupsPath) return undefined;
+    return new PodCgroup((this.layout ??= detectCgroupLayout()), rec.cgroupsPath).stats();
   }
 }

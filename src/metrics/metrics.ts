@@ -1,8 +1,11 @@
 // Prometheus metrics. gRPC series follow go-grpc-prometheus's names and
 // labels so existing dashboards for containerd work unchanged.
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { TlsPair } from '../util/tls';
 import * as client from 'prom-client';
+import { RuntimeMetrics } from './runtime_metrics';
 
 /** How often the event-loop delay monitor samples (its timer's period). */
 export const EVENT_LOOP_RESOLUTION_MS = 10;
@@ -17,6 +20,8 @@ export class Metrics {
   readonly started: client.Counter<'grpc_type' | 'grpc_service' | 'grpc_method'>;
   readonly handled: client.Counter<'grpc_type' | 'grpc_service' | 'grpc_method' | 'grpc_code'>;
   readonly handling: client.Histogram<'grpc_type' | 'grpc_service' | 'grpc_method'>;
+  /** What pods, containers, pulls, CNI and streaming do (runtime_metrics.ts). */
+  readonly runtime: RuntimeMetrics;
 
   private eventLoop?: IntervalHistogram;
 
@@ -54,6 +59,7 @@ export class Metrics {
       registers: [this.registry],
     });
     buildInfo.set({ version, nodejs_version: process.version }, 1);
+    this.runtime = new RuntimeMetrics(this.registry);
     if (opts.eventLoopDelay) this.serveEventLoopDelay();
   }
 
@@ -89,13 +95,13 @@ export class Metrics {
   }
 }
 
-/** Serves GET /metrics on host:port; resolves once listening. */
-export async function serveMetrics(metrics: Metrics, address: string): Promise<http.Server> {
+/** Serves GET /metrics on host:port (HTTPS with `tls`); resolves once listening. */
+export async function serveMetrics(metrics: Metrics, address: string, tls?: TlsPair): Promise<http.Server> {
   const idx = address.lastIndexOf(':');
   if (idx < 0) throw new Error(`metrics address "${address}" must be host:port`);
   const host = address.slice(0, idx).replace(/^\[|\]$/g, '');
   const port = Number(address.slice(idx + 1));
-  const server = http.createServer((req, res) => {
+  const onRequest: http.RequestListener = (req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at /metrics\n');
       return;
@@ -104,7 +110,8 @@ export async function serveMetrics(metrics: Metrics, address: string): Promise<h
       (body) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
       (err: unknown) => res.writeHead(500).end(String(err)),
     );
-  });
+  };
+  const server: http.Server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, onRequest) : http.createServer(onRequest);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -15,6 +15,8 @@ export interface BerthdOptions {
   /** Reuse these directories (for restart tests). */
   dir?: string;
   metrics?: boolean;
+  /** Extra keys of the [metrics] table (e.g. tls_cert_file). */
+  metricsToml?: string;
   /** Flags for node itself (e.g. --cpu-prof), before berthd's script. */
   nodeArgs?: string[];
   /** Port of the metrics listener when metrics are on (default: a random one). */
@@ -57,7 +59,7 @@ export class TestBerthd {
       `root = ${JSON.stringify(this.root)}`,
       `state = ${JSON.stringify(this.state)}`,
       `[log]\nlevel = "debug"`,
-      `[metrics]\nenabled = ${metricsEnabled}\naddress = "127.0.0.1:${this.metricsPort}"`,
+      `[metrics]\nenabled = ${metricsEnabled}\naddress = "127.0.0.1:${this.metricsPort}"\n${this.opts.metricsToml ?? ''}`,
       this.opts.configToml ?? '',
     ].join('\n');
     fs.writeFileSync(this.configPath, toml);

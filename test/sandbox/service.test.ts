@@ -125,7 +125,7 @@ describe('sandbox service', function () {
     const sub = `poduid-pod-a-${process.pid}`;
     for (const d of fx.cgroupDirs(sub)) assert.ok(fs.existsSync(d), `missing cgroup ${d}`);
     const first = svc.usage(rec);
-    assert.match(first.memory.memoryUsageBytes ?? '', /^\d+$/);
+    assert.match(first.memoryUsageBytes ?? '', /^\d+$/);
     assert.match(first.cpuUsageNs ?? '', /^\d+$/);
     assert.equal(first.cpuNanoCores, undefined, 'a rate needs two samples');
     await new Promise((r) => setTimeout(r, 20));

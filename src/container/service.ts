@@ -15,6 +15,7 @@ import type { HostInfo } from '../runtime/spec/host_info';
 import type { Snapshotter } from '../snapshotter/snapshotter';
 import { KeyedMutex } from '../util/keyed_mutex';
 import { ContainerCreator } from './create';
+import { IdmapHelper } from '../runtime/idmap';
 import type { ContainerDeps, PodLookup } from './deps';
 import { ContainerEventBus } from './events';
 import { ContainerExec, type ExecTarget } from './exec';
@@ -55,7 +56,7 @@ export class ContainerService {
     const logger = opts.logger.child({ component: 'containers' });
     this.store = new ContainerStore(opts.config.root, logger);
     const runtime = new ContainerRuntime((name) => opts.handlers.get(name));
-    this.deps = { ...opts, logger, store: this.store, runtime, events: this.events, lock: new KeyedMutex() };
+    this.deps = { ...opts, logger, store: this.store, runtime, events: this.events, lock: new KeyedMutex(), idmap: new IdmapHelper() };
     this.monitor = new ExitMonitor(this.deps);
     this.teardown = new ContainerTeardown(this.deps);
     this.creator = new ContainerCreator(this.deps, this.teardown);

@@ -51,7 +51,7 @@ export interface PodCreatorOptions {
 }
 
 /** A pod in a user namespace needs a handler whose start-up probe ran one (and, with the host network, that too). */
-function checkUsernsSupport(handler: RuntimeHandler, hostNetwork: boolean): void {
+export function checkUsernsSupport(handler: RuntimeHandler, hostNetwork: boolean): void {
   const u = handler.userNamespaces;
   if (!u?.ok) {
     throw failedPrecondition(`runtime handler "${handler.name}" cannot run pods in user namespaces on this host: ${u?.problem ?? 'not probed'}`);

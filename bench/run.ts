@@ -7,6 +7,7 @@ import { benchPod } from './pod';
 import { benchPull } from './pull';
 import { benchRpc } from './rpc';
 import { benchShim } from './shim';
+import { benchSteady } from './steady';
 
 const BENCHES: Array<[string, () => Promise<void>]> = [
   ['rpc', benchRpc],
@@ -14,6 +15,7 @@ const BENCHES: Array<[string, () => Promise<void>]> = [
   ['pod', benchPod],
   ['exec', benchExec],
   ['shim', benchShim],
+  ['steady', benchSteady],
 ];
 
 async function main(): Promise<void> {

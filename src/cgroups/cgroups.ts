@@ -88,6 +88,9 @@ function readV2Controllers(dir: string): string[] {
   }
 }
 
+/** The longest file name Linux allows (a cgroup directory is one). */
+const NAME_MAX = 255;
+
 /**
  * Validates a cgroupfs-style cgroup path ("/kubepods/burstable/pod<uid>") and
  * returns it normalized. Systemd slice names are refused: berth drives cgroupfs.
@@ -101,6 +104,10 @@ export function validateCgroupPath(p: string): string {
   const parts = p.split('/').filter(Boolean);
   if (parts.length === 0 || parts.some((s) => s === '.' || s === '..' || s.includes('\0'))) {
     throw invalidArgument(`cgroup parent "${p}" is not a valid cgroup path`);
+  }
+  // A longer component cannot be created (ENAMETOOLONG): refuse it before anything is made.
+  if (parts.some((s) => Buffer.byteLength(s) > NAME_MAX)) {
+    throw invalidArgument(`cgroup path "${p}" has a component longer than ${NAME_MAX} bytes`);
   }
   return '/' + parts.join('/');
 }
@@ -134,20 +141,11 @@ export class PodCgroup {
   create(): boolean {
     let created = false;
     for (const h of this.layout.hierarchies) {
-      const dir = path.join(h.mountpoint, this.cgroupPath);
-      if (this.layout.version === 2) {
-        created = this.createV2(h.mountpoint) || created;
-        continue;
-      }
-      const existed = fs.existsSync(dir);
-      try {
-        fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-      } catch (err) {
-        throw internal(`cannot create cgroup ${dir}: ${errorMessage(err)}`, err);
-      }
-      if (!existed) created = true;
+      const v2 = this.layout.version === 2;
+      // v2: each level must delegate the available controllers to its children.
+      created = this.makeLevels(h.mountpoint, v2 ? delegateControllers : undefined) || created;
       // cpuset starts empty in v1: a child must copy its parent's cpus/mems or no task can join it.
-      if (h.controllers.includes('cpuset')) this.fillCpuset(h.mountpoint);
+      if (!v2 && h.controllers.includes('cpuset')) this.fillCpuset(h.mountpoint);
     }
     return created;
   }
@@ -166,21 +164,17 @@ export class PodCgroup {
     }
   }
 
-  /** v2: each level must delegate the available controllers to its children. */
-  private createV2(mountpoint: string): boolean {
+  /**
+   * mkdir of each level of the path in one hierarchy, from the top: one step
+   * per level whatever the filesystem answers (a recursive mkdir retries on
+   * ENOENT). `beforeLevel` prepares a parent for its child. Returns whether
+   * berth created the leaf.
+   */
+  private makeLevels(mountpoint: string, beforeLevel?: (parent: string) => void): boolean {
     let dir = mountpoint;
     let created = false;
     for (const part of this.cgroupPath.split('/').filter(Boolean)) {
-      const controllers = readV2Controllers(dir);
-      const enabled = new Set(readSubtree(dir));
-      const missing = controllers.filter((c) => !enabled.has(c));
-      if (missing.length > 0) {
-        try {
-          fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
-        } catch {
-          // Some controllers cannot be enabled here (e.g. processes in an inner node); the pod still works without them.
-        }
-      }
+      beforeLevel?.(dir);
       dir = path.join(dir, part);
       try {
         fs.mkdirSync(dir, { mode: 0o755 });
@@ -194,7 +188,8 @@ export class PodCgroup {
   }
 
   /**
-   * Removes the leaf directory in every hierarchy. Already gone is fine. A
+   * Removes the leaf directory in every hierarchy. Already gone, or never
+   * made, is fine. A
    * cgroup whose last processes are still exiting is busy for a moment, so
    * EBUSY is retried for up to `waitMs`.
    */
@@ -208,7 +203,8 @@ export class PodCgroup {
           break;
         } catch (err) {
           const code = errnoCode(err);
-          if (code === 'ENOENT') break;
+          // Never made (a rollback of a create that failed early): ENAMETOOLONG cannot have been created either.
+          if (code === 'ENOENT' || code === 'ENAMETOOLONG') break;
           if (code === 'EBUSY' && Date.now() < deadline) {
             await new Promise((r) => setTimeout(r, 20));
             continue;
@@ -283,6 +279,19 @@ function memoryFigures(
     memoryRssBytes: rss?.toString(),
     memoryMappedFileBytes: mapped?.toString(),
   };
+}
+
+/** v2: enables in `dir` every controller it has for its children. */
+function delegateControllers(dir: string): void {
+  const controllers = readV2Controllers(dir);
+  const enabled = new Set(readSubtree(dir));
+  const missing = controllers.filter((c) => !enabled.has(c));
+  if (missing.length === 0) return;
+  try {
+    fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
+  } catch {
+    // Some controllers cannot be enabled here (e.g. processes in an inner node); the pod still works without them.
+  }
 }
 
 function readSubtree(dir: string): string[] {

@@ -25,7 +25,7 @@ export interface BerthConfig {
   state: string;
   shutdown_timeout_seconds: number;
   log: { level: 'error' | 'warn' | 'info' | 'debug'; format: 'text' | 'json' };
-  metrics: { enabled: boolean; address: string };
+  metrics: { enabled: boolean; address: string; event_loop_delay: boolean };
   runtime: {
     default_handler: string;
     cgroup_driver: 'cgroupfs' | 'systemd';

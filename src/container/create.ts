@@ -13,6 +13,7 @@ import { ensureTraversable } from '../runtime/idmap';
 import { buildContainerSpec, resolveStopSignal, type NamespaceRef, type SandboxRuntimeInfo } from '../runtime/spec/builder';
 import type { SandboxRecord } from '../sandbox/record';
 import { crashPoint } from '../util/crashpoint';
+import { makeDirs } from '../util/dirs';
 import { nowNs } from '../util/time';
 import type { ContainerDeps } from './deps';
 import { idmapBindMounts, idmapDirOf, mountIdmappedRootfs, type PodUserns } from './idmap_mounts';
@@ -151,7 +152,7 @@ export class ContainerCreator {
     await runtime.writeBundle(rec.bundleDir, spec);
     crashPoint('container-create:after-bundle');
 
-    if (rec.logPath) fs.mkdirSync(path.dirname(rec.logPath), { recursive: true });
+    if (rec.logPath) await makeDirs(path.dirname(rec.logPath), 0o755);
     const pid = await runtime.create(rec, {
       bundle: rec.bundleDir,
       logPath: rec.logPath || undefined,

@@ -50,9 +50,13 @@ export class ExitMonitor {
     this.deps.events.publish('CONTAINER_STOPPED_EVENT', rec);
   }
 
-  /** Brings a record up to date with its shim (an exit may have happened unobserved). */
+  /**
+   * Brings a record up to date with its shim (an exit may have happened
+   * unobserved). A container being watched is current already: its exit
+   * arrives through watch(), so nothing is read.
+   */
   async refresh(rec: ContainerRecord): Promise<void> {
-    if (!isRunning(rec)) return;
+    if (!isRunning(rec) || this.watchers.has(rec.id)) return;
     const exit = await this.deps.runtime.readExit(rec);
     if (exit) await this.recordExit(rec, exit);
   }

@@ -20,6 +20,10 @@ import type { PodSandboxStatsResponse } from '../gen/runtime/v1/PodSandboxStatsR
 import type { SandboxRecord } from '../sandbox/record';
 import type { CriContext } from './context';
 import { containerFilter, podFilter } from './filters';
+import { mapInBatches } from '../util/batches';
+
+/** Containers whose stats are read between two turns of the event loop. */
+const STATS_BATCH = 8;
 
 const u64 = (v: string | undefined): { value: string } | null => (v === undefined ? null : { value: v });
 
@@ -71,7 +75,7 @@ export async function listContainerStats(ctx: CriContext, req: ListContainerStat
   const f = req.filter;
   // As containerd: stats of running containers only.
   const list = containers.list(containerFilter({ ...f, state: { state: 'CONTAINER_RUNNING' } }));
-  return { stats: await Promise.all(list.map((c) => containerStatsOf(containers, c))) };
+  return { stats: await mapInBatches(list, STATS_BATCH, (c) => containerStatsOf(containers, c)) };
 }
 
 async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandboxStats> {
@@ -87,7 +91,7 @@ async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandb
       memory: memoryOf(cg),
       network: null,
       process: null,
-      containers: await Promise.all(running.map((c) => containerStatsOf(containers, c))),
+      containers: await mapInBatches(running, STATS_BATCH, (c) => containerStatsOf(containers, c)),
     },
   };
 }
@@ -102,5 +106,5 @@ export async function listPodSandboxStats(ctx: CriContext, req: ListPodSandboxSt
   const sandboxes = ctx.sandboxes;
   const f = req.filter;
   const pods = sandboxes.list(podFilter(sandboxes, { ...f, state: { state: 'SANDBOX_READY' } }));
-  return { stats: await Promise.all(pods.map((p) => podStatsOf(ctx, p))) };
+  return { stats: await mapInBatches(pods, 1, (p) => podStatsOf(ctx, p)) };
 }

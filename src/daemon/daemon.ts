@@ -72,7 +72,7 @@ export class Daemon {
       host: probeHost(),
     });
     this.streaming = StreamingServer.fromConfig(config, containerStreamingBackends(this.containers, this.sandboxes), logger);
-    this.metrics = config.metrics.enabled ? new Metrics(BERTH_VERSION) : undefined;
+    this.metrics = config.metrics.enabled ? new Metrics(BERTH_VERSION, { eventLoopDelay: config.metrics.event_loop_delay }) : undefined;
     const ctx: CriContext = {
       config,
       logger,
@@ -99,6 +99,7 @@ export class Daemon {
     this.stage = 'locked';
     await clearStaleSocket(config.socket);
 
+    await this.handlers.resetTmpDir();
     await this.handlers.probe();
     for (const h of this.handlers.list()) {
       if (!h.ok) logger.warn('runtime handler unusable', { handler: h.name, problem: h.problem });
@@ -145,6 +146,7 @@ export class Daemon {
           this.metricsServer.closeAllConnections();
           await new Promise<void>((r) => this.metricsServer?.close(() => r()));
         }
+        this.metrics?.close();
         // What start() opened; another berthd may own the state when the locks were not ours.
         if (stage === 'loaded' || stage === 'serving') {
           await this.streaming.stop();

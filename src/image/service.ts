@@ -161,18 +161,30 @@ export class ImageService {
 
   /** Pinned if config.image.pinned_images names it by any of its names or its id. */
   isPinned(img: ImageRecord): boolean {
-    for (const p of this.config.image.pinned_images) {
-      if (p === img.id || digestOfHex(p) === img.id) return true;
-      let n: string;
-      try {
-        n = formatReference(parseReference(p));
-      } catch {
-        continue;
-      }
-      if (img.repoTags.includes(n) || img.repoDigests.includes(n)) return true;
-    }
+    const pinned = this.pinnedNames();
+    if (pinned.size === 0) return false;
+    if (pinned.has(img.id)) return true;
+    for (const n of img.repoTags) if (pinned.has(n)) return true;
+    for (const n of img.repoDigests) if (pinned.has(n)) return true;
     return false;
   }
+
+  /** config.image.pinned_images as ids and normalized references, parsed once (the config does not change). */
+  private pinnedNames(): Set<string> {
+    if (this.pinned) return this.pinned;
+    const out = new Set<string>();
+    for (const p of this.config.image.pinned_images) {
+      out.add(p);
+      out.add(digestOfHex(p));
+      try {
+        out.add(formatReference(parseReference(p)));
+      } catch {
+        // not a reference: an id only
+      }
+    }
+    return (this.pinned = out);
+  }
+  private pinned?: Set<string>;
 
   /** The full image config document (OCI image spec), for verbose status. */
   async imageSpec(img: ImageRecord): Promise<unknown> {

@@ -13,7 +13,7 @@ import type { RuntimeHandler } from '../runtime/handlers';
 import { KeyedMutex } from '../util/keyed_mutex';
 import type { PodNetwork } from './cni_adapter';
 import { lazyCgroupLayout, type SandboxParts } from './parts';
-import { pauseAlive } from './namespaces/pause';
+import { PauseWatch } from './namespaces/pause';
 import { NamespacePinner } from './namespaces/pinner';
 import { PodsMountPropagation } from './namespaces/propagation';
 import type { SandboxRecord } from './record';
@@ -51,6 +51,8 @@ export class SandboxService {
   private readonly creator: PodCreator;
   private readonly teardown: PodTeardown;
   private readonly propagation: PodsMountPropagation;
+  /** Liveness of each ready pod's berth-pause, so lists read no /proc file. */
+  private readonly pauses = new PauseWatch();
   private readonly sampler: UsageSampler;
 
   constructor(opts: SandboxServiceOptions) {
@@ -82,6 +84,7 @@ export class SandboxService {
 
   /** Undoes the private mount of <state>/pods once no pod uses it; called on daemon shutdown. Pods are never touched. */
   close(): Promise<void> {
+    this.pauses.close();
     return this.propagation.close();
   }
 
@@ -102,11 +105,20 @@ export class SandboxService {
     return this.store.list((r) => r.state !== 'creating' && (!filter || filter(r)));
   }
 
-  /** READY only for a fully created pod whose berth-pause (when it has one) still runs. */
+  /**
+   * READY only for a fully created pod whose berth-pause (when it has one)
+   * still runs, as of PauseWatch's last check (at most PAUSE_CHECK_MS ago;
+   * checkPause() makes it current for one pod).
+   */
   criState(rec: SandboxRecord): 'SANDBOX_READY' | 'SANDBOX_NOTREADY' {
     if (rec.state !== 'ready') return 'SANDBOX_NOTREADY';
-    if (rec.pausePid !== undefined && !pauseAlive(rec)) return 'SANDBOX_NOTREADY';
+    if (rec.pausePid !== undefined && !this.pauses.alive(rec)) return 'SANDBOX_NOTREADY';
     return 'SANDBOX_READY';
+  }
+
+  /** Brings what criState() knows of the pod's berth-pause up to date (PodSandboxStatus). */
+  async checkPause(rec: SandboxRecord): Promise<void> {
+    if (rec.state === 'ready' && rec.pausePid !== undefined) await this.pauses.aliveNow(rec);
   }
 
   /** RunPodSandbox of a checked request (src/cri/validate_pod.ts); returns the new pod's id. */
@@ -138,7 +150,13 @@ export class SandboxService {
     if (!found) return;
     await this.locks.run(found.id, async () => {
       const rec = this.store.get(found.id);
-      if (rec) await fn(rec);
+      if (!rec) return;
+      try {
+        await fn(rec);
+      } finally {
+        // Stopped or removed: the record answers from now on (a failed stop is watched again when asked).
+        this.pauses.forget(rec.id);
+      }
     });
   }
 }

@@ -13,7 +13,7 @@ import type { OciSpec } from '../../src/runtime/spec/oci_types';
 import { checkUsernsSupport } from '../../src/sandbox/run';
 
 const handler = (userNamespaces?: RuntimeHandler['userNamespaces']): RuntimeHandler => ({
-  name: 'runc', binary: '/usr/sbin/runc', root: '/run/x', ok: true, problem: '', version: '', userNamespaces,
+  name: 'runc', binary: '/usr/sbin/runc', root: '/run/x', tmpDir: '/run/x/tmp', ok: true, problem: '', version: '', userNamespaces,
 });
 
 describe('runtime/idmap and the user namespace checks', () => {

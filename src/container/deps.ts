@@ -6,6 +6,7 @@ import type { ImageService } from '../image/service';
 import type { Logger } from '../log/logger';
 import type { ContainerRuntime } from '../runtime/container_runtime';
 import type { RuntimeHandlerRegistry } from '../runtime/handlers';
+import type { IdmapHelper } from '../runtime/idmap';
 import type { HostInfo } from '../runtime/spec/host_info';
 import type { SandboxRecord } from '../sandbox/record';
 import type { Snapshotter } from '../snapshotter/snapshotter';
@@ -33,4 +34,6 @@ export interface ContainerDeps {
   readonly metrics: RuntimeMetrics;
   /** Serialises start/stop/remove/update of one container. */
   readonly lock: KeyedMutex;
+  /** Idmapped mounts (berth-pinns) for pods in user namespaces and idmapped volumes. */
+  readonly idmap: IdmapHelper;
 }

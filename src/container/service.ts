@@ -16,6 +16,7 @@ import type { HostInfo } from '../runtime/spec/host_info';
 import type { Snapshotter } from '../snapshotter/snapshotter';
 import { KeyedMutex } from '../util/keyed_mutex';
 import { ContainerCreator } from './create';
+import { IdmapHelper } from '../runtime/idmap';
 import type { ContainerDeps, PodLookup } from './deps';
 import type { ContainerEventBus } from './events';
 import type { RuntimeMetrics } from '../metrics/runtime_metrics';
@@ -62,7 +63,7 @@ export class ContainerService {
     this.events = opts.events;
     this.store = new ContainerStore(opts.config.root, logger);
     const runtime = new ContainerRuntime((name) => opts.handlers.get(name));
-    this.deps = { ...opts, logger, store: this.store, runtime, events: this.events, lock: new KeyedMutex() };
+    this.deps = { ...opts, logger, store: this.store, runtime, events: this.events, lock: new KeyedMutex(), idmap: new IdmapHelper() };
     this.monitor = new ExitMonitor(this.deps);
     this.teardown = new ContainerTeardown(this.deps);
     this.creator = new ContainerCreator(this.deps, this.teardown);

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BerthConfig } from '../config/config';
 import { errorMessage, failedPrecondition, notFound } from '../errors';
-import { probeContainerCreate } from './handler_probe';
+import { probeContainerCreate, probeUsernsSupport, type UsernsSupport } from './handler_probe';
 
 export interface RuntimeHandler {
   name: string;
@@ -28,6 +28,8 @@ export interface RuntimeHandler {
   version: string;
   /** From `binary features` (runtime-spec features.json); absent when the runtime has no such command. */
   features?: RuntimeFeatures;
+  /** Probed at start (only for a handler that is ok); absent: not probed. */
+  userNamespaces?: UsernsSupport;
 }
 
 /** The parts of `runc features` output berth uses. */
@@ -35,6 +37,8 @@ export interface RuntimeFeatures {
   ociVersionMax: string;
   mountOptions: string[];
   namespaces: string[];
+  /** linux.mountExtensions.idmap.enabled: the runtime idmaps bind mounts itself (runc ≥ 1.2). */
+  idmapMounts: boolean;
 }
 
 /** Whether the handler can do recursive read-only ("rro") mounts. */
@@ -48,13 +52,14 @@ export function parseFeatures(text: string): RuntimeFeatures | undefined {
     const raw = JSON.parse(text) as {
       ociVersionMax?: unknown;
       mountOptions?: unknown;
-      linux?: { namespaces?: unknown };
+      linux?: { namespaces?: unknown; mountExtensions?: { idmap?: { enabled?: unknown } } };
     };
     const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
     return {
       ociVersionMax: typeof raw.ociVersionMax === 'string' ? raw.ociVersionMax : '',
       mountOptions: strings(raw.mountOptions),
       namespaces: strings(raw.linux?.namespaces),
+      idmapMounts: raw.linux?.mountExtensions?.idmap?.enabled === true,
     };
   } catch {
     return undefined;
@@ -139,8 +144,13 @@ export class RuntimeHandlerRegistry {
               probeContainerCreate(binary, { workDir: path.join(this.config.state, 'probe') }),
             ]);
             handler.features = features;
-            if (created.ok) handler.ok = true;
-            else handler.problem = `runtime handler "${name}": cannot ${created.stage} a container on this host: ${created.message}`;
+            if (created.ok) {
+              handler.ok = true;
+              handler.userNamespaces = await probeUsernsSupport(binary, {
+                workDir: path.join(this.config.state, 'probe-userns'),
+                ownedDir: this.config.state,
+              });
+            } else handler.problem = `runtime handler "${name}": cannot ${created.stage} a container on this host: ${created.message}`;
           }
         }
         this.handlers.set(name, handler);

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PodCgroup } from '../cgroups/cgroups';
-import { alreadyExists, errorMessage, wrapError } from '../errors';
+import { alreadyExists, errorMessage, failedPrecondition, invalidArgument, wrapError } from '../errors';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
 import type { RuntimeHandler } from '../runtime/handlers';
 import { crashPoint } from '../util/crashpoint';
@@ -28,6 +28,8 @@ export interface PodSpec {
   config: PodSandboxConfig__Output;
   metadata: SandboxRecord['metadata'];
   namespaceModes: SandboxRecord['namespaceModes'];
+  /** The pod's user namespace maps (userns mode POD). */
+  userns?: SandboxRecord['userns'];
   sysctls: Record<string, string>;
   /** The pod's own hostname (pod network only); the host's name is used when absent. */
   hostname?: string;
@@ -49,6 +51,19 @@ export interface PodCreatorOptions {
   shmSizeBytes: number;
 }
 
+/** A pod in a user namespace needs a handler whose start-up probe ran one (and, with the host network, that too). */
+export function checkUsernsSupport(handler: RuntimeHandler, hostNetwork: boolean): void {
+  const u = handler.userNamespaces;
+  if (!u?.ok) {
+    throw failedPrecondition(`runtime handler "${handler.name}" cannot run pods in user namespaces on this host: ${u?.problem ?? 'not probed'}`);
+  }
+  if (hostNetwork && !u.hostNetwork) {
+    throw invalidArgument(
+      `runtime handler "${handler.name}" cannot run a pod in a user namespace on the host network on this host: ${u.hostNetworkProblem}`,
+    );
+  }
+}
+
 export class PodCreator {
   constructor(
     private readonly d: SandboxParts,
@@ -58,6 +73,7 @@ export class PodCreator {
   /** Creates the pod and returns its id; on failure everything made is undone and the name is free again. */
   async run(spec: PodSpec): Promise<string> {
     const handler = this.o.handlers.get(spec.runtimeHandler);
+    if (spec.userns) checkUsernsSupport(handler, spec.namespaceModes.network === 'NODE');
     const key = sandboxNameKey(spec.metadata);
     const id = randomBytes(32).toString('hex');
     const existing = this.d.store.reserveName(key, id);
@@ -96,6 +112,7 @@ export class PodCreator {
           ipc: spec.namespaceModes.ipc === 'POD',
           uts: spec.namespaceModes.network === 'POD',
           pid: spec.namespaceModes.pid === 'POD',
+          userns: spec.userns,
           hostname: spec.hostname,
           sysctls: spec.sysctls,
           cgroupProcs: cgroup.procsFiles(),
@@ -158,6 +175,7 @@ export class PodCreator {
       runtimeHandler,
       config: spec.config,
       namespaceModes: spec.namespaceModes,
+      ...(spec.userns ? { userns: spec.userns } : {}),
       nsPaths: {},
       stateDir,
       filesDir,

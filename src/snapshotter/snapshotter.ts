@@ -283,7 +283,12 @@ export class Snapshotter {
     return opts.join(',');
   }
 
-  async mount(key: string, target: string, readonly = false): Promise<void> {
+  /**
+   * Mounts the snapshot at target. `lowerBase` is another view of the
+   * snapshots dir (an idmapped copy of it) that the relative lower layers
+   * are taken from instead; upper and work dirs stay the real ones.
+   */
+  async mount(key: string, target: string, readonly = false, lowerBase?: string): Promise<void> {
     this.assertInit();
     // Absolute: the overlay mount runs with cwd = snapshots dir.
     target = path.resolve(target);
@@ -291,7 +296,24 @@ export class Snapshotter {
     if (options.length > MAX_MOUNT_OPTIONS) {
       throw failedPrecondition(`snapshot ${key} has too many layers to mount (${options.length}-byte options)`);
     }
-    await mountOverlay(options, target, this.snapshotsDir);
+    await mountOverlay(options, target, lowerBase ?? this.snapshotsDir);
+  }
+
+  /** The directory of all snapshots (the source of an idmapped view for mount's lowerBase). */
+  get snapshotsRoot(): string {
+    return this.snapshotsDir;
+  }
+
+  /**
+   * Gives the (empty) upper dir of an active snapshot to uid:gid, so the root
+   * of a user namespace can write the root directory of a rootfs whose lower
+   * layers are idmapped to it.
+   */
+  async chownUpper(key: string, uid: number, gid: number): Promise<void> {
+    const rec = this.meta.get(key);
+    if (rec === undefined) throw notFound(`snapshot ${key} not found`);
+    if (rec.kind !== 'active') throw failedPrecondition(`snapshot ${key} is not active`);
+    await fsp.chown(this.fsDir(rec), uid, gid);
   }
 
   async unmount(target: string): Promise<void> {

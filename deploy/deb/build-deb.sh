@@ -21,7 +21,7 @@ chmod 0644 "$STAGE/lib/systemd/system/berthd.service"
 
 DOC="$STAGE/usr/share/doc/berth"
 install -d "$DOC/examples/cni" "$DOC/examples/certs.d"
-install -m 0644 README.md deploy/kubelet.md deploy/crictl.yaml deploy/prometheus-scrape.yaml "$DOC/"
+install -m 0644 README.md deploy/kubelet.md deploy/crictl.yaml deploy/prometheus.yaml deploy/berth-alerts.yaml deploy/grafana-dashboard.json "$DOC/"
 install -m 0644 deploy/cni/10-berth-bridge.conflist deploy/cni/README.md "$DOC/examples/cni/"
 cp -r deploy/certs.d/. "$DOC/examples/certs.d/"
 printf 'berth is licensed under the Apache License, Version 2.0;\nsee /usr/share/common-licenses/Apache-2.0.\n' > "$DOC/copyright"

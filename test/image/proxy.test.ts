@@ -6,6 +6,8 @@ import { BerthError } from '../../src/errors';
 import { ProxyConfig } from '../../src/registry/proxy';
 import { ImageService } from '../../src/image/service';
 import { silentLogger } from '../../src/log/logger';
+import { Registry } from 'prom-client';
+import { RuntimeMetrics } from '../../src/metrics/runtime_metrics';
 import { busyboxLayer, makeLayer, Pusher, selfSignedCert, TestProxy, TestRegistry, type PushedImage } from '../helpers/registry';
 import { externalIPv4, Tinyproxy } from '../helpers/tinyproxy';
 import { imageFixture, writeHostsToml, type ImageFixture } from './fixture';
@@ -64,7 +66,12 @@ describe('registry proxies (HTTP_PROXY, HTTPS_PROXY, NO_PROXY)', function () {
       fx = await imageFixture();
       // The fixture's service has no proxies; reopen it with these.
       fx.images.close();
-      fx.images = await ImageService.open(fx.config, silentLogger(), fx.snapshotter, { registryBackoffMs: 20, registryAttempts: 2, proxies: new ProxyConfig(env) });
+      fx.images = await ImageService.open(fx.config, silentLogger(), fx.snapshotter, {
+        registryBackoffMs: 20,
+        registryAttempts: 2,
+        proxies: new ProxyConfig(env),
+        metrics: new RuntimeMetrics(new Registry()),
+      });
       return fx;
     };
 

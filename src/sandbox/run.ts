@@ -66,6 +66,19 @@ export function checkUsernsSupport(handler: RuntimeHandler, hostNetwork: boolean
   }
 }
 
+/**
+ * The pod-network sysctl defaults for one pod. In a user namespace the
+ * kernel takes ping_group_range in that namespace's group ids, so "0
+ * 2147483647" is refused (EINVAL): the range becomes the pod's mapped groups.
+ */
+export function defaultsForPod(defaults: Record<string, string>, userns: PodSpec['userns']): Record<string, string> {
+  const key = 'net.ipv4.ping_group_range';
+  if (!userns || defaults[key] === undefined || userns.gids.length === 0) return defaults;
+  const lo = Math.min(...userns.gids.map((m) => m.containerId));
+  const hi = Math.max(...userns.gids.map((m) => m.containerId + m.length - 1));
+  return { ...defaults, [key]: `${lo} ${hi}` };
+}
+
 export class PodCreator {
   constructor(
     private readonly d: SandboxParts,
@@ -116,7 +129,7 @@ export class PodCreator {
           pid: spec.namespaceModes.pid === 'POD',
           userns: spec.userns,
           hostname: spec.hostname,
-          sysctls: spec.namespaceModes.network === 'POD' ? { ...this.o.podNetworkSysctls, ...spec.sysctls } : spec.sysctls,
+          sysctls: spec.namespaceModes.network === 'POD' ? { ...defaultsForPod(this.o.podNetworkSysctls, spec.userns), ...spec.sysctls } : spec.sysctls,
           cgroupProcs: cgroup.procsFiles(),
           shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
         });

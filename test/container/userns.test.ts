@@ -136,6 +136,7 @@ describe('pods in user namespaces (runc 1.1.5, idmapped mounts made by berth)', 
       'echo id=$(id -u):$(id -g)',
       'echo host=$(hostname)',
       'echo port=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start) shm=$(cat /proc/sys/kernel/shmmax)',
+      'echo ping=$(cat /proc/sys/net/ipv4/ping_group_range)',
       'for f in /bin/busybox /etc/passwd /etc/hosts /etc/resolv.conf /etc/hostname /dev/shm /vol/host-file; do echo "$f $(ls -nd $f | tr -s " " | cut -d" " -f3,4)"; done',
       'echo written > /vol/by-root && touch /work/upper-file && echo /dev/shm-ok > /dev/shm/x && cat /dev/shm/x',
       'echo done; sleep 3600',
@@ -147,6 +148,7 @@ describe('pods in user namespaces (runc 1.1.5, idmapped mounts made by berth)', 
     assert.match(out, /^id=0:0$/m);
     assert.match(out, /^host=unspod$/m);
     assert.match(out, /^port=123 shm=12345678$/m);
+    assert.match(out, /^ping=0 65535$/m, 'unprivileged ICMP for the groups the pod maps (0 2147483647 is refused in a user namespace)');
     for (const f of ['/bin/busybox', '/etc/passwd', '/etc/hosts', '/etc/resolv.conf', '/etc/hostname', '/dev/shm', '/vol/host-file']) {
       assert.match(out, new RegExp(`^${f} 0 0$`, 'm'), `${f} is owned by root inside`);
     }

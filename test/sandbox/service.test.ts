@@ -9,7 +9,8 @@ import { BerthError } from '../../src/errors';
 import { readMountInfo } from '../../src/sandbox/namespaces/mounts';
 import type { PodNetworkRef, PodNetworkSpec } from '../../src/network/cni';
 import type { PodNetwork } from '../../src/sandbox/cni_adapter';
-import type { SandboxService } from '../../src/sandbox/service';
+import { podNetworkSysctls, type SandboxService } from '../../src/sandbox/service';
+import { defaultsForPod } from '../../src/sandbox/run';
 import { nsenter, podConfig, runPod, SandboxFixture } from './fixture';
 import { podFilter, type PodFilterFields } from '../../src/cri/filters';
 
@@ -239,6 +240,12 @@ describe('sandbox service', function () {
       fx.config.runtime.enable_unprivileged_ports = true;
       fx.config.runtime.enable_unprivileged_icmp = true;
     }
+    // In a user namespace the range is the pod's mapped groups (the kernel refuses unmapped ones).
+    const userns = { uids: [{ containerId: 0, hostId: 300000, length: 65536 }], gids: [{ containerId: 0, hostId: 310000, length: 65536 }] };
+    assert.deepEqual(defaultsForPod(podNetworkSysctls(fx.config), userns), {
+      'net.ipv4.ip_unprivileged_port_start': '0',
+      'net.ipv4.ping_group_range': '0 65535',
+    });
     for (const r of svc.list(podFilter(svc, { id: '', labelSelector: {} }))) {
       if (!/unpriv-/.test(r.metadata.name)) continue;
       await svc.stop(r.id);

@@ -3,23 +3,13 @@
 // READY=1 around a SIGHUP reload. Messages go through berth-notify
 // (src/notify/PROTOCOL.md), started once: Node has no unix datagram sockets.
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { failedPrecondition } from '../errors';
 import type { Logger } from '../log/logger';
-import { resolveBinary } from '../runtime/handlers';
+import { findHelper } from '../runtime/handlers';
 
 /** Where berth-notify is looked for: $BERTH_NOTIFY, the repo's build/, the install dirs, then PATH. */
 export function findNotifyHelper(): string | undefined {
-  const candidates = [
-    process.env.BERTH_NOTIFY,
-    path.resolve(__dirname, '..', '..', '..', 'build', 'berth-notify'),
-    path.resolve(__dirname, '..', '..', 'build', 'berth-notify'),
-    '/usr/local/libexec/berth/berth-notify',
-    '/usr/libexec/berth/berth-notify',
-  ];
-  for (const c of candidates) if (c && fs.existsSync(c)) return c;
-  return resolveBinary('berth-notify');
+  return findHelper('berth-notify', 'BERTH_NOTIFY');
 }
 
 export class SystemdNotifier {

@@ -67,6 +67,20 @@ export function parseFeatures(text: string): RuntimeFeatures | undefined {
 }
 
 /** Looks a command up in PATH (as execvp would), returning an absolute path. */
+/** A native helper (berth-pinns, berth-notify): $ENV_VAR, the repository's (or install's) build/, the libexec dirs, then PATH. */
+export function findHelper(name: string, envVar: string): string | undefined {
+  const candidates = [
+    process.env[envVar],
+    // dist/src/runtime -> <repo or /usr/lib/berth>/build
+    path.resolve(__dirname, '..', '..', '..', 'build', name),
+    path.resolve(__dirname, '..', '..', 'build', name),
+    `/usr/local/libexec/berth/${name}`,
+    `/usr/libexec/berth/${name}`,
+  ];
+  for (const c of candidates) if (c && fs.existsSync(c)) return c;
+  return resolveBinary(name);
+}
+
 export function resolveBinary(name: string): string | undefined {
   if (name.includes('/')) return fs.existsSync(name) ? path.resolve(name) : undefined;
   const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':');

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage, failedPrecondition, internal } from '../errors';
-import { resolveBinary } from './handlers';
+import { findHelper } from './handlers';
 import type { OciIdMapping } from './spec/oci_types';
 
 /** One range of a uid or gid map, as the CRI gives it. */
@@ -47,16 +47,7 @@ export function sameMaps(a: UserNamespaceMaps, b: UserNamespaceMaps): boolean {
 
 /** Where berth-pinns is looked for: $BERTH_PINNS, the repo's build/, the install dir, then PATH. */
 export function findPinns(): string | undefined {
-  const candidates = [
-    process.env.BERTH_PINNS,
-    // dist/src/runtime → the repository's build/
-    path.resolve(__dirname, '..', '..', '..', 'build', 'berth-pinns'),
-    path.resolve(__dirname, '..', '..', 'build', 'berth-pinns'),
-    '/usr/local/libexec/berth/berth-pinns',
-    '/usr/libexec/berth/berth-pinns',
-  ];
-  for (const c of candidates) if (c && fs.existsSync(c)) return c;
-  return resolveBinary('berth-pinns');
+  return findHelper('berth-pinns', 'BERTH_PINNS');
 }
 
 /** Runs berth-pinns; its stderr (without the program name) is the error. */

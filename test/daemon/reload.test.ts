@@ -60,7 +60,10 @@ describe('config reload (SIGHUP)', function () {
       assert.match(reloaded, /applied.*cni\.conf_dir.*image\.credentials\.reg\.example\.password.*image\.pinned_images.*image\.registry_config_dir.*log\.level/);
       assert.doesNotMatch(d.output, /sekret/, 'credential values never reach the log');
       await sock.waitFor('RELOADING=1');
-      assert.equal(sock.messages.filter((m) => m.msg.split('\n').includes('READY=1')).length, 2, 'READY=1 again after the reload');
+      const readies = () => sock.messages.filter((m) => m.msg.split('\n').includes('READY=1')).length;
+      // The receiver reports datagrams in its own time: wait for the second READY=1 rather than race it.
+      for (let i = 0; i < 200 && readies() < 2; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(readies(), 2, 'READY=1 again after the reload');
 
       const status = await d.cri.runtime.Status({ verbose: true });
       const live = JSON.parse(status.info.config) as ReturnType<typeof defaultConfig>;

@@ -40,6 +40,8 @@ describe('systemd notification (Type=notify)', function () {
     assert.equal(await notifier.notify('STATUS=hello'), true);
     assert.equal(await notifier.notify('READY=1'), true);
     await notifier.close();
+    // Sent is not yet read: the receiver reports each datagram in its own time.
+    await sock.waitFor('READY=1');
     assert.deepEqual(
       sock.messages.map((m) => [m.pid, m.msg]),
       [

@@ -17,6 +17,7 @@ import { exec } from './exec';
 import { attach } from './attach';
 import { portForward } from './port_forward';
 
+import { checkpointContainer } from './container_checkpoint';
 import { createContainer } from './container_create';
 import { removeContainer, startContainer, stopContainer } from './container_lifecycle';
 import { listContainers } from './container_list';
@@ -50,6 +51,7 @@ export const HANDLERS: Record<string, Handler | undefined> = {
   ExecSync: execSync,
   UpdateContainerResources: updateContainerResources,
   ReopenContainerLog: reopenContainerLog,
+  CheckpointContainer: checkpointContainer,
   ContainerStats: containerStats,
   ListContainerStats: listContainerStats,
   PodSandboxStats: podSandboxStats,

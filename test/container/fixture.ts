@@ -113,3 +113,17 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>,
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Creates and starts a container in a pod; resolves its id. */
+export async function startContainer(
+  fx: ContainerFixture,
+  pod: { id: string; config: PodSandboxConfig },
+  name: string,
+  extra: Partial<ContainerConfig> = {},
+  image = fx.image,
+): Promise<string> {
+  const rt = fx.berthd.cri.runtime;
+  const { containerId } = await rt.CreateContainer({ podSandboxId: pod.id, config: containerConfig(image, name, extra), sandboxConfig: pod.config });
+  await rt.StartContainer({ containerId });
+  return containerId;
+}

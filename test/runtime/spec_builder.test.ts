@@ -73,7 +73,7 @@ describe('runtime/spec builder', () => {
     it('merges env: default PATH, HOSTNAME, image env, CRI env wins', () => {
       const spec = build({
         image: { Env: ['PATH=/img/bin', 'A=image', 'B=image'] },
-        config: containerConfig({ command: ['/bin/sh'], envs: [{ key: 'B', value: 'cri' }, { key: 'C', value: '' }] }),
+        config: containerConfig({ command: ['/bin/sh'], envs: [{ key: 'B', value: Buffer.from('cri') }, { key: 'C', value: Buffer.from('') }] }),
       });
       assert.deepEqual(spec.process.env, ['PATH=/img/bin', 'HOSTNAME=podhost', 'A=image', 'B=cri', 'C=']);
     });

@@ -6,10 +6,11 @@ import { status } from './status';
 import { runtimeConfig } from './runtime_config';
 import { runPodSandbox } from './sandbox_run';
 import { removePodSandbox, stopPodSandbox } from './sandbox_stop_remove';
-import { listPodSandbox, podSandboxStatus } from './sandbox_status';
+import { listPodSandbox, podSandboxStatus, streamPodSandboxes } from './sandbox_status';
+import { streamPodSandboxMetrics } from './sandbox_metrics_stream';
 import { updateRuntimeConfig } from './update_runtime_config';
 import { pullImage } from './image_pull';
-import { listImages } from './image_list';
+import { listImages, streamImages } from './image_list';
 import { imageStatus } from './image_status';
 import { removeImage } from './image_remove';
 import { imageFsInfo } from './image_fs_info';
@@ -20,12 +21,19 @@ import { portForward } from './port_forward';
 import { checkpointContainer } from './container_checkpoint';
 import { createContainer } from './container_create';
 import { removeContainer, startContainer, stopContainer } from './container_lifecycle';
-import { listContainers } from './container_list';
+import { listContainers, streamContainers } from './container_list';
 import { containerStatus } from './container_status';
 import { execSync } from './container_exec_sync';
 import { reopenContainerLog, updateContainerResources } from './container_update';
 import { getContainerEvents, type ServerStreamSink } from './container_events';
-import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './container_stats';
+import {
+  containerStats,
+  listContainerStats,
+  listPodSandboxStats,
+  podSandboxStats,
+  streamContainerStats,
+  streamPodSandboxStats,
+} from './container_stats';
 
 // Each handler is typed against its own request/response in its module; the
 // table erases that because gRPC dispatches by method name (`never`: any
@@ -71,4 +79,10 @@ export type StreamHandler = (ctx: CriContext, req: never, sink: ServerStreamSink
 
 export const STREAM_HANDLERS: Record<string, StreamHandler | undefined> = {
   GetContainerEvents: getContainerEvents,
+  StreamPodSandboxes: streamPodSandboxes,
+  StreamContainers: streamContainers,
+  StreamContainerStats: streamContainerStats,
+  StreamPodSandboxStats: streamPodSandboxStats,
+  StreamPodSandboxMetrics: streamPodSandboxMetrics,
+  StreamImages: streamImages,
 };

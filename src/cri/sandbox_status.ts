@@ -1,11 +1,15 @@
-// PodSandboxStatus and ListPodSandbox.
+// PodSandboxStatus, ListPodSandbox and StreamPodSandboxes.
 import type { PodSandboxStatusRequest__Output } from '../gen/runtime/v1/PodSandboxStatusRequest';
 import type { PodSandboxStatusResponse } from '../gen/runtime/v1/PodSandboxStatusResponse';
 import type { ListPodSandboxRequest__Output } from '../gen/runtime/v1/ListPodSandboxRequest';
 import type { ListPodSandboxResponse } from '../gen/runtime/v1/ListPodSandboxResponse';
 import { invalidArgument } from '../errors';
+import type { StreamPodSandboxesRequest__Output } from '../gen/runtime/v1/StreamPodSandboxesRequest';
+import type { StreamPodSandboxesResponse } from '../gen/runtime/v1/StreamPodSandboxesResponse';
+import type { ServerStreamSink } from './container_events';
 import type { CriContext } from './context';
 import { podFilter } from './filters';
+import { streamInBatches } from './list_stream';
 import { podSandboxOf, podSandboxStatusOf } from './sandbox_common';
 import { nowNs } from '../util/time';
 
@@ -47,4 +51,14 @@ export async function podSandboxStatus(
 export async function listPodSandbox(ctx: CriContext, req: ListPodSandboxRequest__Output): Promise<ListPodSandboxResponse> {
   const sandboxes = ctx.sandboxes;
   return { items: sandboxes.list(podFilter(sandboxes, req.filter)).map((rec) => podSandboxOf(sandboxes, rec)) };
+}
+
+export function streamPodSandboxes(
+  ctx: CriContext,
+  req: StreamPodSandboxesRequest__Output,
+  sink: ServerStreamSink<StreamPodSandboxesResponse>,
+): Promise<void> {
+  const sandboxes = ctx.sandboxes;
+  const list = sandboxes.list(podFilter(sandboxes, req.filter));
+  return streamInBatches(sink, list, (rec) => podSandboxOf(sandboxes, rec), (podSandboxes) => ({ podSandboxes }));
 }

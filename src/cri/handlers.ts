@@ -9,6 +9,7 @@ import { removePodSandbox, stopPodSandbox } from './sandbox_stop_remove';
 import { listPodSandbox, podSandboxStatus, streamPodSandboxes } from './sandbox_status';
 import { streamPodSandboxMetrics } from './sandbox_metrics_stream';
 import { updateRuntimeConfig } from './update_runtime_config';
+import { updatePodSandboxResources } from './sandbox_update';
 import { pullImage } from './image_pull';
 import { listImages, streamImages } from './image_list';
 import { imageStatus } from './image_status';
@@ -49,6 +50,7 @@ export const HANDLERS: Record<string, Handler | undefined> = {
   RemovePodSandbox: removePodSandbox,
   PodSandboxStatus: podSandboxStatus,
   ListPodSandbox: listPodSandbox,
+  UpdatePodSandboxResources: updatePodSandboxResources,
   UpdateRuntimeConfig: updateRuntimeConfig,
   CreateContainer: createContainer,
   StartContainer: startContainer,

@@ -41,6 +41,7 @@ export async function podSandboxStatus(
         hosts: rec.hostsFile,
         hostnameFile: rec.hostnameFile,
         networkAttached: rec.networkAttached,
+        resources: rec.resources ?? null,
         config: rec.config,
       }),
     };

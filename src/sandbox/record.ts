@@ -1,6 +1,7 @@
 // The durable description of a pod sandbox: everything needed to answer the
 // status RPCs and to undo what was set up, after a berthd restart too.
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
+import type { PodResources } from './resources';
 
 export type NamespaceModeName = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
 
@@ -41,6 +42,8 @@ export interface SandboxRecord {
   network: { ip: string; additionalIps: string[] };
   /** The network plugin may have attached the pod (set before setup, cleared by a successful teardown). */
   networkAttached: boolean;
+  /** Pod-level resources and overhead as last applied by UpdatePodSandboxResources. */
+  resources?: PodResources;
 }
 
 /** The kubelet's identity of a sandbox: one of these may exist at a time. */

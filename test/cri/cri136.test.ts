@@ -12,7 +12,7 @@ import { grpcCode, RawCri } from './fixture136';
 /** Left to branch wt-metrics (ListMetricDescriptors, ListPodSandboxMetrics). */
 const ELSEWHERE = new Set(['ListMetricDescriptors', 'ListPodSandboxMetrics']);
 /** Served by the next commits of this branch. */
-const NOT_YET = new Set(['UpdatePodSandboxResources']);
+const NOT_YET = new Set<string>([]);
 
 function criuWorks(): boolean {
   try {
@@ -161,6 +161,58 @@ describe('cri-api v0.36 through a real berthd', function () {
 
     it('ends StreamPodSandboxMetrics with EOF (no pod metrics on this branch)', async () => {
       assert.deepEqual(await raw.stream('RuntimeService', 'StreamPodSandboxMetrics', {}), []);
+    });
+  });
+
+  describe('UpdatePodSandboxResources', () => {
+    const MiB = 1024 * 1024;
+    const read = (controller: string, cgroupPath: string, file: string): string =>
+      fs.readFileSync(path.join('/sys/fs/cgroup', controller, cgroupPath, file), 'utf8').trim();
+    const limits = (memory: number, shares: number, quota: number) => ({
+      memoryLimitInBytes: String(memory),
+      cpuShares: String(shares),
+      cpuQuota: String(quota),
+      cpuPeriod: '100000',
+    });
+
+    it('sets resources plus overhead on the pod cgroup, resizes, and reports them in verbose PodSandboxStatus', async () => {
+      await run('resized');
+      const info = async () => JSON.parse((await rt().PodSandboxStatus({ podSandboxId: podId, verbose: true })).info.info) as {
+        cgroupParent: string;
+        resources: { resources: { memoryLimitInBytes: string }; overhead: { memoryLimitInBytes: string } } | null;
+      };
+      const cg = (await info()).cgroupParent;
+      await rt().UpdatePodSandboxResources({ podSandboxId: podId, resources: limits(256 * MiB, 512, 50000), overhead: limits(16 * MiB, 10, 5000) });
+      assert.equal(read('memory', cg, 'memory.limit_in_bytes'), String(272 * MiB));
+      assert.equal(read('cpu', cg, 'cpu.shares'), '522');
+      assert.equal(read('cpu', cg, 'cpu.cfs_quota_us'), '55000');
+      assert.equal(read('cpu', cg, 'cpu.cfs_period_us'), '100000');
+      // The resize: smaller memory, more CPU.
+      await rt().UpdatePodSandboxResources({ podSandboxId: podId, resources: limits(128 * MiB, 1024, 200000), overhead: limits(16 * MiB, 10, 5000) });
+      assert.equal(read('memory', cg, 'memory.limit_in_bytes'), String(144 * MiB));
+      assert.equal(read('cpu', cg, 'cpu.shares'), '1034');
+      assert.equal(read('cpu', cg, 'cpu.cfs_quota_us'), '205000');
+      const after = await info();
+      assert.equal(after.resources?.resources.memoryLimitInBytes, String(128 * MiB));
+      assert.equal(after.resources?.overhead.memoryLimitInBytes, String(16 * MiB));
+      // The container inside still runs under the pod's new limits.
+      const s = await rt().ListContainers({ filter: { podSandboxId: podId, state: { state: 'CONTAINER_RUNNING' } } });
+      assert.ok(s.containers.length > 0);
+    });
+
+    it('refuses bad values with INVALID_ARGUMENT, an unknown pod with NOT_FOUND, unified keys on v1 naming them', async () => {
+      await assert.rejects(
+        rt().UpdatePodSandboxResources({ podSandboxId: podId, resources: { memoryLimitInBytes: '-5' } }),
+        (err) => grpcCode(err) === grpc.status.INVALID_ARGUMENT && /memory_limit_in_bytes/.test((err as Error).message),
+      );
+      await assert.rejects(
+        rt().UpdatePodSandboxResources({ podSandboxId: 'f'.repeat(64), resources: limits(64 * MiB, 2, 0) }),
+        (err) => grpcCode(err) === grpc.status.NOT_FOUND,
+      );
+      await assert.rejects(
+        rt().UpdatePodSandboxResources({ podSandboxId: podId, resources: { unified: { 'memory.high': '1000000' } } }),
+        (err) => grpcCode(err) === grpc.status.INVALID_ARGUMENT && /memory\.high/.test((err as Error).message),
+      );
     });
   });
 

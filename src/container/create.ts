@@ -10,6 +10,7 @@ import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfi
 import type { ImageRecord } from '../image/store';
 import { supportsRecursiveReadOnly } from '../runtime/handlers';
 import { buildContainerSpec, resolveStopSignal, type NamespaceRef, type SandboxRuntimeInfo } from '../runtime/spec/builder';
+import { configStopSignal } from '../runtime/spec/stop_signal';
 import type { SandboxRecord } from '../sandbox/record';
 import { crashPoint } from '../util/crashpoint';
 import { nowNs } from '../util/time';
@@ -70,7 +71,8 @@ export class ContainerCreator {
       // (128 bits of the id are as unique as the whole of it here).
       shimDir: path.join(this.deps.config.state, 'shims', id.slice(0, 32)),
       snapshotKey: `container-${id}`,
-      stopSignal: resolveStopSignal({ StopSignal: image.config.stopSignal }),
+      // The request's stop signal, else the image's, else SIGTERM.
+      stopSignal: configStopSignal(config.stopSignal) ?? resolveStopSignal({ StopSignal: image.config.stopSignal }),
       cgroupsPath: '',
       pid: 0,
       resources: config.linux?.resources ?? null,

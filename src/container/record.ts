@@ -42,7 +42,7 @@ export interface ContainerRecord {
   shimDir: string;
   /** Snapshot key of the writable layer (the container id). */
   snapshotKey: string;
-  /** Signal StopContainer sends first (from the image's StopSignal). */
+  /** Signal StopContainer sends first: the config's stop_signal, else the image's StopSignal, else SIGTERM. */
   stopSignal: string;
   /** cgroupfs path of the container (for OOM and stats). */
   cgroupsPath: string;

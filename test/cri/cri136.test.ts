@@ -216,6 +216,43 @@ describe('cri-api v0.36 through a real berthd', function () {
     });
   });
 
+  describe('stop signals', () => {
+    // Exits with `code` on `sig`: the exit code proves which signal StopContainer sent.
+    const trapping = (sig: string, code: number) => ['sh', '-c', `trap "exit ${code}" ${sig}; while true; do sleep 0.1; done`];
+
+    async function stopAndExit(id: string) {
+      await rt().StopContainer({ containerId: id, timeout: '20' });
+      return (await rt().ContainerStatus({ containerId: id, verbose: false })).status;
+    }
+
+    it('sends ContainerConfig.stop_signal, over the image\'s StopSignal, and reports it', async () => {
+      const id = await run('sig-config', { command: trapping('USR2', 42), stopSignal: 'SIGUSR2' }, fx.image2);
+      assert.equal((await rt().ContainerStatus({ containerId: id, verbose: false })).status?.stopSignal, 'SIGUSR2');
+      const s = await stopAndExit(id);
+      assert.equal(s?.exitCode, 42);
+      assert.equal(s?.stopSignal, 'SIGUSR2');
+    });
+
+    it('sends the image\'s StopSignal when the config asks for none', async () => {
+      const id = await run('sig-image', { command: trapping('USR1', 43) }, fx.image2);
+      const s = await stopAndExit(id);
+      assert.equal(s?.exitCode, 43);
+      assert.equal(s?.stopSignal, 'SIGUSR1');
+    });
+
+    it('sends SIGTERM when neither says, and a real-time signal by its number', async () => {
+      const id = await run('sig-default', { command: trapping('TERM', 44) });
+      const s = await stopAndExit(id);
+      assert.equal(s?.exitCode, 44);
+      assert.equal(s?.stopSignal, 'SIGTERM');
+      // SIGRTMIN+2 is 36 (glibc numbering); busybox traps it by number.
+      const rtId = await run('sig-rt', { command: trapping('36', 45), stopSignal: 'SIGRTMINPLUS2' });
+      const r = await stopAndExit(rtId);
+      assert.equal(r?.exitCode, 45);
+      assert.equal(r?.stopSignal, 'SIGRTMINPLUS2');
+    });
+  });
+
   describe('CheckpointContainer', () => {
     it('checkpoints through CRIU where criu check passes, else FAILED_PRECONDITION saying why', async () => {
       const id = await run('ckpt');

@@ -65,7 +65,8 @@ export async function status(ctx: CriContext, req: StatusRequest__Output): Promi
       ...(def ? [{ name: '', features: handlerFeatures(def) }] : []),
       ...handlers.map((h) => ({ name: h.name, features: handlerFeatures(h) })),
     ],
-    features: { supplementalGroupsPolicy: true },
+    // No user namespaces at all, so none with the host network either.
+    features: { supplementalGroupsPolicy: true, userNamespacesHostNetwork: false },
     info: {},
   };
   if (req.verbose) {

@@ -21,6 +21,8 @@ export interface SandboxRecord {
   /** Unix time in nanoseconds, decimal string. */
   createdAt: string;
   runtimeHandler: string;
+  /** The handler RunPodSandbox named ("" for the default), as PodSandboxStatus reports it; absent in older records. */
+  requestedHandler?: string;
   /** The request's config as given (labels, annotations, DNS, port mappings...). */
   config: PodSandboxConfig__Output;
   namespaceModes: { network: NamespaceModeName; pid: NamespaceModeName; ipc: NamespaceModeName };

@@ -155,6 +155,7 @@ export class PodCreator {
       state: initialSandboxState(),
       createdAt: nowNs(),
       runtimeHandler,
+      requestedHandler: spec.runtimeHandler,
       config: spec.config,
       namespaceModes: spec.namespaceModes,
       nsPaths: {},

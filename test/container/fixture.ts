@@ -93,7 +93,6 @@ export function podConfig(fx: ContainerFixture, extra: Partial<PodSandboxConfig>
   const n = ++podCounter;
   return {
     metadata: { name: `pod${n}`, namespace: 'test', uid: `uid-${process.pid}-${n}`, attempt: 0 },
-    hostname: `pod${n}`,
     logDirectory: path.join(fx.logDir, `pod${n}`),
     linux: { securityContext: { namespaceOptions: { network: 'NODE' } } },
     ...extra,

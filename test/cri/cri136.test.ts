@@ -253,6 +253,53 @@ describe('cri-api v0.36 through a real berthd', function () {
     });
   });
 
+  describe('details the kubelet relies on', () => {
+    it('writes a last line without a newline as a P record', async () => {
+      const id = await run('partial', { command: ['sh', '-c', 'echo whole; printf "last words"'] });
+      await waitFor('exit', async () => ((await rt().ContainerStatus({ containerId: id, verbose: false })).status?.state === 'CONTAINER_EXITED' ? true : undefined));
+      const lines = fs.readFileSync(path.join(podCfg.logDirectory ?? '', 'partial.log'), 'utf8').split('\n').filter(Boolean);
+      assert.deepEqual(lines.map((l) => l.split(' ').slice(1).join(' ')), ['stdout F whole', 'stdout P last words']);
+    });
+
+    it('refuses a host-network pod that asks for a hostname of its own', async () => {
+      const cfg = podConfig(fx, { hostname: 'not-the-node' });
+      await assert.rejects(
+        rt().RunPodSandbox({ config: cfg }),
+        (err) => grpcCode(err) === grpc.status.INVALID_ARGUMENT && /host network/.test((err as Error).message),
+      );
+      const ok = (await rt().RunPodSandbox({ config: podConfig(fx, { hostname: os.hostname() }) })).podSandboxId;
+      await rt().StopPodSandbox({ podSandboxId: ok });
+      await rt().RemovePodSandbox({ podSandboxId: ok });
+    });
+
+    it('reports the runtime handler the pod asked for, empty when it asked for none', async () => {
+      const none = await rt().PodSandboxStatus({ podSandboxId: podId, verbose: false });
+      assert.equal(none.status?.runtimeHandler, '');
+      const named = (await rt().RunPodSandbox({ config: podConfig(fx), runtimeHandler: 'runc' })).podSandboxId;
+      try {
+        assert.equal((await rt().PodSandboxStatus({ podSandboxId: named, verbose: false })).status?.runtimeHandler, 'runc');
+        const listed = await rt().ListPodSandbox({ filter: { id: named } });
+        assert.equal(listed.items[0].runtimeHandler, 'runc');
+      } finally {
+        await rt().StopPodSandbox({ podSandboxId: named });
+        await rt().RemovePodSandbox({ podSandboxId: named });
+      }
+    });
+
+    it('gives containers the image id PullImage returned as image_ref', async () => {
+      const { imageRef } = await fx.berthd.cri.image.PullImage({ image: { image: fx.image } });
+      const id = await run('imageid');
+      assert.equal((await rt().ContainerStatus({ containerId: id, verbose: false })).status?.imageId, imageRef);
+      assert.equal((await rt().ListContainers({ filter: { id } })).containers[0].imageId, imageRef);
+    });
+
+    it('reports the runtime features truthfully', async () => {
+      const st = await rt().Status({ verbose: false });
+      assert.deepEqual(st.features, { supplementalGroupsPolicy: true, userNamespacesHostNetwork: false });
+      assert.ok(st.runtimeHandlers.every((h) => h.features?.userNamespaces === false));
+    });
+  });
+
   describe('CheckpointContainer', () => {
     it('checkpoints through CRIU where criu check passes, else FAILED_PRECONDITION saying why', async () => {
       const id = await run('ckpt');

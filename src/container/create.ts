@@ -18,6 +18,7 @@ import type { ContainerDeps } from './deps';
 import { containerNameKey, type ContainerRecord } from './record';
 import { initialContainerState, markCreated } from './state';
 import type { ContainerTeardown } from './teardown';
+import { containerMounts, imageVolumeIds } from './volumes';
 
 export class ContainerCreator {
   constructor(
@@ -37,6 +38,7 @@ export class ContainerCreator {
     const imageName = config.image?.image ?? '';
     const image = this.deps.images.lookup(imageName);
     if (!image) throw notFound(`image "${imageName}" not found; pull it first`);
+    const volumeImageIds = imageVolumeIds(this.deps, config.mounts ?? []);
     const handler = this.deps.handlers.get(pod.runtimeHandler);
 
     const id = randomBytes(32).toString('hex');
@@ -56,6 +58,7 @@ export class ContainerCreator {
       imageName,
       imageId: image.id,
       imageRefName: image.repoDigests[0] ?? image.repoTags[0] ?? image.id,
+      ...(volumeImageIds.length > 0 ? { imageVolumeIds: volumeImageIds } : {}),
       runtimeHandler: handler.name,
       createdAt: nowNs(),
       startedAt: '0',
@@ -115,11 +118,12 @@ export class ContainerCreator {
     crashPoint('container-create:after-snapshot');
     await snapshotter.mount(rec.snapshotKey, rec.rootfsDir);
     crashPoint('container-create:after-mount');
+    const mounts = await containerMounts(this.deps, rec, image);
 
     const warnings: string[] = [];
     const spec = buildContainerSpec({
       containerId: rec.id,
-      config: rec.config,
+      config: { ...rec.config, mounts },
       sandboxConfig,
       image: {
         Env: image.config.env,

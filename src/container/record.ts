@@ -25,6 +25,8 @@ export interface ContainerRecord {
   imageId: string;
   /** The image's repo digest (or tag) to show as image_ref's human form. */
   imageRefName: string;
+  /** Images mounted as volumes (Mount.image): RemoveImage refuses them while the container exists. */
+  imageVolumeIds?: string[];
   runtimeHandler: string;
   /** Unix nanoseconds, decimal strings ("0" = not yet). */
   createdAt: string;

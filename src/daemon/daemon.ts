@@ -71,6 +71,9 @@ export class Daemon {
       pods: this.sandboxes,
       host: probeHost(),
     });
+    this.images.setVolumeUsers((imageId) =>
+      this.containers.store.list((c) => c.imageVolumeIds?.includes(imageId) ?? false).map((c) => c.id),
+    );
     this.streaming = StreamingServer.fromConfig(config, containerStreamingBackends(this.containers, this.sandboxes), logger);
     this.metrics = config.metrics.enabled ? new Metrics(BERTH_VERSION) : undefined;
     const ctx: CriContext = {

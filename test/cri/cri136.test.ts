@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { containerConfig, podConfig, startContainer, startContainerFixture, waitFor, type ContainerFixture } from '../container/fixture';
-import { grpcCode, RawCri } from './fixture136';
+import { busyboxApplets, grpcCode, RawCri, tarLayer } from './fixture136';
+import { Pusher } from '../helpers/registry';
 
 /** Left to branch wt-metrics (ListMetricDescriptors, ListPodSandboxMetrics). */
 const ELSEWHERE = new Set(['ListMetricDescriptors', 'ListPodSandboxMetrics']);
@@ -297,6 +298,112 @@ describe('cri-api v0.36 through a real berthd', function () {
       const st = await rt().Status({ verbose: false });
       assert.deepEqual(st.features, { supplementalGroupsPolicy: true, userNamespacesHostNetwork: false });
       assert.ok(st.runtimeHandlers.every((h) => h.features?.userNamespaces === false));
+    });
+  });
+
+  describe('volumes from images', () => {
+    let dataRef: string;
+    let volRef: string;
+    const exec = async (id: string, script: string) => {
+      const r = await rt().ExecSync({ containerId: id, cmd: ['sh', '-c', script], timeout: 10 });
+      return { code: r.exitCode, out: r.stdout.toString('utf8').trim(), err: r.stderr.toString('utf8') };
+    };
+    const mountsUnder = (dir: string) => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(dir));
+
+    before(async () => {
+      const pusher = new Pusher(fx.registry.host);
+      await pusher.pushImage('test/data', '1', {
+        layers: [
+          tarLayer([
+            { name: 'data/', type: 'dir' },
+            { name: 'data/hello.txt', body: 'hello from image' },
+            { name: 'data/sub/', type: 'dir' },
+            { name: 'data/sub/inner.txt', body: 'inner' },
+            { name: 'data/link', type: 'symlink', linkName: '/data/sub' },
+            { name: 'data/escape', type: 'symlink', linkName: '../../../../../etc' },
+          ]),
+        ],
+        config: {},
+      });
+      await pusher.pushImage('test/busybox', 'vol', {
+        layers: [
+          busyboxApplets(),
+          tarLayer([
+            { name: 'vol/', type: 'dir', mode: 0o750, uid: 1000, gid: 1000 },
+            { name: 'vol/seed.txt', body: 'seeded', mode: 0o640, uid: 1000, gid: 1000 },
+          ]),
+        ],
+        config: { Env: ['PATH=/bin'], Cmd: ['sleep', '3600'], Volumes: { '/vol': {}, '/other': {} } },
+      });
+      dataRef = `${fx.registry.host}/test/data:1`;
+      volRef = `${fx.registry.host}/test/busybox:vol`;
+      await fx.berthd.cri.image.PullImage({ image: { image: dataRef } });
+      await fx.berthd.cri.image.PullImage({ image: { image: volRef } });
+    });
+
+    const imageMount = (containerPath: string, imageSubPath = '') => ({ containerPath, image: { image: dataRef }, imageSubPath });
+
+    it('mounts an image read-only from its snapshots, whole and at a sub path through a symlink inside it', async () => {
+      const id = await run('imgvol', { mounts: [imageMount('/iv'), imageMount('/ivsub', 'data/link')] });
+      assert.equal((await exec(id, 'cat /iv/data/hello.txt')).out, 'hello from image');
+      assert.equal((await exec(id, 'cat /ivsub/inner.txt')).out, 'inner');
+      assert.notEqual((await exec(id, 'touch /iv/data/new')).code, 0, 'read-only');
+      // No copy: an overlay of the image's layer snapshots, under the container's state dir.
+      const dir = path.join(fx.berthd.state, 'containers', id, 'image-volumes');
+      const mounts = mountsUnder(dir);
+      assert.ok(mounts.some((l) => l.includes(' - overlay ') && l.split(' ')[5].split(',').includes('ro')), mounts.join('\n'));
+      // Kept from RemoveImage while mounted; the mount goes with the container, then the image may go.
+      await assert.rejects(
+        fx.berthd.cri.image.RemoveImage({ image: { image: dataRef } }),
+        (err) => grpcCode(err) === grpc.status.FAILED_PRECONDITION && (err as Error).message.includes(id),
+      );
+      await rt().StopContainer({ containerId: id, timeout: '0' });
+      await rt().RemoveContainer({ containerId: id });
+      assert.deepEqual(mountsUnder(dir), []);
+      assert.equal(fs.existsSync(dir), false);
+      await fx.berthd.cri.image.RemoveImage({ image: { image: dataRef } });
+      await fx.berthd.cri.image.PullImage({ image: { image: dataRef } });
+    });
+
+    it('refuses sub paths that do not exist in the image, symlinks out included, and unpulled images', async () => {
+      for (const sub of ['data/missing', 'data/escape', '../../etc']) {
+        await assert.rejects(
+          rt().CreateContainer({ podSandboxId: podId, config: containerConfig(fx.image, `bad-sub-${sub.length}`, { mounts: [imageMount('/x', sub)] }), sandboxConfig: podCfg }),
+          (err) => grpcCode(err) === grpc.status.INVALID_ARGUMENT && /sub path/.test((err as Error).message),
+          sub,
+        );
+      }
+      assert.deepEqual(mountsUnder(path.join(fx.berthd.state, 'containers')).filter((l) => l.includes('image-volumes')), []);
+      await assert.rejects(
+        rt().CreateContainer({ podSandboxId: podId, config: containerConfig(fx.image, 'no-image', { mounts: [{ containerPath: '/x', image: { image: 'nowhere/none:1' } }] }), sandboxConfig: podCfg }),
+        (err) => grpcCode(err) === grpc.status.NOT_FOUND,
+      );
+    });
+
+    it('gives each container its own copy of the image\'s VOLUMEs, with content and ownership, gone with the container', async () => {
+      const a = await run('vol-a', {}, volRef);
+      assert.equal((await exec(a, 'stat -c "%u:%g %a" /vol')).out, '1000:1000 750');
+      assert.equal((await exec(a, 'stat -c "%u:%g %a" /vol/seed.txt; cat /vol/seed.txt')).out, '1000:1000 640\nseeded');
+      assert.equal((await exec(a, 'test -d /other && echo dir')).out, 'dir');
+      assert.equal((await exec(a, 'echo mine > /vol/new; cat /proc/self/mountinfo | grep -c " /vol "')).out, '1');
+      const b = await run('vol-b', {}, volRef);
+      assert.equal((await exec(b, 'ls /vol')).out, 'seed.txt');
+      const volumes = path.join(fx.berthd.state, 'containers', a, 'volumes');
+      assert.ok(fs.readdirSync(volumes).some((d) => fs.existsSync(path.join(volumes, d, 'new'))));
+      await rt().StopContainer({ containerId: a, timeout: '0' });
+      await rt().RemoveContainer({ containerId: a });
+      assert.equal(fs.existsSync(volumes), false);
+    });
+
+    it('lets a CRI mount at the same path win over the image\'s VOLUME', async () => {
+      const host = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-vol-'));
+      try {
+        fs.writeFileSync(path.join(host, 'from-host'), 'host');
+        const id = await run('vol-cri', { mounts: [{ containerPath: '/vol', hostPath: host }] }, volRef);
+        assert.equal((await exec(id, 'ls /vol')).out, 'from-host');
+      } finally {
+        fs.rmSync(host, { recursive: true, force: true });
+      }
     });
   });
 

@@ -1,7 +1,10 @@
 // Shared helpers for the cri-api v0.36 tests: a raw client for every RPC of
 // both services (by name, as a v0.36 client generated from the proto sees
 // them) and a reader for server streams.
+import * as zlib from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
+import { makeLayer, type Layer } from '../helpers/registry';
+import { buildTar, sha256Digest, type TarSpec } from '../helpers/tar_writer';
 import { loadCri } from '../../src/proto';
 
 export interface RawCall {
@@ -69,4 +72,18 @@ export class RawCri {
 
 export function grpcCode(err: unknown): number | undefined {
   return (err as Partial<grpc.ServiceError>).code;
+}
+
+/** A layer from crafted tar entries (owners and modes as given). */
+export function tarLayer(entries: TarSpec[]): Layer {
+  const tar = buildTar(entries);
+  const blob = zlib.gzipSync(tar);
+  return { blob, digest: sha256Digest(blob), diffId: sha256Digest(tar), mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip' };
+}
+
+/** busybox-static with the applets these tests run. */
+export function busyboxApplets(): Layer {
+  const files: Parameters<typeof makeLayer>[0] = { 'bin/busybox': { copyOf: '/bin/busybox' } };
+  for (const a of ['sh', 'sleep', 'cat', 'ls', 'stat', 'test', 'echo', 'grep', 'touch', 'mknod']) files[`bin/${a}`] = { symlink: 'busybox' };
+  return makeLayer(files);
 }

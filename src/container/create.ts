@@ -10,6 +10,7 @@ import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfi
 import type { ImageRecord } from '../image/store';
 import { supportsRecursiveReadOnly } from '../runtime/handlers';
 import { buildContainerSpec, resolveStopSignal, type NamespaceRef, type SandboxRuntimeInfo } from '../runtime/spec/builder';
+import { applyCdiDevices, loadCdiDevices, requestedCdiDevices, resolveCdiDevices, type CdiDevice } from '../runtime/spec/cdi';
 import { configStopSignal } from '../runtime/spec/stop_signal';
 import type { SandboxRecord } from '../sandbox/record';
 import { crashPoint } from '../util/crashpoint';
@@ -39,6 +40,7 @@ export class ContainerCreator {
     const image = this.deps.images.lookup(imageName);
     if (!image) throw notFound(`image "${imageName}" not found; pull it first`);
     const volumeImageIds = imageVolumeIds(this.deps, config.mounts ?? []);
+    const cdiDevices = this.cdiDevices(config);
     const handler = this.deps.handlers.get(pod.runtimeHandler);
 
     const id = randomBytes(32).toString('hex');
@@ -83,7 +85,7 @@ export class ContainerCreator {
     try {
       await store.create(rec);
       crashPoint('container-create:after-record');
-      const made = await this.materialise(rec, image, pod, sandboxConfig ?? pod.config);
+      const made = await this.materialise(rec, image, pod, sandboxConfig ?? pod.config, cdiDevices);
       await store.update(id, (r) => {
         Object.assign(r, made);
         markCreated(r);
@@ -101,12 +103,21 @@ export class ContainerCreator {
     }
   }
 
+  /** The CDI devices the config asks for, from the spec files as they are now; INVALID_ARGUMENT naming unknown ones. */
+  private cdiDevices(config: ContainerConfig__Output): CdiDevice[] {
+    const names = requestedCdiDevices(config);
+    if (names.length === 0) return [];
+    const warn = (m: string): void => void this.deps.logger.warn(m);
+    return resolveCdiDevices(names, loadCdiDevices(this.deps.config.cdi.spec_dirs, warn));
+  }
+
   /** Snapshot, rootfs mount, bundle, log dir, shim (runtime create); returns what the record learns. */
   private async materialise(
     rec: ContainerRecord,
     image: ImageRecord,
     pod: SandboxRecord,
     sandboxConfig: PodSandboxConfig__Output,
+    cdiDevices: readonly CdiDevice[],
   ): Promise<Pick<ContainerRecord, 'cgroupsPath' | 'user' | 'pid'>> {
     const { snapshotter, runtime } = this.deps;
     const handler = this.deps.handlers.get(rec.runtimeHandler);
@@ -141,6 +152,7 @@ export class ContainerCreator {
       warn: (msg: string) => warnings.push(msg),
     });
     for (const w of warnings) this.deps.logger.info(w, { container: rec.id });
+    applyCdiDevices(spec, cdiDevices);
     const cgroupsPath = spec.linux.cgroupsPath ?? '';
     await runtime.writeBundle(rec.bundleDir, spec);
     crashPoint('container-create:after-bundle');

@@ -32,8 +32,13 @@ describe('cri-api v0.36 through a real berthd', function () {
   let podCfg: ReturnType<typeof podConfig>;
   const rt = () => fx.berthd.cri.runtime;
 
+  // CDI spec directories, fixed at berthd's start (the files are read at each create).
+  const cdiRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cdi-'));
+  const cdiDirs = [path.join(cdiRoot, 'etc'), path.join(cdiRoot, 'run')];
+
   before(async () => {
-    fx = await startContainerFixture();
+    for (const d of cdiDirs) fs.mkdirSync(d);
+    fx = await startContainerFixture(`[cdi]\nspec_dirs = ${JSON.stringify(cdiDirs)}\n`);
     raw = new RawCri(fx.berthd.socket);
     podCfg = podConfig(fx);
     podId = (await rt().RunPodSandbox({ config: podCfg })).podSandboxId;
@@ -41,6 +46,7 @@ describe('cri-api v0.36 through a real berthd', function () {
   after(async () => {
     raw?.close();
     await fx?.cleanup();
+    fs.rmSync(cdiRoot, { recursive: true, force: true });
   });
 
   const run = (name: string, extra: Parameters<typeof containerConfig>[2] = {}, image?: string): Promise<string> =>
@@ -404,6 +410,82 @@ describe('cri-api v0.36 through a real berthd', function () {
       } finally {
         fs.rmSync(host, { recursive: true, force: true });
       }
+    });
+  });
+
+  describe('CDI devices', () => {
+    const share = () => path.join(cdiRoot, 'share');
+    const hookOut = () => path.join(cdiRoot, 'hook-state.json');
+    before(() => {
+      fs.mkdirSync(share());
+      fs.writeFileSync(path.join(share(), 'f'), 'shared');
+      fs.writeFileSync(
+        path.join(cdiDirs[0], 'vendor.json'),
+        JSON.stringify({
+          cdiVersion: '0.6.0',
+          kind: 'vendor.example/dev',
+          devices: [
+            { name: 'null0', containerEdits: { deviceNodes: [{ path: '/dev/berth-cdi0', hostPath: '/dev/null', permissions: 'rw' }], env: ['CDI_DEV=null0'] } },
+          ],
+        }),
+      );
+      fs.writeFileSync(path.join(cdiDirs[0], 'broken.json'), '{ not json');
+      fs.writeFileSync(
+        path.join(cdiDirs[1], 'gpu.yaml'),
+        [
+          'cdiVersion: "0.6.0"',
+          'kind: other.example/gpu',
+          'devices:',
+          '  - name: g0',
+          '    containerEdits:',
+          '      mounts:',
+          `        - hostPath: ${share()}`,
+          '          containerPath: /cdi-share',
+          '          options: [ro, bind]',
+          '      hooks:',
+          '        - hookName: createRuntime',
+          '          path: /bin/sh',
+          `          args: [sh, -c, "cat > ${hookOut()}"]`,
+          'containerEdits:',
+          '  env: [GPU_VENDOR=other]',
+          '',
+        ].join('\n'),
+      );
+    });
+
+    it('applies device nodes, env, mounts and hooks of CDI_devices and cdi.k8s.io/ annotations (JSON and YAML specs)', async () => {
+      const id = await run('cdi', {
+        CDIDevices: [{ name: 'vendor.example/dev=null0' }],
+        annotations: { 'cdi.k8s.io/gpu': 'other.example/gpu=g0' },
+      });
+      const sh = async (script: string) => (await rt().ExecSync({ containerId: id, cmd: ['sh', '-c', script], timeout: 10 })).stdout.toString('utf8').trim();
+      assert.match(await sh('ls -l /dev/berth-cdi0'), /^c.* 1, +3 /);
+      assert.equal(await sh('echo x > /dev/berth-cdi0 && echo written'), 'written');
+      assert.equal(await sh('echo "$CDI_DEV $GPU_VENDOR"'), 'null0 other');
+      assert.equal(await sh('cat /cdi-share/f; echo; touch /cdi-share/g 2>/dev/null || echo read-only'), 'shared\nread-only');
+      const state = JSON.parse(fs.readFileSync(hookOut(), 'utf8')) as { id: string };
+      assert.equal(state.id, id);
+    });
+
+    it('refuses a device no spec defines, naming it, and leaves nothing', async () => {
+      const before = (await rt().ListContainers({})).containers.length;
+      await assert.rejects(
+        rt().CreateContainer({
+          podSandboxId: podId,
+          config: containerConfig(fx.image, 'cdi-unknown', { CDIDevices: [{ name: 'vendor.example/dev=nope' }] }),
+          sandboxConfig: podCfg,
+        }),
+        (err) => grpcCode(err) === grpc.status.INVALID_ARGUMENT && (err as Error).message.includes('vendor.example/dev=nope'),
+      );
+      await assert.rejects(
+        rt().CreateContainer({
+          podSandboxId: podId,
+          config: containerConfig(fx.image, 'cdi-unknown2', { annotations: { 'cdi.k8s.io/x': 'broken.example/x=y' } }),
+          sandboxConfig: podCfg,
+        }),
+        (err) => grpcCode(err) === grpc.status.INVALID_ARGUMENT && (err as Error).message.includes('broken.example/x=y'),
+      );
+      assert.equal((await rt().ListContainers({})).containers.length, before);
     });
   });
 

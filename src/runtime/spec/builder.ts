@@ -270,9 +270,7 @@ export function buildContainerSpec(input: ContainerSpecInput): OciSpec {
     throw invalidArgument('a privileged container is not allowed in a pod sandbox that is not privileged');
   }
 
-  if (config.CDIDevices.length > 0) {
-    throw invalidArgument(`CDI devices (${config.CDIDevices.map((d) => d.name).join(', ')}) are not supported by berth`);
-  }
+  // CDI devices are resolved and applied by the caller (spec/cdi.ts, container/create.ts).
 
   // Process.
   const args = resolveArgs(config.command, config.args, image);

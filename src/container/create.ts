@@ -14,6 +14,7 @@ import { applyCdiDevices, loadCdiDevices, requestedCdiDevices, resolveCdiDevices
 import { configStopSignal } from '../runtime/spec/stop_signal';
 import type { SandboxRecord } from '../sandbox/record';
 import { crashPoint } from '../util/crashpoint';
+import { makeDirs } from '../util/dirs';
 import { nowNs } from '../util/time';
 import type { ContainerDeps } from './deps';
 import { containerNameKey, type ContainerRecord } from './record';
@@ -157,7 +158,7 @@ export class ContainerCreator {
     await runtime.writeBundle(rec.bundleDir, spec);
     crashPoint('container-create:after-bundle');
 
-    if (rec.logPath) fs.mkdirSync(path.dirname(rec.logPath), { recursive: true });
+    if (rec.logPath) await makeDirs(path.dirname(rec.logPath), 0o755);
     const pid = await runtime.create(rec, {
       bundle: rec.bundleDir,
       logPath: rec.logPath || undefined,

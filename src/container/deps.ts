@@ -10,6 +10,7 @@ import type { HostInfo } from '../runtime/spec/host_info';
 import type { SandboxRecord } from '../sandbox/record';
 import type { Snapshotter } from '../snapshotter/snapshotter';
 import type { KeyedMutex } from '../util/keyed_mutex';
+import type { RuntimeMetrics } from '../metrics/runtime_metrics';
 import type { ContainerEventBus } from './events';
 import type { ContainerStore } from './store';
 
@@ -29,6 +30,7 @@ export interface ContainerDeps {
   readonly store: ContainerStore;
   readonly runtime: ContainerRuntime;
   readonly events: ContainerEventBus;
+  readonly metrics: RuntimeMetrics;
   /** Serialises start/stop/remove/update of one container. */
   readonly lock: KeyedMutex;
 }

@@ -14,6 +14,10 @@ import type { ListContainerStatsResponse } from '../gen/runtime/v1/ListContainer
 import type { ListPodSandboxStatsRequest__Output } from '../gen/runtime/v1/ListPodSandboxStatsRequest';
 import type { ListPodSandboxStatsResponse } from '../gen/runtime/v1/ListPodSandboxStatsResponse';
 import type { MemoryUsage } from '../gen/runtime/v1/MemoryUsage';
+import type { NetworkInterfaceUsage } from '../gen/runtime/v1/NetworkInterfaceUsage';
+import type { NetworkUsage } from '../gen/runtime/v1/NetworkUsage';
+import type { ProcessUsage } from '../gen/runtime/v1/ProcessUsage';
+import type { InterfaceCounters } from '../network/netdev';
 import type { PodSandboxStats } from '../gen/runtime/v1/PodSandboxStats';
 import type { PodSandboxStatsRequest__Output } from '../gen/runtime/v1/PodSandboxStatsRequest';
 import type { PodSandboxStatsResponse } from '../gen/runtime/v1/PodSandboxStatsResponse';
@@ -26,6 +30,10 @@ import type { ServerStreamSink } from './container_events';
 import type { CriContext } from './context';
 import { containerFilter, podFilter, type ContainerFilterFields, type PodFilterFields } from './filters';
 import { streamInBatches } from './list_stream';
+import { mapInBatches } from '../util/batches';
+
+/** Containers whose stats are read between two turns of the event loop. */
+const STATS_BATCH = 8;
 
 const u64 = (v: string | undefined): { value: string } | null => (v === undefined ? null : { value: v });
 
@@ -38,9 +46,36 @@ function memoryOf(s: UsageSample | undefined): MemoryUsage | null {
   if (!s) return null;
   return {
     timestamp: s.timestampNs,
-    workingSetBytes: u64(s.memory.memoryWorkingSetBytes),
-    usageBytes: u64(s.memory.memoryUsageBytes),
-    rssBytes: u64(s.memory.memoryRssBytes),
+    workingSetBytes: u64(s.memoryWorkingSetBytes),
+    availableBytes: u64(s.memoryAvailableBytes),
+    usageBytes: u64(s.memoryUsageBytes),
+    rssBytes: u64(s.memoryRssBytes),
+    pageFaults: u64(s.pageFaults),
+    majorPageFaults: u64(s.majorPageFaults),
+  };
+}
+
+function processOf(s: UsageSample | undefined): ProcessUsage | null {
+  return s?.processCount === undefined ? null : { timestamp: s.timestampNs, processCount: u64(s.processCount) };
+}
+
+/** containerd's choice: eth0 is the default interface, the others are listed beside it. */
+export const DEFAULT_INTERFACE = 'eth0';
+
+function networkOf(n: { timestampNs: string; interfaces: InterfaceCounters[] } | undefined): NetworkUsage | null {
+  if (!n) return null;
+  const usage = (i: InterfaceCounters): NetworkInterfaceUsage => ({
+    name: i.name,
+    rxBytes: u64(i.rxBytes),
+    rxErrors: u64(i.rxErrors),
+    txBytes: u64(i.txBytes),
+    txErrors: u64(i.txErrors),
+  });
+  const def = n.interfaces.find((i) => i.name === DEFAULT_INTERFACE);
+  return {
+    timestamp: n.timestampNs,
+    defaultInterface: def ? usage(def) : null,
+    interfaces: n.interfaces.filter((i) => i !== def).map(usage),
   };
 }
 
@@ -74,7 +109,8 @@ export async function containerStats(ctx: CriContext, req: ContainerStatsRequest
 
 export async function listContainerStats(ctx: CriContext, req: ListContainerStatsRequest__Output): Promise<ListContainerStatsResponse> {
   const containers = ctx.containers;
-  return { stats: await Promise.all(statsContainers(ctx, req.filter).map((c) => containerStatsOf(containers, c))) };
+  // As containerd: stats of running containers only.
+  return { stats: await mapInBatches(statsContainers(ctx, req.filter), STATS_BATCH, (c) => containerStatsOf(containers, c)) };
 }
 
 /** The containers ListContainerStats and StreamContainerStats report: as containerd, running ones only. */
@@ -102,9 +138,9 @@ async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandb
     linux: {
       cpu: cpuOf(cg),
       memory: memoryOf(cg),
-      network: null,
-      process: null,
-      containers: await Promise.all(running.map((c) => containerStatsOf(containers, c))),
+      network: networkOf(pod.state === 'ready' ? sandboxes.networkUsage(pod, running.map((c) => c.pid)) : undefined),
+      process: processOf(cg),
+      containers: await mapInBatches(running, STATS_BATCH, (c) => containerStatsOf(containers, c)),
     },
   };
 }
@@ -116,7 +152,7 @@ export async function podSandboxStats(ctx: CriContext, req: PodSandboxStatsReque
 }
 
 export async function listPodSandboxStats(ctx: CriContext, req: ListPodSandboxStatsRequest__Output): Promise<ListPodSandboxStatsResponse> {
-  return { stats: await Promise.all(statsPods(ctx, req.filter).map((p) => podStatsOf(ctx, p))) };
+  return { stats: await mapInBatches(statsPods(ctx, req.filter), 1, (p) => podStatsOf(ctx, p)) };
 }
 
 /** The pods ListPodSandboxStats and StreamPodSandboxStats report: ready ones. */

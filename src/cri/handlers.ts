@@ -7,7 +7,6 @@ import { runtimeConfig } from './runtime_config';
 import { runPodSandbox } from './sandbox_run';
 import { removePodSandbox, stopPodSandbox } from './sandbox_stop_remove';
 import { listPodSandbox, podSandboxStatus, streamPodSandboxes } from './sandbox_status';
-import { streamPodSandboxMetrics } from './sandbox_metrics_stream';
 import { updateRuntimeConfig } from './update_runtime_config';
 import { updatePodSandboxResources } from './sandbox_update';
 import { pullImage } from './image_pull';
@@ -35,6 +34,7 @@ import {
   streamContainerStats,
   streamPodSandboxStats,
 } from './container_stats';
+import { listMetricDescriptors, listPodSandboxMetrics, streamPodSandboxMetrics } from './pod_metrics';
 
 // Each handler is typed against its own request/response in its module; the
 // table erases that because gRPC dispatches by method name (`never`: any
@@ -66,6 +66,8 @@ export const HANDLERS: Record<string, Handler | undefined> = {
   ListContainerStats: listContainerStats,
   PodSandboxStats: podSandboxStats,
   ListPodSandboxStats: listPodSandboxStats,
+  ListMetricDescriptors: listMetricDescriptors,
+  ListPodSandboxMetrics: listPodSandboxMetrics,
   PullImage: pullImage,
   ListImages: listImages,
   ImageStatus: imageStatus,

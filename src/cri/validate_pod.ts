@@ -9,6 +9,39 @@ import { resolvConfFor, validateHostname } from '../sandbox/pod_files';
 import type { NamespaceModeName } from '../sandbox/record';
 import type { PodSpec } from '../sandbox/run';
 import { validateSysctls } from '../sandbox/sysctls';
+import { pseudoFsProblem } from '../util/dirs';
+
+/**
+ * A pod uid becomes a path component (the default pod cgroup is
+ * `<parent>/pod<uid>`), so it must not hold a separator or be `.`/`..`:
+ * letters, digits, '-', '_' and '.', starting with a letter or digit. UUIDs
+ * and the hashes the kubelet gives static pods fit. Its length is bounded
+ * with the other request fields (./bounds.ts).
+ */
+const POD_UID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** Name and namespace go into logs, CNI arguments and the name key: no control characters, no separators. */
+const METADATA_NAME = /^[^\u0000-\u001f\u007f/;=,]+$/;
+
+function validateMetadata(md: { name: string; namespace: string; uid: string }): void {
+  if (!POD_UID.test(md.uid)) {
+    throw invalidArgument(
+      'RunPodSandbox: metadata.uid may hold only letters, digits, "-", "_" and ".", and must start with a letter or digit',
+    );
+  }
+  for (const field of ['name', 'namespace'] as const) {
+    if (!METADATA_NAME.test(md[field])) {
+      throw invalidArgument(`RunPodSandbox: metadata.${field} must not contain control characters, "/", ";", "=" or ","`);
+    }
+  }
+}
+
+/** log_directory: absolute, and not in a pseudo-filesystem (mkdir there fails, or never ends). */
+function validateLogDirectory(dir: string): void {
+  if (!path.isAbsolute(dir)) throw invalidArgument(`log_directory "${dir}" must be an absolute path`);
+  const problem = pseudoFsProblem(dir);
+  if (problem) throw invalidArgument(`log_directory "${dir}" cannot hold logs: ${problem}`);
+}
 
 function modeOf(v: string | undefined, field: string, allowed: NamespaceModeName[]): NamespaceModeName {
   const mode = (v ?? 'POD') as NamespaceModeName;
@@ -25,6 +58,7 @@ export function podSpecOf(config: PodSandboxConfig__Output | null, runtimeHandle
   if (!md || !md.name || !md.namespace || !md.uid) {
     throw invalidArgument('RunPodSandbox: metadata.name, metadata.namespace and metadata.uid are required');
   }
+  validateMetadata(md);
   const linux = config.linux;
   const nsOpts = linux?.securityContext?.namespaceOptions;
   const namespaceModes = {
@@ -49,9 +83,7 @@ export function podSpecOf(config: PodSandboxConfig__Output | null, runtimeHandle
   if (hostname) validateHostname(hostname);
   const cgroupPath = validateCgroupPath(linux?.cgroupParent || `${defaultCgroupParent}/pod${md.uid}`);
   const resolvConf = resolvConfFor(config.dnsConfig);
-  if (config.logDirectory && !path.isAbsolute(config.logDirectory)) {
-    throw invalidArgument(`log_directory "${config.logDirectory}" must be an absolute path`);
-  }
+  if (config.logDirectory) validateLogDirectory(config.logDirectory);
   return {
     config,
     metadata: { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt },

@@ -73,7 +73,7 @@ export async function probeContainerCreate(binary: string, opts: ContainerProbeO
   const id = `berth-probe-${suffix}`;
   let dir: string | undefined;
   let root = '';
-  const runtime = new ContainerRuntime(() => ({ name: 'probe', binary, root }));
+  const runtime = new ContainerRuntime(() => ({ name: 'probe', binary, root, tmpDir: opts.workDir }));
   try {
     await fsp.mkdir(opts.workDir, { recursive: true, mode: 0o700 });
     dir = await fsp.mkdtemp(path.join(opts.workDir, 'probe-'));

@@ -14,6 +14,12 @@ export interface RuntimeHandler {
   /** Directory passed as the runtime's --root. */
   root: string;
   /**
+   * Where runtime calls keep their scratch files (log, process.json, console
+   * socket): `<state>/tmp`, berth's own, emptied at every start so a killed
+   * berthd leaves nothing behind (in /tmp nobody would remove them).
+   */
+  tmpDir: string;
+  /**
    * Whether the handler is usable: `binary --version` ran and a probe
    * container could be created and deleted. When false, `problem` says why.
    */
@@ -92,9 +98,18 @@ function runVersion(binary: string): Promise<string> {
 export class RuntimeHandlerRegistry {
   private readonly handlers = new Map<string, RuntimeHandler>();
   readonly defaultName: string;
+  /** See RuntimeHandler.tmpDir. */
+  readonly tmpDir: string;
 
   constructor(private readonly config: BerthConfig) {
     this.defaultName = config.runtime.default_handler;
+    this.tmpDir = path.join(config.state, 'tmp');
+  }
+
+  /** Empties the scratch directory: what is there belongs to calls of a berthd that is gone. */
+  async resetTmpDir(): Promise<void> {
+    await fs.promises.rm(this.tmpDir, { recursive: true, force: true });
+    await fs.promises.mkdir(this.tmpDir, { mode: 0o700 });
   }
 
   /**
@@ -107,7 +122,9 @@ export class RuntimeHandlerRegistry {
       entries.map(async ([name, h]) => {
         const root = h.root || path.join(this.config.state, 'runtime', name);
         const binary = resolveBinary(h.path);
-        const handler: RuntimeHandler = { name, binary: binary ?? h.path, root, ok: false, problem: '', version: '' };
+        const handler: RuntimeHandler = {
+          name, binary: binary ?? h.path, root, tmpDir: this.tmpDir, ok: false, problem: '', version: '',
+        };
         if (!binary) {
           handler.problem = `runtime handler "${name}": binary "${h.path}" not found`;
         } else {

@@ -11,6 +11,7 @@ import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfi
 import type { RuntimeHandler } from '../runtime/handlers';
 import { crashPoint } from '../util/crashpoint';
 import type { KeyedMutex } from '../util/keyed_mutex';
+import { makeDirs } from '../util/dirs';
 import { nowNs } from '../util/time';
 import { podNetworkSpec } from './cni_adapter';
 import type { PodsMountPropagation } from './namespaces/propagation';
@@ -78,9 +79,9 @@ export class PodCreator {
         await this.d.store.create(rec);
         crashPoint('pod-run:after-record');
         step = 'create the pod directories';
-        fs.mkdirSync(path.join(rec.stateDir, 'ns'), { recursive: true, mode: 0o700 });
+        await makeDirs(path.join(rec.stateDir, 'ns'), 0o700);
         if (rec.shmPath) fs.mkdirSync(rec.shmPath, { mode: 0o755 });
-        fs.mkdirSync(rec.filesDir, { recursive: true, mode: 0o755 });
+        await makeDirs(rec.filesDir, 0o755);
 
         step = `create the pod cgroup ${rec.cgroup.path}`;
         const cgroup = new PodCgroup(this.d.cgroupLayout(), rec.cgroup.path);
@@ -110,7 +111,7 @@ export class PodCreator {
         ]);
         if (spec.config.logDirectory) {
           step = `create the log directory ${spec.config.logDirectory}`;
-          fs.mkdirSync(spec.config.logDirectory, { recursive: true, mode: 0o755 });
+          await makeDirs(spec.config.logDirectory, 0o755);
         }
 
         let network = rec.network;

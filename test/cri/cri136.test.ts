@@ -10,10 +10,6 @@ import { containerConfig, podConfig, startContainer, startContainerFixture, wait
 import { busyboxApplets, grpcCode, RawCri, tarLayer } from './fixture136';
 import { Pusher } from '../helpers/registry';
 
-/** Left to branch wt-metrics (ListMetricDescriptors, ListPodSandboxMetrics). */
-const ELSEWHERE = new Set(['ListMetricDescriptors', 'ListPodSandboxMetrics']);
-/** Served by the next commits of this branch. */
-const NOT_YET = new Set<string>([]);
 
 function criuWorks(): boolean {
   try {
@@ -38,7 +34,7 @@ describe('cri-api v0.36 through a real berthd', function () {
 
   before(async () => {
     for (const d of cdiDirs) fs.mkdirSync(d);
-    fx = await startContainerFixture(`[cdi]\nspec_dirs = ${JSON.stringify(cdiDirs)}\n`);
+    fx = await startContainerFixture({ configToml: `[cdi]\nspec_dirs = ${JSON.stringify(cdiDirs)}\n` });
     raw = new RawCri(fx.berthd.socket);
     podCfg = podConfig(fx);
     podId = (await rt().RunPodSandbox({ config: podCfg })).podSandboxId;
@@ -53,7 +49,7 @@ describe('cri-api v0.36 through a real berthd', function () {
     startContainer(fx, { id: podId, config: podCfg }, name, extra, image);
 
   describe('the proto', () => {
-    it('declares 41 RPCs, and berthd serves each one (the two metrics lists are wt-metrics\')', async () => {
+    it('declares 41 RPCs, and berthd serves each one', async () => {
       const calls = RawCri.calls();
       assert.equal(calls.length, 41);
       const unimplemented: string[] = [];
@@ -66,7 +62,7 @@ describe('cri-api v0.36 through a real berthd', function () {
           if (grpcCode(err) === grpc.status.UNIMPLEMENTED) unimplemented.push(c.method);
         }
       }
-      assert.deepEqual(unimplemented.filter((m) => !ELSEWHERE.has(m) && !NOT_YET.has(m)), []);
+      assert.deepEqual(unimplemented, []);
     });
 
     it('carries env values as bytes: UTF-8 values reach the process, others are refused naming the variable', async () => {
@@ -166,8 +162,12 @@ describe('cri-api v0.36 through a real berthd', function () {
       assert.deepEqual(one.flatMap((m) => m.images).length, 1);
     });
 
-    it('ends StreamPodSandboxMetrics with EOF (no pod metrics on this branch)', async () => {
-      assert.deepEqual(await raw.stream('RuntimeService', 'StreamPodSandboxMetrics', {}), []);
+    it('streams the pod metrics ListPodSandboxMetrics lists', async () => {
+      const listed = await rt().ListPodSandboxMetrics({});
+      const streamed = await raw.stream<{ podSandboxMetrics: { podSandboxId: string }[] }>('RuntimeService', 'StreamPodSandboxMetrics', {});
+      const ids = (xs: { podSandboxId: string }[]) => xs.map((x) => x.podSandboxId).sort();
+      assert.deepEqual(ids(streamed.flatMap((m) => m.podSandboxMetrics)), ids(listed.podMetrics));
+      assert.ok(listed.podMetrics.some((m) => m.podSandboxId === podId));
     });
   });
 

@@ -215,7 +215,7 @@ describe('containers: lifecycle through a real berthd and runc', function () {
   });
 
   it('merges env, user and working dir from the image and the request', async () => {
-    const id = await run('merged', { envs: [{ key: 'FOO', value: 'request' }] }, fx.image2);
+    const id = await run('merged', { envs: [{ key: 'FOO', value: Buffer.from('request') }] }, fx.image2);
     const r = await rt().ExecSync({ containerId: id, cmd: ['sh', '-c', 'echo $FOO $BAR; id -u; id -G; pwd'], timeout: '10' });
     const [env, uid, groups, cwd] = r.stdout.toString().trim().split('\n');
     assert.equal(env, 'request image');

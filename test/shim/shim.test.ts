@@ -118,7 +118,7 @@ describe('berth-shim', function () {
     ]);
   });
 
-  it('logs a large output completely, with an unterminated last line as F', async function () {
+  it('logs a large output completely, with an unterminated last line as P', async function () {
     const c = container({ args: ['sh', '-c', 'yes 0123456789 | head -c 2000000'] });
     const shim = await ShimClient.spawn(spawnOpts(c));
     c.runc('start', c.id);
@@ -126,7 +126,7 @@ describe('berth-shim', function () {
     const recs = readLog(c);
     assert.equal(recs.length, 181819);
     assert.ok(recs.slice(0, -1).every((r) => r.tag === 'F' && r.content === '0123456789'));
-    assert.deepEqual(recs.at(-1), { ...recs.at(-1)!, tag: 'F', content: '01' });
+    assert.deepEqual(recs.at(-1), { ...recs.at(-1)!, tag: 'P', content: '01' });
   });
 
   it('never lets an attach client that does not read block the container', async function () {

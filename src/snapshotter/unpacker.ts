@@ -36,7 +36,8 @@ import {
 } from '../errors';
 import type { Logger } from '../log/logger';
 import { findExecutable, run } from './exec';
-import { TarReader, type TarEntry } from './tar_reader';
+import { Limits } from '../limits';
+import { TarReader, type TarEntry, type TarLimits } from './tar_reader';
 import { OPAQUE_XATTR, layerXattrAllowed, setXattrNoFollow, setXattrOnFd } from './xattr';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_DIRECTORY } = fs.constants;
@@ -86,15 +87,21 @@ export class LayerUnpacker {
   /** Whiteout nodes created by this layer; a directory replacing one must hide the lower one, so becomes opaque. */
   private readonly whiteouts = new Set<string>();
   private entries = 0;
+  /** xattrs written so far: each is a setfattr process, so a layer may ask for only so many. */
+  private xattrsWritten = 0;
 
-  /** @param root an empty directory that becomes the layer's root (created by the caller). */
+  /**
+   * @param root an empty directory that becomes the layer's root (created by the caller).
+   * @param limits bounds on the archive (defaults: src/limits.ts); tests pass smaller ones.
+   */
   constructor(
     private readonly root: string,
     private readonly logger: Logger,
+    private readonly limits: { tar?: Partial<TarLimits>; xattrsWritten?: number } = {},
   ) {}
 
   async unpack(tarStream: AsyncIterable<Buffer | string>): Promise<UnpackResult> {
-    const reader = new TarReader(tarStream);
+    const reader = new TarReader(tarStream, this.limits.tar);
     for (;;) {
       const entry = await readStream(() => reader.next());
       if (entry === null) break;
@@ -310,7 +317,9 @@ export class LayerUnpacker {
     fs.lchownSync(abs, entry.uid, entry.gid);
     fs.chmodSync(abs, entry.mode);
     for (const [name, value] of entry.xattrs) {
-      if (layerXattrAllowed(name)) await setXattrNoFollow(abs, name, value, `entry ${JSON.stringify(entry.name)}`);
+      if (!layerXattrAllowed(name)) continue;
+      this.countXattr();
+      await setXattrNoFollow(abs, name, value, `entry ${JSON.stringify(entry.name)}`);
     }
     fs.lutimesSync(abs, entry.atime ?? entry.mtime, entry.mtime);
   }
@@ -334,8 +343,14 @@ export class LayerUnpacker {
         this.logger.debug('skipping xattr from layer', { entry: entryName, xattr: name });
         continue;
       }
+      this.countXattr();
       await setXattrOnFd(fd, name, value, `entry ${JSON.stringify(entryName)}`);
     }
+  }
+
+  private countXattr(): void {
+    const cap = this.limits.xattrsWritten ?? Limits.tarXattrsWrittenPerLayer;
+    if (++this.xattrsWritten > cap) throw invalidArgument(`the layer sets more than ${cap} extended attributes`);
   }
 
   /**

@@ -32,8 +32,6 @@ export const Limits = {
   imageConfigBytes: 4 * MiB,
   /** A registry token service's reply. */
   tokenReplyBytes: 1 * MiB,
-  /** A registry's error document (read only to report it). */
-  registryErrorBytes: 64 * KiB,
   /** One hosts.toml file. */
   hostsTomlBytes: 256 * KiB,
   /** A CA certificate, client certificate or key named by hosts.toml. */

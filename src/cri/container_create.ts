@@ -1,6 +1,7 @@
 // CreateContainer: validates the request and hands it to the container service.
 import type { CreateContainerRequest__Output } from '../gen/runtime/v1/CreateContainerRequest';
 import type { CreateContainerResponse } from '../gen/runtime/v1/CreateContainerResponse';
+import * as path from 'node:path';
 import type { CriContext } from './context';
 import { invalidArgument } from '../errors';
 
@@ -11,6 +12,24 @@ export async function createContainer(ctx: CriContext, req: CreateContainerReque
   if (!config) throw invalidArgument('config is required');
   if (!config.metadata?.name) throw invalidArgument('config.metadata.name is required');
   if (!config.image?.image) throw invalidArgument('config.image.image is required');
+  checkLogPath(config.logPath);
   const id = await containers.create(req.podSandboxId, config, req.sandboxConfig);
   return { containerId: id };
+}
+
+/**
+ * log_path is relative to the pod's log_directory (CRI) and the shim, as
+ * root, creates and appends to it: an absolute path or one that climbs out
+ * with ".." would let a CreateContainer caller write any file on the node.
+ */
+function checkLogPath(logPath: string): void {
+  if (!logPath) return;
+  if (logPath.includes('\0')) throw invalidArgument('config.log_path contains a NUL byte');
+  if (path.posix.isAbsolute(logPath)) {
+    throw invalidArgument(`config.log_path ${JSON.stringify(logPath)} must be relative to the pod's log_directory`);
+  }
+  const normal = path.posix.normalize(logPath);
+  if (normal === '..' || normal.startsWith('../') || normal === '.' || normal.endsWith('/')) {
+    throw invalidArgument(`config.log_path ${JSON.stringify(logPath)} does not name a file inside the pod's log_directory`);
+  }
 }

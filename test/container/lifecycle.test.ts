@@ -198,6 +198,20 @@ describe('containers: lifecycle through a real berthd and runc', function () {
     assert.match(fs.readFileSync(log, 'utf8'), / stdout F after\n$/);
   });
 
+  it('refuses a log_path that is absolute or climbs out of the log_directory', async () => {
+    for (const logPath of ['/etc/berth-evil.log', '../../../../etc/berth-evil.log', 'a/../../evil.log', '..', '.']) {
+      await assert.rejects(
+        rt().CreateContainer({ podSandboxId: podId, config: containerConfig(fx.image, `badlog${logPath.length}`, { logPath }), sandboxConfig: podCfg }),
+        (e) => code(e) === 3 && /log_path/.test((e as grpc.ServiceError).details),
+        logPath,
+      );
+    }
+    assert.equal(fs.existsSync('/etc/berth-evil.log'), false);
+    // Inside the directory is fine, subdirectories included (the kubelet uses <name>/<restart>.log).
+    const id = await run('goodlog', { logPath: 'goodlog/./0.log' });
+    assert.ok(id);
+  });
+
   it('ExecSync cuts each stream at its cap with a marker instead of failing with RESOURCE_EXHAUSTED', async () => {
     const id = await run('chatty');
     // 12 MiB on each stream: 24 MiB would not fit one 16 MiB reply.

@@ -46,6 +46,18 @@ export const Limits = {
    * a bit under half; more is cut and a marker appended, never an error.
    */
   execSyncStreamBytes: 8 * MiB - 64 * KiB,
+  /** A SPDY header block, inflated (kubectl's are well under 1 KiB). */
+  spdyHeaderBlockBytes: 64 * KiB,
+  /** SPDY streams open at once in one session (a port-forward uses two per connection). */
+  spdyStreamsPerSession: 512,
+  /**
+   * How long a streaming session's output may stay queued because the peer
+   * reads nothing before the session is dropped and its processes killed.
+   */
+  streamingWriteStallSeconds: 120,
+  /** Port-forward connections open at once in one session, and in the whole daemon. */
+  portForwardsPerSession: 128,
+  portForwardsPerDaemon: 1024,
 } as const;
 
 export type LimitName = keyof typeof Limits;

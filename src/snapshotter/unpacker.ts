@@ -37,6 +37,7 @@ import {
 import type { Logger } from '../log/logger';
 import { findExecutable, run } from './exec';
 import { Limits } from '../limits';
+import { EventLoopBudget } from '../util/yield';
 import { TarReader, type TarEntry, type TarLimits } from './tar_reader';
 import { OPAQUE_XATTR, layerXattrAllowed, setXattrNoFollow, setXattrOnFd } from './xattr';
 
@@ -102,7 +103,10 @@ export class LayerUnpacker {
 
   async unpack(tarStream: AsyncIterable<Buffer | string>): Promise<UnpackResult> {
     const reader = new TarReader(tarStream, this.limits.tar);
+    const budget = new EventLoopBudget();
     for (;;) {
+      // Buffered entries are read without a turn of the event loop: give it one now and then.
+      await budget.maybeYield();
       const entry = await readStream(() => reader.next());
       if (entry === null) break;
       this.entries++;
@@ -360,8 +364,11 @@ export class LayerUnpacker {
    */
   private async finalizeDirs(): Promise<void> {
     const rels = new Set<string>([...this.dirMeta.keys(), ...this.opaqueDirs, '']);
-    const ordered = [...rels].sort((a, b) => depth(b) - depth(a));
-    for (const rel of ordered) {
+    // Deepest first; depths computed once (not per comparison: a layer may have 10^5 directories).
+    const ordered = [...rels].map((rel) => ({ rel, depth: depth(rel) })).sort((a, b) => b.depth - a.depth);
+    const budget = new EventLoopBudget();
+    for (const { rel } of ordered) {
+      await budget.maybeYield();
       const parts = rel === '' ? [] : rel.split('/');
       try {
         this.ensureParents([...parts, 'x'], false);

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { Socket } from 'node:net';
 import * as path from 'node:path';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import { errorMessage, failedPrecondition, notFound } from '../errors';
 import { resolveBinary } from '../runtime/handlers';
 import type { PortForwardBackend } from './backend';
@@ -159,8 +159,11 @@ export class NetnsPortForwardBackend implements PortForwardBackend {
     try {
       return await dialer.dial(port, signal);
     } catch (err) {
-      // forward() reports a rejected portForward on the error stream as is.
-      throw new Error(errorMessage(err));
+      // A connection that fails is the user's to read (the backend contract):
+      // a stream that errors with the reason, not a rejection (kept for unknown pods).
+      const failed = new Duplex({ read() {}, write: (_c, _e, cb) => cb() });
+      setImmediate(() => failed.destroy(new Error(errorMessage(err))));
+      return failed;
     }
   }
 

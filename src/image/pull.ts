@@ -238,7 +238,16 @@ async function fetchAndApplyLayers(
     void settled.then(() => {
       if (!pass.readableEnded) pass.destroy();
     });
-    const { teed } = await content.ingest(desc, open, pass);
+    let teed: boolean;
+    try {
+      ({ teed } = await content.ingest(desc, open, pass));
+    } catch (err) {
+      // The apply reading `pass` fails too: wait until it has removed its
+      // half-done extraction, so a failed pull leaves nothing behind.
+      pass.destroy();
+      await settled;
+      throw err;
+    }
     if (!teed) {
       // Someone else stored it meanwhile: our apply got nothing; apply from the file instead.
       pass.destroy();

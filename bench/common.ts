@@ -265,12 +265,13 @@ export interface BerthBench {
  * cleanups that remove every pod berthd still has, kill any helper process
  * left behind, and stop both.
  */
-export async function startBerth(c: Cleanups, opts: { configToml?: string; pullBusybox?: boolean } = {}): Promise<BerthBench> {
+export async function startBerth(c: Cleanups, opts: { configToml?: string; pullBusybox?: boolean; metrics?: boolean } = {}): Promise<BerthBench> {
   const registry = await TestRegistry.start();
   c.add('stop registry', () => registry.stop());
   const pusher = new Pusher(registry.host);
   const berthd = await TestBerthd.start({
-    args: ['--log-level', 'info', '--no-metrics'],
+    args: ['--log-level', 'info', ...(opts.metrics ? [] : ['--no-metrics'])],
+    metrics: opts.metrics ?? false,
     configToml: opts.configToml ?? '[cni]\nconf_dir = "/nonexistent-berth-bench-cni"\n',
   });
   const pid = berthd.proc?.pid ?? 0;

@@ -4,6 +4,7 @@
 // ratio).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { TestBerthd } from '../test/helpers/berthd';
@@ -100,6 +101,19 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = nowMs();
   await fn();
   return nowMs() - t;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -265,13 +279,19 @@ export interface BerthBench {
  * cleanups that remove every pod berthd still has, kill any helper process
  * left behind, and stop both.
  */
-export async function startBerth(c: Cleanups, opts: { configToml?: string; pullBusybox?: boolean; metrics?: boolean } = {}): Promise<BerthBench> {
+export async function startBerth(
+  c: Cleanups,
+  opts: { configToml?: string; pullBusybox?: boolean; metricsPort?: number; nodeArgs?: string[] } = {},
+): Promise<BerthBench> {
   const registry = await TestRegistry.start();
   c.add('stop registry', () => registry.stop());
   const pusher = new Pusher(registry.host);
+  // Metrics stay off unless asked for (then with the event-loop delay gauge, on loopback).
   const berthd = await TestBerthd.start({
-    args: ['--log-level', 'info', ...(opts.metrics ? [] : ['--no-metrics'])],
-    metrics: opts.metrics ?? false,
+    args: ['--log-level', 'info', ...(opts.metricsPort ? ['--set', 'metrics.event_loop_delay=true'] : ['--no-metrics'])],
+    metrics: opts.metricsPort !== undefined,
+    metricsPort: opts.metricsPort,
+    nodeArgs: opts.nodeArgs,
     configToml: opts.configToml ?? '[cni]\nconf_dir = "/nonexistent-berth-bench-cni"\n',
   });
   const pid = berthd.proc?.pid ?? 0;

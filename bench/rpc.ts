@@ -23,7 +23,8 @@ async function time(n: number, fn: () => Promise<unknown>): Promise<number[]> {
   return out;
 }
 
-async function floorServer(sock: string): Promise<grpc.Server> {
+/** A bare grpc-js server answering only Version: the floor of a CRI round trip. */
+export async function floorServer(sock: string): Promise<grpc.Server> {
   const cri = loadCri();
   const server = new grpc.Server();
   server.addService(cri.runtime.v1.RuntimeService.service, {

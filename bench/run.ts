@@ -7,6 +7,8 @@ import { benchPod } from './pod';
 import { benchPull } from './pull';
 import { benchRpc } from './rpc';
 import { benchShim } from './shim';
+import { benchStats } from './cri_stats';
+import { benchSteady } from './steady';
 
 const BENCHES: Array<[string, () => Promise<void>]> = [
   ['rpc', benchRpc],
@@ -14,6 +16,8 @@ const BENCHES: Array<[string, () => Promise<void>]> = [
   ['pod', benchPod],
   ['exec', benchExec],
   ['shim', benchShim],
+  ['stats', benchStats],
+  ['steady', benchSteady],
 ];
 
 async function main(): Promise<void> {

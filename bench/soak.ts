@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { benchUid, berthHelpers, mustRun, out, startBerth, tempDir, withCleanups, type BerthBench } from './common';
+import { freePort } from '../test/helpers/registry';
 import { benchNet, CNI_BIN, type BenchNet } from './pod';
 
 export interface SoakSample {
@@ -135,7 +136,7 @@ export async function soak(cycles: number, print: (line: string) => void = out):
     fs.writeFileSync(path.join(confDir, '10-soak.conflist'), JSON.stringify(net.conflist));
     const b = await startBerth(c, {
       configToml: `[cni]\nconf_dir = ${JSON.stringify(confDir)}\nbin_dirs = ["${CNI_BIN}"]\n`,
-      metrics: true,
+      metricsPort: await freePort(),
     });
     const logRoot = path.join(base, 'logs');
     await cycle(b, logRoot, 0);

@@ -88,6 +88,9 @@ function readV2Controllers(dir: string): string[] {
   }
 }
 
+/** The longest file name Linux allows (a cgroup directory is one). */
+const NAME_MAX = 255;
+
 /**
  * Validates a cgroupfs-style cgroup path ("/kubepods/burstable/pod<uid>") and
  * returns it normalized. Systemd slice names are refused: berth drives cgroupfs.
@@ -101,6 +104,10 @@ export function validateCgroupPath(p: string): string {
   const parts = p.split('/').filter(Boolean);
   if (parts.length === 0 || parts.some((s) => s === '.' || s === '..' || s.includes('\0'))) {
     throw invalidArgument(`cgroup parent "${p}" is not a valid cgroup path`);
+  }
+  // A longer component cannot be created (ENAMETOOLONG): refuse it before anything is made.
+  if (parts.some((s) => Buffer.byteLength(s) > NAME_MAX)) {
+    throw invalidArgument(`cgroup path "${p}" has a component longer than ${NAME_MAX} bytes`);
   }
   return '/' + parts.join('/');
 }
@@ -134,20 +141,11 @@ export class PodCgroup {
   create(): boolean {
     let created = false;
     for (const h of this.layout.hierarchies) {
-      const dir = path.join(h.mountpoint, this.cgroupPath);
-      if (this.layout.version === 2) {
-        created = this.createV2(h.mountpoint) || created;
-        continue;
-      }
-      const existed = fs.existsSync(dir);
-      try {
-        fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-      } catch (err) {
-        throw internal(`cannot create cgroup ${dir}: ${errorMessage(err)}`, err);
-      }
-      if (!existed) created = true;
+      const v2 = this.layout.version === 2;
+      // v2: each level must delegate the available controllers to its children.
+      created = this.makeLevels(h.mountpoint, v2 ? delegateControllers : undefined) || created;
       // cpuset starts empty in v1: a child must copy its parent's cpus/mems or no task can join it.
-      if (h.controllers.includes('cpuset')) this.fillCpuset(h.mountpoint);
+      if (!v2 && h.controllers.includes('cpuset')) this.fillCpuset(h.mountpoint);
     }
     return created;
   }
@@ -166,21 +164,17 @@ export class PodCgroup {
     }
   }
 
-  /** v2: each level must delegate the available controllers to its children. */
-  private createV2(mountpoint: string): boolean {
+  /**
+   * mkdir of each level of the path in one hierarchy, from the top: one step
+   * per level whatever the filesystem answers (a recursive mkdir retries on
+   * ENOENT). `beforeLevel` prepares a parent for its child. Returns whether
+   * berth created the leaf.
+   */
+  private makeLevels(mountpoint: string, beforeLevel?: (parent: string) => void): boolean {
     let dir = mountpoint;
     let created = false;
     for (const part of this.cgroupPath.split('/').filter(Boolean)) {
-      const controllers = readV2Controllers(dir);
-      const enabled = new Set(readSubtree(dir));
-      const missing = controllers.filter((c) => !enabled.has(c));
-      if (missing.length > 0) {
-        try {
-          fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
-        } catch {
-          // Some controllers cannot be enabled here (e.g. processes in an inner node); the pod still works without them.
-        }
-      }
+      beforeLevel?.(dir);
       dir = path.join(dir, part);
       try {
         fs.mkdirSync(dir, { mode: 0o755 });
@@ -194,7 +188,8 @@ export class PodCgroup {
   }
 
   /**
-   * Removes the leaf directory in every hierarchy. Already gone is fine. A
+   * Removes the leaf directory in every hierarchy. Already gone, or never
+   * made, is fine. A
    * cgroup whose last processes are still exiting is busy for a moment, so
    * EBUSY is retried for up to `waitMs`.
    */
@@ -208,7 +203,8 @@ export class PodCgroup {
           break;
         } catch (err) {
           const code = errnoCode(err);
-          if (code === 'ENOENT') break;
+          // Never made (a rollback of a create that failed early): ENAMETOOLONG cannot have been created either.
+          if (code === 'ENOENT' || code === 'ENAMETOOLONG') break;
           if (code === 'EBUSY' && Date.now() < deadline) {
             await new Promise((r) => setTimeout(r, 20));
             continue;
@@ -223,19 +219,33 @@ export class PodCgroup {
     }
   }
 
-  /** Current CPU and memory usage of the pod cgroup. */
+  /**
+   * Current usage of the cgroup: CPU, memory (working set, RSS, page faults,
+   * what is left under the limit), process count, and pressure (PSI) where
+   * the kernel keeps it: the v2 tree, or a hybrid host's unified mirror.
+   * Cgroup file reads only; nothing is walked.
+   */
   stats(): CgroupStats {
     const timestampNs = nowNs();
     if (this.layout.version === 2) {
       const dir = path.join(this.layout.hierarchies[0].mountpoint, this.cgroupPath);
       const cpu = readKeyed(path.join(dir, 'cpu.stat'));
       const mem = readKeyed(path.join(dir, 'memory.stat'));
-      const usage = readNumber(path.join(dir, 'memory.current'));
       const usageUsec = cpu.get('usage_usec');
       return {
         timestampNs,
         cpuUsageNs: usageUsec === undefined ? undefined : (usageUsec * 1000n).toString(),
-        ...memoryFigures(usage, mem.get('inactive_file'), mem.get('anon'), mem.get('file_mapped')),
+        ...memoryFigures({
+          usage: readNumber(path.join(dir, 'memory.current')),
+          limit: readNumber(path.join(dir, 'memory.max')),
+          inactiveFile: mem.get('inactive_file'),
+          rss: mem.get('anon'),
+          mapped: mem.get('file_mapped'),
+          pgfault: mem.get('pgfault'),
+          pgmajfault: mem.get('pgmajfault'),
+        }),
+        processCount: readNumber(path.join(dir, 'pids.current'))?.toString(),
+        psi: readPressure(dir),
       };
     }
     const dirOf = (controller: string): string | undefined => {
@@ -244,15 +254,34 @@ export class PodCgroup {
     };
     const cpuDir = dirOf('cpuacct');
     const memDir = dirOf('memory');
+    const pidsDir = dirOf('pids');
     const cpu = cpuDir ? readNumber(path.join(cpuDir, 'cpuacct.usage')) : undefined;
     const mem = memDir ? readKeyed(path.join(memDir, 'memory.stat')) : new Map<string, bigint>();
-    const usage = memDir ? readNumber(path.join(memDir, 'memory.usage_in_bytes')) : undefined;
+    const unified = this.layout.hybridUnified;
     return {
       timestampNs,
       cpuUsageNs: cpu?.toString(),
-      ...memoryFigures(usage, mem.get('total_inactive_file'), mem.get('total_rss'), mem.get('total_mapped_file')),
+      ...memoryFigures({
+        usage: memDir ? readNumber(path.join(memDir, 'memory.usage_in_bytes')) : undefined,
+        limit: memDir ? readNumber(path.join(memDir, 'memory.limit_in_bytes')) : undefined,
+        inactiveFile: mem.get('total_inactive_file'),
+        rss: mem.get('total_rss'),
+        mapped: mem.get('total_mapped_file'),
+        pgfault: mem.get('total_pgfault'),
+        pgmajfault: mem.get('total_pgmajfault'),
+      }),
+      processCount: pidsDir ? readNumber(path.join(pidsDir, 'pids.current'))?.toString() : undefined,
+      psi: unified ? readPressure(path.join(unified, this.cgroupPath)) : undefined,
     };
   }
+}
+
+/** One resource's pressure: cumulative stall time, microseconds (decimal strings). */
+export interface PressureTotals {
+  /** Some tasks were stalled ("waiting" in cAdvisor's names). */
+  someUsec: string;
+  /** All non-idle tasks were stalled ("stalled"); absent for cpu on older kernels. */
+  fullUsec?: string;
 }
 
 export interface CgroupStats {
@@ -264,25 +293,89 @@ export interface CgroupStats {
   memoryWorkingSetBytes?: string;
   memoryRssBytes?: string;
   memoryMappedFileBytes?: string;
+  /** Limit minus working set; absent without a limit. */
+  memoryAvailableBytes?: string;
+  /** Cumulative page faults (minor and major), and major ones alone. */
+  pageFaults?: string;
+  majorPageFaults?: string;
+  /** Tasks in the cgroup (pids controller). */
+  processCount?: string;
+  /** Pressure stall totals by resource, where the kernel has PSI for this cgroup. */
+  psi?: { cpu?: PressureTotals; memory?: PressureTotals; io?: PressureTotals };
 }
 
-function memoryFigures(
-  usage: bigint | undefined,
-  inactiveFile: bigint | undefined,
-  rss: bigint | undefined,
-  mapped: bigint | undefined,
-): Omit<CgroupStats, 'timestampNs' | 'cpuUsageNs'> {
+/** Above this a v1 memory limit means "none" (the kernel's PAGE_COUNTER_MAX in bytes is ~2^63). */
+const UNLIMITED_V1 = 1n << 62n;
+
+function memoryFigures(m: {
+  usage?: bigint;
+  limit?: bigint;
+  inactiveFile?: bigint;
+  rss?: bigint;
+  mapped?: bigint;
+  pgfault?: bigint;
+  pgmajfault?: bigint;
+}): Pick<CgroupStats, 'memoryUsageBytes' | 'memoryWorkingSetBytes' | 'memoryRssBytes' | 'memoryMappedFileBytes' | 'memoryAvailableBytes' | 'pageFaults' | 'majorPageFaults'> {
   let workingSet: bigint | undefined;
-  if (usage !== undefined) {
-    const inactive = inactiveFile ?? 0n;
-    workingSet = inactive < usage ? usage - inactive : 0n;
+  if (m.usage !== undefined) {
+    const inactive = m.inactiveFile ?? 0n;
+    workingSet = inactive < m.usage ? m.usage - inactive : 0n;
+  }
+  let available: bigint | undefined;
+  if (m.limit !== undefined && m.limit < UNLIMITED_V1 && workingSet !== undefined) {
+    available = m.limit > workingSet ? m.limit - workingSet : 0n;
   }
   return {
-    memoryUsageBytes: usage?.toString(),
+    memoryUsageBytes: m.usage?.toString(),
     memoryWorkingSetBytes: workingSet?.toString(),
-    memoryRssBytes: rss?.toString(),
-    memoryMappedFileBytes: mapped?.toString(),
+    memoryRssBytes: m.rss?.toString(),
+    memoryMappedFileBytes: m.mapped?.toString(),
+    memoryAvailableBytes: available?.toString(),
+    pageFaults: m.pgfault?.toString(),
+    majorPageFaults: m.pgmajfault?.toString(),
   };
+}
+
+/** v2: enables in `dir` every controller it has for its children. */
+function delegateControllers(dir: string): void {
+  const controllers = readV2Controllers(dir);
+  const enabled = new Set(readSubtree(dir));
+  const missing = controllers.filter((c) => !enabled.has(c));
+  if (missing.length === 0) return;
+  try {
+    fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
+  } catch {
+    // Some controllers cannot be enabled here (e.g. processes in an inner node); the pod still works without them.
+  }
+}
+
+/** cpu.pressure, memory.pressure, io.pressure of a v2 cgroup directory; undefined when the kernel has none. */
+export function readPressure(dir: string): CgroupStats['psi'] {
+  const out: NonNullable<CgroupStats['psi']> = {};
+  for (const r of ['cpu', 'memory', 'io'] as const) {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(dir, `${r}.pressure`), 'utf8');
+    } catch {
+      continue;
+    }
+    const totals = parsePressure(text);
+    if (totals) out[r] = totals;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** Parses "some avg10=.. avg60=.. avg300=.. total=N" / "full ..." lines. */
+export function parsePressure(text: string): PressureTotals | undefined {
+  let some: string | undefined;
+  let full: string | undefined;
+  for (const line of text.split('\n')) {
+    const m = /^(some|full) .*\btotal=(\d+)/.exec(line);
+    if (!m) continue;
+    if (m[1] === 'some') some = m[2];
+    else full = m[2];
+  }
+  return some === undefined ? undefined : { someUsec: some, ...(full !== undefined ? { fullUsec: full } : {}) };
 }
 
 function readSubtree(dir: string): string[] {
@@ -303,7 +396,8 @@ function readProcs(dir: string): string[] {
 
 function readNumber(file: string): bigint | undefined {
   try {
-    return BigInt(fs.readFileSync(file, 'utf8').trim());
+    const text = fs.readFileSync(file, 'utf8').trim();
+    return text === 'max' ? undefined : BigInt(text);
   } catch {
     return undefined;
   }

@@ -25,7 +25,7 @@ export interface BerthConfig {
   state: string;
   shutdown_timeout_seconds: number;
   log: { level: 'error' | 'warn' | 'info' | 'debug'; format: 'text' | 'json' };
-  metrics: { enabled: boolean; address: string };
+  metrics: { enabled: boolean; address: string; tls_cert_file: string; tls_key_file: string; event_loop_delay: boolean };
   runtime: {
     default_handler: string;
     cgroup_driver: 'cgroupfs' | 'systemd';

@@ -69,6 +69,12 @@ export const SCHEMA: Section = section('', {
   metrics: section('Prometheus metrics over HTTP.', {
     enabled: bool(true, 'Serve /metrics at all.'),
     address: str('127.0.0.1:9580', 'host:port the metrics listener binds to.'),
+    tls_cert_file: str('', 'PEM certificate to serve /metrics over HTTPS; with tls_key_file. Empty: plain HTTP.'),
+    tls_key_file: str('', 'PEM private key for tls_cert_file.'),
+    event_loop_delay: bool(
+      false,
+      'Also serve berth_event_loop_delay_seconds (event-loop delay quantiles since the previous scrape; a 10 ms timer runs while on).',
+    ),
   }),
   runtime: section('OCI runtimes and container defaults.', {
     default_handler: str('runc', 'Runtime handler used when a pod names none.'),

@@ -9,11 +9,14 @@ import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig'
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
 import type { ImageRecord } from '../image/store';
 import { supportsRecursiveReadOnly } from '../runtime/handlers';
+import { ensureTraversable } from '../runtime/idmap';
 import { buildContainerSpec, resolveStopSignal, type NamespaceRef, type SandboxRuntimeInfo } from '../runtime/spec/builder';
 import type { SandboxRecord } from '../sandbox/record';
 import { crashPoint } from '../util/crashpoint';
+import { makeDirs } from '../util/dirs';
 import { nowNs } from '../util/time';
 import type { ContainerDeps } from './deps';
+import { idmapBindMounts, idmapDirOf, mountIdmappedRootfs, type PodUserns } from './idmap_mounts';
 import { containerNameKey, type ContainerRecord } from './record';
 import { initialContainerState, markCreated } from './state';
 import type { ContainerTeardown } from './teardown';
@@ -111,7 +114,16 @@ export class ContainerCreator {
     if (!top) throw failedPrecondition(`image ${image.id} has no layers`);
     await snapshotter.prepare(rec.snapshotKey, top);
     crashPoint('container-create:after-snapshot');
-    await snapshotter.mount(rec.snapshotKey, rec.rootfsDir);
+    const userns = podUserns(pod);
+    const idmapDir = idmapDirOf(rec.stateDir);
+    if (userns) {
+      // runc sets the mounts up as the pod's root, which must be able to reach them.
+      await ensureTraversable(rec.rootfsDir, this.deps.config.state);
+      fs.mkdirSync(idmapDir, { mode: 0o711 });
+      await mountIdmappedRootfs(snapshotter, this.deps.idmap, rec.snapshotKey, rec.rootfsDir, idmapDir, userns);
+    } else {
+      await snapshotter.mount(rec.snapshotKey, rec.rootfsDir);
+    }
     crashPoint('container-create:after-mount');
 
     const warnings: string[] = [];
@@ -136,10 +148,11 @@ export class ContainerCreator {
     });
     for (const w of warnings) this.deps.logger.info(w, { container: rec.id });
     const cgroupsPath = spec.linux.cgroupsPath ?? '';
+    const copies = await idmapBindMounts(spec, this.deps.idmap, idmapDir, userns, handler.features?.idmapMounts ?? false);
     await runtime.writeBundle(rec.bundleDir, spec);
     crashPoint('container-create:after-bundle');
 
-    if (rec.logPath) fs.mkdirSync(path.dirname(rec.logPath), { recursive: true });
+    if (rec.logPath) await makeDirs(path.dirname(rec.logPath), 0o755);
     const pid = await runtime.create(rec, {
       bundle: rec.bundleDir,
       logPath: rec.logPath || undefined,
@@ -149,12 +162,21 @@ export class ContainerCreator {
       cgroupPaths: cgroupsPath ? [cgroupsPath] : [],
     });
     crashPoint('container-create:after-shim');
+    // The container has its own copies of its mounts now.
+    await this.deps.idmap.umount(copies);
     return {
       cgroupsPath,
       pid,
       user: { uid: spec.process.user.uid, gid: spec.process.user.gid, additionalGids: spec.process.user.additionalGids ?? [] },
     };
   }
+}
+
+/** The pod's user namespace (pinned file and maps), when it has one. */
+function podUserns(pod: SandboxRecord): PodUserns | undefined {
+  if (!pod.userns) return undefined;
+  if (!pod.nsPaths.user) throw failedPrecondition(`pod sandbox ${pod.id} has no pinned user namespace; recreate the pod`);
+  return { path: pod.nsPaths.user, ...pod.userns };
 }
 
 /** The pod's namespaces, files and cgroup as the spec builder needs them. */
@@ -173,6 +195,7 @@ function sandboxInfo(pod: SandboxRecord): SandboxRuntimeInfo {
     ipc: pod.namespaceModes.ipc === 'NODE' ? HOST : pinned('ipc', pod.nsPaths.ipc),
     uts: hostNet ? HOST : pinned('uts', pod.nsPaths.uts),
     pid: pid === 'NODE' ? HOST : pid === 'POD' ? pinned('pid', pod.nsPaths.pid) : undefined,
+    user: podUserns(pod),
     hostnamePath: pod.hostnameFile,
     hostsPath: pod.hostsFile,
     resolvConfPath: pod.resolvConfFile,

@@ -6,10 +6,12 @@ import type { ImageService } from '../image/service';
 import type { Logger } from '../log/logger';
 import type { ContainerRuntime } from '../runtime/container_runtime';
 import type { RuntimeHandlerRegistry } from '../runtime/handlers';
+import type { IdmapHelper } from '../runtime/idmap';
 import type { HostInfo } from '../runtime/spec/host_info';
 import type { SandboxRecord } from '../sandbox/record';
 import type { Snapshotter } from '../snapshotter/snapshotter';
 import type { KeyedMutex } from '../util/keyed_mutex';
+import type { RuntimeMetrics } from '../metrics/runtime_metrics';
 import type { ContainerEventBus } from './events';
 import type { ContainerStore } from './store';
 
@@ -29,6 +31,9 @@ export interface ContainerDeps {
   readonly store: ContainerStore;
   readonly runtime: ContainerRuntime;
   readonly events: ContainerEventBus;
+  readonly metrics: RuntimeMetrics;
   /** Serialises start/stop/remove/update of one container. */
   readonly lock: KeyedMutex;
+  /** Idmapped mounts (berth-pinns) for pods in user namespaces and idmapped volumes. */
+  readonly idmap: IdmapHelper;
 }

@@ -1,7 +1,11 @@
-// Container lifecycle events for GetContainerEvents (the kubelet's evented
-// PLEG): created, started, stopped, deleted, in the order they happened.
+// Lifecycle events for GetContainerEvents (the kubelet's evented PLEG):
+// created, started, stopped, deleted, in the order they happened, for
+// containers and for pod sandboxes. The CRI has no pod event types: a pod's
+// events use the container ones with the sandbox id as container_id, as
+// containerd sends them. One bus per daemon, shared by both services.
 import { EventEmitter } from 'node:events';
 import type { ContainerRecord } from './record';
+import type { SandboxRecord } from '../sandbox/record';
 import { nowNs } from '../util/time';
 
 export type ContainerEventType =
@@ -10,13 +14,12 @@ export type ContainerEventType =
   | 'CONTAINER_STOPPED_EVENT'
   | 'CONTAINER_DELETED_EVENT';
 
-export interface ContainerEvent {
+/** The record as it was when the event happened (for DELETED: its last state). */
+export type ContainerEvent = {
   type: ContainerEventType;
   /** Unix nanoseconds, decimal string. */
   createdAt: string;
-  /** The record as it was when the event happened (for DELETED: its last state). */
-  container: ContainerRecord;
-}
+} & ({ container: ContainerRecord; sandbox?: undefined } | { sandbox: SandboxRecord; container?: undefined });
 
 export class ContainerEventBus {
   private readonly emitter = new EventEmitter();
@@ -27,17 +30,20 @@ export class ContainerEventBus {
   }
 
   publish(type: ContainerEventType, container: ContainerRecord): void {
-    const event: ContainerEvent = {
-      type,
-      createdAt: nowNs(),
-      container: { ...container },
-    };
-    this.emitter.emit('event', event);
+    this.emit({ type, createdAt: nowNs(), container: { ...container } });
+  }
+
+  publishSandbox(type: ContainerEventType, sandbox: SandboxRecord): void {
+    this.emit({ type, createdAt: nowNs(), sandbox: { ...sandbox } });
   }
 
   /** Returns the unsubscribe function. */
   subscribe(listener: (e: ContainerEvent) => void): () => void {
     this.emitter.on('event', listener);
     return () => this.emitter.off('event', listener);
+  }
+
+  private emit(event: ContainerEvent): void {
+    this.emitter.emit('event', event);
   }
 }

@@ -41,18 +41,24 @@ export class ExitMonitor {
     if (!this.deps.store.get(rec.id) || isExited(rec)) return;
     await this.deps.store.update(rec.id, markExited(exit));
     this.deps.logger.info('container exited', { container: rec.id, exitCode: exit.exitCode, reason: rec.reason });
+    this.deps.metrics.containerExited(rec.reason);
     this.deps.events.publish('CONTAINER_STOPPED_EVENT', rec);
   }
 
   async recordLost(rec: ContainerRecord): Promise<void> {
     if (!this.deps.store.get(rec.id)) return;
     await this.deps.store.update(rec.id, markLost);
+    this.deps.metrics.containerExited(rec.reason);
     this.deps.events.publish('CONTAINER_STOPPED_EVENT', rec);
   }
 
-  /** Brings a record up to date with its shim (an exit may have happened unobserved). */
+  /**
+   * Brings a record up to date with its shim (an exit may have happened
+   * unobserved). A container being watched is current already: its exit
+   * arrives through watch(), so nothing is read.
+   */
   async refresh(rec: ContainerRecord): Promise<void> {
-    if (!isRunning(rec)) return;
+    if (!isRunning(rec) || this.watchers.has(rec.id)) return;
     const exit = await this.deps.runtime.readExit(rec);
     if (exit) await this.recordExit(rec, exit);
   }

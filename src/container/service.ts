@@ -3,6 +3,7 @@
 // remove, teardown, exit monitoring, exec, update, stats and restart
 // recovery. The shim owns the running container; these modules own the
 // records and reach the runtime only through the ContainerRuntime façade.
+import type { CgroupStats } from '../cgroups/cgroups';
 import type { BerthConfig } from '../config/config';
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig';
 import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxContainerResources';
@@ -15,8 +16,11 @@ import type { HostInfo } from '../runtime/spec/host_info';
 import type { Snapshotter } from '../snapshotter/snapshotter';
 import { KeyedMutex } from '../util/keyed_mutex';
 import { ContainerCreator } from './create';
+import { IdmapHelper } from '../runtime/idmap';
 import type { ContainerDeps, PodLookup } from './deps';
-import { ContainerEventBus } from './events';
+import type { ContainerEventBus } from './events';
+import type { RuntimeMetrics } from '../metrics/runtime_metrics';
+import { liveShimCount } from '../runtime/shim_client';
 import { ContainerExec, type ExecTarget } from './exec';
 import { ExitMonitor } from './monitor';
 import type { ContainerRecord } from './record';
@@ -37,11 +41,14 @@ export interface ContainerServiceOptions {
   snapshotter: Snapshotter;
   pods: PodLookup;
   host: HostInfo;
+  /** Lifecycle events (GetContainerEvents), shared with the pod service. */
+  events: ContainerEventBus;
+  metrics: RuntimeMetrics;
 }
 
 export class ContainerService {
   /** Lifecycle events, for GetContainerEvents. */
-  readonly events = new ContainerEventBus();
+  readonly events: ContainerEventBus;
   readonly store: ContainerStore;
   private readonly deps: ContainerDeps;
   private readonly monitor: ExitMonitor;
@@ -53,9 +60,10 @@ export class ContainerService {
 
   constructor(opts: ContainerServiceOptions) {
     const logger = opts.logger.child({ component: 'containers' });
+    this.events = opts.events;
     this.store = new ContainerStore(opts.config.root, logger);
     const runtime = new ContainerRuntime((name) => opts.handlers.get(name));
-    this.deps = { ...opts, logger, store: this.store, runtime, events: this.events, lock: new KeyedMutex() };
+    this.deps = { ...opts, logger, store: this.store, runtime, events: this.events, lock: new KeyedMutex(), idmap: new IdmapHelper() };
     this.monitor = new ExitMonitor(this.deps);
     this.teardown = new ContainerTeardown(this.deps);
     this.creator = new ContainerCreator(this.deps, this.teardown);
@@ -75,16 +83,24 @@ export class ContainerService {
   }
 
   create(podSandboxId: string, config: ContainerConfig__Output, sandboxConfig: PodSandboxConfig__Output | null): Promise<string> {
-    return this.creator.create(podSandboxId, config, sandboxConfig);
+    const handler = this.deps.pods.get(podSandboxId).runtimeHandler;
+    return this.deps.metrics.operation('create_container', handler, () => this.creator.create(podSandboxId, config, sandboxConfig));
   }
 
   start(idOrPrefix: string): Promise<void> {
-    return startContainer(this.deps, this.monitor, idOrPrefix);
+    const handler = this.store.require(idOrPrefix).runtimeHandler;
+    return this.deps.metrics.operation('start_container', handler, () => startContainer(this.deps, this.monitor, idOrPrefix));
   }
 
   /** Idempotent; `signal`: the caller gave up (berth then stops waiting and does not escalate). */
   stop(idOrPrefix: string, timeoutSeconds: number, signal?: AbortSignal): Promise<void> {
-    return this.stopper.stop(idOrPrefix, timeoutSeconds, signal);
+    const handler = this.store.find(idOrPrefix)?.runtimeHandler ?? '';
+    return this.deps.metrics.operation('stop_container', handler, () => this.stopper.stop(idOrPrefix, timeoutSeconds, signal));
+  }
+
+  /** berth-shim processes alive, recognised by pid file and command line (berth_shims). */
+  liveShims(): Promise<number> {
+    return liveShimCount(this.store.list().map((c) => c.shimDir));
   }
 
   remove(idOrPrefix: string): Promise<void> {
@@ -120,6 +136,11 @@ export class ContainerService {
 
   usage(rec: ContainerRecord): Promise<ContainerUsage> {
     return this.usageReader.usage(rec);
+  }
+
+  /** The running container's cgroup figures, without sampling the CPU rate or walking the writable layer. */
+  cgroupStats(rec: ContainerRecord): Promise<CgroupStats | undefined> {
+    return this.usageReader.cgroupStats(rec);
   }
 
   /** Filesystem the writable layers live on, for FilesystemIdentifier. */

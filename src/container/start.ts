@@ -22,10 +22,12 @@ export async function startContainer(deps: ContainerDeps, monitor: ExitMonitor, 
       crashPoint('container-start:after-runtime-start');
     } catch (err) {
       await deps.store.update(rec.id, markStartFailed(errorMessage(err)));
+      deps.metrics.containerExited(rec.reason);
       throw err;
     }
     await deps.store.update(rec.id, markStarted(startedAt));
     deps.events.publish('CONTAINER_STARTED_EVENT', rec);
+    deps.metrics.containerStarted(rec.runtimeHandler);
     monitor.watch(rec);
   });
 }

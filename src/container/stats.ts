@@ -1,9 +1,7 @@
 // Container resource usage for the CRI stats RPCs: CPU and memory from the
-// container's cgroup, the writable layer from the snapshot's upper dir.
-import { detectCgroupLayout, type CgroupLayout } from '../cgroups/cgroups';
+// container's cgroup, the writable layer from the snapshotter's figure of its upper dir.
+import { detectCgroupLayout, PodCgroup, type CgroupLayout, type CgroupStats } from '../cgroups/cgroups';
 import { UsageSampler, type UsageSample } from '../cgroups/usage';
-import { diskUsage } from '../util/disk_usage';
-import { nowNs } from '../util/time';
 import type { ContainerDeps } from './deps';
 import type { ExitMonitor } from './monitor';
 import type { ContainerRecord } from './record';
@@ -29,12 +27,16 @@ export class ContainerUsageReader {
     const out: ContainerUsage = {};
     if (isRunning(rec) && rec.cgroupsPath) out.cgroup = this.sampler.sample(rec.cgroupsPath);
     else if (rec.cgroupsPath) this.sampler.forget(rec.cgroupsPath);
-    try {
-      const upper = this.deps.snapshotter.path(rec.snapshotKey);
-      out.writable = { ...(await diskUsage(upper)), timestampNs: nowNs() };
-    } catch {
-      // snapshot gone (being removed): no figure
-    }
+    // Measured in the background by the snapshotter (a few seconds old at most), never walked here.
+    const w = await this.deps.snapshotter.snapshotUsage(rec.snapshotKey).catch(() => undefined);
+    if (w) out.writable = { bytes: w.bytes, inodes: w.inodes, timestampNs: (BigInt(w.at) * 1_000_000n).toString() };
     return out;
+  }
+
+  /** The cgroup figures alone (no CPU-rate sample, no writable-layer figure), for ListPodSandboxMetrics. */
+  async cgroupStats(rec: ContainerRecord): Promise<CgroupStats | undefined> {
+    await this.monitor.refresh(rec);
+    if (!isRunning(rec) || !rec.cgroupsPath) return undefined;
+    return new PodCgroup((this.layout ??= detectCgroupLayout()), rec.cgroupsPath).stats();
   }
 }

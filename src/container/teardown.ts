@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { BerthError, errorMessage, internal } from '../errors';
 import { crashPoint } from '../util/crashpoint';
 import type { ContainerDeps } from './deps';
+import { idmapDirOf, releaseIdmapMounts } from './idmap_mounts';
 import type { ContainerRecord } from './record';
 import { nameOf } from './store';
 
@@ -32,7 +33,8 @@ export class ContainerTeardown {
     }
     // With the container gone the shim records the exit and leaves by itself.
     await step('shim', () => runtime.releaseShim(rec, { exitWaitMs: 5000, graceMs: 2000, waitMs: 5000 }));
-    const unmounted = await step('rootfs unmount', () => snapshotter.unmount(rec.rootfsDir));
+    const released = await step('idmapped mounts', () => releaseIdmapMounts(this.deps.idmap, idmapDirOf(rec.stateDir)));
+    const unmounted = (await step('rootfs unmount', () => snapshotter.unmount(rec.rootfsDir))) && released;
     if (removing) crashPoint('container-remove:after-unmount');
     await step('snapshot', () => snapshotter.remove(rec.snapshotKey).catch(ignoreNotFound));
     // Never rm -r through a rootfs that is still mounted (it would descend into the overlay).

@@ -14,12 +14,20 @@ import type { ListContainerStatsResponse } from '../gen/runtime/v1/ListContainer
 import type { ListPodSandboxStatsRequest__Output } from '../gen/runtime/v1/ListPodSandboxStatsRequest';
 import type { ListPodSandboxStatsResponse } from '../gen/runtime/v1/ListPodSandboxStatsResponse';
 import type { MemoryUsage } from '../gen/runtime/v1/MemoryUsage';
+import type { NetworkInterfaceUsage } from '../gen/runtime/v1/NetworkInterfaceUsage';
+import type { NetworkUsage } from '../gen/runtime/v1/NetworkUsage';
+import type { ProcessUsage } from '../gen/runtime/v1/ProcessUsage';
+import type { InterfaceCounters } from '../network/netdev';
 import type { PodSandboxStats } from '../gen/runtime/v1/PodSandboxStats';
 import type { PodSandboxStatsRequest__Output } from '../gen/runtime/v1/PodSandboxStatsRequest';
 import type { PodSandboxStatsResponse } from '../gen/runtime/v1/PodSandboxStatsResponse';
 import type { SandboxRecord } from '../sandbox/record';
 import type { CriContext } from './context';
 import { containerFilter, podFilter } from './filters';
+import { mapInBatches } from '../util/batches';
+
+/** Containers whose stats are read between two turns of the event loop. */
+const STATS_BATCH = 8;
 
 const u64 = (v: string | undefined): { value: string } | null => (v === undefined ? null : { value: v });
 
@@ -32,9 +40,36 @@ function memoryOf(s: UsageSample | undefined): MemoryUsage | null {
   if (!s) return null;
   return {
     timestamp: s.timestampNs,
-    workingSetBytes: u64(s.memory.memoryWorkingSetBytes),
-    usageBytes: u64(s.memory.memoryUsageBytes),
-    rssBytes: u64(s.memory.memoryRssBytes),
+    workingSetBytes: u64(s.memoryWorkingSetBytes),
+    availableBytes: u64(s.memoryAvailableBytes),
+    usageBytes: u64(s.memoryUsageBytes),
+    rssBytes: u64(s.memoryRssBytes),
+    pageFaults: u64(s.pageFaults),
+    majorPageFaults: u64(s.majorPageFaults),
+  };
+}
+
+function processOf(s: UsageSample | undefined): ProcessUsage | null {
+  return s?.processCount === undefined ? null : { timestamp: s.timestampNs, processCount: u64(s.processCount) };
+}
+
+/** containerd's choice: eth0 is the default interface, the others are listed beside it. */
+export const DEFAULT_INTERFACE = 'eth0';
+
+function networkOf(n: { timestampNs: string; interfaces: InterfaceCounters[] } | undefined): NetworkUsage | null {
+  if (!n) return null;
+  const usage = (i: InterfaceCounters): NetworkInterfaceUsage => ({
+    name: i.name,
+    rxBytes: u64(i.rxBytes),
+    rxErrors: u64(i.rxErrors),
+    txBytes: u64(i.txBytes),
+    txErrors: u64(i.txErrors),
+  });
+  const def = n.interfaces.find((i) => i.name === DEFAULT_INTERFACE);
+  return {
+    timestamp: n.timestampNs,
+    defaultInterface: def ? usage(def) : null,
+    interfaces: n.interfaces.filter((i) => i !== def).map(usage),
   };
 }
 
@@ -71,7 +106,7 @@ export async function listContainerStats(ctx: CriContext, req: ListContainerStat
   const f = req.filter;
   // As containerd: stats of running containers only.
   const list = containers.list(containerFilter({ ...f, state: { state: 'CONTAINER_RUNNING' } }));
-  return { stats: await Promise.all(list.map((c) => containerStatsOf(containers, c))) };
+  return { stats: await mapInBatches(list, STATS_BATCH, (c) => containerStatsOf(containers, c)) };
 }
 
 async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandboxStats> {
@@ -85,9 +120,9 @@ async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandb
     linux: {
       cpu: cpuOf(cg),
       memory: memoryOf(cg),
-      network: null,
-      process: null,
-      containers: await Promise.all(running.map((c) => containerStatsOf(containers, c))),
+      network: networkOf(pod.state === 'ready' ? sandboxes.networkUsage(pod, running.map((c) => c.pid)) : undefined),
+      process: processOf(cg),
+      containers: await mapInBatches(running, STATS_BATCH, (c) => containerStatsOf(containers, c)),
     },
   };
 }
@@ -102,5 +137,5 @@ export async function listPodSandboxStats(ctx: CriContext, req: ListPodSandboxSt
   const sandboxes = ctx.sandboxes;
   const f = req.filter;
   const pods = sandboxes.list(podFilter(sandboxes, { ...f, state: { state: 'SANDBOX_READY' } }));
-  return { stats: await Promise.all(pods.map((p) => podStatsOf(ctx, p))) };
+  return { stats: await mapInBatches(pods, 1, (p) => podStatsOf(ctx, p)) };
 }

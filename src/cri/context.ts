@@ -9,6 +9,7 @@ import type { CniManager } from '../network/cni';
 import type { ImageService } from '../image/service';
 import type { ContainerService } from '../container/service';
 import type { StreamingServer } from '../streaming/server';
+import type { RuntimeMetrics } from '../metrics/runtime_metrics';
 
 /** What a unary handler knows of its call: `signal` aborts when the client cancels or its deadline passes. */
 export interface CallInfo {
@@ -28,4 +29,6 @@ export interface CriContext {
   /** The exec/attach/port-forward streaming server. */
   readonly streaming: StreamingServer;
   readonly containers: ContainerService;
+  /** Runtime metrics (events dropped for slow GetContainerEvents clients). */
+  readonly metrics: RuntimeMetrics;
 }

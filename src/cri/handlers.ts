@@ -25,6 +25,7 @@ import { execSync } from './container_exec_sync';
 import { reopenContainerLog, updateContainerResources } from './container_update';
 import { getContainerEvents, type ServerStreamSink } from './container_events';
 import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './container_stats';
+import { listMetricDescriptors, listPodSandboxMetrics } from './pod_metrics';
 
 // Each handler is typed against its own request/response in its module; the
 // table erases that because gRPC dispatches by method name (`never`: any
@@ -54,6 +55,8 @@ export const HANDLERS: Record<string, Handler | undefined> = {
   ListContainerStats: listContainerStats,
   PodSandboxStats: podSandboxStats,
   ListPodSandboxStats: listPodSandboxStats,
+  ListMetricDescriptors: listMetricDescriptors,
+  ListPodSandboxMetrics: listPodSandboxMetrics,
   PullImage: pullImage,
   ListImages: listImages,
   ImageStatus: imageStatus,

@@ -2,7 +2,10 @@
 import type { PodSandboxStatusRequest__Output } from '../gen/runtime/v1/PodSandboxStatusRequest';
 import type { PodSandboxStatusResponse } from '../gen/runtime/v1/PodSandboxStatusResponse';
 import type { ListPodSandboxRequest__Output } from '../gen/runtime/v1/ListPodSandboxRequest';
-import type { ListPodSandboxResponse } from '../gen/runtime/v1/ListPodSandboxResponse';
+import type { PodSandbox } from '../gen/runtime/v1/PodSandbox';
+import { loadCri } from '../proto';
+import type { SandboxRecord } from '../sandbox/record';
+import { EncodedReply, ItemEncodings } from './encoded_reply';
 import { invalidArgument } from '../errors';
 import type { CriContext } from './context';
 import { podFilter } from './filters';
@@ -16,6 +19,7 @@ export async function podSandboxStatus(
   if (!req.podSandboxId) throw invalidArgument('PodSandboxStatus: pod_sandbox_id is required');
   const sandboxes = ctx.sandboxes;
   const rec = sandboxes.get(req.podSandboxId);
+  await sandboxes.checkPause(rec);
   const res: PodSandboxStatusResponse = {
     status: podSandboxStatusOf(sandboxes, rec),
     info: {},
@@ -44,7 +48,16 @@ export async function podSandboxStatus(
   return res;
 }
 
-export async function listPodSandbox(ctx: CriContext, req: ListPodSandboxRequest__Output): Promise<ListPodSandboxResponse> {
+// A pod's PodSandbox changes only with its CRI state; the rest is fixed at creation.
+const podEncodings = new ItemEncodings<SandboxRecord, PodSandbox>((item) =>
+  loadCri().runtime.v1.RuntimeService.service.ListPodSandbox.responseSerialize({ items: [item] }),
+);
+
+export async function listPodSandbox(ctx: CriContext, req: ListPodSandboxRequest__Output): Promise<EncodedReply> {
   const sandboxes = ctx.sandboxes;
-  return { items: sandboxes.list(podFilter(sandboxes, req.filter)).map((rec) => podSandboxOf(sandboxes, rec)) };
+  const parts = sandboxes.list(podFilter(sandboxes, req.filter)).map((rec) => {
+    const state = sandboxes.criState(rec);
+    return podEncodings.encode(rec, state, () => podSandboxOf(sandboxes, rec));
+  });
+  return new EncodedReply(parts);
 }

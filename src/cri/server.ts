@@ -3,11 +3,13 @@
 // and the error-to-status mapping. RPCs without a handler answer
 // UNIMPLEMENTED naming the RPC.
 import * as grpc from '@grpc/grpc-js';
+import { replySerializer } from './encoded_reply';
 import { loadCri } from '../proto';
 import type { Metrics } from '../metrics/metrics';
 import { invalidArgument, unimplemented } from '../errors';
 import type { CriContext } from './context';
-import { codeName, toServiceError } from './status_map';
+import { checkRequestBounds } from './bounds';
+import { clipText, codeName, toServiceError } from './status_map';
 import { HANDLERS, STREAM_HANDLERS, type Handler, type StreamHandler } from './handlers';
 
 /** Marks a request whose bytes did not decode, so it gets INVALID_ARGUMENT rather than INTERNAL. */
@@ -15,13 +17,18 @@ class MalformedRequest {
   constructor(readonly reason: string) {}
 }
 
+/** Request data echoed in a log line: ids are 64 bytes, so anything longer is cut (it is logged before the bounds check). */
+const MAX_LOGGED_ID_BYTES = 128;
+/** A stack is logged for internal faults; its first line repeats the message, which may echo request data. */
+const MAX_LOGGED_STACK_BYTES = 8192;
+
 /** Pod and container ids a request or response concerns, for the log line. */
 function subjectIds(obj: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (typeof obj !== 'object' || obj === null) return out;
   const o = obj as Record<string, unknown>;
-  if (typeof o.podSandboxId === 'string' && o.podSandboxId) out.pod = o.podSandboxId;
-  if (typeof o.containerId === 'string' && o.containerId) out.container = o.containerId;
+  if (typeof o.podSandboxId === 'string' && o.podSandboxId) out.pod = clipText(o.podSandboxId, MAX_LOGGED_ID_BYTES);
+  if (typeof o.containerId === 'string' && o.containerId) out.container = clipText(o.containerId, MAX_LOGGED_ID_BYTES);
   return out;
 }
 
@@ -30,6 +37,7 @@ function wrapDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
   for (const [name, method] of Object.entries(def)) {
     out[name] = {
       ...method,
+      responseSerialize: replySerializer(method),
       requestDeserialize: (buf: Buffer): unknown => {
         try {
           return method.requestDeserialize(buf);
@@ -117,18 +125,19 @@ export class CriServer {
     const started = process.hrtime.bigint();
     this.inFlight++;
     let code = grpc.status.OK;
-    let ids = subjectIds(request);
+    let response: unknown;
     try {
       if (request instanceof MalformedRequest) {
         throw invalidArgument(`${method}: malformed request message: ${request.reason}`);
       }
+      checkRequestBounds(method, request);
       if (!handler) throw unimplemented(`${method} is not implemented by berth`);
-      const response = await handler(this.ctx, request as never, { signal });
-      ids = { ...subjectIds(response), ...ids };
+      response = await handler(this.ctx, request as never, { signal });
       callback(null, response);
     } catch (err) {
       const se = toServiceError(err);
       code = se.code;
+      const ids = subjectIds(request);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const level = code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN ? 'error' : 'warn';
       if (code === grpc.status.UNIMPLEMENTED || code === grpc.status.NOT_FOUND) {
@@ -139,7 +148,7 @@ export class CriServer {
           code: codeName(code),
           ms,
           error: se.details,
-          ...(level === 'error' && err instanceof Error && err.stack ? { stack: err.stack } : {}),
+          ...(level === 'error' && err instanceof Error && err.stack ? { stack: clipText(err.stack, MAX_LOGGED_STACK_BYTES) } : {}),
           ...ids,
         });
       }
@@ -148,8 +157,10 @@ export class CriServer {
       this.inFlight--;
       endTimer?.();
       this.metrics?.handled.inc({ ...labels, grpc_code: codeName(code) });
-      if (code === grpc.status.OK) {
+      // Fields are built only when the line is written: at info, an RPC costs no log work.
+      if (code === grpc.status.OK && this.ctx.logger.isDebugEnabled()) {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        const ids = { ...subjectIds(response), ...subjectIds(request) };
         this.ctx.logger.debug(method, { method, code: 'OK', ms: Math.round(ms * 1000) / 1000, ...ids });
       }
     }
@@ -178,6 +189,7 @@ export class CriServer {
       if (call.request instanceof MalformedRequest) {
         throw invalidArgument(`${method}: malformed request message: ${call.request.reason}`);
       }
+      checkRequestBounds(method, call.request);
       this.ctx.logger.debug(`${method} stream opened`, { method });
       await handler(this.ctx, call.request as never, {
         write: (msg: never) => void call.write(msg),

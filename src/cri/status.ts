@@ -38,10 +38,16 @@ function networkCondition(ctx: CriContext): RuntimeCondition {
 /**
  * What the kubelet may use of a handler: recursive read-only mounts when its
  * binary reports "rro" (the container service then honours them); user
- * namespaces never, berth refuses them for every handler.
+ * namespaces when the start-up probe ran a container in one, with an
+ * idmapped rootfs, on this host. (Whether that works on the host network too
+ * is handler.userNamespaces.hostNetwork; cri-api v0.36 reports it as
+ * RuntimeFeatures.user_namespaces_host_network, which this proto (v0.32) lacks.)
  */
 function handlerFeatures(handler: RuntimeHandler): RuntimeHandlerFeatures {
-  return { recursiveReadOnlyMounts: handler.ok && supportsRecursiveReadOnly(handler), userNamespaces: false };
+  return {
+    recursiveReadOnlyMounts: handler.ok && supportsRecursiveReadOnly(handler),
+    userNamespaces: handler.ok && (handler.userNamespaces?.ok ?? false),
+  };
 }
 
 /** The config with secrets blanked, for verbose Status. */

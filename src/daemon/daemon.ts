@@ -23,6 +23,23 @@ import { ContainerService } from '../container/service';
 import { containerStreamingBackends } from '../container/streaming_backends';
 import { StreamingServer } from '../streaming/server';
 import { startAdminServer, type AdminServer } from '../admin/server';
+import { ContainerEventBus } from '../container/events';
+import type { ContainerStateName } from '../container/record';
+import { readTlsPair } from '../util/tls';
+
+const CONTAINER_STATE_LABEL = {
+  CONTAINER_CREATED: 'created',
+  CONTAINER_RUNNING: 'running',
+  CONTAINER_EXITED: 'exited',
+  CONTAINER_UNKNOWN: 'unknown',
+} as const satisfies Record<ContainerStateName, string>;
+
+/** Counts of `items` by `key`, every one of `keys` present. */
+function countBy<T, K extends string>(items: T[], key: (x: T) => K, keys: K[]): Record<K, number> {
+  const out = Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+  for (const x of items) out[key(x)]++;
+  return out;
+}
 
 export class Daemon {
   readonly logger: Logger;
@@ -33,7 +50,8 @@ export class Daemon {
   private readonly sandboxes: SandboxService;
   private readonly containers: ContainerService;
   private readonly streaming: StreamingServer;
-  private readonly metrics?: Metrics;
+  /** Always made (the services count into it); served only with metrics.enabled. */
+  private readonly metrics: Metrics;
   private readonly server: CriServer;
   private metricsServer?: http.Server;
   private admin?: AdminServer;
@@ -47,7 +65,11 @@ export class Daemon {
     const logger = (this.logger = createLogger(config.log.level, config.log.format));
     this.handlers = new RuntimeHandlerRegistry(config);
     this.snapshotter = new Snapshotter(path.join(config.root, 'snapshots'), logger);
-    this.images = new ImageService(config, logger, this.snapshotter);
+    this.metrics = new Metrics(BERTH_VERSION, { eventLoopDelay: config.metrics.enabled && config.metrics.event_loop_delay });
+    const metrics = this.metrics.runtime;
+    // Pod and container lifecycle events, one stream for GetContainerEvents.
+    const events = new ContainerEventBus();
+    this.images = new ImageService(config, logger, this.snapshotter, { metrics });
     this.network = CniManager.fromConfig(config, logger);
     // Pods and containers refer to each other: a pod's stop and removal take its
     // containers with it, and a container is created in its pod.
@@ -59,8 +81,10 @@ export class Daemon {
       config,
       logger,
       handlers: this.handlers,
-      network: cniPodNetwork(this.network),
+      network: cniPodNetwork(this.network, metrics),
       containers: podContainers,
+      events,
+      metrics,
     });
     this.containers = new ContainerService({
       config,
@@ -70,9 +94,17 @@ export class Daemon {
       snapshotter: this.snapshotter,
       pods: this.sandboxes,
       host: probeHost(),
+      events,
+      metrics,
     });
     this.streaming = StreamingServer.fromConfig(config, containerStreamingBackends(this.containers, this.sandboxes), logger);
-    this.metrics = config.metrics.enabled ? new Metrics(BERTH_VERSION) : undefined;
+    metrics.bind({
+      podsByState: () => countBy(this.sandboxes.list(), (p) => (this.sandboxes.criState(p) === 'SANDBOX_READY' ? 'ready' : 'notready'), ['ready', 'notready']),
+      containersByState: () =>
+        countBy(this.containers.list(), (c) => CONTAINER_STATE_LABEL[c.state], ['created', 'running', 'exited', 'unknown']),
+      liveShims: () => this.containers.liveShims(),
+      streamingSessions: () => this.streaming.sessionsByKind(),
+    });
     const ctx: CriContext = {
       config,
       logger,
@@ -83,6 +115,7 @@ export class Daemon {
       sandboxes: this.sandboxes,
       containers: this.containers,
       streaming: this.streaming,
+      metrics,
     };
     this.server = new CriServer(ctx, this.metrics);
   }
@@ -99,6 +132,7 @@ export class Daemon {
     this.stage = 'locked';
     await clearStaleSocket(config.socket);
 
+    await this.handlers.resetTmpDir();
     await this.handlers.probe();
     for (const h of this.handlers.list()) {
       if (!h.ok) logger.warn('runtime handler unusable', { handler: h.name, problem: h.problem });
@@ -120,13 +154,16 @@ export class Daemon {
       process.umask(oldMask);
     }
     fs.chmodSync(config.socket, 0o660);
-    if (this.metrics) this.metricsServer = await serveMetrics(this.metrics, config.metrics.address);
+    if (config.metrics.enabled) {
+      const tls = readTlsPair('metrics', config.metrics.tls_cert_file, config.metrics.tls_key_file);
+      this.metricsServer = await serveMetrics(this.metrics, config.metrics.address, tls);
+    }
     // Operator-only endpoint (berth images import/export): root-only unix socket, never TCP.
     this.admin = await startAdminServer({ socketPath: path.join(config.state, 'admin.sock'), images: this.images, logger });
     logger.info('berthd serving', {
       version: BERTH_VERSION,
       socket: config.socket,
-      metrics: config.metrics.enabled ? config.metrics.address : 'off',
+      metrics: config.metrics.enabled ? `${config.metrics.tls_cert_file ? 'https' : 'http'}://${config.metrics.address}/metrics` : 'off',
     });
   }
 
@@ -145,6 +182,7 @@ export class Daemon {
           this.metricsServer.closeAllConnections();
           await new Promise<void>((r) => this.metricsServer?.close(() => r()));
         }
+        this.metrics.close();
         // What start() opened; another berthd may own the state when the locks were not ours.
         if (stage === 'loaded' || stage === 'serving') {
           await this.streaming.stop();

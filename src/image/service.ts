@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import type { BerthConfig } from '../config/config';
 import { BerthError, errorMessage } from '../errors';
 import type { Logger } from '../log/logger';
+import type { RuntimeMetrics } from '../metrics/runtime_metrics';
 import { ContentStore } from '../content/store';
 import type { CriAuthConfig } from '../registry/auth';
 import { RegistryClient } from '../registry/client';
@@ -73,7 +74,30 @@ class PullGcGate {
   }
 }
 
+/** The registry host a pull goes to (the metrics label); "invalid" for a reference that does not parse. */
+function registryHostOf(image: string): string {
+  try {
+    return parseReference(image).domain;
+  } catch {
+    return 'invalid';
+  }
+}
+
+/** The snapshotter with each layer application timed (berth_layer_unpack_duration_seconds). */
+function timedLayers(s: LayerSnapshotter, metrics: RuntimeMetrics): LayerSnapshotter {
+  return {
+    hasCommitted: (c) => s.hasCommitted(c),
+    applyLayer: (o) => metrics.unpack(() => s.applyLayer(o)),
+    isApplying: (c) => s.isApplying(c),
+    remove: (k) => s.remove(k),
+    usage: () => s.usage(),
+    list: () => s.list(),
+  };
+}
+
 export interface ImageServiceOptions {
+  /** Pulls (by registry host) and layer unpack times are counted here. */
+  metrics: RuntimeMetrics;
   /** Attempts per registry request on retryable failures. */
   registryAttempts?: number;
   registryBackoffMs?: number;
@@ -84,6 +108,7 @@ export class ImageService {
   readonly store: ImageStore;
   readonly registry: RegistryClient;
   private readonly leases = new Leases();
+  private readonly metrics: RuntimeMetrics;
   private readonly logger: Logger;
   private readonly gate = new PullGcGate((err) => this.logger.warn('garbage collection failed', { error: errorMessage(err) }));
 
@@ -91,8 +116,9 @@ export class ImageService {
     private readonly config: BerthConfig,
     logger: Logger,
     readonly snapshotter: LayerSnapshotter,
-    opts: ImageServiceOptions = {},
+    opts: ImageServiceOptions,
   ) {
+    this.metrics = opts.metrics;
     this.logger = logger.child({ component: 'images' });
     this.content = new ContentStore(path.join(config.root, 'content'));
     this.store = new ImageStore(path.join(config.root, 'images'), this.logger);
@@ -107,7 +133,7 @@ export class ImageService {
   }
 
   /** Constructs and initialises (directories, records from disk). */
-  static async open(config: BerthConfig, logger: Logger, snapshotter: LayerSnapshotter, opts?: ImageServiceOptions): Promise<ImageService> {
+  static async open(config: BerthConfig, logger: Logger, snapshotter: LayerSnapshotter, opts: ImageServiceOptions): Promise<ImageService> {
     const s = new ImageService(config, logger, snapshotter, opts);
     await s.init();
     return s;
@@ -130,7 +156,7 @@ export class ImageService {
       registry: this.registry,
       content: this.content,
       images: this.store,
-      snapshotter: this.snapshotter,
+      snapshotter: timedLayers(this.snapshotter, this.metrics),
       logger: this.logger,
       maxConcurrentDownloads: this.config.image.max_concurrent_downloads,
       leases: this.leases,
@@ -139,7 +165,7 @@ export class ImageService {
 
   /** Pulls `image` (any reference form) and returns its record. */
   pull(image: string, auth?: CriAuthConfig, observe?: LayerObserver): Promise<ImageRecord> {
-    return this.gate.pull(() => pullImage(this.deps, image, auth, observe));
+    return this.metrics.pull(registryHostOf(image), (img) => img.size, () => this.gate.pull(() => pullImage(this.deps, image, auth, observe)));
   }
 
   /**
@@ -161,18 +187,30 @@ export class ImageService {
 
   /** Pinned if config.image.pinned_images names it by any of its names or its id. */
   isPinned(img: ImageRecord): boolean {
-    for (const p of this.config.image.pinned_images) {
-      if (p === img.id || digestOfHex(p) === img.id) return true;
-      let n: string;
-      try {
-        n = formatReference(parseReference(p));
-      } catch {
-        continue;
-      }
-      if (img.repoTags.includes(n) || img.repoDigests.includes(n)) return true;
-    }
+    const pinned = this.pinnedNames();
+    if (pinned.size === 0) return false;
+    if (pinned.has(img.id)) return true;
+    for (const n of img.repoTags) if (pinned.has(n)) return true;
+    for (const n of img.repoDigests) if (pinned.has(n)) return true;
     return false;
   }
+
+  /** config.image.pinned_images as ids and normalized references, parsed once (the config does not change). */
+  private pinnedNames(): Set<string> {
+    if (this.pinned) return this.pinned;
+    const out = new Set<string>();
+    for (const p of this.config.image.pinned_images) {
+      out.add(p);
+      out.add(digestOfHex(p));
+      try {
+        out.add(formatReference(parseReference(p)));
+      } catch {
+        // not a reference: an id only
+      }
+    }
+    return (this.pinned = out);
+  }
+  private pinned?: Set<string>;
 
   /** The full image config document (OCI image spec), for verbose status. */
   async imageSpec(img: ImageRecord): Promise<unknown> {

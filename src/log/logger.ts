@@ -19,8 +19,10 @@ const textFormat = winston.format.printf((info) => {
   return `${timestamp ?? ''} ${level.toUpperCase()}${comp} ${String(message)}${fields ? ' ' + fields : ''}`;
 });
 
+const LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
 export function createLogger(level: LogLevel, format: LogFormat): Logger {
-  return winston.createLogger({
+  const logger = winston.createLogger({
     level,
     format: winston.format.combine(
       winston.format.timestamp(),
@@ -30,6 +32,20 @@ export function createLogger(level: LogLevel, format: LogFormat): Logger {
     // stderr for everything: stdout stays free for command output.
     transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] })],
   });
+  // winston formats every line (timestamp, fields as JSON) before its transport
+  // drops those below the level; a line below the level returns at once
+  // instead (children inherit these methods).
+  for (const l of LEVELS) {
+    // Called on the logger or a child of it: the child's write adds its fields.
+    const write = logger[l] as unknown as (this: Logger, ...args: unknown[]) => Logger;
+    const gated = function (this: Logger | undefined, ...args: unknown[]): Logger {
+      const self = this ?? logger;
+      if (!self.isLevelEnabled(l)) return self;
+      return write.apply(self, args);
+    };
+    logger[l] = gated as unknown as winston.LeveledLogMethod;
+  }
+  return logger;
 }
 
 /** A logger that drops everything, for library use and unit tests. */

@@ -1,15 +1,31 @@
 // Prometheus metrics. gRPC series follow go-grpc-prometheus's names and
 // labels so existing dashboards for containerd work unchanged.
 import * as http from 'node:http';
+import * as https from 'node:https';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { TlsPair } from '../util/tls';
 import * as client from 'prom-client';
+import { RuntimeMetrics } from './runtime_metrics';
+
+/** How often the event-loop delay monitor samples (its timer's period). */
+export const EVENT_LOOP_RESOLUTION_MS = 10;
+
+export interface MetricsOptions {
+  /** Serve berth_event_loop_delay_seconds (perf_hooks.monitorEventLoopDelay). */
+  eventLoopDelay?: boolean;
+}
 
 export class Metrics {
   readonly registry = new client.Registry();
   readonly started: client.Counter<'grpc_type' | 'grpc_service' | 'grpc_method'>;
   readonly handled: client.Counter<'grpc_type' | 'grpc_service' | 'grpc_method' | 'grpc_code'>;
   readonly handling: client.Histogram<'grpc_type' | 'grpc_service' | 'grpc_method'>;
+  /** What pods, containers, pulls, CNI and streaming do (runtime_metrics.ts). */
+  readonly runtime: RuntimeMetrics;
 
-  constructor(version: string) {
+  private eventLoop?: IntervalHistogram;
+
+  constructor(version: string, opts: MetricsOptions = {}) {
     client.collectDefaultMetrics({ register: this.registry });
     // prom-client names these gauges *_total, which Prometheus' lint (promtool
     // check metrics) rejects; the same facts are in nodejs_active_*_total's
@@ -43,16 +59,49 @@ export class Metrics {
       registers: [this.registry],
     });
     buildInfo.set({ version, nodejs_version: process.version }, 1);
+    this.runtime = new RuntimeMetrics(this.registry);
+    if (opts.eventLoopDelay) this.serveEventLoopDelay();
+  }
+
+  /**
+   * berth_event_loop_delay_seconds{stat="p50"|"p90"|"p99"|"max"}: how late
+   * the event loop ran a timer due every EVENT_LOOP_RESOLUTION_MS, over the
+   * time since the previous scrape (a gauge may not carry a "quantile"
+   * label, hence "stat"). Each scrape
+   * starts a new window, as prom-client's nodejs_eventloop_lag_* gauges do.
+   */
+  private serveEventLoopDelay(): void {
+    const h = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
+    h.enable();
+    this.eventLoop = h;
+    // The histogram holds timer periods; the delay is what exceeds the resolution.
+    const delay = (ns: number): number => (h.count === 0 ? 0 : Math.max(0, ns / 1e9 - EVENT_LOOP_RESOLUTION_MS / 1000));
+    new client.Gauge({
+      name: 'berth_event_loop_delay_seconds',
+      help: `Event-loop delay since the previous scrape (timer every ${EVENT_LOOP_RESOLUTION_MS} ms): percentiles p50, p90, p99 and max.`,
+      labelNames: ['stat'],
+      registers: [this.registry],
+      collect() {
+        for (const p of [50, 90, 99]) this.set({ stat: `p${p}` }, delay(h.percentile(p)));
+        this.set({ stat: 'max' }, delay(h.max));
+        h.reset();
+      },
+    });
+  }
+
+  /** Stops the event-loop delay monitor's timer (daemon shutdown). */
+  close(): void {
+    this.eventLoop?.disable();
   }
 }
 
-/** Serves GET /metrics on host:port; resolves once listening. */
-export async function serveMetrics(metrics: Metrics, address: string): Promise<http.Server> {
+/** Serves GET /metrics on host:port (HTTPS with `tls`); resolves once listening. */
+export async function serveMetrics(metrics: Metrics, address: string, tls?: TlsPair): Promise<http.Server> {
   const idx = address.lastIndexOf(':');
   if (idx < 0) throw new Error(`metrics address "${address}" must be host:port`);
   const host = address.slice(0, idx).replace(/^\[|\]$/g, '');
   const port = Number(address.slice(idx + 1));
-  const server = http.createServer((req, res) => {
+  const onRequest: http.RequestListener = (req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at /metrics\n');
       return;
@@ -61,7 +110,8 @@ export async function serveMetrics(metrics: Metrics, address: string): Promise<h
       (body) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
       (err: unknown) => res.writeHead(500).end(String(err)),
     );
-  });
+  };
+  const server: http.Server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, onRequest) : http.createServer(onRequest);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

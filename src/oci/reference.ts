@@ -17,6 +17,24 @@ const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const DOMAIN = /^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:.]+\])(?::[0-9]+)?$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 
+/**
+ * Why a registry host[:port] is not one, or undefined. Beyond the grammar it
+ * must be something a URL can name (a port up to 65535, a real IPv6 address):
+ * the registry client builds URLs from it, and a reference it cannot use is
+ * the caller's mistake, not an internal fault.
+ */
+function domainProblem(domain: string): string | undefined {
+  if (!DOMAIN.test(domain)) return `"${domain}" is not a valid registry host`;
+  const port = /\]?:([0-9]+)$/.exec(domain);
+  if (port && Number(port[1]) > 65535) return `port ${port[1]} of "${domain}" is not a valid port (at most 65535)`;
+  try {
+    new URL(`https://${domain}/`);
+  } catch {
+    return `"${domain}" is not a valid registry host (not a host or IP address a URL can name)`;
+  }
+  return undefined;
+}
+
 export interface ImageReference {
   /** Registry host, with port if any: "docker.io", "localhost:5000". */
   readonly domain: string;
@@ -78,7 +96,8 @@ export function parseReference(input: string): ImageReference {
   if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase())) {
     domain = first;
     path = rest.slice(slash + 1);
-    if (!DOMAIN.test(domain)) throw bad(`"${domain}" is not a valid registry host`);
+    const problem = domainProblem(domain);
+    if (problem) throw bad(problem);
   } else {
     domain = DEFAULT_DOMAIN;
     path = rest;

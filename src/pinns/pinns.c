@@ -2,10 +2,13 @@
  * berth-pinns: creates and pins the namespaces of a pod, and unpins them.
  *
  *   berth-pinns pin --dir DIR [--net] [--ipc] [--uts] [--pid]
+ *               [--uid-map C:H:L --gid-map C:H:L]
  *               [--hostname NAME] [--sysctl KEY=VALUE]... [--cgroup-procs FILE]...
  *               [--shm PATH --shm-size BYTES]
  *   berth-pinns unpin --dir DIR [--shm PATH]
  *   berth-pinns private DIR
+ *   berth-pinns idmap (--userns FILE | --uid-map C:H:L --gid-map C:H:L) [--recursive] SRC DST
+ *   berth-pinns umount PATH...
  *
  * pin: unshares the requested namespaces in this (short-lived) process, sets
  * the hostname and the namespaced sysctls from inside them, then bind-mounts
@@ -16,6 +19,22 @@
  * and written to DIR/pause.pid.
  * On failure everything this run mounted is undone and the reason is printed
  * on stderr; the exit status is 1.
+ *
+ * With --uid-map/--gid-map the pod gets a user namespace too, and the other
+ * namespaces are owned by it: a child unshares CLONE_NEWUSER, this process
+ * (root of the host user namespace) writes the child's uid_map and gid_map,
+ * then the child unshares the rest, sets hostname and sysctls with the
+ * capabilities it has there and forks berth-pause; this process pins
+ * /proc/<child>/ns/{user,net,ipc,uts} (the bind mounts need host privileges
+ * the child no longer has) and DIR/user is pinned as well.
+ *
+ * idmap: an idmapped copy of the mount at SRC (open_tree(OPEN_TREE_CLONE),
+ * mount_setattr(MOUNT_ATTR_IDMAP) with the user namespace FILE, or a
+ * throw-away one with the given maps, then move_mount) attached at DST,
+ * which is created (directory or empty file, like SRC). --recursive copies
+ * and idmaps the submounts too (an rbind).
+ *
+ * umount: lazily unmounts each PATH; not mounted or missing is fine.
  *
  * unpin: lazily unmounts and unlinks DIR/{net,ipc,uts,pid}, DIR/pause.pid and the shm mount;
  * missing files and already-unmounted paths are fine (idempotent).
@@ -34,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -43,15 +63,19 @@
 
 #define MAX_LIST 64
 
-static const char *ns_names[] = {"net", "ipc", "uts", "pid"};
-enum { NS_NET, NS_IPC, NS_UTS, NS_PID, NS_COUNT };
-static const int ns_flags[] = {CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWPID};
+static const char *ns_names[] = {"net", "ipc", "uts", "pid", "user"};
+enum { NS_NET, NS_IPC, NS_UTS, NS_PID, NS_USER, NS_COUNT };
+static const int ns_flags[] = {CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWPID, CLONE_NEWUSER};
 
 static const char *dir;
 static int pinned[NS_COUNT];
 static const char *shm_path;
 static int shm_mounted;
 static pid_t pause_pid;
+/* The child that owns a new user namespace (pin with maps, idmap with maps). */
+static pid_t userns_child;
+/* In that child: where fail() reports (the parent prints it and undoes). */
+static int report_fd = -1;
 
 static void undo(void) {
   char path[PATH_MAX];
@@ -66,11 +90,25 @@ static void undo(void) {
     kill(pause_pid, SIGKILL);
     waitpid(pause_pid, NULL, 0);
   }
+  if (userns_child > 0) {
+    kill(userns_child, SIGKILL);
+    waitpid(userns_child, NULL, 0);
+  }
 }
 
 static void fail(const char *fmt, ...) {
   int saved = errno;
   va_list ap;
+  if (report_fd >= 0) {
+    char msg[1024];
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof msg) n = sizeof msg - 1;
+    dprintf(report_fd, "e%.*s%s%s", n, msg, saved ? ": " : "", saved ? strerror(saved) : "");
+    _exit(1);
+  }
   fputs("berth-pinns: ", stderr);
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
@@ -157,6 +195,100 @@ static void pause_main(int ready_fd) {
   _exit(0);
 }
 
+/* "C:H:L" -> "C H L\n" for /proc/PID/{uid,gid}_map; one range (what the CRI allows). */
+static void parse_map(const char *spec, char *out, size_t size, const char *what) {
+  unsigned long c, h, l;
+  char end;
+  errno = 0;
+  if (sscanf(spec, "%lu:%lu:%lu%c", &c, &h, &l, &end) != 3 || l == 0 || c > UINT32_MAX || h > UINT32_MAX ||
+      l > UINT32_MAX)
+    fail("%s \"%s\": expected CONTAINER:HOST:LENGTH", what, spec);
+  snprintf(out, size, "%lu %lu %lu\n", c, h, l);
+}
+
+/*
+ * Forks a child that unshares a user namespace and writes its maps from here
+ * (a process cannot map ids it does not hold; the host root can). On return
+ * the child runs in the mapped namespace with every capability there and
+ * reads *to_child; *from_child carries its reports ('e' + message on failure).
+ */
+static pid_t fork_userns(const char *uid_map, const char *gid_map, int *to_child, int *from_child) {
+  int down[2], up[2];
+  if (pipe2(down, O_CLOEXEC) < 0 || pipe2(up, O_CLOEXEC) < 0) fail("pipe");
+  pid_t pid = fork();
+  if (pid < 0) fail("fork the user namespace owner");
+  if (pid == 0) {
+    close(down[1]);
+    close(up[0]);
+    report_fd = up[1];
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (unshare(CLONE_NEWUSER) < 0) fail("unshare the user namespace");
+    if (write(up[1], "u", 1) != 1) _exit(1);
+    char c;
+    if (read(down[0], &c, 1) != 1) _exit(1); /* maps written (or the parent gave up) */
+    *to_child = down[0];
+    *from_child = up[1];
+    return 0;
+  }
+  userns_child = pid;
+  close(down[0]);
+  close(up[1]);
+  char c;
+  errno = 0;
+  if (read(up[0], &c, 1) != 1 || c != 'u') {
+    char msg[1024] = {0};
+    if (c == 'e' && read(up[0], msg, sizeof msg - 1) >= 0) fail("%s", msg);
+    fail("the user namespace owner died");
+  }
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+  write_file(path, uid_map, "write the uid map");
+  snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+  write_file(path, gid_map, "write the gid map");
+  if (write(down[1], "m", 1) != 1) fail("wake the user namespace owner");
+  *to_child = down[1];
+  *from_child = up[0];
+  return pid;
+}
+
+/* Lets the user namespace child go and reaps it. */
+static void end_userns_child(int to_child) {
+  close(to_child);
+  waitpid(userns_child, NULL, 0);
+  userns_child = 0;
+}
+
+/* Unshares, names and tunes the namespaces; returns the pause pid with --pid (else 0). */
+static pid_t make_namespaces(const int *want, const char *hostname, const char **sysctls, int nsysctl) {
+  int flags = 0;
+  for (int i = 0; i < NS_COUNT; i++)
+    if (want[i] && i != NS_USER) flags |= ns_flags[i];
+  if (flags && unshare(flags) < 0) fail("unshare");
+
+  if (hostname && sethostname(hostname, strlen(hostname)) < 0) fail("sethostname \"%s\"", hostname);
+  /* /proc/sys/net and the IPC sysctls resolve against the caller's namespaces. */
+  for (int i = 0; i < nsysctl; i++) set_sysctl(sysctls[i]);
+  if (!want[NS_PID]) return 0;
+
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) fail("pipe");
+  pid_t pid = fork();
+  if (pid < 0) fail("fork the pause process");
+  if (pid == 0) {
+    close(p[0]);
+    pause_main(p[1]);
+  }
+  pause_pid = pid;
+  close(p[1]);
+  char c;
+  if (read(p[0], &c, 1) != 1) {
+    errno = 0;
+    fail("the pause process died before it was ready");
+  }
+  close(p[0]);
+  return pid;
+}
+
 static int do_pin(int argc, char **argv) {
   int want[NS_COUNT] = {0};
   const char *hostname = NULL;
@@ -164,6 +296,7 @@ static int do_pin(int argc, char **argv) {
   const char *cgroups[MAX_LIST];
   int nsysctl = 0, ncgroup = 0;
   const char *shm_size = NULL;
+  const char *uid_spec = NULL, *gid_spec = NULL;
 
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -178,6 +311,8 @@ static int do_pin(int argc, char **argv) {
     else if (!strcmp(a, "--hostname")) hostname = v, i++;
     else if (!strcmp(a, "--shm")) shm_path = v, i++;
     else if (!strcmp(a, "--shm-size")) shm_size = v, i++;
+    else if (!strcmp(a, "--uid-map")) uid_spec = v, i++;
+    else if (!strcmp(a, "--gid-map")) gid_spec = v, i++;
     else if (!strcmp(a, "--sysctl") && nsysctl < MAX_LIST) sysctls[nsysctl++] = v, i++;
     else if (!strcmp(a, "--cgroup-procs") && ncgroup < MAX_LIST) cgroups[ncgroup++] = v, i++;
     else fail("unknown or repeated too often: %s", a);
@@ -185,6 +320,13 @@ static int do_pin(int argc, char **argv) {
   errno = 0;
   if (!dir) fail("--dir is required");
   if (hostname && !want[NS_UTS]) fail("--hostname needs --uts");
+  if (!uid_spec != !gid_spec) fail("--uid-map and --gid-map go together");
+  char uid_map[96], gid_map[96];
+  if (uid_spec) {
+    parse_map(uid_spec, uid_map, sizeof uid_map, "--uid-map");
+    parse_map(gid_spec, gid_map, sizeof gid_map, "--gid-map");
+    want[NS_USER] = 1;
+  }
   if (mkdir(dir, 0700) < 0 && errno != EEXIST) fail("mkdir %s", dir);
 
   /* Join the pod cgroup first so the pause process is born in it. */
@@ -200,39 +342,50 @@ static int do_pin(int argc, char **argv) {
     shm_mounted = 1;
   }
 
-  int flags = 0;
-  for (int i = 0; i < NS_COUNT; i++)
-    if (want[i]) flags |= ns_flags[i];
-  if (flags && unshare(flags) < 0) fail("unshare");
-
-  if (hostname && sethostname(hostname, strlen(hostname)) < 0) fail("sethostname \"%s\"", hostname);
-  /* /proc/sys/net and the IPC sysctls resolve against the caller's namespaces. */
-  for (int i = 0; i < nsysctl; i++) set_sysctl(sysctls[i]);
-
   char src[64];
-  for (int i = 0; i < NS_COUNT; i++) {
-    if (!want[i] || i == NS_PID) continue;
-    snprintf(src, sizeof src, "/proc/self/ns/%s", ns_names[i]);
-    bind_ns(i, src);
+  pid_t owner = getpid();
+  if (want[NS_USER]) {
+    int to_child, from_child;
+    pid_t child = fork_userns(uid_map, gid_map, &to_child, &from_child);
+    if (child == 0) {
+      /* In the new user namespace: the rest is created owned by it. Its root
+       * (not the host's, which is unmapped here) owns the IPC sysctls. */
+      if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) fail("become root of the user namespace");
+      pid_t pp = make_namespaces(want, hostname, sysctls, nsysctl);
+      pause_pid = 0; /* the parent owns it from here (and kills it on failure) */
+      char msg[32];
+      int n = snprintf(msg, sizeof msg, "r%d", (int)pp);
+      if (write(from_child, msg, (size_t)n) != n) _exit(1);
+      char c;
+      /* Stay until the parent has pinned /proc/<self>/ns/<ns>. */
+      while (read(to_child, &c, 1) > 0) {
+      }
+      _exit(0);
+    }
+    char msg[1024] = {0};
+    errno = 0;
+    if (read(from_child, msg, sizeof msg - 1) <= 0) fail("the user namespace owner died");
+    if (msg[0] != 'r') fail("%s", msg + 1);
+    pause_pid = (pid_t)atoi(msg + 1);
+    owner = child;
+    for (int i = 0; i < NS_COUNT; i++) {
+      if (!want[i] || i == NS_PID) continue;
+      snprintf(src, sizeof src, "/proc/%d/ns/%s", (int)owner, ns_names[i]);
+      bind_ns(i, src);
+    }
+    end_userns_child(to_child);
+    close(from_child);
+  } else {
+    pause_pid = make_namespaces(want, hostname, sysctls, nsysctl);
+    for (int i = 0; i < NS_COUNT; i++) {
+      if (!want[i] || i == NS_PID) continue;
+      snprintf(src, sizeof src, "/proc/self/ns/%s", ns_names[i]);
+      bind_ns(i, src);
+    }
   }
 
   if (want[NS_PID]) {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) fail("pipe");
-    pid_t pid = fork();
-    if (pid < 0) fail("fork the pause process");
-    if (pid == 0) {
-      close(p[0]);
-      pause_main(p[1]);
-    }
-    pause_pid = pid;
-    close(p[1]);
-    char c;
-    if (read(p[0], &c, 1) != 1) {
-      errno = 0;
-      fail("the pause process died before it was ready");
-    }
-    close(p[0]);
+    pid_t pid = pause_pid;
     snprintf(src, sizeof src, "/proc/%d/ns/pid", (int)pid);
     bind_ns(NS_PID, src);
     /* Recorded next to the namespaces so a caller killed before it read stdout can still find it. */
@@ -246,6 +399,79 @@ static int do_pin(int argc, char **argv) {
   }
   fflush(stdout);
   return 0;
+}
+
+/* A user namespace fd: the pinned FILE, or a throw-away one with the maps (its owner is reaped at once). */
+static int userns_fd(const char *file, const char *uid_spec, const char *gid_spec) {
+  if (file) {
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("open %s", file);
+    return fd;
+  }
+  char uid_map[96], gid_map[96];
+  parse_map(uid_spec, uid_map, sizeof uid_map, "--uid-map");
+  parse_map(gid_spec, gid_map, sizeof gid_map, "--gid-map");
+  int to_child, from_child;
+  pid_t child = fork_userns(uid_map, gid_map, &to_child, &from_child);
+  if (child == 0) {
+    char c;
+    while (read(to_child, &c, 1) > 0) {
+    }
+    _exit(0);
+  }
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/user", (int)child);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("open %s", path);
+  end_userns_child(to_child);
+  close(from_child);
+  return fd;
+}
+
+static int do_idmap(int argc, char **argv) {
+  const char *file = NULL, *uid_spec = NULL, *gid_spec = NULL, *src = NULL, *dst = NULL;
+  int recursive = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    errno = 0;
+    if (!strcmp(a, "--recursive")) recursive = 1;
+    else if (!strcmp(a, "--userns") && v) file = v, i++;
+    else if (!strcmp(a, "--uid-map") && v) uid_spec = v, i++;
+    else if (!strcmp(a, "--gid-map") && v) gid_spec = v, i++;
+    else if (a[0] == '-') fail("unknown option or missing value: %s", a);
+    else if (!src) src = a;
+    else if (!dst) dst = a;
+    else fail("unexpected argument: %s", a);
+  }
+  errno = 0;
+  if (!src || !dst) fail("idmap needs SRC and DST");
+  if (!file == !(uid_spec && gid_spec)) fail("idmap needs --userns FILE or --uid-map and --gid-map");
+  int ns = userns_fd(file, uid_spec, gid_spec);
+
+  struct stat st;
+  if (stat(src, &st) < 0) fail("stat %s", src);
+  int is_dir = S_ISDIR(st.st_mode);
+  if (is_dir ? mkdir(dst, 0755) < 0 && errno != EEXIST : mknod(dst, S_IFREG | 0644, 0) < 0 && errno != EEXIST)
+    fail("create %s", dst);
+  unsigned rec = recursive ? AT_RECURSIVE : 0;
+  int tree = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+  if (tree < 0) fail("open_tree %s", src);
+  struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)ns};
+  if (mount_setattr(tree, "", AT_EMPTY_PATH | rec, &attr, sizeof attr) < 0) fail("idmap the mount of %s", src);
+  if (move_mount(tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0) fail("attach the idmapped %s at %s", src, dst);
+  return 0;
+}
+
+static int do_umount(int argc, char **argv) {
+  int rc = 0;
+  for (int i = 0; i < argc; i++) {
+    if (umount2(argv[i], MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT) {
+      fprintf(stderr, "berth-pinns: umount %s: %s\n", argv[i], strerror(errno));
+      rc = 1;
+    }
+  }
+  return rc;
 }
 
 static int do_unpin(int argc, char **argv) {
@@ -296,6 +522,8 @@ int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "pin")) return do_pin(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "unpin")) return do_unpin(argc - 2, argv + 2);
   if (argc == 3 && !strcmp(argv[1], "private")) return do_private(argv[2]);
-  fprintf(stderr, "usage: berth-pinns pin|unpin|private ... (see the source header)\n");
+  if (argc >= 2 && !strcmp(argv[1], "idmap")) return do_idmap(argc - 2, argv + 2);
+  if (argc >= 2 && !strcmp(argv[1], "umount")) return do_umount(argc - 2, argv + 2);
+  fprintf(stderr, "usage: berth-pinns pin|unpin|private|idmap|umount ... (see the source header)\n");
   return 2;
 }

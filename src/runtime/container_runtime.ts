@@ -14,6 +14,8 @@ export interface RuntimeTarget {
   name: string;
   binary: string;
   root: string;
+  /** Scratch files of runtime calls (`<state>/tmp`). */
+  tmpDir: string;
 }
 
 /** How the façade names a container. */

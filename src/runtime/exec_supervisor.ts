@@ -5,7 +5,6 @@
 // RESIZE and KILL. If berthd goes away the socket's EOF kills the process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -66,7 +65,7 @@ export async function spawnSupervisedExec(opts: SupervisedExecSpawn, process: un
     '--runtime', opts.runtime, '--root', opts.runtimeRoot, '--log', logFile,
     '--process', processFile, '--pid-file', pidFile, '--control-fd', '3',
   ];
-  // A unix socket path is short (107 bytes); the scratch dir lives under the tmpdir.
+  // A unix socket path is short (107 bytes): <state>/tmp/<handler>-exec-XXXXXX/console.sock fits with /run/berth.
   if (opts.tty) args.push('--tty', '--console-socket', path.join(opts.scratchDir, 'console.sock'));
   args.push(opts.containerId);
   const child = spawn(execSupervisorPath(), args, {
@@ -144,7 +143,7 @@ export async function spawnSupervisedExec(opts: SupervisedExecSpawn, process: un
   };
 }
 
-/** A private (0700) scratch directory for one exec. */
-export function execScratchDir(handlerName: string): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), `berth-${handlerName}-exec-`));
+/** A private (0700) scratch directory for one exec, in berth's own tmp directory (emptied at start). */
+export function execScratchDir(tmpDir: string, handlerName: string): Promise<string> {
+  return fsp.mkdtemp(path.join(tmpDir, `${handlerName}-exec-`));
 }

@@ -7,7 +7,12 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { detectCgroupLayout, PodCgroup } from '../cgroups/cgroups';
 import { errorMessage } from '../errors';
+import { mountsUnder } from '../sandbox/namespaces/mounts';
+import { NamespacePinner } from '../sandbox/namespaces/pinner';
+import { mountOverlay } from '../snapshotter/mount';
 import { ContainerRuntime } from './container_runtime';
+import { sysMount } from './spec/mounts';
+import { ensureTraversable, IdmapHelper, toOciMappings, type UserNamespaceMaps } from './idmap';
 import type { OciSpec } from './spec/oci_types';
 
 export const PROBE_TIMEOUT_MS = 10000;
@@ -60,12 +65,124 @@ async function removeProbeCgroup(cgroupPath: string): Promise<void> {
   }
 }
 
+/** A probe's own part: writes bundle/config.json (and whatever the spec needs) in `dir`; `cleanup` undoes the rest. */
+interface ProbeBundle {
+  build(dir: string, bundle: string, cgroupPath: string): Promise<void>;
+  /** Before the temp dir is removed; it is left in place when this throws. */
+  cleanup?(dir: string): Promise<void>;
+}
+
 /**
  * Creates and deletes a minimal container with `binary`: mount, pid, ipc and
  * uts namespaces, a read-only rootfs holding one executable, a cgroup of its
  * own. Never throws; everything it made is removed before it returns.
  */
 export async function probeContainerCreate(binary: string, opts: ContainerProbeOptions): Promise<ContainerProbeResult> {
+  return runProbe(binary, opts, {
+    async build(_dir, bundle, cgroupPath) {
+      const rootfs = path.join(bundle, 'rootfs');
+      await fsp.mkdir(path.join(rootfs, 'proc'), { recursive: true, mode: 0o755 });
+      await fsp.writeFile(path.join(rootfs, PROBE_EXECUTABLE), '', { mode: 0o755 });
+      await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(probeSpec(cgroupPath)), { mode: 0o600 });
+    },
+  });
+}
+
+/** What a handler can do with user namespaces on this host, as probed at start. */
+export interface UsernsSupport {
+  /** A container joined a pinned user namespace with an idmapped overlay rootfs. */
+  ok: boolean;
+  problem: string;
+  /** The same, on the host network (no network namespace of the pod's own). */
+  hostNetwork: boolean;
+  hostNetworkProblem: string;
+}
+
+export interface UsernsProbeOptions extends ContainerProbeOptions {
+  /** berth-pinns; default: found as for pods. */
+  pinns?: string;
+  /** berth's directory above workDir whose subdirectories may be made searchable (default workDir). */
+  ownedDir?: string;
+}
+
+/** Maps of the probe's user namespace: any unprivileged range does. */
+const PROBE_MAPS: UserNamespaceMaps = {
+  uids: [{ containerId: 0, hostId: 100000, length: 65536 }],
+  gids: [{ containerId: 0, hostId: 100000, length: 65536 }],
+};
+
+/**
+ * Runs a container as a pod in a user namespace would: user (and, unless
+ * `hostNetwork`, network) namespace pinned by berth-pinns with PROBE_MAPS,
+ * rootfs an overlay over an idmapped layer (berth's own idmapping, as for
+ * real containers), sysfs mounted. Never throws.
+ */
+export async function probeUserNamespace(
+  binary: string,
+  opts: UsernsProbeOptions & { hostNetwork?: boolean },
+): Promise<ContainerProbeResult> {
+  const helper = new IdmapHelper(opts.pinns);
+  const pinner = new NamespacePinner(opts.pinns);
+  return runProbe(binary, opts, {
+    async build(dir, bundle, cgroupPath) {
+      const nsDir = path.join(dir, 'ns');
+      const pinned = await pinner.pin({
+        nsDir, net: !opts.hostNetwork, ipc: false, uts: false, pid: false, userns: PROBE_MAPS, sysctls: {}, cgroupProcs: [],
+      });
+      const layer = path.join(dir, 'layer');
+      for (const d of ['proc', 'sys']) await fsp.mkdir(path.join(layer, d), { recursive: true, mode: 0o755 });
+      await fsp.writeFile(path.join(layer, PROBE_EXECUTABLE), '', { mode: 0o755 });
+      const upper = path.join(dir, 'upper');
+      await fsp.mkdir(path.join(upper, 'fs'), { recursive: true, mode: 0o755 });
+      await fsp.mkdir(path.join(upper, 'work'), { mode: 0o700 });
+      const root = PROBE_MAPS.uids[0];
+      await fsp.chown(path.join(upper, 'fs'), root.hostId, root.hostId);
+      const rootfs = path.join(bundle, 'rootfs');
+      await fsp.mkdir(rootfs, { recursive: true, mode: 0o755 });
+      await ensureTraversable(rootfs, opts.ownedDir ?? opts.workDir);
+      const lower = path.join(dir, 'lower');
+      await helper.idmap(layer, lower, { userns: pinned.nsPaths.user as string });
+      try {
+        await mountOverlay(`lowerdir=${lower},upperdir=${upper}/fs,workdir=${upper}/work`, rootfs, dir);
+      } finally {
+        // The overlay keeps its own private copy of the idmapped layer.
+        await helper.umount([lower]);
+      }
+      const spec = probeSpec(cgroupPath);
+      spec.root.readonly = false;
+      spec.mounts.push(sysMount(!opts.hostNetwork, false), {
+        destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+      });
+      spec.linux.namespaces.unshift({ type: 'user', path: pinned.nsPaths.user });
+      if (pinned.nsPaths.net) spec.linux.namespaces.push({ type: 'network', path: pinned.nsPaths.net });
+      spec.linux.uidMappings = toOciMappings(PROBE_MAPS.uids);
+      spec.linux.gidMappings = toOciMappings(PROBE_MAPS.gids);
+      await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
+    },
+    async cleanup(dir) {
+      await helper.umount([path.join(dir, 'bundle', 'rootfs'), path.join(dir, 'lower')]);
+      await pinner.unpin(path.join(dir, 'ns'));
+    },
+  });
+}
+
+/** Both user namespace probes, one after the other (they share nothing but the handler). */
+export async function probeUsernsSupport(binary: string, opts: UsernsProbeOptions): Promise<UsernsSupport> {
+  const pod = await probeUserNamespace(binary, opts);
+  if (!pod.ok) {
+    const problem = `cannot ${pod.stage} a container in a user namespace: ${pod.message}`;
+    return { ok: false, problem, hostNetwork: false, hostNetworkProblem: problem };
+  }
+  const host = await probeUserNamespace(binary, { ...opts, hostNetwork: true });
+  return {
+    ok: true,
+    problem: '',
+    hostNetwork: host.ok,
+    hostNetworkProblem: host.ok ? '' : `cannot ${host.stage} a container in a user namespace on the host network: ${host.message}`,
+  };
+}
+
+async function runProbe(binary: string, opts: ContainerProbeOptions, bundleOf: ProbeBundle): Promise<ContainerProbeResult> {
   const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
   const suffix = randomBytes(6).toString('hex');
@@ -73,15 +190,13 @@ export async function probeContainerCreate(binary: string, opts: ContainerProbeO
   const id = `berth-probe-${suffix}`;
   let dir: string | undefined;
   let root = '';
-  const runtime = new ContainerRuntime(() => ({ name: 'probe', binary, root }));
+  const runtime = new ContainerRuntime(() => ({ name: 'probe', binary, root, tmpDir: opts.workDir }));
   try {
     await fsp.mkdir(opts.workDir, { recursive: true, mode: 0o700 });
     dir = await fsp.mkdtemp(path.join(opts.workDir, 'probe-'));
     const bundle = path.join(dir, 'bundle');
-    const rootfs = path.join(bundle, 'rootfs');
-    await fsp.mkdir(path.join(rootfs, 'proc'), { recursive: true, mode: 0o755 });
-    await fsp.writeFile(path.join(rootfs, PROBE_EXECUTABLE), '', { mode: 0o755 });
-    await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(probeSpec(cgroupPath)), { mode: 0o600 });
+    await fsp.mkdir(bundle, { recursive: true, mode: 0o700 });
+    await bundleOf.build(dir, bundle, cgroupPath);
     root = path.join(dir, 'root');
     const ref = { id, runtimeHandler: 'probe', shimDir: path.join(dir, 'shim') };
     // Through berth-shim, as for a real container: it is the subreaper that
@@ -113,7 +228,10 @@ export async function probeContainerCreate(binary: string, opts: ContainerProbeO
         kill: killTree,
       });
       await removeProbeCgroup(cgroupPath);
-      await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      let clean = true;
+      if (bundleOf.cleanup) clean = await bundleOf.cleanup(dir).then(() => true, () => false);
+      // Never rm -r through a mount left behind (it would descend into it).
+      if (clean && mountsUnder(dir).length === 0) await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       // Shared by concurrent probes: only the last one out removes it.
       await fsp.rmdir(opts.workDir).catch(() => undefined);
     }

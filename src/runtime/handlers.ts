@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BerthConfig } from '../config/config';
 import { errorMessage, failedPrecondition, notFound } from '../errors';
-import { probeContainerCreate } from './handler_probe';
+import { probeContainerCreate, probeUsernsSupport, type UsernsSupport } from './handler_probe';
 
 export interface RuntimeHandler {
   name: string;
@@ -13,6 +13,12 @@ export interface RuntimeHandler {
   binary: string;
   /** Directory passed as the runtime's --root. */
   root: string;
+  /**
+   * Where runtime calls keep their scratch files (log, process.json, console
+   * socket): `<state>/tmp`, berth's own, emptied at every start so a killed
+   * berthd leaves nothing behind (in /tmp nobody would remove them).
+   */
+  tmpDir: string;
   /**
    * Whether the handler is usable: `binary --version` ran and a probe
    * container could be created and deleted. When false, `problem` says why.
@@ -22,6 +28,8 @@ export interface RuntimeHandler {
   version: string;
   /** From `binary features` (runtime-spec features.json); absent when the runtime has no such command. */
   features?: RuntimeFeatures;
+  /** Probed at start (only for a handler that is ok); absent: not probed. */
+  userNamespaces?: UsernsSupport;
 }
 
 /** The parts of `runc features` output berth uses. */
@@ -29,6 +37,8 @@ export interface RuntimeFeatures {
   ociVersionMax: string;
   mountOptions: string[];
   namespaces: string[];
+  /** linux.mountExtensions.idmap.enabled: the runtime idmaps bind mounts itself (runc ≥ 1.2). */
+  idmapMounts: boolean;
 }
 
 /** Whether the handler can do recursive read-only ("rro") mounts. */
@@ -42,13 +52,14 @@ export function parseFeatures(text: string): RuntimeFeatures | undefined {
     const raw = JSON.parse(text) as {
       ociVersionMax?: unknown;
       mountOptions?: unknown;
-      linux?: { namespaces?: unknown };
+      linux?: { namespaces?: unknown; mountExtensions?: { idmap?: { enabled?: unknown } } };
     };
     const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
     return {
       ociVersionMax: typeof raw.ociVersionMax === 'string' ? raw.ociVersionMax : '',
       mountOptions: strings(raw.mountOptions),
       namespaces: strings(raw.linux?.namespaces),
+      idmapMounts: raw.linux?.mountExtensions?.idmap?.enabled === true,
     };
   } catch {
     return undefined;
@@ -92,9 +103,18 @@ function runVersion(binary: string): Promise<string> {
 export class RuntimeHandlerRegistry {
   private readonly handlers = new Map<string, RuntimeHandler>();
   readonly defaultName: string;
+  /** See RuntimeHandler.tmpDir. */
+  readonly tmpDir: string;
 
   constructor(private readonly config: BerthConfig) {
     this.defaultName = config.runtime.default_handler;
+    this.tmpDir = path.join(config.state, 'tmp');
+  }
+
+  /** Empties the scratch directory: what is there belongs to calls of a berthd that is gone. */
+  async resetTmpDir(): Promise<void> {
+    await fs.promises.rm(this.tmpDir, { recursive: true, force: true });
+    await fs.promises.mkdir(this.tmpDir, { mode: 0o700 });
   }
 
   /**
@@ -107,7 +127,9 @@ export class RuntimeHandlerRegistry {
       entries.map(async ([name, h]) => {
         const root = h.root || path.join(this.config.state, 'runtime', name);
         const binary = resolveBinary(h.path);
-        const handler: RuntimeHandler = { name, binary: binary ?? h.path, root, ok: false, problem: '', version: '' };
+        const handler: RuntimeHandler = {
+          name, binary: binary ?? h.path, root, tmpDir: this.tmpDir, ok: false, problem: '', version: '',
+        };
         if (!binary) {
           handler.problem = `runtime handler "${name}": binary "${h.path}" not found`;
         } else {
@@ -122,8 +144,13 @@ export class RuntimeHandlerRegistry {
               probeContainerCreate(binary, { workDir: path.join(this.config.state, 'probe') }),
             ]);
             handler.features = features;
-            if (created.ok) handler.ok = true;
-            else handler.problem = `runtime handler "${name}": cannot ${created.stage} a container on this host: ${created.message}`;
+            if (created.ok) {
+              handler.ok = true;
+              handler.userNamespaces = await probeUsernsSupport(binary, {
+                workDir: path.join(this.config.state, 'probe-userns'),
+                ownedDir: this.config.state,
+              });
+            } else handler.problem = `runtime handler "${name}": cannot ${created.stage} a container on this host: ${created.message}`;
           }
         }
         this.handlers.set(name, handler);

@@ -5,7 +5,6 @@
 // and come back as typed errors carrying the runtime's message.
 import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -120,7 +119,7 @@ function closeStream(s: Readable | null): void {
 }
 
 export class OciRuntime {
-  constructor(private readonly handler: Pick<RuntimeHandler, 'name' | 'binary' | 'root'>) {}
+  constructor(private readonly handler: Pick<RuntimeHandler, 'name' | 'binary' | 'root' | 'tmpDir'>) {}
 
   get name(): string {
     return this.handler.name;
@@ -138,7 +137,7 @@ export class OciRuntime {
 
   /** A private (0700) directory for one call's files: log, process.json, pid file. Not under --root, which the runtime lists. */
   private async scratch(): Promise<string> {
-    return fsp.mkdtemp(path.join(os.tmpdir(), `berth-${this.handler.name}-`));
+    return fsp.mkdtemp(path.join(this.handler.tmpDir, `${this.handler.name}-`));
   }
 
   private baseArgs(logFile: string): string[] {
@@ -221,7 +220,7 @@ export class OciRuntime {
    * call's scratch directory is removed once the exit has settled.
    */
   async startExec(id: string, process: OciProcess, opts: { tty: boolean; stdin: boolean }): Promise<SupervisedExec> {
-    const dir = await execScratchDir(this.handler.name);
+    const dir = await execScratchDir(this.handler.tmpDir, this.handler.name);
     let ex: SupervisedExec;
     try {
       ex = await spawnSupervisedExec(

@@ -236,10 +236,8 @@ export async function stopLeftoverShim(
   stateDir: string,
   opts: { graceMs: number; waitMs: number; kill?: (pid: number) => Promise<void> | void },
 ): Promise<void> {
-  const pid = Number(
-    (await fs.promises.readFile(path.join(stateDir, SHIM_FILES.shimPid), 'utf8').catch(() => '')).trim(),
-  );
-  if (!Number.isInteger(pid) || pid <= 1) return;
+  const pid = await shimPidOf(stateDir);
+  if (pid === undefined) return;
   const kill = opts.kill ?? ((p: number) => process.kill(p, 'SIGKILL'));
   let killed = false;
   for (const start = Date.now(); Date.now() - start < opts.waitMs; ) {
@@ -255,6 +253,25 @@ export async function stopLeftoverShim(
     }
     await new Promise((r) => setTimeout(r, 100).unref());
   }
+}
+
+/** The pid in the shim's pid file, if it names one. */
+async function shimPidOf(stateDir: string): Promise<number | undefined> {
+  const pid = Number((await fs.promises.readFile(path.join(stateDir, SHIM_FILES.shimPid), 'utf8').catch(() => '')).trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+}
+
+/** How many of the shims of `stateDirs` run: pid file, then a command line naming berth-shim and that directory. */
+export async function liveShimCount(stateDirs: string[]): Promise<number> {
+  const alive = await Promise.all(
+    stateDirs.map(async (dir) => {
+      const pid = await shimPidOf(dir);
+      if (pid === undefined) return false;
+      const cmd = await fs.promises.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      return cmd.includes('berth-shim') && cmd.includes(dir);
+    }),
+  );
+  return alive.filter(Boolean).length;
 }
 
 export class ShimClient {

@@ -3,6 +3,7 @@
 // and the adapter from the hook to the CNI manager.
 import * as path from 'node:path';
 import { bandwidthFromAnnotations } from '../network/bandwidth';
+import type { RuntimeMetrics } from '../metrics/runtime_metrics';
 import type { CniManager, PodNetworkRef, PodNetworkSpec } from '../network/cni';
 import type { SandboxRecord } from './record';
 
@@ -30,12 +31,13 @@ export function podNetworkSpec(rec: SandboxRecord, nsPaths = rec.nsPaths): PodNe
   };
 }
 
-export function cniPodNetwork(cni: CniManager): PodNetwork {
+/** CNI ADD and DEL, timed and their failures counted (berth_cni_operation_*). */
+export function cniPodNetwork(cni: CniManager, metrics: Pick<RuntimeMetrics, 'cni'>): PodNetwork {
   return {
     async setupPodNetwork(pod: PodNetworkSpec): Promise<{ ips: string[] }> {
-      const res = await cni.setup(pod);
+      const res = await metrics.cni('add', () => cni.setup(pod));
       return { ips: res.ips.map((i) => i.ip) };
     },
-    teardownPodNetwork: (pod: PodNetworkRef) => cni.teardown(pod),
+    teardownPodNetwork: (pod: PodNetworkRef) => metrics.cni('del', () => cni.teardown(pod)),
   };
 }

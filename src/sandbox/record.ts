@@ -1,6 +1,7 @@
 // The durable description of a pod sandbox: everything needed to answer the
 // status RPCs and to undo what was set up, after a berthd restart too.
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
+import type { UserNamespaceMaps } from '../runtime/idmap';
 
 export type NamespaceModeName = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
 
@@ -24,7 +25,9 @@ export interface SandboxRecord {
   config: PodSandboxConfig__Output;
   namespaceModes: { network: NamespaceModeName; pid: NamespaceModeName; ipc: NamespaceModeName };
   /** Pinned namespace files; absent for namespaces shared with the host (or the container, for pid). */
-  nsPaths: { net?: string; ipc?: string; uts?: string; pid?: string };
+  nsPaths: { net?: string; ipc?: string; uts?: string; pid?: string; user?: string };
+  /** The pod's user namespace maps (userns mode POD); absent: the host's user namespace. */
+  userns?: UserNamespaceMaps;
   /** Host PID of berth-pause, the init of the pod PID namespace (pid mode POD only). */
   pausePid?: number;
   /** Volatile directory (<state>/pods/<id>): ns/ and shm/. */

@@ -6,11 +6,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PodCgroup } from '../cgroups/cgroups';
-import { alreadyExists, errorMessage, wrapError } from '../errors';
+import { alreadyExists, errorMessage, failedPrecondition, invalidArgument, wrapError } from '../errors';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
 import type { RuntimeHandler } from '../runtime/handlers';
 import { crashPoint } from '../util/crashpoint';
 import type { KeyedMutex } from '../util/keyed_mutex';
+import { makeDirs } from '../util/dirs';
 import { nowNs } from '../util/time';
 import { podNetworkSpec } from './cni_adapter';
 import type { PodsMountPropagation } from './namespaces/propagation';
@@ -27,6 +28,8 @@ export interface PodSpec {
   config: PodSandboxConfig__Output;
   metadata: SandboxRecord['metadata'];
   namespaceModes: SandboxRecord['namespaceModes'];
+  /** The pod's user namespace maps (userns mode POD). */
+  userns?: SandboxRecord['userns'];
   sysctls: Record<string, string>;
   /** The pod's own hostname (pod network only); the host's name is used when absent. */
   hostname?: string;
@@ -48,6 +51,19 @@ export interface PodCreatorOptions {
   shmSizeBytes: number;
 }
 
+/** A pod in a user namespace needs a handler whose start-up probe ran one (and, with the host network, that too). */
+export function checkUsernsSupport(handler: RuntimeHandler, hostNetwork: boolean): void {
+  const u = handler.userNamespaces;
+  if (!u?.ok) {
+    throw failedPrecondition(`runtime handler "${handler.name}" cannot run pods in user namespaces on this host: ${u?.problem ?? 'not probed'}`);
+  }
+  if (hostNetwork && !u.hostNetwork) {
+    throw invalidArgument(
+      `runtime handler "${handler.name}" cannot run a pod in a user namespace on the host network on this host: ${u.hostNetworkProblem}`,
+    );
+  }
+}
+
 export class PodCreator {
   constructor(
     private readonly d: SandboxParts,
@@ -57,6 +73,7 @@ export class PodCreator {
   /** Creates the pod and returns its id; on failure everything made is undone and the name is free again. */
   async run(spec: PodSpec): Promise<string> {
     const handler = this.o.handlers.get(spec.runtimeHandler);
+    if (spec.userns) checkUsernsSupport(handler, spec.namespaceModes.network === 'NODE');
     const key = sandboxNameKey(spec.metadata);
     const id = randomBytes(32).toString('hex');
     const existing = this.d.store.reserveName(key, id);
@@ -78,9 +95,9 @@ export class PodCreator {
         await this.d.store.create(rec);
         crashPoint('pod-run:after-record');
         step = 'create the pod directories';
-        fs.mkdirSync(path.join(rec.stateDir, 'ns'), { recursive: true, mode: 0o700 });
+        await makeDirs(path.join(rec.stateDir, 'ns'), 0o700);
         if (rec.shmPath) fs.mkdirSync(rec.shmPath, { mode: 0o755 });
-        fs.mkdirSync(rec.filesDir, { recursive: true, mode: 0o755 });
+        await makeDirs(rec.filesDir, 0o755);
 
         step = `create the pod cgroup ${rec.cgroup.path}`;
         const cgroup = new PodCgroup(this.d.cgroupLayout(), rec.cgroup.path);
@@ -95,6 +112,7 @@ export class PodCreator {
           ipc: spec.namespaceModes.ipc === 'POD',
           uts: spec.namespaceModes.network === 'POD',
           pid: spec.namespaceModes.pid === 'POD',
+          userns: spec.userns,
           hostname: spec.hostname,
           sysctls: spec.sysctls,
           cgroupProcs: cgroup.procsFiles(),
@@ -110,7 +128,7 @@ export class PodCreator {
         ]);
         if (spec.config.logDirectory) {
           step = `create the log directory ${spec.config.logDirectory}`;
-          fs.mkdirSync(spec.config.logDirectory, { recursive: true, mode: 0o755 });
+          await makeDirs(spec.config.logDirectory, 0o755);
         }
 
         let network = rec.network;
@@ -157,6 +175,7 @@ export class PodCreator {
       runtimeHandler,
       config: spec.config,
       namespaceModes: spec.namespaceModes,
+      ...(spec.userns ? { userns: spec.userns } : {}),
       nsPaths: {},
       stateDir,
       filesDir,

@@ -4,16 +4,20 @@
 // in run.ts (create and roll back), teardown.ts (stop and remove),
 // recovery.ts (start-up) and namespaces/ (pinning, berth-pause, propagation).
 import * as path from 'node:path';
-import type { CgroupLayout } from '../cgroups/cgroups';
+import { PodCgroup, type CgroupLayout, type CgroupStats } from '../cgroups/cgroups';
 import { UsageSampler, type UsageSample } from '../cgroups/usage';
 import type { BerthConfig } from '../config/config';
+import type { ContainerEventBus } from '../container/events';
+import type { RuntimeMetrics } from '../metrics/runtime_metrics';
 import { notFound } from '../errors';
 import type { Logger } from '../log/logger';
 import type { RuntimeHandler } from '../runtime/handlers';
+import { netnsCounters, type InterfaceCounters } from '../network/netdev';
 import { KeyedMutex } from '../util/keyed_mutex';
+import { nowNs } from '../util/time';
 import type { PodNetwork } from './cni_adapter';
 import { lazyCgroupLayout, type SandboxParts } from './parts';
-import { pauseAlive } from './namespaces/pause';
+import { PauseWatch } from './namespaces/pause';
 import { NamespacePinner } from './namespaces/pinner';
 import { PodsMountPropagation } from './namespaces/propagation';
 import type { SandboxRecord } from './record';
@@ -30,6 +34,9 @@ export interface SandboxServiceOptions {
   network: PodNetwork;
   /** The container side: a pod's stop and removal take its containers with it. */
   containers: PodContainers;
+  /** Pod lifecycle events go here, with the containers' (GetContainerEvents). */
+  events: ContainerEventBus;
+  metrics: RuntimeMetrics;
   pinner?: NamespacePinner;
   /** Detected from the host when absent. */
   cgroupLayout?: CgroupLayout;
@@ -51,11 +58,19 @@ export class SandboxService {
   private readonly creator: PodCreator;
   private readonly teardown: PodTeardown;
   private readonly propagation: PodsMountPropagation;
+  /** Liveness of each ready pod's berth-pause, so lists read no /proc file. */
+  private readonly pauses = new PauseWatch();
   private readonly sampler: UsageSampler;
+  private readonly events: ContainerEventBus;
+  private readonly handlers: SandboxServiceOptions['handlers'];
+  private readonly metrics: RuntimeMetrics;
 
   constructor(opts: SandboxServiceOptions) {
     const logger = opts.logger.child({ component: 'sandbox' });
     this.containers = opts.containers;
+    this.events = opts.events;
+    this.handlers = opts.handlers;
+    this.metrics = opts.metrics;
     this.defaultCgroupParent = opts.defaultCgroupParent ?? '/berth';
     const podsStateDir = path.join(opts.config.state, 'pods');
     const podsRootDir = path.join(opts.config.root, 'pods');
@@ -82,6 +97,7 @@ export class SandboxService {
 
   /** Undoes the private mount of <state>/pods once no pod uses it; called on daemon shutdown. Pods are never touched. */
   close(): Promise<void> {
+    this.pauses.close();
     return this.propagation.close();
   }
 
@@ -102,34 +118,86 @@ export class SandboxService {
     return this.store.list((r) => r.state !== 'creating' && (!filter || filter(r)));
   }
 
-  /** READY only for a fully created pod whose berth-pause (when it has one) still runs. */
+  /**
+   * READY only for a fully created pod whose berth-pause (when it has one)
+   * still runs, as of PauseWatch's last check (at most PAUSE_CHECK_MS ago;
+   * checkPause() makes it current for one pod).
+   */
   criState(rec: SandboxRecord): 'SANDBOX_READY' | 'SANDBOX_NOTREADY' {
     if (rec.state !== 'ready') return 'SANDBOX_NOTREADY';
-    if (rec.pausePid !== undefined && !pauseAlive(rec)) return 'SANDBOX_NOTREADY';
+    if (rec.pausePid !== undefined && !this.pauses.alive(rec)) return 'SANDBOX_NOTREADY';
     return 'SANDBOX_READY';
   }
 
+  /** Brings what criState() knows of the pod's berth-pause up to date (PodSandboxStatus). */
+  async checkPause(rec: SandboxRecord): Promise<void> {
+    if (rec.state === 'ready' && rec.pausePid !== undefined) await this.pauses.aliveNow(rec);
+  }
+
   /** RunPodSandbox of a checked request (src/cri/validate_pod.ts); returns the new pod's id. */
-  run(spec: PodSpec): Promise<string> {
-    return this.creator.run(spec);
+  async run(spec: PodSpec): Promise<string> {
+    const id = await this.metrics.operation('run_pod_sandbox', this.handlerLabel(spec.runtimeHandler), () => this.creator.run(spec));
+    const rec = this.store.get(id);
+    if (rec) {
+      this.events.publishSandbox('CONTAINER_CREATED_EVENT', rec);
+      this.events.publishSandbox('CONTAINER_STARTED_EVENT', rec);
+    }
+    return id;
   }
 
   /** Stops the pod's containers, detaches its network and drops its namespaces. Missing pod: nothing to do. */
   stop(idOrPrefix: string): Promise<void> {
-    return this.locked(idOrPrefix, (rec) => this.teardown.stop(rec));
+    return this.locked(idOrPrefix, (rec) =>
+      this.metrics.operation('stop_pod_sandbox', rec.runtimeHandler, async () => {
+        const wasReady = rec.state === 'ready';
+        await this.teardown.stop(rec);
+        const now = this.store.get(rec.id);
+        if (wasReady && now) this.events.publishSandbox('CONTAINER_STOPPED_EVENT', now);
+      }),
+    );
   }
 
   /** Stops (if needed) and deletes the pod and its containers. Missing pod: nothing to do. */
   remove(idOrPrefix: string): Promise<void> {
     return this.locked(idOrPrefix, async (rec) => {
+      const wasReady = rec.state === 'ready';
       await this.teardown.remove(rec);
       this.sampler.forget(rec.cgroup.path);
+      if (wasReady) this.events.publishSandbox('CONTAINER_STOPPED_EVENT', { ...rec, state: 'notready' });
+      this.events.publishSandbox('CONTAINER_DELETED_EVENT', { ...rec, state: 'notready' });
     });
+  }
+
+  /** The pod cgroup's figures, without sampling the CPU rate (ListPodSandboxMetrics). */
+  cgroupStats(rec: SandboxRecord): CgroupStats {
+    return new PodCgroup(this.parts.cgroupLayout(), rec.cgroup.path).stats();
   }
 
   /** CPU (with its rate since the last sample) and memory of the pod cgroup. */
   usage(rec: SandboxRecord): UsageSample {
     return this.sampler.sample(rec.cgroup.path);
+  }
+
+  /**
+   * Per-interface counters of the pod's network namespace, read through a
+   * process in it: berth-pause, else one of `pids` (its running containers).
+   * Host-network pods have none, as with containerd: the node's figures are
+   * the kubelet's to report. Undefined too when no process is in the netns.
+   */
+  networkUsage(rec: SandboxRecord, pids: number[]): { timestampNs: string; interfaces: InterfaceCounters[] } | undefined {
+    const ns = rec.nsPaths.net;
+    if (!ns || rec.state !== 'ready') return undefined;
+    const interfaces = netnsCounters(ns, rec.pausePid !== undefined ? [rec.pausePid, ...pids] : pids);
+    return interfaces && { timestampNs: nowNs(), interfaces };
+  }
+
+  /** A configured handler's name; "unknown" for one that is not (a label value must come from a bounded set). */
+  private handlerLabel(name: string): string {
+    try {
+      return this.handlers.get(name).name;
+    } catch {
+      return 'unknown';
+    }
   }
 
   /** Runs `fn` on the pod under its lock; a pod missing (or removed meanwhile) is nothing to do. */
@@ -138,7 +206,13 @@ export class SandboxService {
     if (!found) return;
     await this.locks.run(found.id, async () => {
       const rec = this.store.get(found.id);
-      if (rec) await fn(rec);
+      if (!rec) return;
+      try {
+        await fn(rec);
+      } finally {
+        // Stopped or removed: the record answers from now on (a failed stop is watched again when asked).
+        this.pauses.forget(rec.id);
+      }
     });
   }
 }

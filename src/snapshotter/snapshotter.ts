@@ -10,7 +10,6 @@
 // Short numeric ids keep lowerdir strings short; mounts run with cwd set to
 // snapshots/ and relative "<id>/fs" paths, so even hundreds of layers fit in the
 // kernel's one-page limit for mount options (as containerd does).
-import { diskUsage } from '../util/disk_usage';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -34,8 +33,7 @@ import { LayerUnpacker } from './unpacker';
 import { KeyedMutex } from '../util/keyed_mutex';
 import { SingleFlight } from '../util/single_flight';
 import { setfattrPath } from './xattr';
-
-const USAGE_CACHE_MS = 5000;
+import { SnapshotUsageBook, type UsageFigure } from './usage';
 
 export interface ApplyLayerOptions {
   chainId: string;
@@ -67,7 +65,15 @@ export class Snapshotter {
   /** Serialises metadata changes (and the renames that go with them); one key, the metadata file. */
   private readonly lock = new KeyedMutex();
   private initialized = false;
-  private usageCache?: { at: number; value: Promise<SnapshotUsage> };
+  /** Per-snapshot disk usage, measured on commit and prepare, writable layers again in the background. */
+  private readonly usageBook = new SnapshotUsageBook((key) => {
+    const rec = this.meta.get(key);
+    if (rec === undefined) return undefined;
+    const writable = rec.kind === 'active';
+    // A writable layer is what its container wrote (the upper dir); a layer counts whole.
+    return { dir: writable ? this.fsDir(rec) : this.snapshotDir(rec), writable, withDir: !writable };
+  });
+  private rootMountpoint?: Promise<string>;
 
   constructor(
     readonly root: string,
@@ -131,6 +137,7 @@ export class Snapshotter {
       this.logger.warn('setfattr not found (Debian package attr): layers with opaque directories will fail to unpack');
     }
     this.initialized = true;
+    this.usageBook.start(this.meta.entries().map(([key]) => key));
   }
 
   hasCommitted(chainId: string): boolean {
@@ -204,6 +211,7 @@ export class Snapshotter {
         this.meta.set(opts.chainId, record);
         await this.saveOrRollBack(opts.chainId, record);
       });
+      await this.usageBook.measure(opts.chainId);
       this.logger.debug('layer committed', {
         chainId: opts.chainId,
         entries: result.entries,
@@ -240,6 +248,7 @@ export class Snapshotter {
         await fsp.rename(work, this.snapshotDir(record));
         this.meta.set(key, record);
         await this.saveOrRollBack(key, record);
+        await this.usageBook.measure(key);
       } catch (err) {
         await fsp.rm(work, { recursive: true, force: true });
         throw err;
@@ -274,7 +283,12 @@ export class Snapshotter {
     return opts.join(',');
   }
 
-  async mount(key: string, target: string, readonly = false): Promise<void> {
+  /**
+   * Mounts the snapshot at target. `lowerBase` is another view of the
+   * snapshots dir (an idmapped copy of it) that the relative lower layers
+   * are taken from instead; upper and work dirs stay the real ones.
+   */
+  async mount(key: string, target: string, readonly = false, lowerBase?: string): Promise<void> {
     this.assertInit();
     // Absolute: the overlay mount runs with cwd = snapshots dir.
     target = path.resolve(target);
@@ -282,7 +296,24 @@ export class Snapshotter {
     if (options.length > MAX_MOUNT_OPTIONS) {
       throw failedPrecondition(`snapshot ${key} has too many layers to mount (${options.length}-byte options)`);
     }
-    await mountOverlay(options, target, this.snapshotsDir);
+    await mountOverlay(options, target, lowerBase ?? this.snapshotsDir);
+  }
+
+  /** The directory of all snapshots (the source of an idmapped view for mount's lowerBase). */
+  get snapshotsRoot(): string {
+    return this.snapshotsDir;
+  }
+
+  /**
+   * Gives the (empty) upper dir of an active snapshot to uid:gid, so the root
+   * of a user namespace can write the root directory of a rootfs whose lower
+   * layers are idmapped to it.
+   */
+  async chownUpper(key: string, uid: number, gid: number): Promise<void> {
+    const rec = this.meta.get(key);
+    if (rec === undefined) throw notFound(`snapshot ${key} not found`);
+    if (rec.kind !== 'active') throw failedPrecondition(`snapshot ${key} is not active`);
+    await fsp.chown(this.fsDir(rec), uid, gid);
   }
 
   async unmount(target: string): Promise<void> {
@@ -313,7 +344,7 @@ export class Snapshotter {
       this.meta.delete(key);
       await this.meta.save();
       await fsp.rm(trash, { recursive: true, force: true });
-      this.usageCache = undefined;
+      this.usageBook.forget(key);
     });
   }
 
@@ -323,25 +354,22 @@ export class Snapshotter {
   }
 
   /**
-   * Walking every file is costly on a big store and kubelet asks often, so a
-   * result is reused for a few seconds (and concurrent callers share one walk);
-   * adding or removing a snapshot invalidates it.
+   * Bytes and inodes of every snapshot, from the figures kept in memory (see
+   * usage.ts): no tree is walked here.
    */
-  usage(): Promise<SnapshotUsage> {
+  async usage(): Promise<SnapshotUsage> {
     this.assertInit();
-    const now = Date.now();
-    if (this.usageCache && now - this.usageCache.at < USAGE_CACHE_MS) return this.usageCache.value;
-    const value = this.computeUsage();
-    const entry = { at: now, value };
-    this.usageCache = entry;
-    value.catch(() => {
-      if (this.usageCache === entry) this.usageCache = undefined;
+    const mp = (this.rootMountpoint ??= this.mountPointOfRoot());
+    mp.catch(() => {
+      if (this.rootMountpoint === mp) this.rootMountpoint = undefined;
     });
-    return value;
+    return { ...(await this.usageBook.total()), mountpoint: await this.rootMountpoint };
   }
 
-  private async computeUsage(): Promise<SnapshotUsage> {
-    return { ...(await diskUsage(this.root)), mountpoint: await this.mountPointOfRoot() };
+  /** A snapshot's last measured usage (a writable layer's at most a few seconds old), or undefined. */
+  snapshotUsage(key: string): Promise<UsageFigure | undefined> {
+    this.assertInit();
+    return this.usageBook.of(key);
   }
 
   /** The directory holding a snapshot's contents (layer or upper dir). */
@@ -372,7 +400,6 @@ export class Snapshotter {
 
   /** Persists a just-added record; if that fails, forgets it and moves its dir out for removal. */
   private async saveOrRollBack(key: string, rec: SnapshotRecord): Promise<void> {
-    this.usageCache = undefined;
     try {
       await this.meta.save();
     } catch (err) {

@@ -2,9 +2,9 @@
 // themselves: they park the request under a single-use token and return a URL
 // on this server; the kubelet (or crictl) then opens that URL and upgrades to
 // SPDY/3.1 or WebSocket. Paths: /exec/<token>, /attach/<token>, /portforward/<token>.
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { readTlsPair } from '../util/tls';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { BerthConfig } from '../config/config';
@@ -12,7 +12,7 @@ import type { AttachRequest__Output } from '../gen/runtime/v1/AttachRequest';
 import type { ExecRequest__Output } from '../gen/runtime/v1/ExecRequest';
 import type { PortForwardRequest__Output } from '../gen/runtime/v1/PortForwardRequest';
 import type { Logger } from '../log/logger';
-import { errorMessage, failedPrecondition, invalidArgument } from '../errors';
+import { errorMessage, failedPrecondition } from '../errors';
 import type { StreamingBackends } from './backend';
 import {
   serveRemoteCommandSpdy,
@@ -113,7 +113,7 @@ export class StreamingServer {
   private readonly server: http.Server;
   private readonly sockets = new Set<Duplex>();
   private baseUrl: string | undefined;
-  private sessions = 0;
+  private readonly sessions: Record<StreamKind, number> = { exec: 0, attach: 0, portforward: 0 };
   private readonly portForwardBudget: ConnectionBudget;
 
   constructor(opts: StreamingServerOptions) {
@@ -138,18 +138,7 @@ export class StreamingServer {
     logger: Logger,
     extra: Partial<Pick<StreamingServerOptions, 'tls' | 'idleTimeoutMs' | 'streamCreationTimeoutMs'>> = {},
   ): StreamingServer {
-    const { tls_cert_file: certFile, tls_key_file: keyFile } = config.streaming;
-    if (Boolean(certFile) !== Boolean(keyFile)) {
-      throw invalidArgument('streaming.tls_cert_file and streaming.tls_key_file must be set together');
-    }
-    let tls: StreamingServerOptions['tls'];
-    if (certFile) {
-      try {
-        tls = { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) };
-      } catch (err) {
-        throw invalidArgument(`streaming TLS: ${errorMessage(err)}`);
-      }
-    }
+    const tls = readTlsPair('streaming', config.streaming.tls_cert_file, config.streaming.tls_key_file);
     return new StreamingServer({
       address: config.streaming.address,
       port: config.streaming.port,
@@ -191,7 +180,12 @@ export class StreamingServer {
 
   /** Open exec/attach/port-forward connections. */
   get activeSessions(): number {
-    return this.sessions;
+    return this.sessions.exec + this.sessions.attach + this.sessions.portforward;
+  }
+
+  /** Open connections by kind (for berth_streaming_sessions). */
+  sessionsByKind(): Record<StreamKind, number> {
+    return { ...this.sessions };
   }
 
   /** Tokens issued but not yet used (expired ones are swept lazily). */
@@ -351,7 +345,7 @@ export class StreamingServer {
   }
 
   private track(conn: SpdySession | WebSocketConnection, pending: Pending, protocol: string): void {
-    this.sessions++;
+    this.sessions[pending.kind]++;
     const sessionOpts = {
       logger: this.opts.logger,
       streamCreationTimeoutMs: this.opts.streamCreationTimeoutMs ?? 30_000,
@@ -375,7 +369,7 @@ export class StreamingServer {
     const done = (): void => {
       if (counted) {
         counted = false;
-        this.sessions--;
+        this.sessions[pending.kind]--;
       }
     };
     conn.once('close', done);

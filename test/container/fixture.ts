@@ -28,8 +28,16 @@ export interface ContainerFixture {
   cleanup(): Promise<void>;
 }
 
-/** `extraConfigToml` is appended to berthd's config (e.g. extra runtime handlers). */
-export async function startContainerFixture(extraConfigToml = ''): Promise<ContainerFixture> {
+export interface ContainerFixtureOptions {
+  /** Appended to berthd's config (e.g. extra runtime handlers). */
+  configToml?: string;
+  /** Gives pods a CNI network (none by default). */
+  cniConfDir?: string;
+  /** Serve /metrics (on berthd.metricsPort). */
+  metrics?: boolean;
+}
+
+export async function startContainerFixture(opts: ContainerFixtureOptions = {}): Promise<ContainerFixture> {
   const registry = await TestRegistry.start();
   const files: Record<string, Buffer | string | { symlink: string } | { copyOf: string }> = {
     'bin/busybox': { copyOf: '/bin/busybox' },
@@ -57,7 +65,8 @@ export async function startContainerFixture(extraConfigToml = ''): Promise<Conta
     },
   });
   const berthd = await TestBerthd.start({
-    configToml: '[cni]\nconf_dir = "/nonexistent-berth-test-cni"\n' + extraConfigToml,
+    metrics: opts.metrics,
+    configToml: `[cni]\nconf_dir = ${JSON.stringify(opts.cniConfDir ?? '/nonexistent-berth-test-cni')}\n` + (opts.configToml ?? ''),
   });
   const image = `${registry.host}/test/busybox:1`;
   const image2 = `${registry.host}/test/busybox:custom`;

@@ -66,8 +66,8 @@ describe('runtime handlers through a real berthd', function () {
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-handlers-'));
     runc2Root = path.join(tmp, 'runc2-root');
-    fx = await startContainerFixture(
-      [
+    fx = await startContainerFixture({
+      configToml: [
         '[runtime.handlers.runc2]',
         'path = "runc"',
         `root = ${JSON.stringify(runc2Root)}`,
@@ -78,7 +78,7 @@ describe('runtime handlers through a real berthd', function () {
         'path = "/bin/false"',
         '',
       ].join('\n'),
-    );
+    });
   });
   after(async () => {
     try {

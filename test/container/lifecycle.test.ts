@@ -377,4 +377,48 @@ describe('containers: lifecycle through a real berthd and runc', function () {
     stream.cancel();
     await ended;
   });
+
+  it('streams pod sandbox events (container_id = the sandbox id) with container events, to several subscribers alike', async () => {
+    type Ev = { containerEventType: string; containerId: string; podSandboxStatus: { id: string; state: string } | null; containersStatuses: Array<{ id: string; state: string }> };
+    const subscribe = () => {
+      const stream = fx.berthd.cri.containerEvents();
+      const seen: Ev[] = [];
+      stream.on('data', (e: Ev) => seen.push(e));
+      const ended = new Promise<void>((r) => stream.on('error', () => r()).on('end', () => r()));
+      return { stream, seen, ended };
+    };
+    const subs = [subscribe(), subscribe()];
+    await new Promise((r) => setTimeout(r, 200)); // the streams are open server-side
+    const cfg = sandboxConfig();
+    const { podSandboxId: pod } = await rt().RunPodSandbox({ config: cfg });
+    const { containerId: c } = await rt().CreateContainer({ podSandboxId: pod, config: containerConfig(fx.image, 'ev'), sandboxConfig: cfg });
+    await rt().StartContainer({ containerId: c });
+    await rt().StopPodSandbox({ podSandboxId: pod });
+    await rt().RemovePodSandbox({ podSandboxId: pod });
+    const sequence = (seen: Ev[]) =>
+      seen.filter((e) => e.containerId === pod || e.containerId === c).map((e) => `${e.containerId === pod ? 'pod' : 'ctr'} ${e.containerEventType}`);
+    const expected = [
+      'pod CONTAINER_CREATED_EVENT',
+      'pod CONTAINER_STARTED_EVENT',
+      'ctr CONTAINER_CREATED_EVENT',
+      'ctr CONTAINER_STARTED_EVENT',
+      'ctr CONTAINER_STOPPED_EVENT',
+      'pod CONTAINER_STOPPED_EVENT',
+      'ctr CONTAINER_DELETED_EVENT',
+      'pod CONTAINER_DELETED_EVENT',
+    ];
+    await waitFor('all events', async () => (subs.every((s) => sequence(s.seen).length >= expected.length) ? true : undefined));
+    for (const s of subs) assert.deepEqual(sequence(s.seen), expected);
+    const podEvents = subs[0].seen.filter((e) => e.containerId === pod);
+    for (const e of podEvents) assert.equal(e.podSandboxStatus?.id, pod);
+    assert.equal(podEvents[1].podSandboxStatus?.state, 'SANDBOX_READY');
+    assert.equal(podEvents[2].podSandboxStatus?.state, 'SANDBOX_NOTREADY');
+    // The pod's STOPPED event lists its (now exited) container, as the evented PLEG expects.
+    assert.deepEqual(podEvents[2].containersStatuses.map((x) => [x.id, x.state]), [[c, 'CONTAINER_EXITED']]);
+    assert.deepEqual(podEvents[3].containersStatuses, [], 'deleted with its containers');
+    for (const s of subs) {
+      s.stream.cancel();
+      await s.ended;
+    }
+  });
 });

@@ -5,6 +5,7 @@ import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { Socket } from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import {
@@ -82,7 +83,7 @@ function lookups(fx: ContainerFixture): { containers: StreamingContainers; pods:
     async execTarget(id: string, cmd: string[], tty: boolean) {
       const rec = record(id);
       const spec = JSON.parse(fs.readFileSync(path.join(rec.bundleDir, 'config.json'), 'utf8')) as { process: OciProcess };
-      const runtime = new ContainerRuntime(() => ({ name: rec.runtimeHandler || 'runc', binary: runc, root: runtimeRoot(id) }));
+      const runtime = new ContainerRuntime(() => ({ name: rec.runtimeHandler || 'runc', binary: runc, root: runtimeRoot(id), tmpDir: os.tmpdir() }));
       const process = execProcess(spec.process, cmd, tty);
       return { id, start: (opts: { tty: boolean; stdin: boolean }) => runtime.startExec(rec, process, opts) };
     },
@@ -90,7 +91,7 @@ function lookups(fx: ContainerFixture): { containers: StreamingContainers; pods:
       return record(id);
     },
     async attach(rec: ContainerRecord, opts: ShimAttachOptions) {
-      return new ContainerRuntime(() => ({ name: 'runc', binary: runc, root: runtimeRoot(rec.id) })).attach(rec, opts);
+      return new ContainerRuntime(() => ({ name: 'runc', binary: runc, root: runtimeRoot(rec.id), tmpDir: os.tmpdir() })).attach(rec, opts);
     },
   };
   const pods: StreamingPods = {

@@ -15,6 +15,12 @@ export interface BerthdOptions {
   /** Reuse these directories (for restart tests). */
   dir?: string;
   metrics?: boolean;
+  /** Extra keys of the [metrics] table (e.g. tls_cert_file). */
+  metricsToml?: string;
+  /** Flags for node itself (e.g. --cpu-prof), before berthd's script. */
+  nodeArgs?: string[];
+  /** Port of the metrics listener when metrics are on (default: a random one). */
+  metricsPort?: number;
 }
 
 export class TestBerthd {
@@ -47,18 +53,18 @@ export class TestBerthd {
   /** `env` is added to this launch's environment only (e.g. BERTH_CRASH_AT for crash tests). */
   async launch(env: Record<string, string> = {}): Promise<void> {
     const metricsEnabled = this.opts.metrics ?? false;
-    if (metricsEnabled && !this.metricsPort) this.metricsPort = 20000 + Math.floor(Math.random() * 20000);
+    if (metricsEnabled && !this.metricsPort) this.metricsPort = this.opts.metricsPort ?? 20000 + Math.floor(Math.random() * 20000);
     const toml = [
       `socket = ${JSON.stringify(this.socket)}`,
       `root = ${JSON.stringify(this.root)}`,
       `state = ${JSON.stringify(this.state)}`,
       `[log]\nlevel = "debug"`,
-      `[metrics]\nenabled = ${metricsEnabled}\naddress = "127.0.0.1:${this.metricsPort}"`,
+      `[metrics]\nenabled = ${metricsEnabled}\naddress = "127.0.0.1:${this.metricsPort}"\n${this.opts.metricsToml ?? ''}`,
       this.opts.configToml ?? '',
     ].join('\n');
     fs.writeFileSync(this.configPath, toml);
     this.output = '';
-    const proc = spawn(process.execPath, [BERTHD_MAIN, '--config', this.configPath, ...(this.opts.args ?? [])], {
+    const proc = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), BERTHD_MAIN, '--config', this.configPath, ...(this.opts.args ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     });

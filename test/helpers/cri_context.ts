@@ -9,6 +9,8 @@ import type { SandboxService } from '../../src/sandbox/service';
 import { defaultConfig } from '../../src/config/config';
 import { silentLogger } from '../../src/log/logger';
 import { RuntimeHandlerRegistry } from '../../src/runtime/handlers';
+import { RuntimeMetrics } from '../../src/metrics/runtime_metrics';
+import { Registry } from 'prom-client';
 
 function absent<T>(what: string): T {
   const stand_in: object = new Proxy(
@@ -36,6 +38,7 @@ export function testCriContext(parts: Partial<CriContext> = {}): CriContext {
     images: parts.images ?? absent('image service'),
     network: parts.network ?? absent('network manager'),
     streaming: parts.streaming ?? absent('streaming server'),
+    metrics: parts.metrics ?? new RuntimeMetrics(new Registry()),
   };
 }
 

@@ -6,6 +6,8 @@ import { defaultConfig, type BerthConfig } from '../../src/config/config';
 import { ImageService } from '../../src/image/service';
 import { silentLogger, type Logger } from '../../src/log/logger';
 import { Snapshotter } from '../../src/snapshotter/snapshotter';
+import { RuntimeMetrics } from '../../src/metrics/runtime_metrics';
+import { Registry } from 'prom-client';
 
 export interface ImageFixture {
   dir: string;
@@ -24,7 +26,7 @@ export async function imageFixture(tweak: (c: BerthConfig, dir: string) => void 
   tweak(config, dir);
   const snapshotter = new Snapshotter(path.join(config.root, 'snapshots'), logger);
   await snapshotter.init();
-  const images = await ImageService.open(config, logger, snapshotter, { registryBackoffMs: 20 });
+  const images = await ImageService.open(config, logger, snapshotter, { registryBackoffMs: 20, metrics: new RuntimeMetrics(new Registry()) });
   return {
     dir,
     config,

@@ -5,6 +5,8 @@ import { BerthError } from '../../src/errors';
 import { busyboxLayer, makeLayer, Pusher, selfSignedCert, startFakeRegistry, TestProxy, TestRegistry, type Layer, type PushedImage } from '../helpers/registry';
 import { imageFixture, listDir, writeHostsToml, type ImageFixture } from './fixture';
 import { chainIds } from '../../src/oci/chain_id';
+import { RuntimeMetrics } from '../../src/metrics/runtime_metrics';
+import { Registry } from 'prom-client';
 
 const isKind = (kind: string, re: RegExp) => (err: unknown) => {
   assert.ok(err instanceof BerthError, `expected a BerthError, got ${String(err)}`);
@@ -76,7 +78,7 @@ describe('image pulls from a real docker-registry', function () {
     fx.images.close();
     const { ImageService } = await import('../../src/image/service');
     const { silentLogger } = await import('../../src/log/logger');
-    const again = await ImageService.open(fx.config, silentLogger(), fx.snapshotter);
+    const again = await ImageService.open(fx.config, silentLogger(), fx.snapshotter, { metrics: new RuntimeMetrics(new Registry()) });
     assert.deepEqual(again.lookup(ref), img);
     again.close();
   });

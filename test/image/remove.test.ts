@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { busyboxLayer, makeLayer, Pusher, TestProxy, TestRegistry, type Layer, type PushedImage } from '../helpers/registry';
 import { imageFixture, listDir, type ImageFixture } from './fixture';
+import { RuntimeMetrics } from '../../src/metrics/runtime_metrics';
+import { Registry } from 'prom-client';
 
 describe('image removal and garbage collection', function () {
   this.timeout(60_000);
@@ -106,7 +108,7 @@ describe('image removal and garbage collection', function () {
     fx.images.close();
     const { ImageService } = await import('../../src/image/service');
     const { silentLogger } = await import('../../src/log/logger');
-    fx.images = await ImageService.open(fx.config, silentLogger(), fx.snapshotter);
+    fx.images = await ImageService.open(fx.config, silentLogger(), fx.snapshotter, { metrics: new RuntimeMetrics(new Registry()) });
     assert.deepEqual(fx.images.list(), []);
     assert.deepEqual(blobs(), []);
     assert.deepEqual(await committed(), []);

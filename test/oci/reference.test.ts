@@ -25,6 +25,13 @@ describe('image references', () => {
     it(`normalises ${input}`, () => assert.equal(normalizeReference(input), want));
   }
 
+  it('refuses registry hosts no URL can name (INVALID_ARGUMENT, not an internal "Invalid URL")', () => {
+    for (const [ref, why] of [['localhost:99999/app', /port 99999/], ['[1:2]/app', /not a valid registry host/]] as const) {
+      assert.throws(() => parseReference(ref), (err: unknown) => err instanceof BerthError && err.kind === 'INVALID_ARGUMENT' && why.test(err.message));
+    }
+    assert.equal(normalizeReference('localhost:65535/app'), 'localhost:65535/app:latest');
+  });
+
   it('splits the parts', () => {
     assert.deepEqual(parseReference('localhost:5000/x/y:2'), { domain: 'localhost:5000', path: 'x/y', tag: '2' });
     assert.deepEqual(parseReference(`x@${D}`), { domain: 'docker.io', path: 'library/x', digest: D });

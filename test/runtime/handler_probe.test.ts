@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { detectCgroupLayout } from '../../src/cgroups/cgroups';
 import { parseConfig } from '../../src/config/config';
-import { probeContainerCreate } from '../../src/runtime/handler_probe';
+import { probeContainerCreate, probeUsernsSupport } from '../../src/runtime/handler_probe';
 import { RuntimeHandlerRegistry } from '../../src/runtime/handlers';
 
 /** A runtime that answers --version but fails (or, with `hang`, never finishes) create. */
@@ -58,6 +58,14 @@ function processesMentioning(text: string): number[] {
   return out;
 }
 
+function mountsUnderPath(dir: string): string[] {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(dir + '/'));
+}
+
 function assertNothingLeft(workDir: string, cgroupPath: string): void {
   assert.ok(!fs.existsSync(workDir), `${workDir} is removed (bundle, rootfs, runtime --root, shim dir)`);
   for (const dir of cgroupDirs(cgroupPath)) assert.ok(!fs.existsSync(dir), `cgroup ${dir} is removed`);
@@ -69,6 +77,8 @@ describe('runtime handler functional probe', function () {
   let tmp: string;
   beforeEach(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-handler-probe-'));
+    // As a state dir must be for pods in user namespaces (their root reaches the rootfs through it).
+    fs.chmodSync(tmp, 0o711);
   });
   afterEach(() => {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -104,6 +114,28 @@ describe('runtime handler functional probe', function () {
     assert.deepEqual(processesMentioning(binary), [], 'the hanging runtime is killed');
   });
 
+  it('runs a container in a pinned user namespace with an idmapped overlay rootfs (and on the host network), leaving nothing', async () => {
+    const state = path.join(tmp, 'state');
+    const workDir = path.join(state, 'probe-userns');
+    const cgroupPath = `/berth-probe-test-${process.pid}-userns`;
+    const result = await probeUsernsSupport('runc', { workDir, cgroupPath, ownedDir: state });
+    assert.deepEqual(result, { ok: true, problem: '', hostNetwork: true, hostNetworkProblem: '' });
+    assertNothingLeft(workDir, cgroupPath);
+    assert.deepEqual(mountsUnderPath(tmp), [], 'no overlay, idmapped or nsfs mount is left');
+  });
+
+  it('a runtime that cannot create reports no user namespace support, with its message', async () => {
+    const binary = fakeRuntime(tmp, 'nocreate', 'fail');
+    const state = path.join(tmp, 'state');
+    const workDir = path.join(state, 'probe-userns');
+    const result = await probeUsernsSupport(binary, { workDir, cgroupPath: `/berth-probe-test-${process.pid}-unsfail`, ownedDir: state });
+    assert.equal(result.ok, false);
+    assert.equal(result.hostNetwork, false);
+    assert.match(result.problem, /cannot create a container in a user namespace: .*no containers on this host/);
+    assert.deepEqual(mountsUnderPath(tmp), []);
+    assert.ok(!fs.existsSync(workDir));
+  });
+
   it('the registry marks a handler that cannot create containers not ok, and keeps the old checks', async () => {
     const nocreate = fakeRuntime(tmp, 'nocreate', 'fail');
     const state = path.join(tmp, 'state');
@@ -131,6 +163,10 @@ describe('runtime handler functional probe', function () {
     assert.match(byName.get('missing')?.problem ?? '', /binary "\/nonexistent\/runtime" not found/);
     assert.match(byName.get('notaruntime')?.problem ?? '', /"\/bin\/false --version" failed/);
     assert.throws(() => registry.get('nocreate'), /cannot create a container on this host/);
+    // User namespaces: probed for the handler that works only, and true on this host (kernel 6.x, runc 1.1.5).
+    assert.equal(byName.get('runc')?.userNamespaces?.ok, true, byName.get('runc')?.userNamespaces?.problem);
+    assert.equal(bad?.userNamespaces, undefined);
+    assert.ok(!fs.existsSync(path.join(state, 'probe-userns')), 'the user namespace probe directory is removed');
     assert.ok(!fs.existsSync(path.join(state, 'probe')), 'the probe directory is removed');
     assert.deepEqual(processesMentioning(path.join(state, 'probe')), []);
   });

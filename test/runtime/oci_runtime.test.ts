@@ -48,7 +48,7 @@ for (const runtimeName of runtimes) {
       fs.mkdirSync(path.join(tmp, 'shm'));
       fs.mkdirSync(path.join(tmp, 'data'));
       fs.writeFileSync(path.join(tmp, 'data', 'hello.txt'), 'hello from the host\n');
-      runtime = new OciRuntime({ name: runtimeName, binary: binary as string, root: path.join(tmp, 'state') });
+      runtime = new OciRuntime({ name: runtimeName, binary: binary as string, root: path.join(tmp, 'state'), tmpDir: tmp });
       host = probeHost();
       cgroupParent = `/berth-test-${process.pid}`;
       // Pod namespaces pinned by a sleeping process, as the sandbox pins them.
@@ -178,6 +178,24 @@ for (const runtimeName of runtimes) {
       it('clamps oom_score_adj to what the host allows', async () => {
         const r = await runtime.exec(id, execProcess(spec.process, ['cat', '/proc/1/oom_score_adj']));
         assert.equal(Number(r.stdout.toString().trim()), Math.max(-997, host.minOomScoreAdj));
+      });
+
+      it('keeps the scratch files of its calls in its tmpDir, and removes them', async () => {
+        const scratch = path.join(tmp, 'scratch');
+        fs.mkdirSync(scratch, { recursive: true });
+        const seen: string[] = [];
+        const watcher = fs.watch(scratch, (_event, file) => file && seen.push(file));
+        try {
+          const withScratch = new OciRuntime({ name: runtimeName, binary: binary as string, root: path.join(tmp, 'state'), tmpDir: scratch });
+          await withScratch.state(id);
+          await withScratch.exec(id, execProcess(spec.process, ['true']));
+          await new Promise((r) => setTimeout(r, 100));
+        } finally {
+          watcher.close();
+        }
+        assert.ok(seen.some((f) => f.startsWith(`${runtimeName}-exec-`)), seen.join(' '));
+        assert.ok(seen.some((f) => !f.includes('-exec-')), seen.join(' '));
+        assert.deepEqual(fs.readdirSync(scratch), []);
       });
 
       it('reports state, and NOT_FOUND for an unknown container', async () => {

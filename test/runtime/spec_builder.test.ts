@@ -190,6 +190,23 @@ describe('runtime/spec builder', () => {
   });
 
   describe('mounts', () => {
+    it('an idmapped volume (Mount.uid_mappings/gid_mappings) keeps its maps on the bind; one range each', () => {
+      const m = { containerId: 0, hostId: 5000, length: 65536 };
+      const spec = build({ config: containerConfig({ command: ['x'], mounts: [mount({ containerPath: '/v', hostPath: rootfs, uidMappings: [m], gidMappings: [m] })] }) });
+      const v = spec.mounts.find((x) => x.destination === '/v');
+      assert.deepEqual(v?.uidMappings, [{ containerID: 0, hostID: 5000, size: 65536 }]);
+      assert.deepEqual(v?.gidMappings, [{ containerID: 0, hostID: 5000, size: 65536 }]);
+      expectKind(
+        () => build({ config: containerConfig({ command: ['x'], mounts: [mount({ containerPath: '/v', hostPath: rootfs, uidMappings: [m, m], gidMappings: [m] })] }) }),
+        'INVALID_ARGUMENT',
+        /exactly one uid and one gid mapping/,
+      );
+      expectKind(
+        () => build({ config: containerConfig({ command: ['x'], mounts: [mount({ containerPath: '/v', hostPath: rootfs, uidMappings: [m] })] }) }),
+        'INVALID_ARGUMENT',
+        /exactly one uid and one gid mapping/,
+      );
+    });
     it('has the default mounts, /sys read-only, pod files bound', () => {
       const spec = build({
         sandbox: sandboxInfo({ hostsPath: rootfs + '/etc/passwd', resolvConfPath: rootfs + '/etc/group', shmPath: tmp }),
@@ -521,6 +538,37 @@ describe('runtime/spec builder', () => {
       assert.equal(node.linux.namespaces.some((n) => n.type === 'pid'), false);
       const target = build({ targetPidNamespacePath: '/proc/5/ns/pid', config: containerConfig({ command: ['x'] }, { namespaceOptions: nsOpts('TARGET') }) });
       assert.ok(target.linux.namespaces.some((n) => n.type === 'pid' && n.path === '/proc/5/ns/pid'));
+    });
+    describe('user namespace of the pod', () => {
+      const maps = { uids: [{ containerId: 0, hostId: 300000, length: 65536 }], gids: [{ containerId: 0, hostId: 400000, length: 65536 }] };
+      const user = { path: '/run/berth/ns/sb1/user', ...maps };
+      const uns = (mode: 'POD' | 'NODE' | 'CONTAINER', m = maps) => ({
+        network: 'POD' as const, ipc: 'POD' as const, pid: 'CONTAINER' as const, targetId: '', usernsOptions: { mode, ...m },
+      });
+      it('joins it first and gives runc the maps (runc 1.1 wants them when joining too)', () => {
+        const spec = build({ sandbox: sandboxInfo({ user }), config: containerConfig({ command: ['x'] }, { namespaceOptions: uns('POD') }) });
+        assert.deepEqual(spec.linux.namespaces[0], { type: 'user', path: '/run/berth/ns/sb1/user' });
+        assert.equal(spec.linux.namespaces[1].type, 'mount');
+        assert.deepEqual(spec.linux.uidMappings, [{ containerID: 0, hostID: 300000, size: 65536 }]);
+        assert.deepEqual(spec.linux.gidMappings, [{ containerID: 0, hostID: 400000, size: 65536 }]);
+        // A container config without userns_options is in the pod's as well.
+        assert.equal(build({ sandbox: sandboxInfo({ user }) }).linux.namespaces[0].type, 'user');
+        assert.equal(build().linux.uidMappings, undefined);
+      });
+      it('refuses a container whose userns_options are not the pod\'s', () => {
+        const other = { uids: [{ containerId: 0, hostId: 1, length: 65536 }], gids: maps.gids };
+        expectKind(() => build({ sandbox: sandboxInfo({ user }), config: containerConfig({ command: ['x'] }, { namespaceOptions: uns('POD', other) }) }), 'INVALID_ARGUMENT', /differ/);
+        expectKind(() => build({ sandbox: sandboxInfo({ user }), config: containerConfig({ command: ['x'] }, { namespaceOptions: uns('NODE', { uids: [], gids: [] }) }) }), 'INVALID_ARGUMENT', /has its own user namespace/);
+        expectKind(() => build({ config: containerConfig({ command: ['x'] }, { namespaceOptions: uns('POD') }) }), 'INVALID_ARGUMENT', /has no user namespace/);
+        expectKind(() => build({ sandbox: sandboxInfo({ user }), config: containerConfig({ command: ['x'] }, { namespaceOptions: uns('CONTAINER') }) }), 'INVALID_ARGUMENT', /not valid/);
+      });
+      it('on the host network /sys is the host\'s, bound (a sysfs needs the network namespace\'s owner)', () => {
+        const hostNet = sandboxInfo({ user, network: { kind: 'host' }, uts: { kind: 'host' } });
+        const sys = build({ sandbox: hostNet }).mounts.find((m) => m.destination === '/sys');
+        assert.deepEqual(sys, { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
+        assert.equal(build({ sandbox: sandboxInfo({ user }) }).mounts.find((m) => m.destination === '/sys')?.type, 'sysfs');
+        assert.equal(build({ sandbox: sandboxInfo({ network: { kind: 'host' } }) }).mounts.find((m) => m.destination === '/sys')?.type, 'sysfs');
+      });
     });
     it('cgroup namespace only on cgroup v2', () => {
       assert.ok(build({ host: fakeHost({ cgroupVersion: 2 }) }).linux.namespaces.some((n) => n.type === 'cgroup'));

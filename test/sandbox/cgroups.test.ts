@@ -54,6 +54,12 @@ describe('pod cgroups', function () {
     assert.throws(() => validateCgroupPath('kubepods-burstable.slice'), /cgroupfs/);
     assert.throws(() => validateCgroupPath('/kubepods/../x'), /not a valid/);
     assert.throws(() => validateCgroupPath('/'), /not a valid/);
+    assert.throws(() => validateCgroupPath(`/berth/${'x'.repeat(256)}`), /longer than 255 bytes/);
+  });
+
+  it('removing a cgroup that could never be made (name too long, or absent) succeeds: a rollback must finish', async () => {
+    await new PodCgroup(detectCgroupLayout(), `${name}/pod${'u'.repeat(300)}`).remove();
+    await new PodCgroup(detectCgroupLayout(), `${name}/never-made`).remove();
   });
 
   it('creates the pod cgroup in every host hierarchy, reads stats, and removes it (tolerating already gone)', async () => {

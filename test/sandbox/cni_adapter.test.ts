@@ -1,6 +1,8 @@
 // The pod network requests built from a pod record (CniManager's own types)
 // and the adapter that hands them to the CNI manager unchanged.
 import * as assert from 'node:assert/strict';
+import { Registry } from 'prom-client';
+import { RuntimeMetrics } from '../../src/metrics/runtime_metrics';
 import { cniPodNetwork, podNetworkRef, podNetworkSpec } from '../../src/sandbox/cni_adapter';
 import type { CniManager } from '../../src/network/cni';
 import type { SandboxRecord } from '../../src/sandbox/record';
@@ -38,7 +40,8 @@ describe('sandbox → CNI requests and adapter', () => {
     });
   });
 
-  it('passes the requests to CNI and returns the pod IPs', async () => {
+  it('passes the requests to CNI and returns the pod IPs; times ADD and DEL and counts their failures', async () => {
+    const registry = new Registry();
     const calls: unknown[] = [];
     const fake = {
       setup: async (pod: unknown) => {
@@ -47,12 +50,20 @@ describe('sandbox → CNI requests and adapter', () => {
       },
       teardown: async (pod: unknown) => void calls.push(pod),
     } as unknown as CniManager;
-    const net = cniPodNetwork(fake);
+    const metrics = new RuntimeMetrics(registry);
+    const net = cniPodNetwork(fake, metrics);
     const spec = podNetworkSpec(record({}));
     assert.deepEqual(await net.setupPodNetwork(spec), { ips: ['10.0.0.2'] });
     const ref = podNetworkRef(record({}));
     await net.teardownPodNetwork(ref);
     assert.equal(calls[0], spec);
     assert.equal(calls[1], ref);
+    const failing = cniPodNetwork({ ...fake, teardown: () => Promise.reject(new Error('boom')) } as unknown as CniManager, metrics);
+    await assert.rejects(failing.teardownPodNetwork(ref), /boom/);
+    const text = await registry.metrics();
+    assert.match(text, /^berth_cni_operation_duration_seconds_count\{operation="add"\} 1$/m);
+    assert.match(text, /^berth_cni_operation_duration_seconds_count\{operation="del"\} 2$/m);
+    assert.match(text, /^berth_cni_operation_failures_total\{operation="del"\} 1$/m);
+    assert.match(text, /^berth_cni_operation_failures_total\{operation="add"\} 0$/m);
   });
 });

@@ -13,6 +13,9 @@ import { detectCgroupLayout } from '../../src/cgroups/cgroups';
 import { mountsUnder } from '../../src/sandbox/namespaces/mounts';
 import { NamespacePinner } from '../../src/sandbox/namespaces/pinner';
 import { SandboxService, type SandboxServiceOptions } from '../../src/sandbox/service';
+import { ContainerEventBus } from '../../src/container/events';
+import { RuntimeMetrics } from '../../src/metrics/runtime_metrics';
+import { Registry } from 'prom-client';
 import type { PodNetwork } from '../../src/sandbox/cni_adapter';
 import type { PodContainers } from '../../src/sandbox/teardown';
 import type { PodSandboxConfig__Output } from '../../src/gen/runtime/v1/PodSandboxConfig';
@@ -64,6 +67,8 @@ export class SandboxFixture {
       defaultCgroupParent: this.cgroupParent,
       network: NO_NETWORK,
       containers: NO_CONTAINERS,
+      events: new ContainerEventBus(),
+      metrics: new RuntimeMetrics(new Registry()),
       ...extra,
     });
     await svc.load();

@@ -4,6 +4,8 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import { cniPodNetwork } from '../../src/sandbox/cni_adapter';
+import { RuntimeMetrics } from '../../src/metrics/runtime_metrics';
+import { Registry } from 'prom-client';
 import type { SandboxService } from '../../src/sandbox/service';
 import { TestNetwork } from '../network/net_helpers';
 import { nsenter, podConfig, runPod, SandboxFixture } from './fixture';
@@ -18,7 +20,7 @@ describe('sandbox with a CNI network', function () {
     await fx.init();
     net = new TestNetwork();
     net.writeConflist({ plugins: [net.bridgePlugin()] });
-    svc = await fx.service({ network: cniPodNetwork(net.manager()) });
+    svc = await fx.service({ network: cniPodNetwork(net.manager(), new RuntimeMetrics(new Registry())) });
   });
 
   after(async () => {

@@ -125,7 +125,7 @@ describe('sandbox service', function () {
     const sub = `poduid-pod-a-${process.pid}`;
     for (const d of fx.cgroupDirs(sub)) assert.ok(fs.existsSync(d), `missing cgroup ${d}`);
     const first = svc.usage(rec);
-    assert.match(first.memory.memoryUsageBytes ?? '', /^\d+$/);
+    assert.match(first.memoryUsageBytes ?? '', /^\d+$/);
     assert.match(first.cpuUsageNs ?? '', /^\d+$/);
     assert.equal(first.cpuNanoCores, undefined, 'a rate needs two samples');
     await new Promise((r) => setTimeout(r, 20));
@@ -202,9 +202,37 @@ describe('sandbox service', function () {
     assert.equal(svc.criState(rec), 'SANDBOX_READY');
     process.kill(rec.pausePid!, 'SIGKILL');
     for (let i = 0; i < 100 && procAlive(rec.pausePid!); i++) await new Promise((r) => setTimeout(r, 10));
+    // PodSandboxStatus's path: checked now.
+    await svc.checkPause(rec);
     assert.equal(svc.criState(rec), 'SANDBOX_NOTREADY');
     assert.deepEqual(svc.list(podFilter(svc, { id: '', state: { state: 'SANDBOX_NOTREADY' }, labelSelector: {} })).map((r) => r.id), [id]);
+    assert.deepEqual(svc.list(podFilter(svc, { id: '', state: { state: 'SANDBOX_READY' }, labelSelector: {} })).map((r) => r.id), []);
     await svc.remove(id);
+    assertGone(id);
+  });
+
+  it('lists a pod NOTREADY once its berth-pause dies, without anyone asking for its status (background check)', async () => {
+    const ready = { id: '', state: { state: 'SANDBOX_READY' as const }, labelSelector: {} };
+    const keep = await runPod(svc, podConfig({ linux: null, hostname: '' }, 'bg-keep'), '');
+    const id = await runPod(svc, podConfig({ linux: null, hostname: '' }, 'bg-dies'), '');
+    const listed = (): string[] => svc.list(podFilter(svc, ready)).map((r) => r.id);
+    assert.deepEqual(listed().filter((x) => x === id || x === keep).sort(), [id, keep].sort());
+    process.kill(svc.get(id).pausePid!, 'SIGKILL');
+    let states: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      states = svc.list(podFilter(svc, { id, state: null, labelSelector: {} })).map((r) => svc.criState(r));
+      if (states[0] === 'SANDBOX_NOTREADY') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(states, ['SANDBOX_NOTREADY']);
+    assert.ok(!listed().includes(id), 'the pod with a dead pause is not listed READY');
+    assert.ok(listed().includes(keep), 'the other pod stays READY');
+    // Its record still says ready (nothing stopped it); only the answer changed, and stays changed.
+    assert.equal(svc.get(id).state, 'ready');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(svc.criState(svc.get(id)), 'SANDBOX_NOTREADY');
+    await svc.remove(id);
+    await svc.remove(keep);
     assertGone(id);
   });
 

@@ -15,6 +15,43 @@ function refuses(fn: () => unknown, kind: string, re: RegExp): void {
 describe('pod request checks (cri)', () => {
   const spec = (cfg: ReturnType<typeof podConfig> | null) => podSpecOf(cfg, 'runc', '/berth');
 
+  describe('user namespaces (as critest v1.32 and containerd 2 check them)', () => {
+    const map = (containerId: number, hostId: number, length: number) => ({ containerId, hostId, length });
+    const withUserns = (u: NonNullable<NonNullable<NonNullable<ReturnType<typeof podConfig>['linux']>['securityContext']>['namespaceOptions']>['usernsOptions']) => {
+      const cfg = podConfig();
+      cfg.linux!.securityContext!.namespaceOptions!.usernsOptions = u;
+      return cfg;
+    };
+    it('mode POD with one uid and one gid mapping from container id 0 gives the pod its maps', () => {
+      const s = spec(withUserns({ mode: 'POD', uids: [map(0, 1000, 100000)], gids: [map(0, 2000, 65536)] }));
+      assert.deepEqual(s.userns, { uids: [map(0, 1000, 100000)], gids: [map(0, 2000, 65536)] });
+    });
+    it('mode NODE (or no userns_options) is the host user namespace', () => {
+      assert.equal(spec(withUserns({ mode: 'NODE', uids: [], gids: [] })).userns, undefined);
+      assert.equal(spec(withUserns(null)).userns, undefined);
+      refuses(() => spec(withUserns({ mode: 'NODE', uids: [map(0, 1000, 10)], gids: [] })), 'INVALID_ARGUMENT', /mode NODE takes no uid or gid mappings/);
+    });
+    it('refuses more than one mapping, container id 0 unmapped, CONTAINER and TARGET, each naming the rule', () => {
+      const two = [map(0, 1000, 100000), map(0, 2000, 100000)];
+      refuses(() => spec(withUserns({ mode: 'POD', uids: two, gids: two })), 'INVALID_ARGUMENT', /uids: exactly one mapping is required, got 2/);
+      refuses(() => spec(withUserns({ mode: 'POD', uids: [map(0, 1, 5)], gids: two })), 'INVALID_ARGUMENT', /gids: exactly one mapping is required/);
+      refuses(() => spec(withUserns({ mode: 'POD', uids: [], gids: [] })), 'INVALID_ARGUMENT', /exactly one mapping is required, got 0/);
+      const one = [map(1, 1000, 100000)];
+      refuses(() => spec(withUserns({ mode: 'POD', uids: one, gids: one })), 'INVALID_ARGUMENT', /container id 0 must be mapped/);
+      refuses(() => spec(withUserns({ mode: 'CONTAINER', uids: [], gids: [] })), 'INVALID_ARGUMENT', /userns_options.mode = CONTAINER is not valid/);
+      refuses(() => spec(withUserns({ mode: 'TARGET', uids: [], gids: [] })), 'INVALID_ARGUMENT', /userns_options.mode = TARGET is not valid/);
+      refuses(() => spec(withUserns({ mode: 'POD', uids: [map(0, 1000, 0)], gids: [map(0, 1000, 0)] })), 'INVALID_ARGUMENT', /length 0/);
+      refuses(() => spec(withUserns({ mode: 'POD', uids: [map(0, 2 ** 32 - 10, 100)], gids: [map(0, 1, 1)] })), 'INVALID_ARGUMENT', /past the last host id/);
+    });
+    it('refuses the host IPC or PID namespace with a user namespace', () => {
+      for (const ns of ['ipc', 'pid'] as const) {
+        const cfg = withUserns({ mode: 'POD', uids: [map(0, 1000, 10)], gids: [map(0, 1000, 10)] });
+        cfg.linux!.securityContext!.namespaceOptions![ns] = 'NODE';
+        refuses(() => spec(cfg), 'INVALID_ARGUMENT', /cannot use the host IPC or PID namespace/);
+      }
+    });
+  });
+
   it('turns a request into a PodSpec: modes, sysctls, hostname, cgroup path, resolv.conf', () => {
     const cfg = podConfig({ dnsConfig: { servers: ['10.0.0.10'], searches: ['a.svc'], options: [] } }, 'spec-a');
     cfg.linux!.sysctls = { 'net.core.somaxconn': '1024' };
@@ -38,7 +75,7 @@ describe('pod request checks (cri)', () => {
     assert.equal(spec(parent).cgroupPath, '/kubepods/podx');
   });
 
-  it('refuses missing metadata, bad namespace modes, user namespaces, sysctls, hostname, cgroup parent, DNS words and log dir', () => {
+  it('refuses missing metadata, bad namespace modes, sysctls, hostname, cgroup parent, DNS words and log dir', () => {
     refuses(() => spec(null), 'INVALID_ARGUMENT', /config is required/);
     refuses(() => spec(podConfig({ metadata: { name: 'x', namespace: 'd', uid: '', attempt: 0 } })), 'INVALID_ARGUMENT', /uid/);
     refuses(() => spec(podConfig({ metadata: null })), 'INVALID_ARGUMENT', /metadata\.name/);
@@ -48,9 +85,6 @@ describe('pod request checks (cri)', () => {
     const ipc = podConfig();
     ipc.linux!.securityContext!.namespaceOptions!.ipc = 'CONTAINER';
     refuses(() => spec(ipc), 'INVALID_ARGUMENT', /namespace_options.ipc = CONTAINER/);
-    const userns = podConfig();
-    userns.linux!.securityContext!.namespaceOptions!.usernsOptions = { mode: 'POD', uids: [], gids: [] };
-    refuses(() => spec(userns), 'UNIMPLEMENTED', /user namespaces/);
     const sysctl = podConfig();
     sysctl.linux!.securityContext!.namespaceOptions!.network = 'NODE';
     sysctl.linux!.sysctls = { 'net.ipv4.ip_forward': '1' };

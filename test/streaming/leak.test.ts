@@ -62,7 +62,7 @@ describe('streaming: no leaks over many sessions', function () {
     stderr: true,
   });
 
-  async function oneSession(i: number): Promise<void> {
+  async function oneSession(i: number, alone = false): Promise<void> {
     switch (i % 4) {
       case 0: {
         const c = await connectSpdy(server.getExecUrl(req(['cat'], true)), ['v4.channel.k8s.io']);
@@ -87,6 +87,7 @@ describe('streaming: no leaks over many sessions', function () {
         const started = backends.exec.started;
         await c.session.openStream([['streamType', 'stderr']]);
         await until(() => backends.exec.started > started || backends.exec.pids.size > 0, 2000);
+        if (alone) assert.equal(server.sessionsByKind().exec, 1, 'the open exec session is counted by kind');
         c.socket.destroy();
         return;
       }
@@ -104,7 +105,7 @@ describe('streaming: no leaks over many sessions', function () {
   }
 
   it('500 sessions (exec, websocket, aborted, port-forward) leave fds, sockets and processes at baseline', async () => {
-    for (let i = 0; i < 8; i++) await oneSession(i); // warm up lazily created handles
+    for (let i = 0; i < 8; i++) await oneSession(i, true); // warm up lazily created handles, one session at a time
     await until(() => server.activeSessions === 0 && backends.exec.pids.size === 0);
     const baseFds = openFds();
     const total = 500;
@@ -115,6 +116,7 @@ describe('streaming: no leaks over many sessions', function () {
     await Promise.all(Array.from({ length: 8 }, worker));
     await until(() => server.activeSessions === 0 && backends.exec.pids.size === 0 && openFds() <= baseFds + 2);
     assert.equal(server.activeSessions, 0, 'sessions closed');
+    assert.deepEqual(server.sessionsByKind(), { exec: 0, attach: 0, portforward: 0 });
     assert.equal(backends.exec.pids.size, 0, 'every process reaped');
     assert.deepEqual(childPids(), [], 'no child processes left');
     assert.ok(openFds() <= baseFds + 2, `fds back to baseline: ${openFds()} vs ${baseFds}`);

@@ -8,7 +8,9 @@ import { constants as osConstants } from 'node:os';
 import { failedPrecondition, invalidArgument } from '../../errors';
 import type { ContainerConfig__Output } from '../../gen/runtime/v1/ContainerConfig';
 import type { PodSandboxConfig__Output } from '../../gen/runtime/v1/PodSandboxConfig';
+import type { UserNamespace__Output } from '../../gen/runtime/v1/UserNamespace';
 import { buildDevices, defaultDeviceRules, hostDevices } from './devices';
+import { sameMaps, toOciMappings, type UserNamespaceMaps } from '../idmap';
 import type { HostInfo } from './host_info';
 import { buildMounts, type MountInfoEntry } from './mounts';
 import {
@@ -46,6 +48,8 @@ export interface SandboxRuntimeInfo {
   uts: NamespaceRef;
   /** The pod's pid namespace, when it has one (share_process_namespace) or uses the host's. */
   pid?: NamespaceRef;
+  /** The pod's user namespace (userns mode POD): the pinned file and its maps. */
+  user?: { path: string } & UserNamespaceMaps;
   hostnamePath?: string;
   hostsPath?: string;
   resolvConfPath?: string;
@@ -197,11 +201,10 @@ function namespaceEntry(type: OciNamespace['type'], ref: NamespaceRef): OciNames
 function buildNamespaces(input: ContainerSpecInput, privileged: boolean): OciNamespace[] {
   const { sandbox, config } = input;
   const nsOpts = config.linux?.securityContext?.namespaceOptions ?? null;
-  const userns = nsOpts?.usernsOptions;
-  if (userns && userns.mode !== 'NODE') {
-    throw invalidArgument('user namespaces (namespace_options.userns_options) are not supported by berth');
-  }
-  const out: OciNamespace[] = [{ type: 'mount' }];
+  checkContainerUserns(nsOpts?.usernsOptions ?? null, sandbox);
+  // runc joins the user namespace first, so the pod's other namespaces (owned by it) can be joined after.
+  const out: OciNamespace[] = sandbox.user ? [{ type: 'user', path: sandbox.user.path }] : [];
+  out.push({ type: 'mount' });
   out.push(...namespaceEntry('network', sandbox.network));
   out.push(...namespaceEntry('ipc', sandbox.ipc));
   out.push(...namespaceEntry('uts', sandbox.uts));
@@ -230,6 +233,24 @@ function buildNamespaces(input: ContainerSpecInput, privileged: boolean): OciNam
   // A private cgroup namespace hides the host hierarchy; only sound on pure v2.
   if (input.host.cgroupVersion === 2 && !privileged) out.push({ type: 'cgroup' });
   return out;
+}
+
+/** A container's userns_options, when given, must be the pod's (as the kubelet sends them). */
+function checkContainerUserns(opts: UserNamespace__Output | null, sandbox: SandboxRuntimeInfo): void {
+  if (!opts) return;
+  if (opts.mode === 'NODE') {
+    if (sandbox.user) throw invalidArgument(`container userns_options mode NODE, but pod sandbox ${sandbox.sandboxId} has its own user namespace`);
+    return;
+  }
+  if (opts.mode !== 'POD') throw invalidArgument(`container userns_options mode ${opts.mode} is not valid (use POD or NODE, as the pod)`);
+  if (!sandbox.user) throw invalidArgument(`container userns_options mode POD, but pod sandbox ${sandbox.sandboxId} has no user namespace`);
+  const given: UserNamespaceMaps = {
+    uids: opts.uids.map((m) => ({ containerId: m.containerId, hostId: m.hostId, length: m.length })),
+    gids: opts.gids.map((m) => ({ containerId: m.containerId, hostId: m.hostId, length: m.length })),
+  };
+  if ((given.uids.length > 0 || given.gids.length > 0) && !sameMaps(given, sandbox.user)) {
+    throw invalidArgument(`container userns_options mappings differ from those of pod sandbox ${sandbox.sandboxId}`);
+  }
 }
 
 function checkSysctls(sysctls: Record<string, string>, sandbox: SandboxRuntimeInfo): void {
@@ -305,6 +326,7 @@ export function buildContainerSpec(input: ContainerSpecInput): OciSpec {
       shmPath: sandbox.shmPath,
     },
     recursiveReadOnlySupported: input.recursiveReadOnlyMounts ?? false,
+    hostSysfs: sandbox.user !== undefined && sandbox.network.kind === 'host',
     mountInfo: input.mountInfo,
   });
 
@@ -364,6 +386,11 @@ export function buildContainerSpec(input: ContainerSpecInput): OciSpec {
   // Joining the pod's UTS namespace: setting the name again is harmless and
   // makes sure the pinned namespace carries it. runc refuses it for the host's.
   if (sandbox.uts.kind === 'pinned' && sandbox.hostname) spec.hostname = sandbox.hostname;
+  if (sandbox.user) {
+    // runc 1.1 wants the maps also when it joins an existing user namespace.
+    spec.linux.uidMappings = toOciMappings(sandbox.user.uids);
+    spec.linux.gidMappings = toOciMappings(sandbox.user.gids);
+  }
   if (Object.keys(sysctl).length > 0) spec.linux.sysctl = sysctl;
   if (seccomp) spec.linux.seccomp = seccomp;
   if (rootfsPropagation) spec.linux.rootfsPropagation = rootfsPropagation;

@@ -6,8 +6,20 @@ import { errnoCode, errorMessage, failedPrecondition, invalidArgument } from '..
 import type { Mount__Output } from '../../gen/runtime/v1/Mount';
 import type { OciMount } from './oci_types';
 
+/**
+ * /sys: a new sysfs, which the kernel allows only to the owner of the
+ * network namespace; a container in a user namespace on the host network is
+ * not that, so it gets the host's /sys bound instead (what runc ≥ 1.2 does
+ * by itself, and runc 1.1 does not).
+ */
+export function sysMount(ownsNetwork: boolean, privileged: boolean): OciMount {
+  const sysMode = privileged ? 'rw' : 'ro';
+  if (!ownsNetwork) return { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', sysMode] };
+  return { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', sysMode] };
+}
+
 /** The mounts every container gets before CRI mounts override some of them. */
-export function defaultMounts(privileged: boolean): OciMount[] {
+export function defaultMounts(privileged: boolean, ownsNetwork = true): OciMount[] {
   const sysMode = privileged ? 'rw' : 'ro';
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
@@ -20,7 +32,7 @@ export function defaultMounts(privileged: boolean): OciMount[] {
     },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', sysMode] },
+    sysMount(ownsNetwork, privileged),
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', sysMode] },
   ];
 }
@@ -72,6 +84,8 @@ export interface MountOptions {
   pod: PodFiles;
   /** Whether the OCI runtime understands "rro" (recursive read-only). */
   recursiveReadOnlySupported: boolean;
+  /** The container cannot mount a sysfs of its own (user namespace on the host network). */
+  hostSysfs?: boolean;
   /** The host mount table, for propagation checks (injectable for tests). */
   mountInfo?: () => MountInfoEntry[];
 }
@@ -87,6 +101,7 @@ interface WantedMount {
   readonly: boolean;
   recursiveReadOnly: boolean;
   propagation: Mount__Output['propagation'];
+  idmap?: Pick<OciMount, 'uidMappings' | 'gidMappings'>;
 }
 
 function podMounts(opts: MountOptions): WantedMount[] {
@@ -113,7 +128,13 @@ export function buildMounts(criMounts: readonly Mount__Output[], opts: MountOpti
     }
     if (!m.hostPath) throw invalidArgument(`mount for "${m.containerPath}" has no host_path`);
     if (m.uidMappings.length > 0 || m.gidMappings.length > 0) {
-      throw invalidArgument(`mount "${m.containerPath}": id-mapped mounts are not supported by berth`);
+      // One range each, as for the pod's user namespace (and the idmapped copy berth makes).
+      if (m.uidMappings.length !== 1 || m.gidMappings.length !== 1) {
+        throw invalidArgument(`mount "${m.containerPath}": an idmapped mount takes exactly one uid and one gid mapping`);
+      }
+      if (m.uidMappings[0].length === 0 || m.gidMappings[0].length === 0) {
+        throw invalidArgument(`mount "${m.containerPath}": an idmapped mount's mapping has length 0`);
+      }
     }
     if (m.image && m.image.image) {
       throw invalidArgument(`mount "${m.containerPath}": image volumes are not supported by berth`);
@@ -124,6 +145,14 @@ export function buildMounts(criMounts: readonly Mount__Output[], opts: MountOpti
       readonly: m.readonly,
       recursiveReadOnly: m.recursiveReadOnly,
       propagation: m.propagation,
+      ...(m.uidMappings.length > 0
+        ? {
+            idmap: {
+              uidMappings: m.uidMappings.map((x) => ({ containerID: x.containerId, hostID: x.hostId, size: x.length })),
+              gidMappings: m.gidMappings.map((x) => ({ containerID: x.containerId, hostID: x.hostId, size: x.length })),
+            },
+          }
+        : {}),
     });
   }
   // The pod's own files, unless the CRI config mounts something at the same place
@@ -137,7 +166,7 @@ export function buildMounts(criMounts: readonly Mount__Output[], opts: MountOpti
 
   const dests = new Set(wanted.map((w) => w.containerPath));
   const devReplaced = dests.has('/dev');
-  const mounts = defaultMounts(opts.privileged).filter(
+  const mounts = defaultMounts(opts.privileged, !opts.hostSysfs).filter(
     (d) => !dests.has(d.destination) && !(devReplaced && d.destination.startsWith('/dev/')),
   );
 
@@ -202,7 +231,7 @@ export function buildMounts(criMounts: readonly Mount__Output[], opts: MountOpti
       }
       options.push('rw');
     }
-    mounts.push({ destination: w.containerPath, type: 'bind', source, options });
+    mounts.push({ destination: w.containerPath, type: 'bind', source, options, ...w.idmap });
   }
   return rootfsPropagation ? { mounts, rootfsPropagation } : { mounts };
 }

@@ -57,6 +57,15 @@ export interface OciMount {
   type?: string;
   source?: string;
   options?: string[];
+  /** Idmapped bind mount (runtime-spec 1.1; only for runtimes whose features report it). */
+  uidMappings?: OciIdMapping[];
+  gidMappings?: OciIdMapping[];
+}
+
+export interface OciIdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
 }
 
 export type OciNamespaceType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup';
@@ -166,6 +175,9 @@ export interface OciSeccomp {
 
 export interface OciLinux {
   namespaces: OciNamespace[];
+  /** Required by runc 1.1 also when joining an existing user namespace (it checks devices and ownership with them). */
+  uidMappings?: OciIdMapping[];
+  gidMappings?: OciIdMapping[];
   devices?: OciLinuxDevice[];
   cgroupsPath?: string;
   resources?: OciLinuxResources;

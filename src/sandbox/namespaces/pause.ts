@@ -50,3 +50,152 @@ export async function killPause(rec: PausedPod): Promise<void> {
   const deadline = Date.now() + 5000;
   while (pauseAlive(rec, pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 }
+
+const ZOMBIE = /^\d+ \(.*\) Z/s;
+const NSFS_MAGIC = 0x6e736673;
+
+/**
+ * pauseAlive's identity check without reading the mount table: the process is
+ * in the pod's pinned PID namespace (same device and inode), or, when that
+ * file is no longer a namespace, is named berth-pause and not a zombie.
+ */
+function isOurPause(rec: PausedPod, pid: number): boolean {
+  const pidNs = rec.nsPaths.pid ?? path.join(rec.stateDir, 'ns', 'pid');
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  if (ZOMBIE.test(stat)) return false;
+  try {
+    const want = fs.statSync(pidNs);
+    const have = fs.statSync(`/proc/${pid}/ns/pid`);
+    if (want.dev === have.dev && want.ino === have.ino) return true;
+    if (fs.statfsSync(pidNs).type === NSFS_MAGIC) return false;
+  } catch {
+    // no pinned namespace file: judge by name
+  }
+  return stat.includes('(berth-pause)');
+}
+
+/** How often PauseWatch reads each tracked berth-pause's /proc stat. */
+export const PAUSE_CHECK_MS = 1000;
+
+interface WatchedPause {
+  pid: number;
+  /** /proc/<pid>/stat of the verified berth-pause, held open; undefined once it is known dead. */
+  fd?: number;
+  dead: boolean;
+}
+
+
+/**
+ * Whether each pod's berth-pause runs, kept in memory so that listing pods
+ * reads no /proc file. A pod's pause is verified once (pauseAlive: its PID
+ * namespace or its name), and its /proc/<pid>/stat is kept open: reads through
+ * that descriptor fail once that very process is gone, even when its PID has
+ * been reused. A background check reads each one every `periodMs` (a dead
+ * pause may stay a zombie where nothing reaps it), and statusOf() reads one
+ * pod's at once. A death is final: the pod stays NOTREADY.
+ */
+export class PauseWatch {
+  private readonly pods = new Map<string, WatchedPause>();
+  private timer?: NodeJS.Timeout;
+  private readonly buf = Buffer.alloc(1024);
+
+  constructor(private readonly periodMs = PAUSE_CHECK_MS) {}
+
+  /** As of the last check (the first question about a pod checks it now). */
+  alive(rec: PausedPod & { id: string }): boolean {
+    return !this.watched(rec).dead;
+  }
+
+  /** Reads the pod's pause state now (without blocking the event loop). */
+  async aliveNow(rec: PausedPod & { id: string }): Promise<boolean> {
+    const w = this.watched(rec);
+    if (w.dead || w.fd === undefined) return !w.dead;
+    const fd = w.fd;
+    const text = await new Promise<string | undefined>((resolve) =>
+      fs.read(fd, Buffer.alloc(1024), 0, 1024, 0, (err, n, b) => resolve(err ? undefined : b.toString('latin1', 0, n))),
+    );
+    if (w.fd === fd && (text === undefined || ZOMBIE.test(text))) this.markDead(w);
+    return !w.dead;
+  }
+
+  /** Stops watching a pod (stopped or removed: its record says NOTREADY). */
+  forget(id: string): void {
+    const w = this.pods.get(id);
+    if (!w) return;
+    this.closeFd(w);
+    this.pods.delete(id);
+    if (this.pods.size === 0) this.stopTimer();
+  }
+
+  /** Reads every watched pause now (the timer does this every periodMs). */
+  checkAll(): void {
+    for (const w of this.pods.values()) {
+      if (w.fd === undefined) continue;
+      let text: string | undefined;
+      try {
+        text = this.buf.toString('latin1', 0, fs.readSync(w.fd, this.buf, 0, this.buf.length, 0));
+      } catch {
+        text = undefined;
+      }
+      if (text === undefined || ZOMBIE.test(text)) this.markDead(w);
+    }
+  }
+
+  close(): void {
+    for (const id of [...this.pods.keys()]) this.forget(id);
+    this.stopTimer();
+  }
+
+  private watched(rec: PausedPod & { id: string }): WatchedPause {
+    const pid = pausePidOf(rec);
+    const known = this.pods.get(rec.id);
+    if (known && known.pid === pid) return known;
+    if (known) this.forget(rec.id);
+    const w: WatchedPause = { pid: pid ?? 0, dead: true };
+    if (pid !== undefined) {
+      // Opened before the identity check: if this process died and its PID was
+      // reused in between, the check fails or the next read through fd does.
+      try {
+        w.fd = fs.openSync(`/proc/${pid}/stat`, 'r');
+        w.dead = false;
+      } catch {
+        w.fd = undefined;
+      }
+      if (!w.dead && !isOurPause(rec, pid)) this.markDead(w);
+    }
+    this.pods.set(rec.id, w);
+    this.startTimer();
+    return w;
+  }
+
+  private markDead(w: WatchedPause): void {
+    w.dead = true;
+    this.closeFd(w);
+  }
+
+  private closeFd(w: WatchedPause): void {
+    if (w.fd === undefined) return;
+    try {
+      fs.closeSync(w.fd);
+    } catch {
+      // already closed
+    }
+    w.fd = undefined;
+  }
+
+  private startTimer(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.checkAll(), this.periodMs);
+    this.timer.unref();
+  }
+
+  private stopTimer(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,345 @@
+// The node's steady state: N running pods (one busybox container each, host
+// network) while a client replays a default kubelet's (1.32) steady-state CRI
+// traffic for a while. Prints berthd's CPU, every RPC's latency, one PLEG
+// relist's duration, berthd's event-loop delay (read from its own /metrics)
+// and the memory per pod, each next to a floor measured in the same run:
+// latencies next to a bare grpc-js Version round trip, CPU and event-loop
+// delay next to berthd idle (same pods, no polling) over a window as long.
+//
+// STEADY_PODS (or `node dist/bench/run.js steady 250`): pods, default 110.
+// STEADY_SECONDS: length of the idle and of the polling window, default 60.
+// STEADY_CPU_PROF=DIR: run berthd under `node --cpu-prof` and write its
+// profile into DIR when it stops.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { loadCri } from '../src/proto';
+import type { PodSandboxConfig } from '../src/gen/runtime/v1/PodSandboxConfig';
+import type { RuntimeServiceClient } from '../src/gen/runtime/v1/RuntimeService';
+import type { ImageServiceClient } from '../src/gen/runtime/v1/ImageService';
+import {
+  benchUid,
+  berthHelpers,
+  type BerthBench,
+  freePort,
+  mib,
+  nowMs,
+  out,
+  pssKb,
+  sleep,
+  startBerth,
+  tempDir,
+  withCleanups,
+} from './common';
+import { floorServer } from './rpc';
+import { fmt, percentile } from './stats';
+
+const PARALLEL = 10;
+const FLOOR_SAMPLES = 300;
+
+// ---------------------------------------------------------------- clients
+
+type Unary = (req: unknown) => Promise<unknown>;
+
+/**
+ * One gRPC connection per client (grpc-js would otherwise share one
+ * subchannel between clients of the same target), as the kubelet has one for
+ * the runtime and one for the image service.
+ */
+type ClientCtor = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => grpc.Client;
+
+function connect<C extends grpc.Client>(ctor: ClientCtor, socket: string): { client: C; call: (m: string) => Unary } {
+  const client = new ctor(`unix://${socket}`, grpc.credentials.createInsecure(), {
+    'grpc.use_local_subchannel_pool': 1,
+    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+  }) as unknown as C;
+  const call =
+    (method: string): Unary =>
+    (req) =>
+      new Promise((resolve, reject) => {
+        const fn = (client as unknown as Record<string, (...a: unknown[]) => unknown>)[method];
+        fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + 120_000 }, (err: grpc.ServiceError | null, res: unknown) =>
+          err ? reject(err) : resolve(res),
+        );
+      });
+  return { client, call };
+}
+
+// ---------------------------------------------------------------- /proc
+
+/** utime + stime of a process in seconds (/proc/PID/stat fields 14 and 15). */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // f[0] is field 3 (state): utime is field 14, stime 15.
+  return (Number(f[11]) + Number(f[12])) / 100; // CLK_TCK is 100 on Linux
+}
+
+/** PSS of berthd, every shim and every pause of this berthd, in KiB. */
+function berthPssKb(b: BerthBench): { total: number; daemon: number; helpers: number } {
+  const daemon = pssKb(b.pid);
+  let helpers = 0;
+  for (const h of berthHelpers(b.berthd.dir)) helpers += pssKb(h.pid);
+  return { total: daemon + helpers, daemon, helpers };
+}
+
+// ---------------------------------------------------------------- metrics
+
+async function scrape(port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  if (!res.ok) throw new Error(`GET /metrics: HTTP ${res.status}`);
+  return res.text();
+}
+
+/** berth_event_loop_delay_seconds p99 and max (ms) since the previous scrape (each scrape starts a new window). */
+async function eventLoopDelay(port: number): Promise<{ p99: number; max: number }> {
+  const text = await scrape(port);
+  const q = (stat: string): number => {
+    const m = new RegExp(`^berth_event_loop_delay_seconds\\{stat="${stat}"\\} (\\S+)$`, 'm').exec(text);
+    if (!m) throw new Error(`berthd's /metrics has no berth_event_loop_delay_seconds{stat="${stat}"}`);
+    return Number(m[1]) * 1000;
+  };
+  return { p99: q('p99'), max: q('max') };
+}
+
+// ---------------------------------------------------------------- pods
+
+function podConfig(logRoot: string, n: number): PodSandboxConfig {
+  return {
+    metadata: { name: `steady${n}`, namespace: 'bench', uid: benchUid(`steady${n}`), attempt: 0 },
+    hostname: `steady${n}`,
+    logDirectory: path.join(logRoot, `pod${n}`),
+    labels: { app: 'steady', n: String(n) },
+    linux: { securityContext: { namespaceOptions: { network: 'NODE' } } },
+  };
+}
+
+async function startPod(b: BerthBench, logRoot: string, n: number): Promise<string> {
+  const rt = b.berthd.cri.runtime;
+  const config = podConfig(logRoot, n);
+  const { podSandboxId } = await rt.RunPodSandbox({ config });
+  const { containerId } = await rt.CreateContainer({
+    podSandboxId,
+    config: { metadata: { name: 'sleep' }, image: { image: b.image }, command: ['sleep', '3600'], logPath: 'sleep.log', labels: { app: 'steady' } },
+    sandboxConfig: config,
+  });
+  await rt.StartContainer({ containerId });
+  return podSandboxId;
+}
+
+// ---------------------------------------------------------------- the kubelet's traffic
+
+class Samples {
+  readonly byRpc = new Map<string, number[]>();
+  readonly relist: number[] = [];
+  errors = 0;
+
+  add(name: string, ms: number): void {
+    let list = this.byRpc.get(name);
+    if (!list) this.byRpc.set(name, (list = []));
+    list.push(ms);
+  }
+}
+
+/**
+ * A default kubelet's steady-state CRI calls, loop by loop (each loop's calls
+ * sequential, loops concurrent, each loop waiting its period after finishing
+ * as wait.Until does), until `endAt`.
+ */
+async function replayKubelet(rt: (m: string) => Unary, im: (m: string) => Unary, endAt: number, s: Samples): Promise<void> {
+  const timed = async (name: string, fn: Unary, req: unknown): Promise<unknown> => {
+    const t = nowMs();
+    try {
+      return await fn(req);
+    } catch (err) {
+      s.errors++;
+      process.stderr.write(`${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+      return undefined;
+    } finally {
+      s.add(name, nowMs() - t);
+    }
+  };
+  const listPods = (name: string, filter: unknown): Promise<unknown> => timed(name, rt('ListPodSandbox'), { filter });
+  const listContainers = (name: string, filter: unknown): Promise<unknown> => timed(name, rt('ListContainers'), { filter });
+  const loop = async (periodMs: number, body: () => Promise<void>): Promise<void> => {
+    while (nowMs() < endAt) {
+      await body();
+      const wait = Math.min(periodMs, endAt - nowMs());
+      if (wait > 0) await sleep(wait);
+    }
+  };
+  await Promise.all([
+    // PLEG relist.
+    loop(1000, async () => {
+      const t = nowMs();
+      await listPods('ListPodSandbox', null);
+      await listContainers('ListContainers', {});
+      s.relist.push(nowMs() - t);
+    }),
+    // Housekeeping.
+    loop(2000, async () => {
+      await listPods('ListPodSandbox{READY}', { state: { state: 'SANDBOX_READY' } });
+      await listContainers('ListContainers{RUNNING}', { state: { state: 'CONTAINER_RUNNING' } });
+    }),
+    // Runtime status.
+    loop(5000, async () => {
+      await timed('Status', rt('Status'), { verbose: false });
+    }),
+    // Eviction manager's stats.
+    loop(10_000, async () => {
+      await timed('ImageFsInfo', im('ImageFsInfo'), {});
+      await listContainers('ListContainers', {});
+      await listPods('ListPodSandbox', null);
+      await timed('ListContainerStats', rt('ListContainerStats'), { filter: {} });
+    }),
+    // Container log manager: every running container's status.
+    loop(10_000, async () => {
+      const res = (await listContainers('ListContainers', {})) as { containers: Array<{ id: string; state: string }> } | undefined;
+      for (const c of res?.containers ?? []) {
+        if (c.state === 'CONTAINER_RUNNING') await timed('ContainerStatus', rt('ContainerStatus'), { containerId: c.id, verbose: false });
+      }
+    }),
+    // Image manager.
+    loop(30_000, async () => {
+      await timed('ListImages', im('ListImages'), { filter: null });
+    }),
+    // Container GC.
+    loop(60_000, async () => {
+      await listContainers('ListContainers', {});
+      await listContainers('ListContainers', {});
+      await listPods('ListPodSandbox', null);
+    }),
+  ]);
+}
+
+// ---------------------------------------------------------------- output
+
+function stats(samples: number[]): { n: number; median: number; p90: number; max: number } {
+  const s = [...samples].sort((a, b) => a - b);
+  return { n: s.length, median: percentile(s, 50), p90: percentile(s, 90), max: s[s.length - 1] ?? NaN };
+}
+
+function latencyLine(label: string, samples: number[], floor: { median: number; p90: number }): string {
+  const s = stats(samples);
+  return (
+    `${label.padEnd(32)} n=${String(s.n).padStart(4)}  median ${fmt(s.median).padStart(7)}  p90 ${fmt(s.p90).padStart(7)}  max ${fmt(s.max).padStart(7)} ms` +
+    `  ratio ${(s.median / floor.median).toFixed(1)}x (p90 ${(s.p90 / floor.p90).toFixed(1)}x)`
+  );
+}
+
+// ---------------------------------------------------------------- the benchmark
+
+function podCount(): number {
+  const arg = process.argv[2] === 'steady' ? process.argv[3] : undefined;
+  const n = Number(arg ?? process.env.STEADY_PODS ?? 110);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`STEADY_PODS must be a positive integer, got ${arg ?? process.env.STEADY_PODS}`);
+  return n;
+}
+
+export async function benchSteady(): Promise<void> {
+  const pods = podCount();
+  const seconds = Number(process.env.STEADY_SECONDS ?? 60);
+  if (!(seconds > 0)) throw new Error(`STEADY_SECONDS must be positive, got ${process.env.STEADY_SECONDS}`);
+  await withCleanups(async (c) => {
+    const base = tempDir(c, 'berth-bench-steady-');
+    const logRoot = path.join(base, 'logs');
+    const metricsPort = await freePort();
+    const profDir = process.env.STEADY_CPU_PROF;
+    const b = await startBerth(c, { metricsPort, nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`] : [] });
+
+    // Floor of a round trip: a bare grpc-js server answering Version, over its own connection.
+    const floorSock = path.join(base, 'floor.sock');
+    const floorSrv = await floorServer(floorSock);
+    c.add('stop the floor server', () => floorSrv.forceShutdown());
+    const cri = loadCri();
+    const floorConn = connect<RuntimeServiceClient & grpc.Client>(cri.runtime.v1.RuntimeService, floorSock);
+    c.add('close the floor client', () => floorConn.client.close());
+    const floorVersion = floorConn.call('Version');
+    for (let i = 0; i < 20; i++) await floorVersion({ version: '' });
+    const floorMs: number[] = [];
+    for (let i = 0; i < FLOOR_SAMPLES; i++) {
+      const t = nowMs();
+      await floorVersion({ version: '' });
+      floorMs.push(nowMs() - t);
+    }
+    const floor = stats(floorMs);
+
+    // The pods, PARALLEL start chains at a time; removed by us, PARALLEL at a time, before berthd stops.
+    const ids: string[] = [];
+    c.add('remove the steady pods', async () => {
+      for (let i = 0; i < ids.length; i += PARALLEL) {
+        await Promise.all(
+          ids.slice(i, i + PARALLEL).map(async (id) => {
+            await b.berthd.cri.runtime.StopPodSandbox({ podSandboxId: id });
+            await b.berthd.cri.runtime.RemovePodSandbox({ podSandboxId: id });
+          }),
+        );
+      }
+    });
+    const tStart = nowMs();
+    for (let i = 0; i < pods; i += PARALLEL) {
+      ids.push(...(await Promise.all(Array.from({ length: Math.min(PARALLEL, pods - i) }, (_x, k) => startPod(b, logRoot, i + k + 1)))));
+    }
+    const startMs = nowMs() - tStart;
+    await sleep(2000); // let start-up work settle before the idle window
+
+    // Idle window: the floor of CPU and event-loop delay.
+    await eventLoopDelay(metricsPort); // starts a new window
+    const idleCpu0 = cpuSeconds(b.pid);
+    await sleep(seconds * 1000);
+    const idleCpu = ((cpuSeconds(b.pid) - idleCpu0) / seconds) * 100;
+    const idleDelay = await eventLoopDelay(metricsPort);
+    const idleMem = berthPssKb(b);
+
+    // Polling window.
+    const rtConn = connect<RuntimeServiceClient & grpc.Client>(cri.runtime.v1.RuntimeService, b.berthd.socket);
+    const imConn = connect<ImageServiceClient & grpc.Client>(cri.runtime.v1.ImageService, b.berthd.socket);
+    c.add('close the kubelet clients', () => {
+      rtConn.client.close();
+      imConn.client.close();
+    });
+    // Connect both before the window, as a running kubelet is connected.
+    await rtConn.call('Version')({ version: '' });
+    await imConn.call('ImageFsInfo')({});
+    await eventLoopDelay(metricsPort);
+    const samples = new Samples();
+    const cpu0 = cpuSeconds(b.pid);
+    const t0 = nowMs();
+    await replayKubelet(rtConn.call, imConn.call, t0 + seconds * 1000, samples);
+    const elapsed = (nowMs() - t0) / 1000;
+    const busyCpu = ((cpuSeconds(b.pid) - cpu0) / elapsed) * 100;
+    const busyDelay = await eventLoopDelay(metricsPort);
+    const busyMem = berthPssKb(b);
+
+    out(`${pods} pods (busybox sleep, host network) started ${PARALLEL} at a time in ${(startMs / 1000).toFixed(1)} s; windows of ${seconds} s`);
+    out(`floor  bare grpc-js Version round trip   n=${floor.n}  median ${fmt(floor.median)}  p90 ${fmt(floor.p90)}  max ${fmt(floor.max)} ms`);
+    out(`berthd CPU under the kubelet's polling   ${busyCpu.toFixed(2)} % of a core   floor (berthd idle) ${idleCpu.toFixed(2)} %  ratio ${(busyCpu / Math.max(idleCpu, 0.01)).toFixed(1)}x`);
+    const relist = stats(samples.relist);
+    out(
+      `one relist (ListPodSandbox+ListContainers) n=${relist.n}  median ${fmt(relist.median)}  p90 ${fmt(relist.p90)}  max ${fmt(relist.max)} ms` +
+        `  ratio ${(relist.median / floor.median).toFixed(1)}x of one floor round trip (p90 ${(relist.p90 / floor.p90).toFixed(1)}x)`,
+    );
+    out(`per RPC (ms; ratio: median and p90 against the floor round trip's):`);
+    const order = [
+      'ListPodSandbox',
+      'ListPodSandbox{READY}',
+      'ListContainers',
+      'ListContainers{RUNNING}',
+      'ContainerStatus',
+      'Status',
+      'ImageFsInfo',
+      'ListImages',
+      'ListContainerStats',
+    ];
+    for (const name of order) out(`  ${latencyLine(name, samples.byRpc.get(name) ?? [], floor)}`);
+    out(
+      `event-loop delay in berthd (its /metrics)  polling p99 ${fmt(busyDelay.p99)} ms, max ${fmt(busyDelay.max)} ms` +
+        `   floor (idle) p99 ${fmt(idleDelay.p99)} ms, max ${fmt(idleDelay.max)} ms`,
+    );
+    out(
+      `memory per pod (Pss of berthd + shims + pauses / ${pods})  idle ${(idleMem.total / pods).toFixed(0)} KiB, polling ${(busyMem.total / pods).toFixed(0)} KiB` +
+        `  (berthd ${mib(idleMem.daemon)} idle, ${mib(busyMem.daemon)} polling; helpers ${mib(busyMem.helpers)})`,
+    );
+    if (samples.errors > 0) out(`RPC errors during the window: ${samples.errors}`);
+  });
+}

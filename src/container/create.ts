@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alreadyExists, errorMessage, failedPrecondition, notFound } from '../errors';
+import { alreadyExists, errorMessage, failedPrecondition, invalidArgument, notFound } from '../errors';
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
 import type { ImageRecord } from '../image/store';
@@ -71,7 +71,7 @@ export class ContainerCreator {
       exitCode: 0,
       reason: '',
       message: '',
-      logPath: pod.config.logDirectory && config.logPath ? path.join(pod.config.logDirectory, config.logPath) : '',
+      logPath: logPathIn(pod.config.logDirectory, config.logPath),
       stateDir,
       bundleDir: path.join(stateDir, 'bundle'),
       rootfsDir: path.join(stateDir, 'bundle', 'rootfs'),
@@ -220,4 +220,19 @@ function sandboxInfo(pod: SandboxRecord): SandboxRuntimeInfo {
     shmPath: pod.shmPath ?? '/dev/shm',
     cgroupParent: pod.cgroup.path,
   };
+}
+
+/**
+ * The container's log file: log_path under the pod's log_directory. The CRI
+ * edge refuses paths that leave it; this checks again where the path is made,
+ * since a path escaping the directory would be created by root.
+ */
+function logPathIn(logDirectory: string, logPath: string): string {
+  if (!logDirectory || !logPath) return '';
+  const full = path.join(logDirectory, logPath);
+  const rel = path.relative(logDirectory, full);
+  if (path.isAbsolute(logPath) || rel === '' || rel === '..' || rel.startsWith('../') || path.isAbsolute(rel)) {
+    throw invalidArgument(`log_path ${JSON.stringify(logPath)} leaves the pod's log_directory`);
+  }
+  return full;
 }

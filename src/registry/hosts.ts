@@ -10,6 +10,8 @@
 // the upstream is https://<host>, except loopback registries, which are plain HTTP.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Limits } from '../limits';
+import { readFileCapped } from '../util/read_capped';
 import { parse as parseToml } from 'smol-toml';
 import { invalidArgument, errnoCode, errorMessage } from '../errors';
 import { DEFAULT_DOMAIN } from '../oci/reference';
@@ -68,7 +70,7 @@ const isTable = (v: unknown): v is Table => typeof v === 'object' && v !== null 
 function readFileFor(file: string, dir: string, what: string): Buffer {
   const p = path.isAbsolute(file) ? file : path.join(dir, file);
   try {
-    return fs.readFileSync(p);
+    return readFileCapped(p, Limits.hostsCertBytes, what);
   } catch (err) {
     throw invalidArgument(`${path.join(dir, 'hosts.toml')}: cannot read ${what} ${p}: ${errorMessage(err)}`);
   }
@@ -135,7 +137,7 @@ export function loadEndpoints(configDir: string, domain: string): RegistryEndpoi
   if (!file) return [defaultUpstream(domain)];
   let doc: Table;
   try {
-    doc = parseToml(fs.readFileSync(file, 'utf8')) as Table;
+    doc = parseToml(readFileCapped(file, Limits.hostsTomlBytes, 'hosts file').toString('utf8')) as Table;
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return [defaultUpstream(domain)];
     throw invalidArgument(`${file}: ${errorMessage(err)}`);

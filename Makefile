@@ -4,7 +4,7 @@ NPX     ?= npx
 BUILD   := $(abspath build)
 NATIVE  := $(wildcard src/shim/Makefile src/pinns/Makefile src/notify/Makefile)
 
-.PHONY: all build native ts gen test run bench lint clean install deb docs
+.PHONY: all build native ts gen test run bench soak lint clean install deb docs
 
 all: build
 
@@ -35,6 +35,11 @@ run: build
 
 bench: build
 	$(NODE) dist/bench/run.js
+
+# N pod cycles (create, exec, logs, teardown) and how much every resource grew: make soak N=200
+N ?= 50
+soak: build
+	$(NODE) dist/bench/soak.js $(N)
 
 lint: node_modules
 	$(NPX) tsc -p tsconfig.json --noEmit

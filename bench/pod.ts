@@ -34,7 +34,7 @@ const RUNS = 20;
 const CNI_RUNS = 10;
 const MANY = 50;
 const PARALLEL = 10;
-const CNI_BIN = '/usr/lib/cni';
+export const CNI_BIN = '/usr/lib/cni';
 
 let podSeq = 0;
 
@@ -120,7 +120,7 @@ async function runcRows(floor: RuncFloor, runs: number, tag: string): Promise<{ 
 
 // ---------------------------------------------------------------- CNI
 
-interface BenchNet {
+export interface BenchNet {
   name: string;
   bridge: string;
   subnet: string;
@@ -128,7 +128,7 @@ interface BenchNet {
   conflist: Record<string, unknown>;
 }
 
-function benchNet(c: Cleanups, base: string, label: string, subnet: string): BenchNet {
+export function benchNet(c: Cleanups, base: string, label: string, subnet: string): BenchNet {
   const tag = randomBytes(3).toString('hex');
   const name = `berthbench-${label}-${tag}`;
   const bridge = `bb${label[0]}${tag}`;

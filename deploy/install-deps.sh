@@ -1,13 +1,14 @@
 #!/bin/sh
 # Installs everything berth needs on Debian 12 (as root) and builds it:
-# the OCI runtimes, CNI plugins, the tools the test suite uses, and the npm
+# the OCI runtimes, CNI plugins, the tools the test suite uses (clang's
+# libFuzzer runtime, libclang-rt-14-dev, for the shim's fuzz test), and the npm
 # dependencies. Safe to run again: it only asks apt for what is missing.
 set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="runc crun containernetworking-plugins iproute2 iptables util-linux mount \
   attr zstd busybox-static docker-registry skopeo prometheus curl jq tinyproxy python3 systemd-container \
-  openssl gcc clang make"
+  openssl gcc clang libclang-rt-14-dev make"
 
 missing=""
 for p in $PACKAGES; do

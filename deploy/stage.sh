@@ -23,7 +23,7 @@ cp package.json package-lock.json "$LIB/"
 ( cd "$LIB" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error )
 rm "$LIB/package-lock.json"
 # The helpers by name: build/ also holds test-only variants (the -asan builds).
-for b in berth-shim berth-exec berth-pinns berth-notify; do install -m 0755 "build/$b" "$LIB/build/"; done
+for b in berth-shim berth-exec berth-pinns berth-nsdial berth-notify; do install -m 0755 "build/$b" "$LIB/build/"; done
 for cmd in berthd:daemon berth:cli; do
   name=${cmd%%:*}
   dir=${cmd#*:}

@@ -49,6 +49,7 @@ export interface BerthConfig {
     credentials: Record<string, RegistryCredentialConfig>;
   };
   cni: { bin_dirs: string[]; conf_dir: string };
+  cdi: { spec_dirs: string[] };
   streaming: { address: string; port: number; token_ttl_seconds: number; tls_cert_file: string; tls_key_file: string };
 }
 

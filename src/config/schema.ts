@@ -145,6 +145,9 @@ export const SCHEMA: Section = section('', {
     bin_dirs: strs(['/usr/lib/cni', '/opt/cni/bin'], 'Where CNI plugin binaries are looked up, in order.'),
     conf_dir: str('/etc/cni/net.d', 'The first .conflist/.conf here, by name, is the pod network.'),
   }),
+  cdi: section('Container Device Interface (CDI) devices.', {
+    spec_dirs: strs(['/etc/cdi', '/var/run/cdi'], 'Directories of CDI spec files (JSON, YAML); a later one wins for the same device.'),
+  }),
   streaming: section('The exec/attach/port-forward streaming server.', {
     address: str('127.0.0.1', 'Address the streaming server binds to.'),
     port: int(0, 'Port of the streaming server; 0 picks a free one.', 0, 65535),

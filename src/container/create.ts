@@ -4,13 +4,15 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alreadyExists, errorMessage, failedPrecondition, notFound } from '../errors';
+import { alreadyExists, errorMessage, failedPrecondition, invalidArgument, notFound } from '../errors';
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
 import type { ImageRecord } from '../image/store';
 import { supportsRecursiveReadOnly } from '../runtime/handlers';
 import { ensureTraversable } from '../runtime/idmap';
 import { buildContainerSpec, resolveStopSignal, type NamespaceRef, type SandboxRuntimeInfo } from '../runtime/spec/builder';
+import { applyCdiDevices, loadCdiDevices, requestedCdiDevices, resolveCdiDevices, type CdiDevice } from '../runtime/spec/cdi';
+import { configStopSignal } from '../runtime/spec/stop_signal';
 import type { SandboxRecord } from '../sandbox/record';
 import { crashPoint } from '../util/crashpoint';
 import { makeDirs } from '../util/dirs';
@@ -20,6 +22,7 @@ import { idmapBindMounts, idmapDirOf, mountIdmappedRootfs, type PodUserns } from
 import { containerNameKey, type ContainerRecord } from './record';
 import { initialContainerState, markCreated } from './state';
 import type { ContainerTeardown } from './teardown';
+import { containerMounts, imageVolumeIds } from './volumes';
 
 export class ContainerCreator {
   constructor(
@@ -39,6 +42,8 @@ export class ContainerCreator {
     const imageName = config.image?.image ?? '';
     const image = this.deps.images.lookup(imageName);
     if (!image) throw notFound(`image "${imageName}" not found; pull it first`);
+    const volumeImageIds = imageVolumeIds(this.deps, config.mounts ?? []);
+    const cdiDevices = this.cdiDevices(config);
     const handler = this.deps.handlers.get(pod.runtimeHandler);
 
     const id = randomBytes(32).toString('hex');
@@ -58,6 +63,7 @@ export class ContainerCreator {
       imageName,
       imageId: image.id,
       imageRefName: image.repoDigests[0] ?? image.repoTags[0] ?? image.id,
+      ...(volumeImageIds.length > 0 ? { imageVolumeIds: volumeImageIds } : {}),
       runtimeHandler: handler.name,
       createdAt: nowNs(),
       startedAt: '0',
@@ -65,7 +71,7 @@ export class ContainerCreator {
       exitCode: 0,
       reason: '',
       message: '',
-      logPath: pod.config.logDirectory && config.logPath ? path.join(pod.config.logDirectory, config.logPath) : '',
+      logPath: logPathIn(pod.config.logDirectory, config.logPath),
       stateDir,
       bundleDir: path.join(stateDir, 'bundle'),
       rootfsDir: path.join(stateDir, 'bundle', 'rootfs'),
@@ -73,7 +79,8 @@ export class ContainerCreator {
       // (128 bits of the id are as unique as the whole of it here).
       shimDir: path.join(this.deps.config.state, 'shims', id.slice(0, 32)),
       snapshotKey: `container-${id}`,
-      stopSignal: resolveStopSignal({ StopSignal: image.config.stopSignal }),
+      // The request's stop signal, else the image's, else SIGTERM.
+      stopSignal: configStopSignal(config.stopSignal) ?? resolveStopSignal({ StopSignal: image.config.stopSignal }),
       cgroupsPath: '',
       pid: 0,
       resources: config.linux?.resources ?? null,
@@ -81,7 +88,7 @@ export class ContainerCreator {
     try {
       await store.create(rec);
       crashPoint('container-create:after-record');
-      const made = await this.materialise(rec, image, pod, sandboxConfig ?? pod.config);
+      const made = await this.materialise(rec, image, pod, sandboxConfig ?? pod.config, cdiDevices);
       await store.update(id, (r) => {
         Object.assign(r, made);
         markCreated(r);
@@ -99,12 +106,21 @@ export class ContainerCreator {
     }
   }
 
+  /** The CDI devices the config asks for, from the spec files as they are now; INVALID_ARGUMENT naming unknown ones. */
+  private cdiDevices(config: ContainerConfig__Output): CdiDevice[] {
+    const names = requestedCdiDevices(config);
+    if (names.length === 0) return [];
+    const warn = (m: string): void => void this.deps.logger.warn(m);
+    return resolveCdiDevices(names, loadCdiDevices(this.deps.config.cdi.spec_dirs, warn));
+  }
+
   /** Snapshot, rootfs mount, bundle, log dir, shim (runtime create); returns what the record learns. */
   private async materialise(
     rec: ContainerRecord,
     image: ImageRecord,
     pod: SandboxRecord,
     sandboxConfig: PodSandboxConfig__Output,
+    cdiDevices: readonly CdiDevice[],
   ): Promise<Pick<ContainerRecord, 'cgroupsPath' | 'user' | 'pid'>> {
     const { snapshotter, runtime } = this.deps;
     const handler = this.deps.handlers.get(rec.runtimeHandler);
@@ -125,11 +141,12 @@ export class ContainerCreator {
       await snapshotter.mount(rec.snapshotKey, rec.rootfsDir);
     }
     crashPoint('container-create:after-mount');
+    const mounts = await containerMounts(this.deps, rec, image);
 
     const warnings: string[] = [];
     const spec = buildContainerSpec({
       containerId: rec.id,
-      config: rec.config,
+      config: { ...rec.config, mounts },
       sandboxConfig,
       image: {
         Env: image.config.env,
@@ -148,6 +165,7 @@ export class ContainerCreator {
       warn: (msg: string) => warnings.push(msg),
     });
     for (const w of warnings) this.deps.logger.info(w, { container: rec.id });
+    applyCdiDevices(spec, cdiDevices);
     const cgroupsPath = spec.linux.cgroupsPath ?? '';
     const copies = await idmapBindMounts(spec, this.deps.idmap, idmapDir, userns, handler.features?.idmapMounts ?? false);
     await runtime.writeBundle(rec.bundleDir, spec);
@@ -203,4 +221,19 @@ function sandboxInfo(pod: SandboxRecord): SandboxRuntimeInfo {
     shmPath: pod.shmPath ?? '/dev/shm',
     cgroupParent: pod.cgroup.path,
   };
+}
+
+/**
+ * The container's log file: log_path under the pod's log_directory. The CRI
+ * edge refuses paths that leave it; this checks again where the path is made,
+ * since a path escaping the directory would be created by root.
+ */
+function logPathIn(logDirectory: string, logPath: string): string {
+  if (!logDirectory || !logPath) return '';
+  const full = path.join(logDirectory, logPath);
+  const rel = path.relative(logDirectory, full);
+  if (path.isAbsolute(logPath) || rel === '' || rel === '..' || rel.startsWith('../') || path.isAbsolute(rel)) {
+    throw invalidArgument(`log_path ${JSON.stringify(logPath)} leaves the pod's log_directory`);
+  }
+  return full;
 }

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { failedPrecondition } from '../errors';
+import { Limits, truncationMarker } from '../limits';
 import type { ExecResult } from '../runtime/container_runtime';
 import { execProcess } from '../runtime/spec/builder';
 import type { OciProcess } from '../runtime/spec/oci_types';
@@ -23,9 +24,22 @@ export class ContainerExec {
     private readonly monitor: ExitMonitor,
   ) {}
 
+  /**
+   * Runs `cmd` and returns its output, each stream cut at
+   * Limits.execSyncStreamBytes with a marker appended: both streams travel in
+   * one reply, which must stay under the 16 MiB gRPC message limit of berthd
+   * and the kubelet, so a chatty command gets its output cut, never an error.
+   */
   async execSync(idOrPrefix: string, cmd: string[], timeoutSeconds: number): Promise<ExecResult> {
     const { rec, process } = await this.prepare(idOrPrefix, cmd, false);
-    return this.deps.runtime.exec(rec, process, { timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 : undefined });
+    const cap = Limits.execSyncStreamBytes;
+    const r = await this.deps.runtime.exec(rec, process, {
+      timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 : undefined,
+      stdoutCap: cap,
+      stderrCap: cap,
+    });
+    const mark = (out: Buffer, cut: boolean): Buffer => (cut ? Buffer.concat([out, truncationMarker(cap)]) : out);
+    return { ...r, stdout: mark(r.stdout, r.stdoutTruncated), stderr: mark(r.stderr, r.stderrTruncated) };
   }
 
   async target(idOrPrefix: string, cmd: string[], tty: boolean): Promise<ExecTarget> {

@@ -25,6 +25,8 @@ export interface ContainerRecord {
   imageId: string;
   /** The image's repo digest (or tag) to show as image_ref's human form. */
   imageRefName: string;
+  /** Images mounted as volumes (Mount.image): RemoveImage refuses them while the container exists. */
+  imageVolumeIds?: string[];
   runtimeHandler: string;
   /** Unix nanoseconds, decimal strings ("0" = not yet). */
   createdAt: string;
@@ -42,7 +44,7 @@ export interface ContainerRecord {
   shimDir: string;
   /** Snapshot key of the writable layer (the container id). */
   snapshotKey: string;
-  /** Signal StopContainer sends first (from the image's StopSignal). */
+  /** Signal StopContainer sends first: the config's stop_signal, else the image's StopSignal, else SIGTERM. */
   stopSignal: string;
   /** cgroupfs path of the container (for OOM and stats). */
   cgroupsPath: string;

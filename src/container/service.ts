@@ -15,6 +15,7 @@ import type { RuntimeHandlerRegistry } from '../runtime/handlers';
 import type { HostInfo } from '../runtime/spec/host_info';
 import type { Snapshotter } from '../snapshotter/snapshotter';
 import { KeyedMutex } from '../util/keyed_mutex';
+import { checkpointContainer, CriuProbe } from './checkpoint';
 import { ContainerCreator } from './create';
 import { IdmapHelper } from '../runtime/idmap';
 import type { ContainerDeps, PodLookup } from './deps';
@@ -57,6 +58,7 @@ export class ContainerService {
   private readonly stopper: ContainerStopper;
   private readonly exec: ContainerExec;
   private readonly usageReader: ContainerUsageReader;
+  private readonly criu = new CriuProbe();
 
   constructor(opts: ContainerServiceOptions) {
     const logger = opts.logger.child({ component: 'containers' });
@@ -128,6 +130,11 @@ export class ContainerService {
 
   updateResources(idOrPrefix: string, resources: LinuxContainerResources__Output | null): Promise<void> {
     return updateResources(this.deps, this.monitor, idOrPrefix, resources);
+  }
+
+  /** CRIU checkpoint into a tar archive at `location`; FAILED_PRECONDITION where CRIU does not work. */
+  checkpoint(idOrPrefix: string, location: string): Promise<void> {
+    return checkpointContainer(this.deps, this.monitor, this.criu, idOrPrefix, location);
   }
 
   reopenLog(idOrPrefix: string): Promise<void> {

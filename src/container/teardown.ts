@@ -9,6 +9,7 @@ import type { ContainerDeps } from './deps';
 import { idmapDirOf, releaseIdmapMounts } from './idmap_mounts';
 import type { ContainerRecord } from './record';
 import { nameOf } from './store';
+import { unmountImageVolumes } from './volumes';
 
 export class ContainerTeardown {
   constructor(private readonly deps: ContainerDeps) {}
@@ -37,8 +38,9 @@ export class ContainerTeardown {
     const unmounted = (await step('rootfs unmount', () => snapshotter.unmount(rec.rootfsDir))) && released;
     if (removing) crashPoint('container-remove:after-unmount');
     await step('snapshot', () => snapshotter.remove(rec.snapshotKey).catch(ignoreNotFound));
-    // Never rm -r through a rootfs that is still mounted (it would descend into the overlay).
-    if (unmounted) await step('state dir', () => fs.promises.rm(rec.stateDir, { recursive: true, force: true }));
+    const volumesUnmounted = await step('image volumes unmount', () => unmountImageVolumes(snapshotter, rec.stateDir));
+    // Never rm -r through a rootfs or image volume still mounted (it would descend into the overlay).
+    if (unmounted && volumesUnmounted) await step('state dir', () => fs.promises.rm(rec.stateDir, { recursive: true, force: true }));
     await step('shim dir', () => fs.promises.rm(rec.shimDir, { recursive: true, force: true }));
     if (problems.length) {
       logger.warn('container teardown incomplete', { container: rec.id, problems });

@@ -5,10 +5,20 @@ import * as path from 'node:path';
 import { invalidArgument } from '../errors';
 import type { CriContext } from './context';
 
-/** log_path is relative to the pod's log_directory and must stay inside it. */
+/**
+ * log_path is relative to the pod's log_directory and must stay inside it:
+ * the shim, as root, creates and appends to it, so an absolute path or one
+ * that climbs out with ".." would let a CreateContainer caller write any file
+ * on the node.
+ */
 function validateLogPath(logPath: string): void {
-  if (path.normalize(logPath).split('/').includes('..')) {
-    throw invalidArgument(`config.log_path "${logPath}" must stay inside the pod's log_directory (no "..")`);
+  if (logPath.includes('\0')) throw invalidArgument('config.log_path contains a NUL byte');
+  if (path.posix.isAbsolute(logPath)) {
+    throw invalidArgument(`config.log_path "${logPath}" must be relative to the pod's log_directory`);
+  }
+  const normal = path.posix.normalize(logPath);
+  if (normal.split('/').includes('..') || normal === '.' || normal.endsWith('/')) {
+    throw invalidArgument(`config.log_path "${logPath}" must stay inside the pod's log_directory (no "..") and name a file`);
   }
 }
 

@@ -17,6 +17,8 @@ export interface ServerStreamSink<T> {
   write(message: T): void;
   /** Messages written but not yet sent to the client. */
   readonly backlog: number;
+  /** Resolves once the client has drained what was written (or left): backpressure for list streams. */
+  ready(): Promise<void>;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
 }

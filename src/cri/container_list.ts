@@ -1,12 +1,16 @@
-// ListContainers.
+// ListContainers and StreamContainers (the same selection and shape; the stream in batches).
 import type { ContainerRecord } from '../container/record';
 import type { Container } from '../gen/runtime/v1/Container';
 import type { ListContainersRequest__Output } from '../gen/runtime/v1/ListContainersRequest';
+import type { StreamContainersRequest__Output } from '../gen/runtime/v1/StreamContainersRequest';
+import type { StreamContainersResponse } from '../gen/runtime/v1/StreamContainersResponse';
 import { loadCri } from '../proto';
+import type { ServerStreamSink } from './container_events';
 import type { CriContext } from './context';
 import { containerOf, imageView } from './container_view';
 import { EncodedReply, ItemEncodings } from './encoded_reply';
 import { containerFilter } from './filters';
+import { streamInBatches } from './list_stream';
 
 // A container's Container changes only with its state and how its image is
 // named (a tag can move); ids, metadata, labels and annotations are fixed.
@@ -20,4 +24,13 @@ export async function listContainers(ctx: CriContext, req: ListContainersRequest
     return containerEncodings.encode(c, `${c.state}|${view.image}|${view.imageRef}`, () => containerOf(c, ctx.images));
   });
   return new EncodedReply(parts);
+}
+
+export function streamContainers(
+  ctx: CriContext,
+  req: StreamContainersRequest__Output,
+  sink: ServerStreamSink<StreamContainersResponse>,
+): Promise<void> {
+  const list = ctx.containers.list(containerFilter(req.filter));
+  return streamInBatches(sink, list, (c) => containerOf(c, ctx.images), (containers) => ({ containers }));
 }

@@ -22,8 +22,14 @@ import type { PodSandboxStats } from '../gen/runtime/v1/PodSandboxStats';
 import type { PodSandboxStatsRequest__Output } from '../gen/runtime/v1/PodSandboxStatsRequest';
 import type { PodSandboxStatsResponse } from '../gen/runtime/v1/PodSandboxStatsResponse';
 import type { SandboxRecord } from '../sandbox/record';
+import type { StreamContainerStatsRequest__Output } from '../gen/runtime/v1/StreamContainerStatsRequest';
+import type { StreamContainerStatsResponse } from '../gen/runtime/v1/StreamContainerStatsResponse';
+import type { StreamPodSandboxStatsRequest__Output } from '../gen/runtime/v1/StreamPodSandboxStatsRequest';
+import type { StreamPodSandboxStatsResponse } from '../gen/runtime/v1/StreamPodSandboxStatsResponse';
+import type { ServerStreamSink } from './container_events';
 import type { CriContext } from './context';
-import { containerFilter, podFilter } from './filters';
+import { containerFilter, podFilter, type ContainerFilterFields, type PodFilterFields } from './filters';
+import { streamInBatches } from './list_stream';
 import { mapInBatches } from '../util/batches';
 
 /** Containers whose stats are read between two turns of the event loop. */
@@ -103,10 +109,22 @@ export async function containerStats(ctx: CriContext, req: ContainerStatsRequest
 
 export async function listContainerStats(ctx: CriContext, req: ListContainerStatsRequest__Output): Promise<ListContainerStatsResponse> {
   const containers = ctx.containers;
-  const f = req.filter;
   // As containerd: stats of running containers only.
-  const list = containers.list(containerFilter({ ...f, state: { state: 'CONTAINER_RUNNING' } }));
-  return { stats: await mapInBatches(list, STATS_BATCH, (c) => containerStatsOf(containers, c)) };
+  return { stats: await mapInBatches(statsContainers(ctx, req.filter), STATS_BATCH, (c) => containerStatsOf(containers, c)) };
+}
+
+/** The containers ListContainerStats and StreamContainerStats report: as containerd, running ones only. */
+function statsContainers(ctx: CriContext, f: ContainerFilterFields | null): ContainerRecord[] {
+  return ctx.containers.list(containerFilter({ ...f, state: { state: 'CONTAINER_RUNNING' } }));
+}
+
+export function streamContainerStats(
+  ctx: CriContext,
+  req: StreamContainerStatsRequest__Output,
+  sink: ServerStreamSink<StreamContainerStatsResponse>,
+): Promise<void> {
+  const shape = (c: ContainerRecord): Promise<ContainerStats> => containerStatsOf(ctx.containers, c);
+  return streamInBatches(sink, statsContainers(ctx, req.filter), shape, (containerStats) => ({ containerStats }));
 }
 
 async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandboxStats> {
@@ -134,8 +152,19 @@ export async function podSandboxStats(ctx: CriContext, req: PodSandboxStatsReque
 }
 
 export async function listPodSandboxStats(ctx: CriContext, req: ListPodSandboxStatsRequest__Output): Promise<ListPodSandboxStatsResponse> {
-  const sandboxes = ctx.sandboxes;
-  const f = req.filter;
-  const pods = sandboxes.list(podFilter(sandboxes, { ...f, state: { state: 'SANDBOX_READY' } }));
-  return { stats: await mapInBatches(pods, 1, (p) => podStatsOf(ctx, p)) };
+  return { stats: await mapInBatches(statsPods(ctx, req.filter), 1, (p) => podStatsOf(ctx, p)) };
+}
+
+/** The pods ListPodSandboxStats and StreamPodSandboxStats report: ready ones. */
+function statsPods(ctx: CriContext, f: PodFilterFields | null): SandboxRecord[] {
+  return ctx.sandboxes.list(podFilter(ctx.sandboxes, { ...f, state: { state: 'SANDBOX_READY' } }));
+}
+
+export function streamPodSandboxStats(
+  ctx: CriContext,
+  req: StreamPodSandboxStatsRequest__Output,
+  sink: ServerStreamSink<StreamPodSandboxStatsResponse>,
+): Promise<void> {
+  const shape = (p: SandboxRecord): Promise<PodSandboxStats> => podStatsOf(ctx, p);
+  return streamInBatches(sink, statsPods(ctx, req.filter), shape, (podSandboxStats) => ({ podSandboxStats }));
 }

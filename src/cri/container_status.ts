@@ -9,6 +9,7 @@ import type { CriContext } from './context';
 import type { ContainerRecord } from '../container/record';
 import type { ContainerStatus } from '../gen/runtime/v1/ContainerStatus';
 import { containerOf } from './container_view';
+import { signalEnumOf } from '../runtime/spec/stop_signal';
 
 /** The CRI view of a container record (shared with GetContainerEvents). */
 export function containerStatusOf(ctx: CriContext, c: ContainerRecord): ContainerStatus {
@@ -24,6 +25,7 @@ export function containerStatusOf(ctx: CriContext, c: ContainerRecord): Containe
     mounts: c.config.mounts ?? [],
     logPath: c.logPath,
     resources: c.resources ? { linux: c.resources } : null,
+    stopSignal: signalEnumOf(c.stopSignal),
     // As containerd: the primary group counts among the supplemental ones.
     user: c.user
       ? {

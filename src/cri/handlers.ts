@@ -6,10 +6,11 @@ import { status } from './status';
 import { runtimeConfig } from './runtime_config';
 import { runPodSandbox } from './sandbox_run';
 import { removePodSandbox, stopPodSandbox } from './sandbox_stop_remove';
-import { listPodSandbox, podSandboxStatus } from './sandbox_status';
+import { listPodSandbox, podSandboxStatus, streamPodSandboxes } from './sandbox_status';
 import { updateRuntimeConfig } from './update_runtime_config';
+import { updatePodSandboxResources } from './sandbox_update';
 import { pullImage } from './image_pull';
-import { listImages } from './image_list';
+import { listImages, streamImages } from './image_list';
 import { imageStatus } from './image_status';
 import { removeImage } from './image_remove';
 import { imageFsInfo } from './image_fs_info';
@@ -17,15 +18,23 @@ import { exec } from './exec';
 import { attach } from './attach';
 import { portForward } from './port_forward';
 
+import { checkpointContainer } from './container_checkpoint';
 import { createContainer } from './container_create';
 import { removeContainer, startContainer, stopContainer } from './container_lifecycle';
-import { listContainers } from './container_list';
+import { listContainers, streamContainers } from './container_list';
 import { containerStatus } from './container_status';
 import { execSync } from './container_exec_sync';
 import { reopenContainerLog, updateContainerResources } from './container_update';
 import { getContainerEvents, type ServerStreamSink } from './container_events';
-import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './container_stats';
-import { listMetricDescriptors, listPodSandboxMetrics } from './pod_metrics';
+import {
+  containerStats,
+  listContainerStats,
+  listPodSandboxStats,
+  podSandboxStats,
+  streamContainerStats,
+  streamPodSandboxStats,
+} from './container_stats';
+import { listMetricDescriptors, listPodSandboxMetrics, streamPodSandboxMetrics } from './pod_metrics';
 
 // Each handler is typed against its own request/response in its module; the
 // table erases that because gRPC dispatches by method name (`never`: any
@@ -41,6 +50,7 @@ export const HANDLERS: Record<string, Handler | undefined> = {
   RemovePodSandbox: removePodSandbox,
   PodSandboxStatus: podSandboxStatus,
   ListPodSandbox: listPodSandbox,
+  UpdatePodSandboxResources: updatePodSandboxResources,
   UpdateRuntimeConfig: updateRuntimeConfig,
   CreateContainer: createContainer,
   StartContainer: startContainer,
@@ -51,6 +61,7 @@ export const HANDLERS: Record<string, Handler | undefined> = {
   ExecSync: execSync,
   UpdateContainerResources: updateContainerResources,
   ReopenContainerLog: reopenContainerLog,
+  CheckpointContainer: checkpointContainer,
   ContainerStats: containerStats,
   ListContainerStats: listContainerStats,
   PodSandboxStats: podSandboxStats,
@@ -72,4 +83,10 @@ export type StreamHandler = (ctx: CriContext, req: never, sink: ServerStreamSink
 
 export const STREAM_HANDLERS: Record<string, StreamHandler | undefined> = {
   GetContainerEvents: getContainerEvents,
+  StreamPodSandboxes: streamPodSandboxes,
+  StreamContainers: streamContainers,
+  StreamContainerStats: streamContainerStats,
+  StreamPodSandboxStats: streamPodSandboxStats,
+  StreamPodSandboxMetrics: streamPodSandboxMetrics,
+  StreamImages: streamImages,
 };

@@ -1,16 +1,30 @@
-// ListImages: every image, or with a filter only the one its reference names.
+// ListImages and StreamImages: every image, or with a filter only the one its
+// reference names.
 import type { ListImagesRequest__Output } from '../gen/runtime/v1/ListImagesRequest';
 import type { ListImagesResponse } from '../gen/runtime/v1/ListImagesResponse';
+import type { ImageFilter__Output } from '../gen/runtime/v1/ImageFilter';
+import type { StreamImagesRequest__Output } from '../gen/runtime/v1/StreamImagesRequest';
+import type { StreamImagesResponse } from '../gen/runtime/v1/StreamImagesResponse';
+import type { ImageRecord } from '../image/store';
+import type { ServerStreamSink } from './container_events';
 import type { CriContext } from './context';
 import { toCriImage } from './image_common';
+import { streamInBatches } from './list_stream';
 
 export async function listImages(ctx: CriContext, req: ListImagesRequest__Output): Promise<ListImagesResponse> {
+  return { images: selectedImages(ctx, req.filter).map((img) => toCriImage(ctx.images, img)) };
+}
+
+function selectedImages(ctx: CriContext, filter: ImageFilter__Output | null): ImageRecord[] {
   const images = ctx.images;
-  const wanted = req.filter?.image?.image?.trim();
+  const wanted = filter?.image?.image?.trim();
   if (wanted) {
     const img = images.lookup(wanted);
-    return { images: img ? [toCriImage(images, img)] : [] };
+    return img ? [img] : [];
   }
-  const all = images.list().sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
-  return { images: all.map((img) => toCriImage(images, img)) };
+  return images.list().sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+}
+
+export function streamImages(ctx: CriContext, req: StreamImagesRequest__Output, sink: ServerStreamSink<StreamImagesResponse>): Promise<void> {
+  return streamInBatches(sink, selectedImages(ctx, req.filter), (img) => toCriImage(ctx.images, img), (images) => ({ images }));
 }

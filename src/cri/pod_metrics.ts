@@ -16,7 +16,11 @@ import type { MetricDescriptor } from '../gen/runtime/v1/MetricDescriptor';
 import type { PodSandboxMetrics } from '../gen/runtime/v1/PodSandboxMetrics';
 import type { InterfaceCounters } from '../network/netdev';
 import type { SandboxRecord } from '../sandbox/record';
+import type { StreamPodSandboxMetricsRequest__Output } from '../gen/runtime/v1/StreamPodSandboxMetricsRequest';
+import type { StreamPodSandboxMetricsResponse } from '../gen/runtime/v1/StreamPodSandboxMetricsResponse';
+import type { ServerStreamSink } from './container_events';
 import type { CriContext } from './context';
+import { streamInBatches } from './list_stream';
 
 /** The labels every series carries, in this order (cAdvisor's, sorted). */
 export const BASE_LABELS = ['container', 'id', 'image', 'name', 'namespace', 'pod'] as const;
@@ -119,6 +123,18 @@ async function podMetricsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSan
 }
 
 export async function listPodSandboxMetrics(ctx: CriContext, _req: ListPodSandboxMetricsRequest__Output): Promise<ListPodSandboxMetricsResponse> {
-  const pods = ctx.sandboxes.list((p) => ctx.sandboxes.criState(p) === 'SANDBOX_READY');
-  return { podMetrics: await Promise.all(pods.map((p) => podMetricsOf(ctx, p))) };
+  return { podMetrics: await Promise.all(metricsPods(ctx).map((p) => podMetricsOf(ctx, p))) };
+}
+
+/** The pods ListPodSandboxMetrics and StreamPodSandboxMetrics report: ready ones. */
+function metricsPods(ctx: CriContext): SandboxRecord[] {
+  return ctx.sandboxes.list((p) => ctx.sandboxes.criState(p) === 'SANDBOX_READY');
+}
+
+export function streamPodSandboxMetrics(
+  ctx: CriContext,
+  _req: StreamPodSandboxMetricsRequest__Output,
+  sink: ServerStreamSink<StreamPodSandboxMetricsResponse>,
+): Promise<void> {
+  return streamInBatches(sink, metricsPods(ctx), (p) => podMetricsOf(ctx, p), (podSandboxMetrics) => ({ podSandboxMetrics }));
 }

@@ -12,7 +12,8 @@ export function podSandboxOf(sandboxes: SandboxService, rec: SandboxRecord): Pod
     createdAt: rec.createdAt,
     labels: rec.config.labels,
     annotations: rec.config.annotations,
-    runtimeHandler: rec.runtimeHandler,
+    // The handler the pod asked for ("" for none), not the one that resolved to.
+    runtimeHandler: rec.requestedHandler ?? rec.runtimeHandler,
   };
 }
 

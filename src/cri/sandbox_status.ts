@@ -1,4 +1,4 @@
-// PodSandboxStatus and ListPodSandbox.
+// PodSandboxStatus, ListPodSandbox and StreamPodSandboxes.
 import type { PodSandboxStatusRequest__Output } from '../gen/runtime/v1/PodSandboxStatusRequest';
 import type { PodSandboxStatusResponse } from '../gen/runtime/v1/PodSandboxStatusResponse';
 import type { ListPodSandboxRequest__Output } from '../gen/runtime/v1/ListPodSandboxRequest';
@@ -7,8 +7,12 @@ import { loadCri } from '../proto';
 import type { SandboxRecord } from '../sandbox/record';
 import { EncodedReply, ItemEncodings } from './encoded_reply';
 import { invalidArgument } from '../errors';
+import type { StreamPodSandboxesRequest__Output } from '../gen/runtime/v1/StreamPodSandboxesRequest';
+import type { StreamPodSandboxesResponse } from '../gen/runtime/v1/StreamPodSandboxesResponse';
+import type { ServerStreamSink } from './container_events';
 import type { CriContext } from './context';
 import { podFilter } from './filters';
+import { streamInBatches } from './list_stream';
 import { podSandboxOf, podSandboxStatusOf } from './sandbox_common';
 import { nowNs } from '../util/time';
 
@@ -41,6 +45,7 @@ export async function podSandboxStatus(
         hosts: rec.hostsFile,
         hostnameFile: rec.hostnameFile,
         networkAttached: rec.networkAttached,
+        resources: rec.resources ?? null,
         config: rec.config,
       }),
     };
@@ -60,4 +65,14 @@ export async function listPodSandbox(ctx: CriContext, req: ListPodSandboxRequest
     return podEncodings.encode(rec, state, () => podSandboxOf(sandboxes, rec));
   });
   return new EncodedReply(parts);
+}
+
+export function streamPodSandboxes(
+  ctx: CriContext,
+  req: StreamPodSandboxesRequest__Output,
+  sink: ServerStreamSink<StreamPodSandboxesResponse>,
+): Promise<void> {
+  const sandboxes = ctx.sandboxes;
+  const list = sandboxes.list(podFilter(sandboxes, req.filter));
+  return streamInBatches(sink, list, (rec) => podSandboxOf(sandboxes, rec), (podSandboxes) => ({ podSandboxes }));
 }

@@ -196,6 +196,17 @@ export class CriServer {
         get backlog() {
           return call.writableLength;
         },
+        ready: () =>
+          new Promise<void>((resolve) => {
+            if (!call.writableNeedDrain || gone.signal.aborted) return resolve();
+            const done = (): void => {
+              call.off('drain', done);
+              gone.signal.removeEventListener('abort', done);
+              resolve();
+            };
+            call.once('drain', done);
+            gone.signal.addEventListener('abort', done, { once: true });
+          }),
         signal: gone.signal,
       });
       // Ended by the handler or by our shutdown: close it properly for the client.

@@ -39,15 +39,18 @@ function networkCondition(ctx: CriContext): RuntimeCondition {
  * What the kubelet may use of a handler: recursive read-only mounts when its
  * binary reports "rro" (the container service then honours them); user
  * namespaces when the start-up probe ran a container in one, with an
- * idmapped rootfs, on this host. (Whether that works on the host network too
- * is handler.userNamespaces.hostNetwork; cri-api v0.36 reports it as
- * RuntimeFeatures.user_namespaces_host_network, which this proto (v0.32) lacks.)
+ * idmapped rootfs, on this host.
  */
 function handlerFeatures(handler: RuntimeHandler): RuntimeHandlerFeatures {
   return {
     recursiveReadOnlyMounts: handler.ok && supportsRecursiveReadOnly(handler),
     userNamespaces: handler.ok && (handler.userNamespaces?.ok ?? false),
   };
+}
+
+/** Whether the start-up probe ran a user-namespace container on the host network with this handler. */
+function usernsHostNetwork(handler: RuntimeHandler | undefined): boolean {
+  return !!handler?.ok && !!handler.userNamespaces?.ok && handler.userNamespaces.hostNetwork;
 }
 
 export async function status(ctx: CriContext, req: StatusRequest__Output): Promise<StatusResponse> {
@@ -60,7 +63,8 @@ export async function status(ctx: CriContext, req: StatusRequest__Output): Promi
       ...(def ? [{ name: '', features: handlerFeatures(def) }] : []),
       ...handlers.map((h) => ({ name: h.name, features: handlerFeatures(h) })),
     ],
-    features: { supplementalGroupsPolicy: true },
+    // Host-network pods in a user namespace: only when the default handler's probe ran one.
+    features: { supplementalGroupsPolicy: true, userNamespacesHostNetwork: usernsHostNetwork(def) },
     info: {},
   };
   if (req.verbose) {

@@ -108,6 +108,9 @@ export class Daemon {
       events,
       metrics,
     });
+    this.images.setVolumeUsers((imageId) =>
+      this.containers.store.list((c) => c.imageVolumeIds?.includes(imageId) ?? false).map((c) => c.id),
+    );
     this.streaming = StreamingServer.fromConfig(config, containerStreamingBackends(this.containers, this.sandboxes), logger);
     metrics.bind({
       podsByState: () => countBy(this.sandboxes.list(), (p) => (this.sandboxes.criState(p) === 'SANDBOX_READY' ? 'ready' : 'notready'), ['ready', 'notready']),

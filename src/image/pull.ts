@@ -11,7 +11,7 @@ import type { ContentStore } from '../content/store';
 import type { CriAuthConfig } from '../registry/auth';
 import type { RegistryClient, RegistrySession } from '../registry/client';
 import { chainIds as computeChainIds } from '../oci/chain_id';
-import { parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageManifest } from '../oci/manifest';
+import { MAX_CONFIG_BYTES, parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageManifest } from '../oci/manifest';
 import { isLayerMediaType, MediaType } from '../oci/media_types';
 import { hostPlatform, runsOn, selectPlatform } from '../oci/platform';
 import { formatReference, parseReference, repositoryName } from '../oci/reference';
@@ -134,7 +134,12 @@ export async function pullImage(
 
     held.push(deps.leases.hold([m.config.digest]));
     blobs.push(m.config.digest);
-    await deps.content.ingest(m.config, () => session.openBlob(m.config));
+    if (!deps.content.has(m.config.digest)) {
+      // Through the capped path of manifests: refused before any request when
+      // the descriptor announces too much, and never read past the cap.
+      const body = await session.fetchSmallBlob(m.config, MAX_CONFIG_BYTES, `${formatReference(ref)}: image config`);
+      await deps.content.put(m.config, body);
+    }
     const config = await loadImageConfig(deps.content, m, formatReference(ref));
     const chain = computeChainIds(config.diffIds);
     held.push(deps.leases.hold([...m.layers.map((l) => l.digest), ...chain]));
@@ -168,6 +173,9 @@ export async function pullImage(
  * manifest and this host's platform.
  */
 export async function loadImageConfig(content: ContentStore, m: ImageManifest, what: string): Promise<ImageConfig> {
+  // Stored configs came through a capped path, but an archive or an older berth may have stored a bigger one.
+  const size = content.size(m.config.digest) ?? m.config.size;
+  if (size > MAX_CONFIG_BYTES) throw invalidArgument(`${what}: the image config is ${size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`);
   const config = parseImageConfig(await content.read(m.config.digest), m.config.digest);
   if (config.diffIds.length !== m.layers.length) {
     throw invalidArgument(`${what}: the manifest has ${m.layers.length} layers but the config lists ${config.diffIds.length} diff IDs`);
@@ -264,7 +272,16 @@ async function fetchAndApplyLayers(
     void settled.then(() => {
       if (!pass.readableEnded) pass.destroy();
     });
-    const { teed } = await content.ingest(desc, open, pass);
+    let teed: boolean;
+    try {
+      ({ teed } = await content.ingest(desc, open, pass));
+    } catch (err) {
+      // The apply reading `pass` fails too: wait until it has removed its
+      // half-done extraction, so a failed pull leaves nothing behind.
+      pass.destroy();
+      await settled;
+      throw err;
+    }
     if (!teed) {
       // Someone else stored it meanwhile: our apply got nothing; apply from the file instead.
       pass.destroy();

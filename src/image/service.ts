@@ -4,7 +4,7 @@
 // snapshots nothing else uses.
 import * as path from 'node:path';
 import type { BerthConfig } from '../config/config';
-import { BerthError, errorMessage } from '../errors';
+import { BerthError, errorMessage, failedPrecondition } from '../errors';
 import type { Logger } from '../log/logger';
 import type { RuntimeMetrics } from '../metrics/runtime_metrics';
 import { ContentStore } from '../content/store';
@@ -111,6 +111,7 @@ export class ImageService {
   readonly store: ImageStore;
   readonly registry: RegistryClient;
   private readonly leases = new Leases();
+  private volumeUsers: (imageId: string) => string[] = () => [];
   private readonly metrics: RuntimeMetrics;
   private readonly logger: Logger;
   private readonly gate = new PullGcGate((err) => this.logger.warn('garbage collection failed', { error: errorMessage(err) }));
@@ -241,6 +242,10 @@ export class ImageService {
         await this.store.untag(img.id, tag);
         return undefined;
       }
+      const users = this.volumeUsers(img.id);
+      if (users.length > 0) {
+        throw failedPrecondition(`image ${img.id} is mounted as an image volume by container(s) ${users.join(', ')}; remove them first`);
+      }
       await this.store.delete(img.id);
       return img;
     });
@@ -289,6 +294,14 @@ export class ImageService {
     }
     if (blobs || snapshots) this.logger.debug('garbage collected', { blobs, snapshots });
     return { blobs, snapshots };
+  }
+
+  /**
+   * Who mounts an image as a volume (the daemon wires the container store in):
+   * such an image is kept from RemoveImage, hence its layers from collection.
+   */
+  setVolumeUsers(users: (imageId: string) => string[]): void {
+    this.volumeUsers = users;
   }
 
   /** Space and inodes used by image layers, for ImageFsInfo. */

@@ -3,13 +3,16 @@
 // and the image config's fields we rely on. Parsing validates every digest
 // and size; schema 1 is refused with advice.
 import { failedPrecondition, invalidArgument } from '../errors';
+import { Limits } from '../limits';
 import { isJsonObject } from '../util/json';
 import { isSha256Digest } from './digest';
 import { MediaType } from './media_types';
 import type { Platform } from './platform';
 
-/** The most a manifest or config may weigh: they are read into memory. */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** The most a manifest or index may weigh: it is read into memory (src/limits.ts). */
+export const MAX_MANIFEST_BYTES = Limits.manifestBytes;
+/** The most an image config may weigh: read into memory and parsed like a manifest. */
+export const MAX_CONFIG_BYTES = Limits.imageConfigBytes;
 
 /** Index annotations naming an image: containerd's full name, and the OCI one (often only a tag). */
 export const Annotation = {

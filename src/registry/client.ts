@@ -7,7 +7,8 @@ import type { RegistryCredentialConfig } from '../config/config';
 import { BerthError, errnoCode, errorMessage, notFound, unavailable, resourceExhausted, invalidArgument } from '../errors';
 import type { Logger } from '../log/logger';
 import { isSha256Digest, sha256Digest } from '../oci/digest';
-import { MAX_MANIFEST_BYTES, type Descriptor } from '../oci/manifest';
+import { Limits } from '../limits';
+import type { Descriptor } from '../oci/manifest';
 import { MANIFEST_ACCEPT } from '../oci/media_types';
 import { formatReference, type ImageReference } from '../oci/reference';
 import { basicAuthorization, CredentialSource, identityKey, parseChallenges, TokenCache, type Challenge, type CriAuthConfig, type Credentials } from './auth';
@@ -200,7 +201,7 @@ export class RegistryClient {
       if (creds?.username !== undefined) headers.Authorization = basicAuthorization(creds);
       res = await send({ method: 'GET', url: u, tls, progressTimeoutMs: this.opts.progressTimeoutMs, headers }, this.agents);
     }
-    const body = await readSmallBody(res.body, 1024 * 1024);
+    const body = await readSmallBody(res.body, Limits.tokenReplyBytes, `the token reply of ${realmUrl.host}`, res.headers['content-length']);
     if (res.status === 401 || res.status === 403) throw permissionDenied(`the token service of ${ep.host} refused the credentials (${res.status})`);
     if (res.status !== 200) throw unavailable(`the token service of ${ep.host} answered ${res.status}`);
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
@@ -281,7 +282,7 @@ export class RegistrySession {
     return (async () => {
       const res = await this.client.request(ep, this.creds.forHost(ep.host, ep.mirror), this.scope, 'GET', `${this.ref.path}/manifests/${refOrDigest}`, { Accept: MANIFEST_ACCEPT });
       if (res.status !== 200) throw statusError(res, `${what} at ${ep.host}`);
-      const body = await readSmallBody(res.body, MAX_MANIFEST_BYTES);
+      const body = await readSmallBody(res.body, Limits.manifestBytes, `${what} at ${ep.host}`, res.headers['content-length']);
       const digest = sha256Digest(body);
       if (isSha256Digest(refOrDigest) && digest !== refOrDigest) {
         throw invalidArgument(`${what} from ${ep.host}: content digest ${digest} does not match the requested ${refOrDigest}`);
@@ -304,10 +305,14 @@ export class RegistrySession {
     return this.onEndpoints('pull', `manifest ${digest}`, (ep) => this.fetchManifestFrom(ep, digest));
   }
 
-  /** Reads a small blob (the image config) fully. */
-  async fetchSmallBlob(desc: Descriptor): Promise<Buffer> {
-    if (desc.size > MAX_MANIFEST_BYTES) throw invalidArgument(`blob ${desc.digest} is too large (${desc.size} bytes) for a config`);
-    return readSmallBody(this.openBlob(desc), MAX_MANIFEST_BYTES);
+  /**
+   * Reads a small blob (the image config) fully, capped like a manifest: a
+   * descriptor announcing more is refused before any request, and the
+   * download stops at the descriptor's size (openBlob) and at the cap.
+   */
+  async fetchSmallBlob(desc: Descriptor, limit: number, what: string): Promise<Buffer> {
+    if (desc.size > limit) throw invalidArgument(`${what} ${desc.digest} is ${desc.size} bytes, over the ${limit}-byte limit`);
+    return readSmallBody(this.openBlob(desc), limit, `${what} ${desc.digest}`);
   }
 
   /** Opens one blob response, from `offset` on, on the first endpoint that has it. */

@@ -23,6 +23,8 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Limits } from '../limits';
+import { readFileCapped } from '../util/read_capped';
 import { parse as parseToml } from 'smol-toml';
 import { invalidArgument, errnoCode, errorMessage } from '../errors';
 import { DEFAULT_DOMAIN } from '../oci/reference';
@@ -131,7 +133,7 @@ class HostsFile {
   read(p: string, what: string): Buffer {
     const full = path.isAbsolute(p) ? p : path.join(this.dir, p);
     try {
-      return fs.readFileSync(full);
+      return readFileCapped(full, Limits.hostsCertBytes, what);
     } catch (err) {
       return this.fail(`cannot read ${what} ${full}: ${errorMessage(err)}`);
     }
@@ -291,7 +293,8 @@ export function loadEndpoints(configDir: string, domain: string): RegistryEndpoi
   const file = path.join(dir, 'hosts.toml');
   let text = '';
   try {
-    text = fs.readFileSync(file, 'utf8');
+    // Bounded (main's hostile-input limits): a hosts.toml is a few lines.
+    text = readFileCapped(file, Limits.hostsTomlBytes, 'hosts file').toString('utf8');
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw invalidArgument(`${file}: ${errorMessage(err)}`);
   }

@@ -7,7 +7,7 @@ import * as https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { createHash, createPrivateKey } from 'node:crypto';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
-import { deadlineExceeded, unavailable, errorMessage } from '../errors';
+import { deadlineExceeded, invalidArgument, unavailable, errorMessage } from '../errors';
 import type { TlsSettings } from './hosts';
 import { ProxyConfig, proxyAuthorization, TunnelAgent } from './proxy';
 
@@ -237,8 +237,18 @@ export async function send(req: HttpRequest, agents: AgentPool): Promise<HttpRes
   }
 }
 
-/** Reads a small body fully (manifests, token replies, error documents), refusing more than `limit` bytes. */
-export async function readSmallBody(body: Readable, limit: number): Promise<Buffer> {
+/**
+ * Reads a small body fully (manifests, configs, token replies), refusing more
+ * than `limit` bytes as they arrive: a declared Content-Length over the limit
+ * is refused before reading, and the connection is dropped at the first byte
+ * past it. Too big is the sender's fault, not an outage, so it is not retried.
+ */
+export async function readSmallBody(body: Readable, limit: number, what = 'response', declaredLength?: unknown): Promise<Buffer> {
+  const declared = typeof declaredLength === 'string' && /^[0-9]+$/.test(declaredLength) ? Number(declaredLength) : undefined;
+  if (declared !== undefined && declared > limit) {
+    body.destroy();
+    throw invalidArgument(`${what} is ${declared} bytes, over the ${limit}-byte limit`);
+  }
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of body) {
@@ -246,9 +256,9 @@ export async function readSmallBody(body: Readable, limit: number): Promise<Buff
     n += b.length;
     if (n > limit) {
       body.destroy();
-      throw unavailable(`response larger than ${limit} bytes`);
+      throw invalidArgument(`${what} is over the ${limit}-byte limit`);
     }
     chunks.push(b);
   }
-  return Buffer.concat(chunks);
+  return Buffer.concat(chunks, n);
 }

@@ -80,6 +80,10 @@ export class ContainerRuntime {
     return this.oci(c).update(c.id, resources);
   }
 
+  checkpoint(c: ContainerRef, imageDir: string, workDir: string): Promise<void> {
+    return this.oci(c).checkpoint(c.id, imageDir, workDir);
+  }
+
   exec(c: ContainerRef, process: OciProcess, opts: ExecOptions = {}): Promise<ExecResult> {
     return this.oci(c).exec(c.id, process, opts);
   }

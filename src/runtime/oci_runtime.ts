@@ -202,6 +202,11 @@ export class OciRuntime {
     }
   }
 
+  /** CRIU images of the running container into `imageDir`; the container keeps running. */
+  async checkpoint(id: string, imageDir: string, workDir: string): Promise<void> {
+    await this.run('checkpoint', id, ['checkpoint', '--image-path', imageDir, '--work-path', workDir, '--leave-running', id]);
+  }
+
   /** Applies new cgroup limits (`update --resources FILE`). */
   async update(id: string, resources: OciLinuxResources): Promise<void> {
     const dir = await this.scratch();

@@ -2,6 +2,7 @@
 // status RPCs and to undo what was set up, after a berthd restart too.
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
 import type { UserNamespaceMaps } from '../runtime/idmap';
+import type { PodResources } from './resources';
 
 export type NamespaceModeName = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
 
@@ -21,6 +22,8 @@ export interface SandboxRecord {
   /** Unix time in nanoseconds, decimal string. */
   createdAt: string;
   runtimeHandler: string;
+  /** The handler RunPodSandbox named ("" for the default), as PodSandboxStatus reports it; absent in older records. */
+  requestedHandler?: string;
   /** The request's config as given (labels, annotations, DNS, port mappings...). */
   config: PodSandboxConfig__Output;
   namespaceModes: { network: NamespaceModeName; pid: NamespaceModeName; ipc: NamespaceModeName };
@@ -44,6 +47,8 @@ export interface SandboxRecord {
   network: { ip: string; additionalIps: string[] };
   /** The network plugin may have attached the pod (set before setup, cleared by a successful teardown). */
   networkAttached: boolean;
+  /** Pod-level resources and overhead as last applied by UpdatePodSandboxResources. */
+  resources?: PodResources;
 }
 
 /** The kubelet's identity of a sandbox: one of these may exist at a time. */

@@ -188,6 +188,7 @@ export class PodCreator {
       state: initialSandboxState(),
       createdAt: nowNs(),
       runtimeHandler,
+      requestedHandler: spec.runtimeHandler,
       config: spec.config,
       namespaceModes: spec.namespaceModes,
       ...(spec.userns ? { userns: spec.userns } : {}),

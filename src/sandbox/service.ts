@@ -22,6 +22,7 @@ import { NamespacePinner } from './namespaces/pinner';
 import { PodsMountPropagation } from './namespaces/propagation';
 import type { SandboxRecord } from './record';
 import { recoverPods } from './recovery';
+import { updatePodResources, type PodResources } from './resources';
 import { PodCreator, type PodSpec } from './run';
 import { SandboxStore } from './store';
 import { PodTeardown, type PodContainers } from './teardown';
@@ -174,6 +175,16 @@ export class SandboxService {
       this.sampler.forget(rec.cgroup.path);
       if (wasReady) this.events.publishSandbox('CONTAINER_STOPPED_EVENT', { ...rec, state: 'notready' });
       this.events.publishSandbox('CONTAINER_DELETED_EVENT', { ...rec, state: 'notready' });
+    });
+  }
+
+  /** UpdatePodSandboxResources: limits on the pod cgroup, kept in the record. NOT_FOUND for an unknown pod. */
+  async updateResources(idOrPrefix: string, req: PodResources): Promise<void> {
+    const id = this.get(idOrPrefix).id;
+    await this.locks.run(id, async () => {
+      const rec = this.store.get(id);
+      if (!rec) throw notFound(`pod sandbox "${idOrPrefix}" was removed`);
+      await updatePodResources(this.parts, rec, req);
     });
   }
 

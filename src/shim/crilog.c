@@ -66,8 +66,10 @@ void crilog_feed(struct crilog_stream *s, const char *data, size_t len)
 
 void crilog_flush(struct crilog_stream *s)
 {
+	/* The line never ended: say so with P, as the kubelet expects (it
+	 * does not invent the newline the container did not write). */
 	if (s->len > 0) {
-		emit_line(s, s->buf, s->len, 'F');
+		emit_line(s, s->buf, s->len, 'P');
 		s->len = 0;
 	}
 }

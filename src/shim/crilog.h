@@ -2,7 +2,8 @@
  *   <RFC3339Nano UTC> <stdout|stderr> <P|F> <content>\n
  * A complete line becomes one F record (its "\n" and a "\r" before it are
  * dropped); a line longer than max bytes is cut into P records of max bytes
- * followed by the F record with the rest. */
+ * followed by the F record with the rest; a line the end of the stream cuts
+ * off is a last P record. */
 #ifndef BERTH_SHIM_CRILOG_H
 #define BERTH_SHIM_CRILOG_H
 
@@ -21,7 +22,7 @@ struct crilog_stream {
 
 int crilog_init(struct crilog_stream *s, const char *name, size_t max, crilog_emit_fn emit, void *ctx);
 void crilog_feed(struct crilog_stream *s, const char *data, size_t len);
-/* End of stream: an unfinished line is emitted as F. */
+/* End of stream: an unfinished line is emitted as a P record. */
 void crilog_flush(struct crilog_stream *s);
 void crilog_free(struct crilog_stream *s);
 

@@ -13,19 +13,59 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <termios.h>
 #include <unistd.h>
 
 #define READ_CHUNK 32768
 
+/*
+ * Opens (or, on REOPEN, re-opens) the CRI log without following a symlink
+ * planted at the file or as its directory: whoever can write in the pod's log
+ * directory must not make the shim (root) append to, or create, a file
+ * elsewhere. The directory is opened with O_NOFOLLOW|O_DIRECTORY and the file
+ * relative to it with O_NOFOLLOW; O_NONBLOCK keeps a fifo planted there from
+ * blocking us, and anything but a regular file is refused after the open.
+ */
 int open_log(void)
 {
 	if (!opt.log_path)
 		return 0;
-	int fd = open(opt.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
-	if (fd < 0)
+	const char *slash = strrchr(opt.log_path, '/');
+	const char *base = slash ? slash + 1 : opt.log_path;
+	if (*base == '\0' || !strcmp(base, ".") || !strcmp(base, "..")) {
+		errno = EINVAL;
 		return -1;
+	}
+	int dirfd = AT_FDCWD;
+	if (slash) {
+		char dir[4096];
+		size_t dlen = slash == opt.log_path ? 1 : (size_t)(slash - opt.log_path);
+		if (dlen >= sizeof(dir)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		memcpy(dir, opt.log_path, dlen);
+		dir[dlen] = '\0';
+		dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dirfd < 0)
+			return -1;
+	}
+	int fd = openat(dirfd, base, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0640);
+	int saved = errno;
+	if (dirfd >= 0)
+		close(dirfd);
+	if (fd < 0) {
+		errno = saved;
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
 	close_fd(&log_fd);
 	log_fd = fd;
 	return 0;

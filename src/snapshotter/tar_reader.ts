@@ -8,11 +8,28 @@
 // diffID is computed over.
 import { createHash, type Hash } from 'node:crypto';
 import { invalidArgument } from '../errors';
+import { Limits } from '../limits';
 
 const BLOCK = 512;
-/** Caps on metadata entries we hold in memory, so a hostile layer can't exhaust it. */
-const MAX_PAX_BYTES = 1024 * 1024;
-const MAX_LONGNAME_BYTES = 64 * 1024;
+
+/** What one archive may hold; defaults from src/limits.ts (tests pass smaller ones). */
+export interface TarLimits {
+  paxHeaderBytes: number;
+  longNameBytes: number;
+  metadataBytes: number;
+  globalPaxBytes: number;
+  entries: number;
+  xattrsPerEntry: number;
+}
+
+export const DEFAULT_TAR_LIMITS: TarLimits = {
+  paxHeaderBytes: Limits.tarPaxHeaderBytes,
+  longNameBytes: Limits.tarLongNameBytes,
+  metadataBytes: Limits.tarMetadataBytesPerLayer,
+  globalPaxBytes: Limits.tarGlobalPaxBytes,
+  entries: Limits.tarEntriesPerLayer,
+  xattrsPerEntry: Limits.tarXattrsPerEntry,
+};
 
 export type TarEntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
@@ -48,27 +65,39 @@ class ChunkSource {
     this.iterator = source[Symbol.asyncIterator]();
   }
 
-  private async pull(): Promise<boolean> {
-    if (this.done) return false;
+  /** The next chunk of the source (hashed and counted), or null at its end. */
+  private async pull(): Promise<Buffer | null> {
+    if (this.done) return null;
     const r = await this.iterator.next();
     if (r.done) {
       this.done = true;
-      return false;
+      return null;
     }
     const chunk = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
     this.hash.update(chunk);
     this.bytesRead += chunk.length;
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    return true;
+    return chunk;
   }
 
-  /** Exactly n bytes, or null at a clean end of stream (nothing pending). */
+  /**
+   * Exactly n bytes, or null at a clean end of stream (nothing pending).
+   * Chunks are gathered in a list and joined once, so a header arriving in
+   * many small chunks costs linear time, not a re-concatenation per chunk.
+   */
   async readExact(n: number): Promise<Buffer | null> {
-    while (this.pending.length < n) {
-      if (!(await this.pull())) {
-        if (this.pending.length === 0) return null;
-        throw invalidArgument(`tar stream truncated: wanted ${n} bytes, got ${this.pending.length}`);
+    if (this.pending.length < n) {
+      const parts: Buffer[] = this.pending.length > 0 ? [this.pending] : [];
+      let have = this.pending.length;
+      while (have < n) {
+        const chunk = await this.pull();
+        if (chunk === null) {
+          if (have === 0) return null;
+          throw invalidArgument(`tar stream truncated: wanted ${n} bytes, got ${have}`);
+        }
+        parts.push(chunk);
+        have += chunk.length;
       }
+      this.pending = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, have);
     }
     const out = this.pending.subarray(0, n);
     this.pending = this.pending.subarray(n);
@@ -79,8 +108,10 @@ class ChunkSource {
   async *readRange(n: number): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
-      if (this.pending.length === 0 && !(await this.pull())) {
-        throw invalidArgument(`tar stream truncated: ${left} bytes of an entry missing`);
+      if (this.pending.length === 0) {
+        const chunk = await this.pull();
+        if (chunk === null) throw invalidArgument(`tar stream truncated: ${left} bytes of an entry missing`);
+        this.pending = chunk;
       }
       const take = Math.min(left, this.pending.length);
       const out = this.pending.subarray(0, take);
@@ -99,7 +130,9 @@ class ChunkSource {
   /** Reads (and hashes) everything left in the source. */
   async drain(): Promise<void> {
     this.pending = Buffer.alloc(0);
-    while (await this.pull()) this.pending = Buffer.alloc(0);
+    while ((await this.pull()) !== null) {
+      // hashed and counted by pull
+    }
   }
 }
 
@@ -144,37 +177,61 @@ function isZeroBlock(block: Buffer): boolean {
 
 const padding = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
 
+/** The PAX keys we act on; every other record is parsed past and dropped, so none accumulates. */
+const PAX_KEYS = new Set(['path', 'linkpath', 'size', 'uid', 'gid', 'mtime', 'atime']);
+
 interface PaxValues {
   strings: Map<string, string>;
   xattrs: Map<string, Buffer>;
+  /** A GNU.sparse.* record was present (sparse files are refused). */
+  sparse: boolean;
 }
 
-/** Parses "<len> <key>=<value>\n" records; values stay bytes (xattrs are binary). */
-function parsePax(data: Buffer): PaxValues {
-  const strings = new Map<string, string>();
-  const xattrs = new Map<string, Buffer>();
+const emptyPax = (): PaxValues => ({ strings: new Map(), xattrs: new Map(), sparse: false });
+
+/** Bytes a PAX value set holds, to bound what global headers accumulate. */
+function paxWeight(p: PaxValues): number {
+  let n = 0;
+  for (const [k, v] of p.strings) n += k.length + Buffer.byteLength(v);
+  for (const [k, v] of p.xattrs) n += k.length + v.length;
+  return n;
+}
+
+/**
+ * Parses "<len> <key>=<value>\n" records; values stay bytes (xattrs are binary).
+ * Linear in `data`: one pass, each record sliced once.
+ */
+function parsePax(data: Buffer, maxXattrs: number): PaxValues {
+  const out = emptyPax();
   let pos = 0;
   while (pos < data.length) {
     if (data[pos] === 0) break; // some writers pad with NULs
-    const space = data.indexOf(0x20, pos);
+    // The length field is at most a few digits: look for its space nearby only.
+    const space = data.subarray(pos, pos + 24).indexOf(0x20);
     if (space === -1) throw invalidArgument('malformed PAX header: missing length');
-    const lenStr = data.subarray(pos, space).toString('latin1');
+    const lenStr = data.subarray(pos, pos + space).toString('latin1');
     if (!/^[0-9]+$/.test(lenStr)) throw invalidArgument('malformed PAX header: bad record length');
     const len = parseInt(lenStr, 10);
     const end = pos + len;
-    if (len <= space - pos + 1 || end > data.length || data[end - 1] !== 0x0a) {
+    if (len <= space + 1 || end > data.length || data[end - 1] !== 0x0a) {
       throw invalidArgument('malformed PAX header: bad record');
     }
-    const record = data.subarray(space + 1, end - 1);
+    const record = data.subarray(pos + space + 1, end - 1);
     const eq = record.indexOf(0x3d);
     if (eq === -1) throw invalidArgument('malformed PAX header: record without "="');
     const key = record.subarray(0, eq).toString('utf8');
     const value = record.subarray(eq + 1);
-    if (key.startsWith('SCHILY.xattr.')) xattrs.set(key.slice('SCHILY.xattr.'.length), Buffer.from(value));
-    else strings.set(key, value.toString('utf8'));
+    if (key.startsWith('SCHILY.xattr.')) {
+      out.xattrs.set(key.slice('SCHILY.xattr.'.length), Buffer.from(value));
+      if (out.xattrs.size > maxXattrs) throw invalidArgument(`tar PAX header carries more than ${maxXattrs} xattrs`);
+    } else if (PAX_KEYS.has(key)) {
+      out.strings.set(key, value.toString('utf8'));
+    } else if (key.startsWith('GNU.sparse.')) {
+      out.sparse = true;
+    }
     pos = end;
   }
-  return { strings, xattrs };
+  return out;
 }
 
 function paxNumber(v: string, key: string): number {
@@ -201,10 +258,44 @@ export class TarReader {
   private bodyLeft = 0;
   private padLeft = 0;
   private ended = false;
-  private readonly globalPax: PaxValues = { strings: new Map(), xattrs: new Map() };
+  /** PAX global records merged so far: only the keys we act on, so it stays small (and is bounded). */
+  private readonly globalPax: PaxValues = emptyPax();
+  private readonly limits: TarLimits;
+  private metadataBytes = 0;
+  private entries = 0;
 
-  constructor(source: AsyncIterable<Buffer | string>) {
+  constructor(source: AsyncIterable<Buffer | string>, limits: Partial<TarLimits> = {}) {
     this.src = new ChunkSource(source);
+    this.limits = { ...DEFAULT_TAR_LIMITS, ...limits };
+  }
+
+  /** Reads one extended header's data, charging it to the per-header and per-archive bounds. */
+  private async readExtended(flag: string, size: number): Promise<Buffer> {
+    const pax = flag === 'x' || flag === 'g';
+    const cap = pax ? this.limits.paxHeaderBytes : this.limits.longNameBytes;
+    const what = pax ? `PAX ${flag === 'g' ? 'global ' : ''}header` : flag === 'L' ? 'GNU long name' : 'GNU long link name';
+    if (size > cap) throw invalidArgument(`tar ${what} of ${size} bytes exceeds the ${cap}-byte limit`);
+    this.metadataBytes += size;
+    if (this.metadataBytes > this.limits.metadataBytes) {
+      throw invalidArgument(`tar extended headers exceed the ${this.limits.metadataBytes}-byte limit per archive`);
+    }
+    const data = size === 0 ? Buffer.alloc(0) : Buffer.from((await this.src.readExact(size)) ?? Buffer.alloc(0));
+    if (data.length !== size) throw invalidArgument('tar stream truncated in an extended header');
+    await this.src.skip(padding(size));
+    return data;
+  }
+
+  private mergeGlobal(g: PaxValues): void {
+    for (const [k, v] of g.strings) this.globalPax.strings.set(k, v);
+    for (const [k, v] of g.xattrs) this.globalPax.xattrs.set(k, v);
+    this.globalPax.sparse ||= g.sparse;
+    if (this.globalPax.xattrs.size > this.limits.xattrsPerEntry) {
+      throw invalidArgument(`tar PAX global headers carry more than ${this.limits.xattrsPerEntry} xattrs`);
+    }
+    const weight = paxWeight(this.globalPax);
+    if (weight > this.limits.globalPaxBytes) {
+      throw invalidArgument(`tar PAX global headers hold ${weight} bytes, over the ${this.limits.globalPaxBytes}-byte limit`);
+    }
   }
 
   /** The next entry, or null after the end-of-archive marker. Skips any unread body. */
@@ -234,19 +325,11 @@ export class TarReader {
       const flag = String.fromCharCode(block[156] as number);
       let size = numeric(block, 124, 12, 'size');
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-        const cap = flag === 'x' || flag === 'g' ? MAX_PAX_BYTES : MAX_LONGNAME_BYTES;
-        if (size > cap) throw invalidArgument(`tar extended header of ${size} bytes exceeds the ${cap}-byte limit`);
-        const data = size === 0 ? Buffer.alloc(0) : Buffer.from((await this.src.readExact(size)) ?? Buffer.alloc(0));
-        if (data.length !== size) throw invalidArgument('tar stream truncated in an extended header');
-        await this.src.skip(padding(size));
+        const data = await this.readExtended(flag, size);
         if (flag === 'L') longName = cString(data, 0, data.length);
         else if (flag === 'K') longLink = cString(data, 0, data.length);
-        else if (flag === 'x') pax = parsePax(data);
-        else {
-          const g = parsePax(data);
-          for (const [k, v] of g.strings) this.globalPax.strings.set(k, v);
-          for (const [k, v] of g.xattrs) this.globalPax.xattrs.set(k, v);
-        }
+        else if (flag === 'x') pax = parsePax(data, this.limits.xattrsPerEntry);
+        else this.mergeGlobal(parsePax(data, this.limits.xattrsPerEntry));
         continue;
       }
       const type = TYPES[flag];
@@ -254,6 +337,9 @@ export class TarReader {
         throw invalidArgument(
           `tar entry "${cString(block, 0, 100)}" has unsupported type ${JSON.stringify(flag)} (sparse/multi-volume/unknown)`,
         );
+      }
+      if (++this.entries > this.limits.entries) {
+        throw invalidArgument(`tar archive has more than ${this.limits.entries} entries`);
       }
       const magic = block.subarray(257, 263).toString('latin1');
       let name = cString(block, 0, 100);
@@ -267,12 +353,20 @@ export class TarReader {
       let gid = numeric(block, 116, 8, 'gid');
       let mtime = numeric(block, 136, 12, 'mtime');
       let atime: number | undefined;
-      const xattrs = new Map<string, Buffer>(this.globalPax.xattrs);
-      const strings = new Map<string, string>(this.globalPax.strings);
-      if (pax) {
-        for (const [k, v] of pax.strings) strings.set(k, v);
-        for (const [k, v] of pax.xattrs) xattrs.set(k, v);
+      // Both maps hold only the few keys we act on (see PAX_KEYS) and at most
+      // xattrsPerEntry xattrs each, so building them per entry is constant work.
+      let xattrs: Map<string, Buffer>;
+      if (this.globalPax.xattrs.size === 0) xattrs = pax?.xattrs ?? new Map<string, Buffer>();
+      else {
+        xattrs = new Map(this.globalPax.xattrs);
+        for (const [k, v] of pax?.xattrs ?? []) xattrs.set(k, v);
+        if (xattrs.size > this.limits.xattrsPerEntry) {
+          throw invalidArgument(`tar entry "${name}" carries more than ${this.limits.xattrsPerEntry} xattrs`);
+        }
       }
+      const strings = new Map<string, string>(this.globalPax.strings);
+      for (const [k, v] of pax?.strings ?? []) strings.set(k, v);
+      if (this.globalPax.sparse || pax?.sparse) throw invalidArgument(`tar entry "${name}" is a sparse file (unsupported)`);
       if (longName !== undefined) name = longName;
       if (longLink !== undefined) linkName = longLink;
       for (const [k, v] of strings) {
@@ -298,8 +392,6 @@ export class TarReader {
           case 'atime':
             atime = paxNumber(v, k);
             break;
-          default:
-            if (k.startsWith('GNU.sparse.')) throw invalidArgument(`tar entry "${name}" is a sparse file (unsupported)`);
         }
       }
       if (size < 0 || !Number.isInteger(size)) throw invalidArgument(`tar entry "${name}" has a bad size`);

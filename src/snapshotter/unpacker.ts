@@ -36,7 +36,9 @@ import {
 } from '../errors';
 import type { Logger } from '../log/logger';
 import { findExecutable, run } from './exec';
-import { TarReader, type TarEntry } from './tar_reader';
+import { Limits } from '../limits';
+import { EventLoopBudget } from '../util/yield';
+import { TarReader, type TarEntry, type TarLimits } from './tar_reader';
 import { OPAQUE_XATTR, layerXattrAllowed, setXattrNoFollow, setXattrOnFd } from './xattr';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_DIRECTORY } = fs.constants;
@@ -86,16 +88,25 @@ export class LayerUnpacker {
   /** Whiteout nodes created by this layer; a directory replacing one must hide the lower one, so becomes opaque. */
   private readonly whiteouts = new Set<string>();
   private entries = 0;
+  /** xattrs written so far: each is a setfattr process, so a layer may ask for only so many. */
+  private xattrsWritten = 0;
 
-  /** @param root an empty directory that becomes the layer's root (created by the caller). */
+  /**
+   * @param root an empty directory that becomes the layer's root (created by the caller).
+   * @param limits bounds on the archive (defaults: src/limits.ts); tests pass smaller ones.
+   */
   constructor(
     private readonly root: string,
     private readonly logger: Logger,
+    private readonly limits: { tar?: Partial<TarLimits>; xattrsWritten?: number } = {},
   ) {}
 
   async unpack(tarStream: AsyncIterable<Buffer | string>): Promise<UnpackResult> {
-    const reader = new TarReader(tarStream);
+    const reader = new TarReader(tarStream, this.limits.tar);
+    const budget = new EventLoopBudget();
     for (;;) {
+      // Buffered entries are read without a turn of the event loop: give it one now and then.
+      await budget.maybeYield();
       const entry = await readStream(() => reader.next());
       if (entry === null) break;
       this.entries++;
@@ -310,7 +321,9 @@ export class LayerUnpacker {
     fs.lchownSync(abs, entry.uid, entry.gid);
     fs.chmodSync(abs, entry.mode);
     for (const [name, value] of entry.xattrs) {
-      if (layerXattrAllowed(name)) await setXattrNoFollow(abs, name, value, `entry ${JSON.stringify(entry.name)}`);
+      if (!layerXattrAllowed(name)) continue;
+      this.countXattr();
+      await setXattrNoFollow(abs, name, value, `entry ${JSON.stringify(entry.name)}`);
     }
     fs.lutimesSync(abs, entry.atime ?? entry.mtime, entry.mtime);
   }
@@ -334,8 +347,14 @@ export class LayerUnpacker {
         this.logger.debug('skipping xattr from layer', { entry: entryName, xattr: name });
         continue;
       }
+      this.countXattr();
       await setXattrOnFd(fd, name, value, `entry ${JSON.stringify(entryName)}`);
     }
+  }
+
+  private countXattr(): void {
+    const cap = this.limits.xattrsWritten ?? Limits.tarXattrsWrittenPerLayer;
+    if (++this.xattrsWritten > cap) throw invalidArgument(`the layer sets more than ${cap} extended attributes`);
   }
 
   /**
@@ -345,8 +364,11 @@ export class LayerUnpacker {
    */
   private async finalizeDirs(): Promise<void> {
     const rels = new Set<string>([...this.dirMeta.keys(), ...this.opaqueDirs, '']);
-    const ordered = [...rels].sort((a, b) => depth(b) - depth(a));
-    for (const rel of ordered) {
+    // Deepest first; depths computed once (not per comparison: a layer may have 10^5 directories).
+    const ordered = [...rels].map((rel) => ({ rel, depth: depth(rel) })).sort((a, b) => b.depth - a.depth);
+    const budget = new EventLoopBudget();
+    for (const { rel } of ordered) {
+      await budget.maybeYield();
       const parts = rel === '' ? [] : rel.split('/');
       try {
         this.ensureParents([...parts, 'x'], false);

@@ -8,7 +8,7 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import type { Logger } from '../log/logger';
 import { errorMessage } from '../errors';
 import type { PortForwardBackend } from './backend';
-import { RST_PROTOCOL_ERROR, type SpdySession, type SpdyStream } from './spdy';
+import { RST_PROTOCOL_ERROR, RST_REFUSED_STREAM, type SpdySession, type SpdyStream } from './spdy';
 import { codecFor, WebSocketChannels, type ChannelMode } from './ws_channels';
 import type { WebSocketConnection } from './websocket';
 
@@ -29,6 +29,44 @@ export interface PortForwardRequestInfo {
 export interface PortForwardOptions {
   logger: Logger;
   streamCreationTimeoutMs: number;
+  /** Connections open at once in the whole daemon (shared by every session). */
+  daemonBudget: ConnectionBudget;
+  /** Connections open at once in one session. */
+  perSession: number;
+}
+
+/**
+ * Counts port-forward connections against a cap: each costs a relay process
+ * in the pod's netns and two sockets, so neither one session nor all of them
+ * together may open them without end.
+ */
+export class ConnectionBudget {
+  private used = 0;
+  constructor(readonly max: number) {}
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  tryTake(): boolean {
+    if (this.used >= this.max) return false;
+    this.used++;
+    return true;
+  }
+
+  give(): void {
+    if (this.used > 0) this.used--;
+  }
+}
+
+/** Takes one connection from the session's and the daemon's budgets, or says which is exhausted. */
+function takeConnection(session: ConnectionBudget, daemon: ConnectionBudget): string | undefined {
+  if (!session.tryTake()) return `too many port-forward connections in this session (limit ${session.max})`;
+  if (!daemon.tryTake()) {
+    session.give();
+    return `too many port-forward connections on this node (limit ${daemon.max})`;
+  }
+  return undefined;
 }
 
 function parsePort(s: string | undefined): number | undefined {
@@ -104,7 +142,10 @@ export function servePortForwardSpdy(
     data?: SpdyStream;
     error?: SpdyStream;
     timer: NodeJS.Timeout;
+    /** Gives the pair's connection back to the budgets, once. */
+    release: () => void;
   }
+  const budget = new ConnectionBudget(opts.perSession);
   const pairs = new Map<string, Pair>();
   const describe = (port: number, msg: string): string =>
     `error forwarding port ${port} to pod ${req.podSandboxId}: ${msg}`;
@@ -117,9 +158,11 @@ export function servePortForwardSpdy(
     if (port === undefined) {
       error.end(`invalid port header ${JSON.stringify(data.header('port') ?? '')}`);
       data.end();
+      pair.release();
       return;
     }
     void forward(backend, req.podSandboxId, port, data, data, abort.signal).then((failure) => {
+      pair.release();
       if (failure !== undefined) {
         opts.logger.debug('port-forward failed', { pod: req.podSandboxId, port, error: failure });
         if (!error.writableEnded) error.write(describe(port, failure));
@@ -143,15 +186,31 @@ export function servePortForwardSpdy(
     }
     let pair = pairs.get(id);
     if (!pair) {
+      // A connection is counted from its first stream: pending pairs cost memory and a timer too.
+      const refused = takeConnection(budget, opts.daemonBudget);
+      if (refused !== undefined) {
+        opts.logger.debug('port-forward connection refused', { pod: req.podSandboxId, reason: refused });
+        if (type === 'error') stream.end(refused);
+        else stream.reset(RST_REFUSED_STREAM);
+        return;
+      }
       const key = id;
+      let released = false;
       pair = {
         timer: setTimeout(() => {
           const p = pairs.get(key);
           pairs.delete(key);
           if (!p) return;
+          p.release();
           if (p.error) p.error.end('timed out waiting for streams');
           p.data?.reset();
         }, opts.streamCreationTimeoutMs),
+        release: () => {
+          if (released) return;
+          released = true;
+          budget.give();
+          opts.daemonBudget.give();
+        },
       };
       pairs.set(id, pair);
     }
@@ -170,7 +229,10 @@ export function servePortForwardSpdy(
   return new Promise((resolve) => {
     spdy.once('close', () => {
       abort.abort();
-      for (const p of pairs.values()) clearTimeout(p.timer);
+      for (const p of pairs.values()) {
+        clearTimeout(p.timer);
+        p.release();
+      }
       pairs.clear();
       resolve();
     });
@@ -190,6 +252,7 @@ export async function servePortForwardWebSocket(
   ws.once('close', () => abort.abort());
   const modes: ChannelMode[] = req.ports.flatMap((): ChannelMode[] => ['readwrite', 'write']);
   const channels = new WebSocketChannels(ws, codecFor(protocol), modes);
+  const budget = new ConnectionBudget(opts.perSession);
   const work = req.ports.map(async (port, i) => {
     const prefix = Buffer.alloc(2);
     prefix.writeUInt16LE(port);
@@ -198,7 +261,18 @@ export async function servePortForwardWebSocket(
     const data = channels.readers[2 * i] as Readable;
     const out = channels.writers[2 * i] as Writable;
     const err = channels.writers[2 * i + 1] as Writable;
-    const failure = await forward(backend, req.podSandboxId, port, data, out, abort.signal);
+    const refused = takeConnection(budget, opts.daemonBudget);
+    if (refused !== undefined) {
+      err.write(`error forwarding port ${port} to pod ${req.podSandboxId}: ${refused}`);
+      return;
+    }
+    let failure: string | undefined;
+    try {
+      failure = await forward(backend, req.podSandboxId, port, data, out, abort.signal);
+    } finally {
+      budget.give();
+      opts.daemonBudget.give();
+    }
     if (failure !== undefined && !ws.closed) {
       opts.logger.debug('port-forward failed', { pod: req.podSandboxId, port, error: failure });
       err.write(`error forwarding port ${port} to pod ${req.podSandboxId}: ${failure}`);

@@ -27,9 +27,11 @@ import {
   SPDY_PORTFORWARD_PROTOCOLS,
   WS_PORTFORWARD_PROTOCOLS,
   WS_TUNNELED_SPDY_PORTFORWARD,
+  ConnectionBudget,
   type PortForwardRequestInfo,
 } from './portforward';
-import { SpdySession } from './spdy';
+import { Limits } from '../limits';
+import { SpdySession, type SpdyLimits } from './spdy';
 import { TokenCache } from './token_cache';
 import { acceptKey, isValidKey, WebSocketByteStream, WebSocketConnection } from './websocket';
 
@@ -52,6 +54,13 @@ export interface StreamingServerOptions {
   idleTimeoutMs?: number;
   /** Serve HTTPS with this PEM certificate and key; URLs then start with https://. */
   tls?: { cert: Buffer | string; key: Buffer | string };
+  /** How long a session's output may stay queued, the peer reading nothing, before it is dropped (default: src/limits.ts). */
+  writeStallMs?: number;
+  /** Bounds of SPDY sessions (tests pass smaller ones). */
+  spdyLimits?: Partial<SpdyLimits>;
+  /** Port-forward connections at once per session and in the daemon (default: src/limits.ts). */
+  portForwardsPerSession?: number;
+  portForwardsPerDaemon?: number;
 }
 
 const DEFAULT_IDLE_TIMEOUT_MS = 4 * 60 * 60 * 1000;
@@ -105,9 +114,11 @@ export class StreamingServer {
   private readonly sockets = new Set<Duplex>();
   private baseUrl: string | undefined;
   private readonly sessions: Record<StreamKind, number> = { exec: 0, attach: 0, portforward: 0 };
+  private readonly portForwardBudget: ConnectionBudget;
 
   constructor(opts: StreamingServerOptions) {
     this.opts = opts;
+    this.portForwardBudget = new ConnectionBudget(opts.portForwardsPerDaemon ?? Limits.portForwardsPerDaemon);
     this.tokens = new TokenCache<Pending>(opts.tokenTtlSeconds * 1000);
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => this.onRequest(req, res);
     this.server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : http.createServer(onRequest);
@@ -284,7 +295,7 @@ export class StreamingServer {
       'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' +
         `${HEADER_PROTOCOL_VERSION}: ${protocol}\r\n\r\n`,
     );
-    const spdy = new SpdySession(socket, 'server');
+    const spdy = new SpdySession(socket, 'server', this.spdyLimits());
     spdy.on('protocolError', (err: Error) => this.opts.logger.debug('spdy protocol error', { error: err.message }));
     this.track(spdy, pending, protocol);
   }
@@ -314,14 +325,23 @@ export class StreamingServer {
         (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') +
         '\r\n',
     );
-    const ws = new WebSocketConnection(socket, 'server');
+    const ws = new WebSocketConnection(socket, 'server', undefined, this.opts.writeStallMs);
     ws.on('protocolError', (err: Error) => this.opts.logger.debug('websocket protocol error', { error: err.message }));
     if (protocol === WS_TUNNELED_SPDY_PORTFORWARD) {
-      const spdy = new SpdySession(new WebSocketByteStream(ws), 'server');
+      const spdy = new SpdySession(new WebSocketByteStream(ws), 'server', this.spdyLimits());
       spdy.on('protocolError', (err: Error) => this.opts.logger.debug('spdy protocol error', { error: err.message }));
       return this.track(spdy, pending, 'portforward.k8s.io');
     }
     this.track(ws, pending, protocol);
+  }
+
+  private spdyLimits(): Partial<SpdyLimits> {
+    return { ...(this.opts.writeStallMs !== undefined ? { writeStallMs: this.opts.writeStallMs } : {}), ...this.opts.spdyLimits };
+  }
+
+  /** Port-forward connections open now, across all sessions. */
+  get activePortForwards(): number {
+    return this.portForwardBudget.inUse;
   }
 
   private track(conn: SpdySession | WebSocketConnection, pending: Pending, protocol: string): void {
@@ -329,6 +349,8 @@ export class StreamingServer {
     const sessionOpts = {
       logger: this.opts.logger,
       streamCreationTimeoutMs: this.opts.streamCreationTimeoutMs ?? 30_000,
+      daemonBudget: this.portForwardBudget,
+      perSession: this.opts.portForwardsPerSession ?? Limits.portForwardsPerSession,
     };
     const { backends } = this.opts;
     let work: Promise<void>;

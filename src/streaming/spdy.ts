@@ -14,6 +14,8 @@ import { Duplex } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { SPDY3_DICTIONARY } from './spdy_dictionary';
 import { endSocket } from './end_socket';
+import { ChunkQueue, SocketFlow } from './flow';
+import { Limits } from '../limits';
 
 export const SPDY_VERSION = 3;
 
@@ -89,25 +91,58 @@ function adler32BE(data: Buffer): Buffer {
   return out;
 }
 
-/** The peer's header blocks: one inflate context for the whole session, fed in frame order. */
+/**
+ * The peer's header blocks: one inflate context for the whole session, fed in
+ * frame order. Output is consumed as it is produced (a paused inflater would
+ * never call back from flush, wedging the session) and counted: a block
+ * inflating past `limit` bytes fails at once, without inflating the rest.
+ */
 export class HeaderDecompressor {
   private readonly inflate = zlib.createInflate({ dictionary: SPDY3_DICTIONARY });
   private failure: Error | undefined;
+  private current: { parts: Buffer[]; bytes: number; reject: (err: Error) => void } | undefined;
 
-  constructor() {
-    this.inflate.on('error', (err: Error) => (this.failure = err));
+  constructor(private readonly limit: number = Limits.spdyHeaderBlockBytes) {
+    this.inflate.on('error', (err: Error) => {
+      this.failure ??= err;
+      this.current?.reject(err);
+    });
+    this.inflate.on('data', (c: Buffer) => {
+      const cur = this.current;
+      if (!cur) return;
+      cur.bytes += c.length;
+      if (cur.bytes > this.limit) {
+        this.failure = new Error(`header block inflates past the ${this.limit}-byte limit`);
+        this.inflate.destroy();
+        cur.reject(this.failure);
+        return;
+      }
+      cur.parts.push(c);
+    });
   }
 
   decompress(block: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       if (this.failure) return reject(this.failure);
+      let settled = false;
+      const cur = {
+        parts: [] as Buffer[],
+        bytes: 0,
+        reject: (err: Error) => {
+          if (settled) return;
+          settled = true;
+          this.current = undefined;
+          reject(err);
+        },
+      };
+      this.current = cur;
       this.inflate.write(block);
       this.inflate.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+        if (settled) return;
+        settled = true;
+        this.current = undefined;
         if (this.failure) return reject(this.failure);
-        const parts: Buffer[] = [];
-        let c: Buffer | null;
-        while ((c = this.inflate.read() as Buffer | null) !== null) parts.push(c);
-        resolve(Buffer.concat(parts));
+        resolve(Buffer.concat(cur.parts, cur.bytes));
       });
     });
   }
@@ -286,6 +321,25 @@ export class SpdyStream extends Duplex {
 
 export type SpdyRole = 'server' | 'client';
 
+/** Bounds of one session (defaults from src/limits.ts); tests pass smaller ones. */
+export interface SpdyLimits {
+  /** Bytes a header block may inflate to. */
+  headerBlockBytes: number;
+  /** How long our output may stay queued (the peer not reading) before the session is dropped. */
+  writeStallMs: number;
+  /** Streams open at once; more are refused with RST_STREAM REFUSED_STREAM. */
+  streams: number;
+}
+
+export const DEFAULT_SPDY_LIMITS: SpdyLimits = {
+  headerBlockBytes: Limits.spdyHeaderBlockBytes,
+  writeStallMs: Limits.streamingWriteStallSeconds * 1000,
+  streams: Limits.spdyStreamsPerSession,
+};
+
+/** Frames parsed but not yet handled (waiting on header decompression) before we stop reading the socket. */
+const INBOX_HIGH = 64;
+
 /**
  * A SPDY/3.1 session over a byte stream. Emits 'stream' (SpdyStream) for
  * peer-initiated streams — the receiver must reply() — and 'close' once the
@@ -297,12 +351,15 @@ export class SpdySession extends EventEmitter {
   private readonly streams = new Map<number, SpdyStream>();
   private readonly pendingReplies = new Map<number, (s: SpdyStream | Error) => void>();
   private readonly deflate = new HeaderCompressor();
-  private readonly inflate = new HeaderDecompressor();
+  private readonly inflate: HeaderDecompressor;
   private inbox: Buffer[] = [];
   private pumping = false;
-  private readonly pausedBy = new Set<SpdyStream>();
+  private readonly flow: SocketFlow;
+  private readonly limits: SpdyLimits;
   private readonly pings = new Map<number, () => void>();
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly received = new ChunkQueue();
+  /** Bytes the frame being received needs before it can be parsed. */
+  private need = 8;
   private nextStreamId: number;
   private nextPingId: number;
   private sessionUnacked = 0;
@@ -310,10 +367,16 @@ export class SpdySession extends EventEmitter {
   closed = false;
   goAwayReceived = false;
 
-  constructor(socket: Duplex, role: SpdyRole) {
+  constructor(socket: Duplex, role: SpdyRole, limits: Partial<SpdyLimits> = {}) {
     super();
     this.socket = socket;
     this.role = role;
+    this.limits = { ...DEFAULT_SPDY_LIMITS, ...limits };
+    this.inflate = new HeaderDecompressor(this.limits.headerBlockBytes);
+    this.flow = new SocketFlow(socket, this.limits.writeStallMs, () => {
+      this.emit('protocolError', new Error(`the peer read nothing for ${this.limits.writeStallMs} ms; dropping the session`));
+      this.destroy();
+    }, role === 'server');
     this.nextStreamId = role === 'client' ? 1 : 2;
     this.nextPingId = role === 'client' ? 1 : 2;
     socket.on('data', (d: Buffer) => this.onData(d));
@@ -376,9 +439,10 @@ export class SpdySession extends EventEmitter {
 
   // ---- used by SpdyStream -------------------------------------------------
 
+  /** Every frame goes out here, so replies the peer provokes obey backpressure like data (see SocketFlow). */
   sendFrame(frame: Buffer): boolean {
     if (this.closed || this.socket.destroyed || this.socket.writableEnded) return true;
-    return this.socket.write(frame);
+    return this.flow.write(frame);
   }
 
   whenDrained(cb: () => void): void {
@@ -407,12 +471,11 @@ export class SpdySession extends EventEmitter {
   }
 
   pauseReading(stream: SpdyStream): void {
-    this.pausedBy.add(stream);
-    this.socket.pause();
+    this.flow.hold(stream);
   }
 
   resumeReading(stream: SpdyStream): void {
-    if (this.pausedBy.delete(stream) && this.pausedBy.size === 0) this.socket.resume();
+    this.flow.release(stream);
   }
 
   maybeForget(stream: SpdyStream): void {
@@ -445,17 +508,28 @@ export class SpdySession extends EventEmitter {
   }
 
   private onData(chunk: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    while (this.buf.length >= 8) {
-      const length = this.buf.readUInt32BE(4) & 0xffffff;
+    if (this.closed) return;
+    this.received.push(chunk);
+    // Wait, without copying, until the frame being received is complete.
+    if (this.received.size < this.need) return;
+    let buf = this.received.take();
+    this.need = 8;
+    while (buf.length >= 8) {
+      const length = buf.readUInt32BE(4) & 0xffffff;
       if (length > MAX_FRAME_LENGTH) {
         this.emit('protocolError', new Error('frame too large'));
         return this.destroy();
       }
-      if (this.buf.length < 8 + length) break;
-      this.inbox.push(this.buf.subarray(0, 8 + length));
-      this.buf = this.buf.subarray(8 + length);
+      if (buf.length < 8 + length) {
+        this.need = 8 + length;
+        break;
+      }
+      this.inbox.push(buf.subarray(0, 8 + length));
+      buf = buf.subarray(8 + length);
     }
+    this.received.restore(buf);
+    // Frames wait here only behind a header block being inflated: stop reading rather than queue without end.
+    if (this.inbox.length > INBOX_HIGH) this.flow.hold(this.inbox);
     void this.pump();
   }
 
@@ -468,6 +542,7 @@ export class SpdySession extends EventEmitter {
         const frame = this.inbox.shift() as Buffer;
         const pending = this.handleFrame(frame);
         if (pending) await pending;
+        if (this.inbox.length <= INBOX_HIGH / 2) this.flow.release(this.inbox);
       }
     } catch (err) {
       this.emit('protocolError', err);
@@ -513,6 +588,10 @@ export class SpdySession extends EventEmitter {
           if (this.closed) return;
           if (!this.isPeerStream(id) || this.streams.has(id) || this.goAwaySent()) {
             this.sendRst(id, RST_PROTOCOL_ERROR);
+            return;
+          }
+          if (this.streams.size >= this.limits.streams) {
+            this.sendRst(id, RST_REFUSED_STREAM);
             return;
           }
           const stream = new SpdyStream(this, id, headers, false);
@@ -591,6 +670,9 @@ export class SpdySession extends EventEmitter {
     this.streams.clear();
     this.pings.clear();
     this.flushDrainWaiters();
+    this.flow.dispose();
+    this.received.clear();
+    this.inbox = [];
     this.inflate.close();
     this.socket.destroy();
     this.emit('close');

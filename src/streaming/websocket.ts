@@ -5,8 +5,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { endSocket } from './end_socket';
+import { ChunkQueue, SocketFlow } from './flow';
+import { Limits } from '../limits';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const EMPTY = Buffer.alloc(0);
 
 export const OP_CONTINUATION = 0x0;
 export const OP_TEXT = 0x1;
@@ -74,7 +77,10 @@ export type WebSocketRole = 'server' | 'client';
 export class WebSocketConnection extends EventEmitter {
   private readonly socket: Duplex;
   private readonly role: WebSocketRole;
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly received = new ChunkQueue();
+  /** Bytes the frame being received needs before it can be parsed. */
+  private need = 2;
+  private readonly flow: SocketFlow;
   private fragments: Buffer[] = [];
   private fragmentsLength = 0;
   private fragmentOpcode = 0;
@@ -83,10 +89,16 @@ export class WebSocketConnection extends EventEmitter {
   closed = false;
   closeCode = 0;
 
-  constructor(socket: Duplex, role: WebSocketRole, head?: Buffer) {
+  /** @param writeStallMs how long output may stay queued (the peer reading nothing) before the connection is dropped. */
+  constructor(socket: Duplex, role: WebSocketRole, head?: Buffer, writeStallMs = Limits.streamingWriteStallSeconds * 1000) {
     super();
     this.socket = socket;
     this.role = role;
+    // Pongs and close echoes obey backpressure like data: see SocketFlow.
+    this.flow = new SocketFlow(socket, writeStallMs, () => {
+      this.emit('protocolError', new Error(`the peer read nothing for ${writeStallMs} ms; dropping the connection`));
+      this.destroy();
+    }, role === 'server');
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('drain', () => this.flushDrainWaiters());
     socket.on('error', () => this.teardown());
@@ -109,12 +121,13 @@ export class WebSocketConnection extends EventEmitter {
     this.sendFrame(OP_PING, data);
   }
 
+  /** Stops reading (a reader downstream is full) until resume(). */
   pause(): void {
-    this.socket.pause();
+    this.flow.hold(this);
   }
 
   resume(): void {
-    this.socket.resume();
+    this.flow.release(this);
   }
 
   /** Starts the closing handshake; the socket is ended once the close frame is written. */
@@ -137,7 +150,7 @@ export class WebSocketConnection extends EventEmitter {
 
   private sendFrame(opcode: number, payload: Buffer): boolean {
     if (this.closed || this.closeSent || this.socket.destroyed || this.socket.writableEnded) return true;
-    return this.socket.write(encodeFrame(opcode, payload, this.role === 'client'));
+    return this.flow.write(encodeFrame(opcode, payload, this.role === 'client'));
   }
 
   private flushDrainWaiters(): void {
@@ -149,13 +162,29 @@ export class WebSocketConnection extends EventEmitter {
   private fail(code: number, reason: string): void {
     this.emit('protocolError', new Error(reason));
     this.close(code, reason);
-    this.buf = Buffer.alloc(0);
+    this.received.clear();
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closed) return;
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    while (this.buf.length >= 2 && !this.closed) {
+    if (this.closed || this.closeSent) return;
+    this.received.push(chunk);
+    // Wait, without copying, until the frame being received is complete.
+    if (this.received.size < this.need) return;
+    this.buf = this.received.take();
+    this.need = 2;
+    try {
+      this.parseFrames();
+    } finally {
+      this.received.restore(this.buf);
+      this.buf = EMPTY;
+    }
+  }
+
+  /** The bytes being parsed (only during parseFrames). */
+  private buf: Buffer = EMPTY;
+
+  private parseFrames(): void {
+    while (this.buf.length >= 2 && !this.closed && !this.closeSent) {
       const b0 = this.buf[0];
       const b1 = this.buf[1];
       const fin = (b0 & 0x80) !== 0;
@@ -164,11 +193,11 @@ export class WebSocketConnection extends EventEmitter {
       let len = b1 & 0x7f;
       let off = 2;
       if (len === 126) {
-        if (this.buf.length < 4) return;
+        if (this.buf.length < 4) return void (this.need = 4);
         len = this.buf.readUInt16BE(2);
         off = 4;
       } else if (len === 127) {
-        if (this.buf.length < 10) return;
+        if (this.buf.length < 10) return void (this.need = 10);
         const big = this.buf.readBigUInt64BE(2);
         if (big > BigInt(MAX_MESSAGE)) return this.fail(CLOSE_TOO_BIG, 'frame too large');
         len = Number(big);
@@ -179,7 +208,7 @@ export class WebSocketConnection extends EventEmitter {
       if (masked !== (this.role === 'server')) return this.fail(CLOSE_PROTOCOL_ERROR, 'wrong masking');
       const maskOff = off;
       if (masked) off += 4;
-      if (this.buf.length < off + len) return;
+      if (this.buf.length < off + len) return void (this.need = off + len);
       let payload: Buffer = Buffer.from(this.buf.subarray(off, off + len));
       if (masked) {
         const key = this.buf.subarray(maskOff, maskOff + 4);
@@ -235,6 +264,8 @@ export class WebSocketConnection extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.flushDrainWaiters();
+    this.flow.dispose();
+    this.received.clear();
     this.socket.destroy();
     this.emit('close', this.closeCode);
   }

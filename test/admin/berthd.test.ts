@@ -74,7 +74,6 @@ describe('admin: offline images through a real berthd and the berth CLI', functi
     const logDir = path.join(work, 'logs');
     const pod: PodSandboxConfig = {
       metadata: { name: 'offline', namespace: 'test', uid: `offline-${process.pid}`, attempt: 0 },
-      hostname: 'offline',
       logDirectory: logDir,
       linux: { securityContext: { namespaceOptions: { network: 'NODE' } } },
     };

@@ -102,7 +102,6 @@ export function podConfig(fx: ContainerFixture, extra: Partial<PodSandboxConfig>
   const n = ++podCounter;
   return {
     metadata: { name: `pod${n}`, namespace: 'test', uid: `uid-${process.pid}-${n}`, attempt: 0 },
-    hostname: `pod${n}`,
     logDirectory: path.join(fx.logDir, `pod${n}`),
     linux: { securityContext: { namespaceOptions: { network: 'NODE' } } },
     ...extra,
@@ -121,4 +120,18 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>,
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Creates and starts a container in a pod; resolves its id. */
+export async function startContainer(
+  fx: ContainerFixture,
+  pod: { id: string; config: PodSandboxConfig },
+  name: string,
+  extra: Partial<ContainerConfig> = {},
+  image = fx.image,
+): Promise<string> {
+  const rt = fx.berthd.cri.runtime;
+  const { containerId } = await rt.CreateContainer({ podSandboxId: pod.id, config: containerConfig(image, name, extra), sandboxConfig: pod.config });
+  await rt.StartContainer({ containerId });
+  return containerId;
 }

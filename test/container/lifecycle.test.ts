@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
+import { Limits, truncationMarker } from '../../src/limits';
 import { containerConfig, podConfig, startContainerFixture, waitFor, type ContainerFixture } from './fixture';
 import { probeHost } from '../../src/runtime/spec/host_info';
 
@@ -198,6 +199,37 @@ describe('containers: lifecycle through a real berthd and runc', function () {
     assert.match(fs.readFileSync(log, 'utf8'), / stdout F after\n$/);
   });
 
+  it('refuses a log_path that is absolute or climbs out of the log_directory', async () => {
+    for (const logPath of ['/etc/berth-evil.log', '../../../../etc/berth-evil.log', 'a/../../evil.log', '..', '.']) {
+      await assert.rejects(
+        rt().CreateContainer({ podSandboxId: podId, config: containerConfig(fx.image, `badlog${logPath.length}`, { logPath }), sandboxConfig: podCfg }),
+        (e) => code(e) === 3 && /log_path/.test((e as grpc.ServiceError).details),
+        logPath,
+      );
+    }
+    assert.equal(fs.existsSync('/etc/berth-evil.log'), false);
+    // Inside the directory is fine, subdirectories included (the kubelet uses <name>/<restart>.log).
+    const id = await run('goodlog', { logPath: 'goodlog/./0.log' });
+    assert.ok(id);
+  });
+
+  it('ExecSync cuts each stream at its cap with a marker instead of failing with RESOURCE_EXHAUSTED', async () => {
+    const id = await run('chatty');
+    // 12 MiB on each stream: 24 MiB would not fit one 16 MiB reply.
+    const r = await rt().ExecSync({
+      containerId: id,
+      cmd: ['sh', '-c', 'head -c 12582912 /dev/zero; head -c 12582912 /dev/zero >&2; exit 3'],
+      timeout: '60',
+    });
+    const marker = truncationMarker(Limits.execSyncStreamBytes);
+    for (const out of [r.stdout, r.stderr]) {
+      assert.equal(out.length, Limits.execSyncStreamBytes + marker.length);
+      assert.ok(out.subarray(out.length - marker.length).equals(marker), 'no truncation marker');
+      assert.equal(out.subarray(0, 1024).every((b) => b === 0), true);
+    }
+    assert.equal(r.exitCode, 3);
+  });
+
   it('ExecSync returns stdout and stderr apart, the exit code, and enforces the timeout', async () => {
     const id = await run('execer');
     const r = await rt().ExecSync({ containerId: id, cmd: ['sh', '-c', 'echo out; echo err >&2; exit 7'], timeout: '10' });
@@ -216,7 +248,7 @@ describe('containers: lifecycle through a real berthd and runc', function () {
   });
 
   it('merges env, user and working dir from the image and the request', async () => {
-    const id = await run('merged', { envs: [{ key: 'FOO', value: 'request' }] }, fx.image2);
+    const id = await run('merged', { envs: [{ key: 'FOO', value: Buffer.from('request') }] }, fx.image2);
     const r = await rt().ExecSync({ containerId: id, cmd: ['sh', '-c', 'echo $FOO $BAR; id -u; id -G; pwd'], timeout: '10' });
     const [env, uid, groups, cwd] = r.stdout.toString().trim().split('\n');
     assert.equal(env, 'request image');

@@ -178,6 +178,8 @@ describe('pods in user namespaces (runc 1.1.5, idmapped mounts made by berth)', 
   });
 
   it('a user other than root writes through the idmapped volume with its own id; the host network works too', async () => {
+    // Status advertises what this test then does (the probe ran it at start).
+    assert.equal((await rt().Status({ verbose: false })).features?.userNamespacesHostNetwork, true);
     const cfg = usernsPod('NODE');
     const podId = (await rt().RunPodSandbox({ config: cfg })).podSandboxId;
     await run(podId, cfg, 'u', 'cat /proc/self/uid_map; echo n > /vol/by-1000; ls /sys/class/net >/dev/null && echo sys-ok; echo done; sleep 3600', {

@@ -34,6 +34,7 @@ function sink(backlog: () => number): ServerStreamSink<ContainerEventResponse> &
     get backlog() {
       return backlog();
     },
+    ready: () => Promise.resolve(),
     signal: ac.signal,
     leave: () => ac.abort(),
   };

@@ -152,6 +152,12 @@ export function makeLayer(files: Record<string, Buffer | string | { symlink: str
   }
 }
 
+/** A gzip layer from a tar built by hand (test/helpers/tar_writer.ts), hostile ones included. */
+export function layerFromTar(tar: Buffer): Layer {
+  const blob = zlib.gzipSync(tar);
+  return { blob, digest: sha256(blob), diffId: sha256(tar), mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip' };
+}
+
 /** A base layer with /bin/busybox (busybox-static) and /bin/sh. */
 export function busyboxLayer(): Layer {
   return makeLayer({ 'bin/busybox': { copyOf: '/bin/busybox' }, 'bin/sh': { symlink: 'busybox' } });

@@ -20,7 +20,7 @@ export interface ClientTls {
   ca?: string | Buffer;
 }
 
-function upgradeRequest(
+export function upgradeRequest(
   url: string,
   headers: Record<string, string | string[]>,
   tls: ClientTls = {},

@@ -110,6 +110,16 @@ function meta(flag: string, name: string, data: Buffer): Buffer {
   ]);
 }
 
+/** A bare extended header block ('x' per-entry, 'g' global, 'L'/'K' GNU long name/link) with raw data. */
+export function extendedHeader(flag: 'x' | 'g' | 'L' | 'K', data: Buffer): Buffer {
+  return meta(flag, flag === 'L' || flag === 'K' ? '././@LongLink' : 'PaxHeaders/g', data);
+}
+
+/** PAX records ("<len> key=value\n") for an 'x' or 'g' header. */
+export function paxRecords(records: Array<[string, string | Buffer]>): Buffer {
+  return Buffer.concat(records.map(([k, v]) => paxRecord(k, Buffer.from(v))));
+}
+
 export function tarEntry(spec: TarSpec): Buffer {
   const type = spec.type ?? 'file';
   const body = type === 'file' ? Buffer.from(spec.body ?? '') : Buffer.alloc(0);

@@ -58,6 +58,7 @@ export function mount(p: Partial<Mount__Output> & { containerPath: string; hostP
     gidMappings: [],
     recursiveReadOnly: false,
     image: null,
+    imageSubPath: '',
     ...p,
   };
 }
@@ -85,6 +86,7 @@ export function containerConfig(
     linux: { securityContext: sc ? securityContext(sc) : null, resources: res ? resources(res) : null },
     windows: null,
     CDIDevices: [],
+    stopSignal: 'RUNTIME_DEFAULT',
     ...p,
   };
 }

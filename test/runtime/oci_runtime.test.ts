@@ -124,7 +124,7 @@ for (const runtimeName of runtimes) {
       before(async () => {
         spec = await run(id, {
           config: containerConfig(
-            { command: ['sleep', '3600'], envs: [{ key: 'OVERRIDE', value: 'cri' }] },
+            { command: ['sleep', '3600'], envs: [{ key: 'OVERRIDE', value: Buffer.from('cri') }] },
             { seccomp: { profileType: 'RuntimeDefault', localhostRef: '' }, noNewPrivs: true },
             { memoryLimitInBytes: String(64 * 1024 * 1024), oomScoreAdj: '-997' },
           ),
@@ -301,7 +301,7 @@ for (const runtimeName of runtimes) {
           config: containerConfig(
             {
               command: ['sleep', '3600'],
-              envs: [{ key: 'OVERRIDE', value: 'cri' }],
+              envs: [{ key: 'OVERRIDE', value: Buffer.from('cri') }],
               mounts: [mount({ containerPath: '/data', hostPath: path.join(tmp, 'data'), readonly: true })],
             },
             { readonlyRootfs: true, seccomp: { profileType: 'Unconfined', localhostRef: '' }, supplementalGroups: ['4000'] },

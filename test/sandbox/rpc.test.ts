@@ -28,7 +28,6 @@ describe('sandbox RPCs (berthd)', function () {
   function config(name: string, labels: Record<string, string> = {}): PodSandboxConfig {
     return {
       metadata: { name, namespace: 'rpc', uid: `uid-${name}`, attempt: 0 },
-      hostname: name,
       labels: { suite: 'rpc', ...labels },
       annotations: { 'example.com/a': '1' },
       dnsConfig: { servers: ['10.0.0.10'], searches: ['rpc.svc'], options: [] },

@@ -149,6 +149,7 @@ describe('sandbox service', function () {
 
   it('copies the host resolv.conf when the pod has no DNS config, and honours host namespaces', async () => {
     const cfg = podConfig({}, 'hostns');
+    cfg.hostname = ''; // on the host network the pod has the node's name
     cfg.linux!.securityContext!.namespaceOptions = { network: 'NODE', pid: 'NODE', ipc: 'NODE', targetId: '', usernsOptions: null };
     const id = await runPod(svc, cfg, 'runc');
     const rec = svc.get(id);

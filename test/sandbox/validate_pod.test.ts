@@ -2,6 +2,7 @@
 // what a RunPodSandbox request must hold, the PodSpec it becomes, and the
 // pod id Stop/Remove need. No kernel involved.
 import { strict as assert } from 'node:assert';
+import * as os from 'node:os';
 import { BerthError } from '../../src/errors';
 import { removePodSandbox, stopPodSandbox } from '../../src/cri/sandbox_stop_remove';
 import { podSpecOf } from '../../src/cri/validate_pod';
@@ -66,10 +67,12 @@ describe('pod request checks (cri)', () => {
     assert.equal(s.config, cfg);
     // A crictl-style config without linux: every namespace per pod.
     assert.deepEqual(spec(podConfig({ linux: null })).namespaceModes, { network: 'POD', pid: 'POD', ipc: 'POD' });
-    // On the host network the pod has the host's name, whatever it asks for.
-    const host = podConfig({ hostname: 'not a name' });
-    host.linux!.securityContext!.namespaceOptions!.network = 'NODE';
-    assert.equal(spec(host).hostname, undefined);
+    // On the host network the pod has the host's name: none asked, or the node's own.
+    for (const hostname of ['', os.hostname()]) {
+      const host = podConfig({ hostname });
+      host.linux!.securityContext!.namespaceOptions!.network = 'NODE';
+      assert.equal(spec(host).hostname, undefined);
+    }
     const parent = podConfig();
     parent.linux!.cgroupParent = '/kubepods//podx/';
     assert.equal(spec(parent).cgroupPath, '/kubepods/podx');
@@ -90,6 +93,9 @@ describe('pod request checks (cri)', () => {
     sysctl.linux!.sysctls = { 'net.ipv4.ip_forward': '1' };
     refuses(() => spec(sysctl), 'INVALID_ARGUMENT', /host network/);
     refuses(() => spec(podConfig({ hostname: 'a b' })), 'INVALID_ARGUMENT', /hostname/);
+    const ownName = podConfig({ hostname: 'my-own-name' });
+    ownName.linux!.securityContext!.namespaceOptions!.network = 'NODE';
+    refuses(() => spec(ownName), 'INVALID_ARGUMENT', /host network.*cannot have its own/);
     const slice = podConfig();
     slice.linux!.cgroupParent = 'kubepods-burstable.slice';
     refuses(() => spec(slice), 'INVALID_ARGUMENT', /cgroupfs/);

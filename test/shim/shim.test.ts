@@ -118,7 +118,7 @@ describe('berth-shim', function () {
     ]);
   });
 
-  it('logs a large output completely, with an unterminated last line as F', async function () {
+  it('logs a large output completely, with an unterminated last line as P', async function () {
     const c = container({ args: ['sh', '-c', 'yes 0123456789 | head -c 2000000'] });
     const shim = await ShimClient.spawn(spawnOpts(c));
     c.runc('start', c.id);
@@ -126,7 +126,7 @@ describe('berth-shim', function () {
     const recs = readLog(c);
     assert.equal(recs.length, 181819);
     assert.ok(recs.slice(0, -1).every((r) => r.tag === 'F' && r.content === '0123456789'));
-    assert.deepEqual(recs.at(-1), { ...recs.at(-1)!, tag: 'F', content: '01' });
+    assert.deepEqual(recs.at(-1), { ...recs.at(-1)!, tag: 'P', content: '01' });
   });
 
   it('never lets an attach client that does not read block the container', async function () {
@@ -247,6 +247,36 @@ describe('berth-shim', function () {
     a.close();
     assert.deepEqual(readLog(c, rotated).map((r) => r.content), ['one']);
     assert.deepEqual(readLog(c).map((r) => r.content), ['two']);
+  });
+
+  it('opens and reopens its log without following a symlink at the file or its directory', async function () {
+    const victim = path.join(root, `victim-${Date.now()}`);
+    fs.writeFileSync(victim, 'precious\n');
+    // A symlink where the log file goes: start fails, the target is untouched.
+    const c1 = container({ args: ['true'] });
+    fs.symlinkSync(victim, c1.logPath);
+    await assert.rejects(ShimClient.spawn(spawnOpts(c1)), /log/);
+    // A symlink as the log's directory.
+    const c2 = container({ args: ['true'] });
+    const elsewhere = fs.mkdtempSync(path.join(root, 'elsewhere-'));
+    fs.symlinkSync(elsewhere, path.join(c2.dir, 'logs'));
+    await assert.rejects(ShimClient.spawn(spawnOpts(c2, { logPath: path.join(c2.dir, 'logs', '0.log') })), /log/);
+    assert.deepEqual(fs.readdirSync(elsewhere), [], 'a log was created through the directory symlink');
+    // A symlink planted between rotation and REOPEN: the reopen is refused, logging goes on to the old file.
+    const c3 = container({ args: ['sh', '-c', 'echo one; read x; echo two'] });
+    const shim = await ShimClient.spawn(spawnOpts(c3, { stdin: true }));
+    c3.runc('start', c3.id);
+    await waitFor('first line', () => readLog(c3).length === 1);
+    const rotated = `${c3.logPath}.1`;
+    fs.renameSync(c3.logPath, rotated);
+    fs.symlinkSync(victim, c3.logPath);
+    await assert.rejects(shim.reopenLog(), /reopen/);
+    const a = await shim.attach({ stdin: true });
+    a.stdin!.write('go\n');
+    await shim.waitExit();
+    a.close();
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'precious\n');
+    assert.deepEqual(readLog(c3, rotated).map((r) => r.content), ['one', 'two']);
   });
 
   it('runs a tty container: resize before start, output logged as stdout', async function () {

@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { silentLogger } from '../../src/log/logger';
 import { StreamingServer } from '../../src/streaming/server';
@@ -127,7 +128,23 @@ describe('streaming: port-forward', function () {
   });
 });
 
-describe('streaming: port-forward into a network namespace (nsenter + busybox nc)', function () {
+/** Live child processes of this test process. */
+function childProcesses(): number {
+  let n = 0;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) n++;
+    } catch {
+      // exited while we looked
+    }
+  }
+  return n;
+}
+
+describe('streaming: port-forward into a network namespace (berth-nsdial)', function () {
+  let netnsBackend: NetnsPortForwardBackend;
   this.timeout(30000);
   const ns = `berth-test-pf-${process.pid}`;
   let echo: ChildProcess | undefined;
@@ -146,9 +163,11 @@ describe('streaming: port-forward into a network namespace (nsenter + busybox nc
       echo?.once('exit', (code) => reject(new Error(`echo server exited ${code}`)));
     });
     const backends = localBackends();
-    backends.portForward = new NetnsPortForwardBackend({
+    netnsBackend = new NetnsPortForwardBackend({
       netnsPath: (id) => (id === 'pod-ns' ? `/run/netns/${ns}` : undefined),
+      idleMs: 200,
     });
+    backends.portForward = netnsBackend;
     server = new StreamingServer({ address: '127.0.0.1', port: 0, tokenTtlSeconds: 60, backends, logger: silentLogger() });
     await server.start();
   });
@@ -161,6 +180,29 @@ describe('streaming: port-forward into a network namespace (nsenter + busybox nc
       await gone;
     }
     execFileSync('ip', ['netns', 'del', ns]);
+  });
+
+  it('holds many connections with one helper process, not one process per connection', async () => {
+    const c = await spdyPf(server.getPortForwardUrl({ podSandboxId: 'pod-ns', port: [] }));
+    const before = childProcesses();
+    const open = [];
+    for (let i = 0; i < 20; i++) {
+      const pf = await openPortForward(c.session, port, `many-${i}`);
+      const first = new Promise<string>((r) => pf.data.once('data', (d: Buffer) => r(d.toString())));
+      pf.data.write(`ping ${i}`);
+      assert.equal(await first, `ping ${i}`);
+      open.push(pf);
+    }
+    // All 20 are open at once; the nc relay cost a process (two, with nsenter's) for each.
+    assert.equal(netnsBackend.helpers, 1);
+    assert.ok(childProcesses() - before <= 1, `${childProcesses() - before} processes for 20 connections`);
+    for (const pf of open) pf.data.end();
+    await Promise.all(open.map((pf) => pf.errorText));
+    // Idle, the helper goes away (it must not hold the pod's namespace).
+    const deadline = Date.now() + 10_000;
+    while (netnsBackend.helpers > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(netnsBackend.helpers, 0);
+    c.session.close();
   });
 
   it('reaches 127.0.0.1 inside the pod netns, with half-close and error reporting', async () => {

@@ -11,6 +11,7 @@ import type { ContentStore } from '../../content/store';
 import { digestOfHex, isSha256Hex } from '../../oci/digest';
 import { MAX_MANIFEST_BYTES } from '../../oci/manifest';
 import { TarReader } from '../../snapshotter/tar_reader';
+import { Limits } from '../../limits';
 
 /** A file of the archive: stored in the content store, or held in memory. */
 export type ArchiveFile = { kind: 'blob'; digest: string; size: number } | { kind: 'doc'; data: Buffer };
@@ -67,9 +68,12 @@ async function readAll(body: AsyncIterable<Buffer>, size: number): Promise<Buffe
 }
 
 export async function readArchive(source: AsyncIterable<Buffer | string>, content: ContentStore): Promise<ArchiveContents> {
-  const reader = new TarReader(source);
+  // An archive is a few dozen files (layout, configs, blobs): its entry count is bounded far below a layer's.
+  const reader = new TarReader(source, { entries: Limits.archiveEntries });
   const out: ArchiveContents = { files: new Map(), links: new Map(), blobs: new Set() };
   let entries = 0;
+  /** Bytes of documents held in memory so far: each is capped, and so is their sum. */
+  let documentBytes = 0;
   for (;;) {
     const entry = await reader.next();
     if (entry === null) break;
@@ -108,7 +112,11 @@ export async function readArchive(source: AsyncIterable<Buffer | string>, conten
       out.blobs.add(digest);
     } else if (isDocument(p)) {
       if (entry.size > MAX_MANIFEST_BYTES) {
-        throw invalidArgument(`archive entry ${JSON.stringify(p)} is ${entry.size} bytes; documents are limited to ${MAX_MANIFEST_BYTES}`);
+        throw invalidArgument(`archive entry ${JSON.stringify(p)} is ${entry.size} bytes; over the ${MAX_MANIFEST_BYTES}-byte limit for documents`);
+      }
+      documentBytes += entry.size;
+      if (documentBytes > Limits.archiveDocumentBytes) {
+        throw invalidArgument(`the archive's JSON documents exceed the ${Limits.archiveDocumentBytes}-byte limit together`);
       }
       out.files.set(p, { kind: 'doc', data: await readAll(reader.body(), entry.size) });
     } else if (isLegacyLayer(p)) {

@@ -77,9 +77,6 @@ export async function importArchive(images: ImageService, source: AsyncIterable<
         if (!deps.content.has(d.digest)) throw invalidArgument(`${what}: the archive lacks blob ${d.digest}`);
         if (deps.content.size(d.digest) !== d.size) throw invalidArgument(`${what}: blob ${d.digest} is not ${d.size} bytes as its descriptor says`);
       }
-      if (p.manifest.config.size > MAX_MANIFEST_BYTES) {
-        throw invalidArgument(`${what}: the image config is ${p.manifest.config.size} bytes; configs are limited to ${MAX_MANIFEST_BYTES}`);
-      }
       for (const l of p.manifest.layers) compressionOf(l.mediaType || MediaType.DockerLayerGzip);
       const config = await loadImageConfig(deps.content, p.manifest, what);
       await applyStoredLayers(deps, p.manifest.layers, config.diffIds, chainIds(config.diffIds), MediaType.DockerLayerGzip);

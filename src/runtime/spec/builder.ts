@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { failedPrecondition, invalidArgument } from '../../errors';
+import type { KeyValue__Output } from '../../gen/runtime/v1/KeyValue';
 import type { ContainerConfig__Output } from '../../gen/runtime/v1/ContainerConfig';
 import type { PodSandboxConfig__Output } from '../../gen/runtime/v1/PodSandboxConfig';
 import type { UserNamespace__Output } from '../../gen/runtime/v1/UserNamespace';
@@ -125,6 +126,21 @@ const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
  * Docker's rules, which kubelet documents for command/args: a CRI command
  * replaces the image Entrypoint and drops its Cmd; args alone replace Cmd.
  */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * KEY=value of a CRI env entry. Values are bytes since cri-api v0.36; the OCI
+ * spec is JSON, whose strings cannot carry invalid UTF-8 (runc would read
+ * U+FFFD in its place), so such a value is refused rather than altered.
+ */
+function envEntry(kv: KeyValue__Output): string {
+  try {
+    return `${kv.key}=${UTF8.decode(kv.value)}`;
+  } catch {
+    throw invalidArgument(`environment variable ${kv.key}: its value is not valid UTF-8, which an OCI spec cannot carry`);
+  }
+}
+
 export function resolveArgs(command: readonly string[], args: readonly string[], image: ImageConfig): string[] {
   let cmd = [...command];
   let rest = [...args];
@@ -288,9 +304,7 @@ export function buildContainerSpec(input: ContainerSpecInput): OciSpec {
     throw invalidArgument('a privileged container is not allowed in a pod sandbox that is not privileged');
   }
 
-  if (config.CDIDevices.length > 0) {
-    throw invalidArgument(`CDI devices (${config.CDIDevices.map((d) => d.name).join(', ')}) are not supported by berth`);
-  }
+  // CDI devices are resolved and applied by the caller (spec/cdi.ts, container/create.ts).
 
   // Process.
   const args = resolveArgs(config.command, config.args, image);
@@ -300,7 +314,7 @@ export function buildContainerSpec(input: ContainerSpecInput): OciSpec {
   const env = mergeEnv(
     [DEFAULT_PATH_ENV, `HOSTNAME=${hostname}`],
     image.Env ?? [],
-    config.envs.map((kv) => `${kv.key}=${kv.value}`),
+    config.envs.map(envEntry),
   );
   const policy = sc?.supplementalGroupsPolicy === 'Strict' ? 'Strict' : 'Merge';
   const user = resolveUser(input.rootfsPath, {

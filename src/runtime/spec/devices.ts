@@ -37,7 +37,8 @@ export function splitDevNumber(rdev: bigint): { major: number; minor: number } {
   return { major: Number(major), minor: Number(minor & 0xffffffffn) };
 }
 
-function deviceAt(hostPath: string, containerPath: string, stat: fs.BigIntStats): OciLinuxDevice | undefined {
+/** The OCI device for a host device node (stat'ed), at `containerPath`; undefined if not a char/block device. */
+export function deviceAt(hostPath: string, containerPath: string, stat: fs.BigIntStats): OciLinuxDevice | undefined {
   let type: 'c' | 'b';
   if (stat.isCharacterDevice()) type = 'c';
   else if (stat.isBlockDevice()) type = 'b';

@@ -8,6 +8,7 @@ import type { Device as _runtime_v1_Device, Device__Output as _runtime_v1_Device
 import type { LinuxContainerConfig as _runtime_v1_LinuxContainerConfig, LinuxContainerConfig__Output as _runtime_v1_LinuxContainerConfig__Output } from '../../runtime/v1/LinuxContainerConfig';
 import type { WindowsContainerConfig as _runtime_v1_WindowsContainerConfig, WindowsContainerConfig__Output as _runtime_v1_WindowsContainerConfig__Output } from '../../runtime/v1/WindowsContainerConfig';
 import type { CDIDevice as _runtime_v1_CDIDevice, CDIDevice__Output as _runtime_v1_CDIDevice__Output } from '../../runtime/v1/CDIDevice';
+import type { Signal as _runtime_v1_Signal, Signal__Output as _runtime_v1_Signal__Output } from '../../runtime/v1/Signal';
 
 export interface ContainerConfig {
   'metadata'?: (_runtime_v1_ContainerMetadata | null);
@@ -27,6 +28,7 @@ export interface ContainerConfig {
   'linux'?: (_runtime_v1_LinuxContainerConfig | null);
   'windows'?: (_runtime_v1_WindowsContainerConfig | null);
   'CDIDevices'?: (_runtime_v1_CDIDevice)[];
+  'stopSignal'?: (_runtime_v1_Signal);
 }
 
 export interface ContainerConfig__Output {
@@ -47,4 +49,5 @@ export interface ContainerConfig__Output {
   'linux': (_runtime_v1_LinuxContainerConfig__Output | null);
   'windows': (_runtime_v1_WindowsContainerConfig__Output | null);
   'CDIDevices': (_runtime_v1_CDIDevice__Output)[];
+  'stopSignal': (_runtime_v1_Signal__Output);
 }

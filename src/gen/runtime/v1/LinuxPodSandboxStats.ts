@@ -5,6 +5,7 @@ import type { MemoryUsage as _runtime_v1_MemoryUsage, MemoryUsage__Output as _ru
 import type { NetworkUsage as _runtime_v1_NetworkUsage, NetworkUsage__Output as _runtime_v1_NetworkUsage__Output } from '../../runtime/v1/NetworkUsage';
 import type { ProcessUsage as _runtime_v1_ProcessUsage, ProcessUsage__Output as _runtime_v1_ProcessUsage__Output } from '../../runtime/v1/ProcessUsage';
 import type { ContainerStats as _runtime_v1_ContainerStats, ContainerStats__Output as _runtime_v1_ContainerStats__Output } from '../../runtime/v1/ContainerStats';
+import type { IoUsage as _runtime_v1_IoUsage, IoUsage__Output as _runtime_v1_IoUsage__Output } from '../../runtime/v1/IoUsage';
 
 export interface LinuxPodSandboxStats {
   'cpu'?: (_runtime_v1_CpuUsage | null);
@@ -12,6 +13,7 @@ export interface LinuxPodSandboxStats {
   'network'?: (_runtime_v1_NetworkUsage | null);
   'process'?: (_runtime_v1_ProcessUsage | null);
   'containers'?: (_runtime_v1_ContainerStats)[];
+  'io'?: (_runtime_v1_IoUsage | null);
 }
 
 export interface LinuxPodSandboxStats__Output {
@@ -20,4 +22,5 @@ export interface LinuxPodSandboxStats__Output {
   'network': (_runtime_v1_NetworkUsage__Output | null);
   'process': (_runtime_v1_ProcessUsage__Output | null);
   'containers': (_runtime_v1_ContainerStats__Output)[];
+  'io': (_runtime_v1_IoUsage__Output | null);
 }

@@ -1,6 +1,7 @@
 // Original file: proto/runtime/v1/api.proto
 
 import type { UInt64Value as _runtime_v1_UInt64Value, UInt64Value__Output as _runtime_v1_UInt64Value__Output } from '../../runtime/v1/UInt64Value';
+import type { PsiStats as _runtime_v1_PsiStats, PsiStats__Output as _runtime_v1_PsiStats__Output } from '../../runtime/v1/PsiStats';
 import type { Long } from '@grpc/proto-loader';
 
 export interface MemoryUsage {
@@ -11,6 +12,7 @@ export interface MemoryUsage {
   'rssBytes'?: (_runtime_v1_UInt64Value | null);
   'pageFaults'?: (_runtime_v1_UInt64Value | null);
   'majorPageFaults'?: (_runtime_v1_UInt64Value | null);
+  'psi'?: (_runtime_v1_PsiStats | null);
 }
 
 export interface MemoryUsage__Output {
@@ -21,4 +23,5 @@ export interface MemoryUsage__Output {
   'rssBytes': (_runtime_v1_UInt64Value__Output | null);
   'pageFaults': (_runtime_v1_UInt64Value__Output | null);
   'majorPageFaults': (_runtime_v1_UInt64Value__Output | null);
+  'psi': (_runtime_v1_PsiStats__Output | null);
 }

@@ -3,8 +3,10 @@
 
 export interface RuntimeFeatures {
   'supplementalGroupsPolicy'?: (boolean);
+  'userNamespacesHostNetwork'?: (boolean);
 }
 
 export interface RuntimeFeatures__Output {
   'supplementalGroupsPolicy': (boolean);
+  'userNamespacesHostNetwork': (boolean);
 }

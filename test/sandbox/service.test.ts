@@ -224,7 +224,7 @@ describe('sandbox service', function () {
     assert.equal(sysctl(ownRec, 'ip_unprivileged_port_start'), '443', "the pod's own value wins");
     assert.equal(sysctl(ownRec, 'ping_group_range'), '0 2147483647');
     const hostPort = fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim();
-    const hostNet = podConfig({}, 'unpriv-hostnet');
+    const hostNet = podConfig({ hostname: '' }, 'unpriv-hostnet');
     hostNet.linux!.securityContext!.namespaceOptions!.network = 'NODE';
     await runPod(svc, hostNet, '');
     assert.equal(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim(), hostPort, 'the host network is never changed');

@@ -36,8 +36,8 @@ run: build
 bench: build
 	$(NODE) dist/bench/run.js
 
-# N pod cycles (create, exec, logs, teardown) and how much every resource grew: make soak N=200
-N ?= 50
+# N pod cycles (create, exec, logs, teardown) and how much every resource grew (default 1000; make soak N=50 for a quick look)
+N ?= 1000
 soak: build
 	$(NODE) dist/bench/soak.js $(N)
 

@@ -162,7 +162,7 @@ export async function soak(cycles: number, print: (line: string) => void = out):
 }
 
 if (require.main === module) {
-  const n = Number(process.argv[2] ?? 50);
+  const n = Number(process.argv[2] ?? 1000);
   soak(n).catch((err: unknown) => {
     process.stderr.write(`soak failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 1;

@@ -25,6 +25,7 @@ import { recoverPods } from './recovery';
 import { updatePodResources, type PodResources } from './resources';
 import { PodCreator, type PodSpec } from './run';
 import { SandboxStore } from './store';
+import { removedView } from './state';
 import { PodTeardown, type PodContainers } from './teardown';
 
 export interface SandboxServiceOptions {
@@ -173,8 +174,9 @@ export class SandboxService {
       const wasReady = rec.state === 'ready';
       await this.teardown.remove(rec);
       this.sampler.forget(rec.cgroup.path);
-      if (wasReady) this.events.publishSandbox('CONTAINER_STOPPED_EVENT', { ...rec, state: 'notready' });
-      this.events.publishSandbox('CONTAINER_DELETED_EVENT', { ...rec, state: 'notready' });
+      const last = removedView(rec);
+      if (wasReady) this.events.publishSandbox('CONTAINER_STOPPED_EVENT', last);
+      this.events.publishSandbox('CONTAINER_DELETED_EVENT', last);
     });
   }
 

@@ -26,6 +26,11 @@ export function markReady(rec: SandboxRecord): void {
   rec.state = 'ready';
 }
 
+/** How a removed pod is shown in its last events: stopped, whatever phase its record ended in. */
+export function removedView(rec: SandboxRecord): SandboxRecord {
+  return { ...rec, state: 'notready' };
+}
+
 /** Stopped (StopPodSandbox) or found broken at start. */
 export function markNotReady(rec: SandboxRecord): void {
   rec.state = 'notready';

@@ -30,10 +30,7 @@ import type { ServerStreamSink } from './container_events';
 import type { CriContext } from './context';
 import { containerFilter, podFilter, type ContainerFilterFields, type PodFilterFields } from './filters';
 import { streamInBatches } from './list_stream';
-import { mapInBatches } from '../util/batches';
-
-/** Containers whose stats are read between two turns of the event loop. */
-const STATS_BATCH = 8;
+import { mapYielding } from '../util/yield';
 
 const u64 = (v: string | undefined): { value: string } | null => (v === undefined ? null : { value: v });
 
@@ -110,7 +107,7 @@ export async function containerStats(ctx: CriContext, req: ContainerStatsRequest
 export async function listContainerStats(ctx: CriContext, req: ListContainerStatsRequest__Output): Promise<ListContainerStatsResponse> {
   const containers = ctx.containers;
   // As containerd: stats of running containers only.
-  return { stats: await mapInBatches(statsContainers(ctx, req.filter), STATS_BATCH, (c) => containerStatsOf(containers, c)) };
+  return { stats: await mapYielding(statsContainers(ctx, req.filter), (c) => containerStatsOf(containers, c)) };
 }
 
 /** The containers ListContainerStats and StreamContainerStats report: as containerd, running ones only. */
@@ -140,7 +137,7 @@ async function podStatsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSandb
       memory: memoryOf(cg),
       network: networkOf(pod.state === 'ready' ? sandboxes.networkUsage(pod, running.map((c) => c.pid)) : undefined),
       process: processOf(cg),
-      containers: await mapInBatches(running, STATS_BATCH, (c) => containerStatsOf(containers, c)),
+      containers: await mapYielding(running, (c) => containerStatsOf(containers, c)),
     },
   };
 }
@@ -152,7 +149,7 @@ export async function podSandboxStats(ctx: CriContext, req: PodSandboxStatsReque
 }
 
 export async function listPodSandboxStats(ctx: CriContext, req: ListPodSandboxStatsRequest__Output): Promise<ListPodSandboxStatsResponse> {
-  return { stats: await mapInBatches(statsPods(ctx, req.filter), 1, (p) => podStatsOf(ctx, p)) };
+  return { stats: await mapYielding(statsPods(ctx, req.filter), (p) => podStatsOf(ctx, p)) };
 }
 
 /** The pods ListPodSandboxStats and StreamPodSandboxStats report: ready ones. */

@@ -21,6 +21,7 @@ import type { StreamPodSandboxMetricsResponse } from '../gen/runtime/v1/StreamPo
 import type { ServerStreamSink } from './container_events';
 import type { CriContext } from './context';
 import { streamInBatches } from './list_stream';
+import { mapYielding } from '../util/yield';
 
 /** The labels every series carries, in this order (cAdvisor's, sorted). */
 export const BASE_LABELS = ['container', 'id', 'image', 'name', 'namespace', 'pod'] as const;
@@ -112,18 +113,16 @@ async function podMetricsOf(ctx: CriContext, pod: SandboxRecord): Promise<PodSan
   const metrics = cgroupMetrics(ctx.sandboxes.cgroupStats(pod), podBase);
   const net = ctx.sandboxes.networkUsage(pod, running.map((c) => c.pid));
   if (net) metrics.push(...networkMetrics(net.interfaces, podBase));
-  const containerMetrics = await Promise.all(
-    running.map(async (c: ContainerRecord): Promise<ContainerMetrics> => {
-      const s = await ctx.containers.cgroupStats(c);
-      const base = [c.metadata.name, c.id, c.imageName, c.id, pod.metadata.namespace, pod.metadata.name];
-      return { containerId: c.id, metrics: s ? cgroupMetrics(s, base) : [] };
-    }),
-  );
+  const containerMetrics = await mapYielding(running, async (c: ContainerRecord): Promise<ContainerMetrics> => {
+    const s = await ctx.containers.cgroupStats(c);
+    const base = [c.metadata.name, c.id, c.imageName, c.id, pod.metadata.namespace, pod.metadata.name];
+    return { containerId: c.id, metrics: s ? cgroupMetrics(s, base) : [] };
+  });
   return { podSandboxId: pod.id, metrics, containerMetrics };
 }
 
 export async function listPodSandboxMetrics(ctx: CriContext, _req: ListPodSandboxMetricsRequest__Output): Promise<ListPodSandboxMetricsResponse> {
-  return { podMetrics: await Promise.all(metricsPods(ctx).map((p) => podMetricsOf(ctx, p))) };
+  return { podMetrics: await mapYielding(metricsPods(ctx), (p) => podMetricsOf(ctx, p)) };
 }
 
 /** The pods ListPodSandboxMetrics and StreamPodSandboxMetrics report: ready ones. */

@@ -16,3 +16,13 @@ export class EventLoopBudget {
     this.since = performance.now();
   }
 }
+
+/** Maps `items` one after another, giving the loop a turn whenever the budget is spent. */
+export async function mapYielding<T, R>(items: readonly T[], fn: (item: T) => Promise<R>, budget = new EventLoopBudget()): Promise<R[]> {
+  const out: R[] = [];
+  for (const item of items) {
+    out.push(await fn(item));
+    await budget.maybeYield();
+  }
+  return out;
+}

@@ -1,6 +1,5 @@
 // The checks of the pod RPCs at the CRI edge: a RunPodSandbox request becomes
 // the PodSpec the sandbox service runs, and Stop/Remove need a pod id.
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { validateCgroupPath } from '../cgroups/cgroups';
 import { invalidArgument } from '../errors';
@@ -107,13 +106,9 @@ export function podSpecOf(config: PodSandboxConfig__Output | null, runtimeHandle
   const podNet = namespaceModes.network === 'POD';
   const sysctls = linux?.sysctls ?? {};
   validateSysctls(sysctls, podNet, namespaceModes.ipc === 'POD');
-  // With the host network the pod shares the host's UTS namespace and name:
-  // a name of its own cannot be given (the kubelet sends none, or the node's).
-  if (!podNet && config.hostname && config.hostname !== os.hostname()) {
-    throw invalidArgument(
-      `hostname "${config.hostname}": a pod on the host network has the node's hostname (${os.hostname()}) and cannot have its own`,
-    );
-  }
+  // With the host network the pod shares the host's UTS namespace and name, so a
+  // hostname it asks for is ignored, as containerd and CRI-O ignore it (the
+  // kubelet sends none; crictl users' pod files often carry one).
   const hostname = podNet && config.hostname ? config.hostname : undefined;
   if (hostname) validateHostname(hostname);
   const cgroupPath = validateCgroupPath(linux?.cgroupParent || `${defaultCgroupParent}/pod${md.uid}`);

@@ -55,6 +55,12 @@ export const Limits = {
    * reads nothing before the session is dropped and its processes killed.
    */
   streamingWriteStallSeconds: 120,
+  /**
+   * One WebSocket message (all its fragments) from a streaming client; a
+   * bigger one is closed with 1009. The kubelet's wsstream (x/net/websocket)
+   * allows 32 MiB too; k8s channel messages are far smaller.
+   */
+  websocketMessageBytes: 32 * MiB,
   /** Port-forward connections open at once in one session, and in the whole daemon. */
   portForwardsPerSession: 128,
   portForwardsPerDaemon: 1024,

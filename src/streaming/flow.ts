@@ -8,6 +8,12 @@
 // wait for header decompression) hold the socket through hold()/release().
 import type { Duplex } from 'node:stream';
 
+/** What reading is paused on: the socket itself, or a framing layer that owns its reads (`ws`). */
+export interface ReadSide {
+  pause(): unknown;
+  resume(): unknown;
+}
+
 const OUTPUT = Symbol('output queued');
 
 export class SocketFlow {
@@ -26,6 +32,7 @@ export class SocketFlow {
     private readonly stallMs: number,
     private readonly onStall: () => void,
     private readonly guard = true,
+    private readonly reader: ReadSide = socket,
   ) {
     socket.on('drain', () => this.drained());
   }
@@ -33,7 +40,15 @@ export class SocketFlow {
   /** Writes `buf`; false means it was queued (the peer is behind), and reading stops until 'drain'. */
   write(buf: Buffer): boolean {
     if (this.socket.destroyed || this.socket.writableEnded) return true;
-    const ok = this.socket.write(buf);
+    return this.afterWrite(this.socket.write(buf));
+  }
+
+  /** For writes made on the socket by a framing layer (`ws`): false when they are queued, as write() reports. */
+  noteWrite(): boolean {
+    return this.afterWrite(!this.socket.writableNeedDrain);
+  }
+
+  private afterWrite(ok: boolean): boolean {
     if (!ok && this.guard && !this.disposed) {
       this.hold(OUTPUT);
       this.stallTimer ??= setTimeout(() => {
@@ -48,11 +63,11 @@ export class SocketFlow {
   hold(reason: unknown): void {
     if (this.holds.has(reason)) return;
     this.holds.add(reason);
-    this.socket.pause();
+    this.reader.pause();
   }
 
   release(reason: unknown): void {
-    if (this.holds.delete(reason) && this.holds.size === 0 && !this.disposed) this.socket.resume();
+    if (this.holds.delete(reason) && this.holds.size === 0 && !this.disposed) this.reader.resume();
   }
 
   dispose(): void {

@@ -33,7 +33,7 @@ import {
 import { Limits } from '../limits';
 import { SpdySession, type SpdyLimits } from './spdy';
 import { TokenCache } from './token_cache';
-import { acceptKey, isValidKey, WebSocketByteStream, WebSocketConnection } from './websocket';
+import { WebSocketAcceptor, WebSocketByteStream, WebSocketConnection } from './websocket';
 
 export type StreamKind = 'exec' | 'attach' | 'portforward';
 
@@ -103,6 +103,11 @@ function negotiate(client: string[], server: readonly string[]): string | undefi
   return client.find((p) => server.includes(p));
 }
 
+/** A valid Sec-WebSocket-Key is base64 of 16 bytes. */
+function isValidKey(key: string | undefined): key is string {
+  return typeof key === 'string' && Buffer.from(key, 'base64').length === 16;
+}
+
 function hostForUrl(address: string): string {
   return address.includes(':') ? `[${address}]` : address;
 }
@@ -115,6 +120,7 @@ export class StreamingServer {
   private baseUrl: string | undefined;
   private readonly sessions: Record<StreamKind, number> = { exec: 0, attach: 0, portforward: 0 };
   private readonly portForwardBudget: ConnectionBudget;
+  private readonly webSockets = new WebSocketAcceptor();
 
   constructor(opts: StreamingServerOptions) {
     this.opts = opts;
@@ -255,13 +261,17 @@ export class StreamingServer {
     text(400, `bad request: ${pending.kind} needs a connection upgrade to SPDY/3.1 or websocket`);
   }
 
+  private get idleTimeoutMs(): number {
+    return this.opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  }
+
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => undefined);
     if ('setNoDelay' in socket) {
       const tcp = socket as Socket;
       // Interactive sessions: keystrokes must not wait for Nagle.
       tcp.setNoDelay(true);
-      tcp.setTimeout(this.opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, () => {
+      tcp.setTimeout(this.idleTimeoutMs, () => {
         this.opts.logger.debug('closing idle streaming connection');
         tcp.destroy();
       });
@@ -319,20 +329,17 @@ export class StreamingServer {
         `requested protocol(s) are not supported: [${client.join(' ')}]; supports [${server.join(' ')}]`,
       );
     }
-    socket.write(
-      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-        `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n` +
-        (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') +
-        '\r\n',
-    );
-    const ws = new WebSocketConnection(socket, 'server', undefined, this.opts.writeStallMs);
-    ws.on('protocolError', (err: Error) => this.opts.logger.debug('websocket protocol error', { error: err.message }));
-    if (protocol === WS_TUNNELED_SPDY_PORTFORWARD) {
-      const spdy = new SpdySession(new WebSocketByteStream(ws), 'server', this.spdyLimits());
-      spdy.on('protocolError', (err: Error) => this.opts.logger.debug('spdy protocol error', { error: err.message }));
-      return this.track(spdy, pending, 'portforward.k8s.io');
-    }
-    this.track(ws, pending, protocol);
+    this.webSockets.accept(req, socket, protocol, this.opts.writeStallMs, (ws) => {
+      // ws turns the socket's timeout off; the idle bound (its handler is set in onUpgrade) still holds.
+      if ('setTimeout' in socket) (socket as Socket).setTimeout(this.idleTimeoutMs);
+      ws.on('protocolError', (err: Error) => this.opts.logger.debug('websocket protocol error', { error: err.message }));
+      if (protocol === WS_TUNNELED_SPDY_PORTFORWARD) {
+        const spdy = new SpdySession(new WebSocketByteStream(ws), 'server', this.spdyLimits());
+        spdy.on('protocolError', (err: Error) => this.opts.logger.debug('spdy protocol error', { error: err.message }));
+        return this.track(spdy, pending, 'portforward.k8s.io');
+      }
+      this.track(ws, pending, protocol);
+    });
   }
 
   private spdyLimits(): Partial<SpdyLimits> {

@@ -18,7 +18,7 @@ import { formatReference, parseReference } from '../../src/oci/reference';
 import { loadEndpoints } from '../../src/registry/hosts';
 import { TarReader } from '../../src/snapshotter/tar_reader';
 import { decodeHeaderBlock, encodeHeaderBlock, HeaderCompressor, SpdySession } from '../../src/streaming/spdy';
-import { encodeFrame, WebSocketConnection } from '../../src/streaming/websocket';
+import { CHANNEL_CLOSE, codecFor, decodeChannelMessage, encodeChannelMessage } from '../../src/streaming/ws_channels';
 import { buildTar, extendedHeader, paxRecords, type TarSpec } from '../helpers/tar_writer';
 
 /** Fails a run that takes longer than `ms` (a hang is a finding too). */
@@ -236,25 +236,43 @@ describe('fuzz: parsers of hostile input (fast-check)', function () {
     );
   });
 
-  it('WebSocket: random frames and bytes never crash the server side; messages stay bounded', async () => {
-    const frame = fc.oneof(
-      fc.tuple(fc.integer({ min: 0, max: 15 }), fc.uint8Array({ maxLength: 200 }), fc.boolean(), fc.boolean()).map(([op, body, mask, fin]) =>
-        encodeFrame(op, Buffer.from(body), mask, fin),
-      ),
-      fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
-    );
-    await fc.assert(
-      fc.asyncProperty(fc.array(frame, { maxLength: 20 }), async (frames) => {
-        const { server, toServer } = link();
-        const ws = new WebSocketConnection(server, 'server', undefined, 1000);
-        ws.on('protocolError', () => undefined);
-        ws.on('message', (data: Buffer) => assert.ok(Buffer.isBuffer(data) && data.length <= 20 * 200));
-        for (const f of frames) toServer.write(f);
-        await settle();
-        ws.destroy();
-        assert.equal(ws.closed, true);
+  // WebSocket framing itself is the `ws` package's; what berth parses on top is the k8s channel layer.
+  const channelProtocols = ['', 'v4.channel.k8s.io', 'v4.base64.channel.k8s.io', 'base64.channel.k8s.io', 'v5.channel.k8s.io'];
+
+  it('k8s channel messages: any bytes decode to a channel, a close signal or nothing, or fail only as a bad close signal', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...channelProtocols), fc.uint8Array({ maxLength: 300 }), (protocol, bytes) => {
+        const codec = codecFor(protocol);
+        const msg = Buffer.from(bytes);
+        let decoded: ReturnType<typeof decodeChannelMessage>;
+        try {
+          decoded = decodeChannelMessage(codec, msg);
+        } catch {
+          assert.ok(codec.supportsClose && msg[0] === CHANNEL_CLOSE && msg.length !== 2, 'only a malformed close signal throws');
+          return;
+        }
+        if (msg.length === 0) return assert.equal(decoded, undefined);
+        assert.ok(decoded);
+        if ('closeChannel' in decoded) return assert.ok(codec.supportsClose && msg.length === 2);
+        assert.ok(decoded.data.length <= msg.length);
+        assert.equal(decoded.channel, codec.base64 ? msg[0] - 48 : msg[0]);
       }),
-      { numRuns: 200 },
+      { numRuns: 2000 },
+    );
+  });
+
+  it('k8s channel messages: what is encoded decodes to the same channel and bytes', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...channelProtocols), fc.integer({ min: 0, max: 9 }), fc.uint8Array({ maxLength: 300 }), (protocol, channel, bytes) => {
+        const codec = codecFor(protocol);
+        const m = encodeChannelMessage(codec, channel, Buffer.from(bytes));
+        assert.equal(m.binary, !codec.base64);
+        const d = decodeChannelMessage(codec, m.data);
+        assert.ok(d && 'channel' in d);
+        assert.equal(d.channel, channel);
+        assert.deepEqual(d.data, Buffer.from(bytes));
+      }),
+      { numRuns: 1000 },
     );
   });
 

@@ -1,12 +1,12 @@
 // A streaming client for tests: speaks SPDY/3.1 and WebSocket to berth's
-// streaming server the way client-go (kubectl, crictl) does, reusing berth's
-// own framing code in the client role.
+// streaming server the way client-go (kubectl, crictl) does: SPDY with
+// berth's own framing code in the client role, WebSocket with the `ws`
+// client (an implementation independent of the server's framing use).
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { randomBytes } from 'node:crypto';
 import type { Duplex, Readable } from 'node:stream';
+import { WebSocket, type RawData } from 'ws';
 import { SpdySession, type SpdyStream } from '../../src/streaming/spdy';
-import { acceptKey, WebSocketConnection } from '../../src/streaming/websocket';
 import { codecFor, decodeChannelMessage, encodeChannelMessage, CHANNEL_CLOSE } from '../../src/streaming/ws_channels';
 
 export interface HttpFailure {
@@ -24,9 +24,10 @@ export function upgradeRequest(
   url: string,
   headers: Record<string, string | string[]>,
   tls: ClientTls = {},
+  method = 'POST',
 ): Promise<{ res: http.IncomingMessage; socket: Duplex } | HttpFailure> {
   return new Promise((resolve, reject) => {
-    const options = { method: 'POST', headers: { Connection: 'Upgrade', ...headers } };
+    const options = { method, headers: { Connection: 'Upgrade', ...headers } };
     const req = url.startsWith('https:') ? https.request(url, { ...options, ca: tls.ca }) : http.request(url, options);
     req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       if (head.length) socket.unshift(head);
@@ -64,23 +65,48 @@ export async function connectSpdy(url: string, protocols: string[], tls?: Client
 }
 
 export interface WsClient {
-  ws: WebSocketConnection;
+  ws: WebSocket;
   protocol: string;
+  /** The upgraded socket, for writing frames by hand. */
   socket: Duplex;
 }
 
-export async function connectWebSocket(url: string, protocols: string[], tls?: ClientTls): Promise<WsClient | HttpFailure> {
-  const key = randomBytes(16).toString('base64');
-  const headers: Record<string, string> = { Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': key };
-  if (protocols.length) headers['Sec-WebSocket-Protocol'] = protocols.join(', ');
-  const r = await upgradeRequest(url, headers, tls);
-  if (isFailure(r)) return r;
-  if (r.res.headers['sec-websocket-accept'] !== acceptKey(key)) throw new Error('bad Sec-WebSocket-Accept');
-  return {
-    ws: new WebSocketConnection(r.socket, 'client'),
-    protocol: String(r.res.headers['sec-websocket-protocol'] ?? ''),
-    socket: r.socket,
-  };
+/** Opens a WebSocket with the `ws` client; an HTTP answer other than 101 comes back as a HttpFailure. */
+export function connectWebSocket(url: string, protocols: string[], tls: ClientTls = {}): Promise<WsClient | HttpFailure> {
+  return new Promise((resolve, reject) => {
+    // The offer goes out as a plain header and the answer is taken before ws checks it: ws allows
+    // only RFC 7230 tokens, and client-go's "SPDY/3.1+portforward.k8s.io" is not one.
+    const headers: Record<string, string> = protocols.length ? { 'Sec-WebSocket-Protocol': protocols.join(', ') } : {};
+    const ws = new WebSocket(url, { perMessageDeflate: false, headers, ...(tls.ca ? { ca: tls.ca } : {}) });
+    let socket: Duplex | undefined;
+    let protocol = '';
+    ws.once('upgrade', (res: http.IncomingMessage) => {
+      socket = res.socket;
+      protocol = String(res.headers['sec-websocket-protocol'] ?? '');
+      delete res.headers['sec-websocket-protocol'];
+    });
+    ws.once('unexpected-response', (_req: http.ClientRequest, res: http.IncomingMessage) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    ws.once('error', reject);
+    ws.once('open', () => {
+      // Hold the messages that came with the upgrade until the caller has had a turn to listen.
+      ws.pause();
+      setImmediate(() => ws.resume());
+      ws.off('error', reject);
+      ws.on('error', () => undefined);
+      resolve({ ws, protocol, socket: socket as Duplex });
+    });
+  });
+}
+
+/** The bytes of a WebSocket message event (`ws` hands Buffers unless told otherwise). */
+export function messageBytes(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }
 
 export function collect(r: Readable): Promise<Buffer> {
@@ -140,10 +166,11 @@ export function execWebSocket(client: WsClient, opts: ExecOptions): Promise<Exec
   const messages: Array<[number, Buffer]> = [];
   const send = (ch: number, data: Buffer): void => {
     const m = encodeChannelMessage(codec, ch, data);
-    client.ws.send(m.data, m.binary);
+    client.ws.send(m.data, { binary: m.binary });
   };
   return new Promise((resolve) => {
-    client.ws.on('message', (msg: Buffer) => {
+    client.ws.on('message', (data: RawData) => {
+      const msg = messageBytes(data);
       const d = decodeChannelMessage(codec, msg);
       if (d && 'channel' in d) {
         messages.push([d.channel, d.data]);

@@ -8,12 +8,14 @@ import {
   execSpdy,
   execWebSocket,
   isFailure,
+  messageBytes,
   type SpdyClient,
   type WsClient,
 } from '../helpers/stream_client';
 import { FakeContainer, localBackends } from '../helpers/local_backends';
-import { encodeFrame, OP_BINARY, OP_CONTINUATION, OP_PING } from '../../src/streaming/websocket';
+import { encodeFrame, OP_BINARY, OP_CONTINUATION, OP_PING } from '../helpers/ws_frames';
 import { codecFor, decodeChannelMessage } from '../../src/streaming/ws_channels';
+import type { RawData } from 'ws';
 
 function execReq(cmd: string[], o: Partial<ExecRequest__Output> = {}): ExecRequest__Output {
   return { containerId: 'c1', cmd, tty: false, stdin: false, stdout: true, stderr: true, ...o };
@@ -224,6 +226,25 @@ describe('streaming: exec and attach', function () {
     assert.equal(backends.exec.pids.size, 0);
   });
 
+  it('backpressure over WebSocket: a client that stops reading stalls the process; resumed, every byte arrives', async () => {
+    const size = 64 * 1024 * 1024;
+    const c = await ws(server.getExecUrl(execReq(['head', '-c', String(size), '/dev/zero'], { stderr: false })), ['v5.channel.k8s.io']);
+    let got = 0;
+    c.ws.on('message', (m: RawData) => {
+      const d = decodeChannelMessage(codecFor(c.protocol), messageBytes(m));
+      if (d && 'channel' in d && d.channel === 1) got += d.data.length;
+    });
+    const closed = new Promise((r) => c.ws.once('close', r));
+    await waitFor(() => backends.exec.pids.size > 0);
+    c.ws.pause();
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(backends.exec.pids.size, 1, 'the writer is blocked while the client does not read');
+    c.ws.resume();
+    await closed;
+    assert.equal(got, size);
+    assert.equal(backends.exec.pids.size, 0);
+  });
+
   it('SPDY: answers PING', async () => {
     const c = await spdy(server.getExecUrl(execReq(['true'], { stderr: false })));
     await c.session.ping();
@@ -238,8 +259,8 @@ describe('streaming: exec and attach', function () {
     );
     const pong = new Promise((r) => c.ws.once('pong', r));
     const messages: Buffer[] = [];
-    c.ws.on('message', (m: Buffer) => {
-      const d = decodeChannelMessage(codecFor(c.protocol), m);
+    c.ws.on('message', (m: RawData) => {
+      const d = decodeChannelMessage(codecFor(c.protocol), messageBytes(m));
       if (d && 'channel' in d && d.channel === 1) messages.push(d.data);
     });
     const closed = new Promise((r) => c.ws.once('close', r));

@@ -9,9 +9,9 @@ import { silentLogger } from '../../src/log/logger';
 import type { ExecRequest__Output } from '../../src/gen/runtime/v1/ExecRequest';
 import { StreamingServer } from '../../src/streaming/server';
 import { encodeHeaderBlock, HeaderCompressor } from '../../src/streaming/spdy';
-import { encodeFrame, OP_PING } from '../../src/streaming/websocket';
+import { encodeFrame, OP_PING, rawWebSocket } from '../helpers/ws_frames';
 import { localBackends, startEchoServer } from '../helpers/local_backends';
-import { connectSpdy, connectWebSocket, isFailure, openPortForward, upgradeRequest } from '../helpers/stream_client';
+import { connectSpdy, isFailure, openPortForward, upgradeRequest } from '../helpers/stream_client';
 
 const STALL_MS = 1500;
 
@@ -109,14 +109,28 @@ describe('streaming: hostile clients', function () {
 
   it('WebSocket: a client flooding pings without reading is throttled, then dropped, and its exec killed', async () => {
     const known = new Set(backends.exec.pids);
-    const c = await connectWebSocket(server.getExecUrl(sleepReq()), ['v5.channel.k8s.io']);
-    if (isFailure(c)) throw new Error(c.body);
+    const socket = await rawWebSocket(server.getExecUrl(sleepReq()), ['v5.channel.k8s.io']);
+    if (isFailure(socket)) throw new Error(socket.body);
     const pid = await newExec(known);
-    c.socket.pause();
-    const sent = await flood(c.socket, encodeFrame(OP_PING, Buffer.alloc(125, 1), true), 256 * 1024 * 1024);
+    socket.pause();
+    const sent = await flood(socket, encodeFrame(OP_PING, Buffer.alloc(125, 1), true), 256 * 1024 * 1024);
     assert.ok(sent < 64 * 1024 * 1024, `berthd kept reading: ${sent} bytes of pings accepted`);
-    await closed(c.socket);
+    await closed(socket);
     await reaped(pid);
+  });
+
+  it('WebSocket: a client that reads nothing while output is queued is dropped after the stall bound, and its exec killed', async () => {
+    const known = new Set(backends.exec.pids);
+    const socket = await rawWebSocket(
+      server.getExecUrl({ containerId: 'c', cmd: ['yes'], tty: false, stdin: false, stdout: true, stderr: false }),
+      ['v5.channel.k8s.io'],
+    );
+    if (isFailure(socket)) throw new Error(socket.body);
+    socket.pause(); // never read (so this side cannot see the connection go either)
+    const pid = await newExec(known);
+    await reaped(pid);
+    await until('the session to end', () => server.activeSessions === 0);
+    socket.destroy();
   });
 
   it('SPDY: a header block inflating past the limit ends the session and kills its exec', async () => {

@@ -5,9 +5,9 @@ import { silentLogger } from '../../src/log/logger';
 import { StreamingServer } from '../../src/streaming/server';
 import { NetnsPortForwardBackend } from '../../src/streaming/portforward_netns';
 import { CHANNEL_CLOSE, codecFor, decodeChannelMessage, encodeChannelMessage } from '../../src/streaming/ws_channels';
-import { collect, connectSpdy, connectWebSocket, isFailure, openPortForward, type SpdyClient } from '../helpers/stream_client';
+import { collect, connectSpdy, connectWebSocket, isFailure, messageBytes, openPortForward, type SpdyClient } from '../helpers/stream_client';
 import { SpdySession } from '../../src/streaming/spdy';
-import { WebSocketByteStream } from '../../src/streaming/websocket';
+import { createWebSocketStream, type RawData } from 'ws';
 import { localBackends, startEchoServer } from '../helpers/local_backends';
 
 async function spdyPf(url: string): Promise<SpdyClient> {
@@ -83,7 +83,7 @@ describe('streaming: port-forward', function () {
     ]);
     if (isFailure(w)) throw new Error(w.body);
     assert.equal(w.protocol, 'SPDY/3.1+portforward.k8s.io');
-    const session = new SpdySession(new WebSocketByteStream(w.ws), 'client');
+    const session = new SpdySession(createWebSocketStream(w.ws), 'client');
     const c: SpdyClient = { session, protocol: 'portforward.k8s.io', socket: w.socket };
     const [a, b] = await Promise.all([roundTrip(c, echoA.port, '1', 'one'), roundTrip(c, echoB.port, '2', 'two')]);
     assert.equal(a.data, 'oneBYE');
@@ -99,14 +99,14 @@ describe('streaming: port-forward', function () {
     if (isFailure(w)) throw new Error(w.body);
     const codec = codecFor(w.protocol);
     const perChannel = new Map<number, Buffer[]>();
-    w.ws.on('message', (m: Buffer) => {
-      const d = decodeChannelMessage(codec, m);
+    w.ws.on('message', (m: RawData) => {
+      const d = decodeChannelMessage(codec, messageBytes(m));
       if (d && 'channel' in d) perChannel.set(d.channel, [...(perChannel.get(d.channel) ?? []), d.data]);
     });
     const closed = new Promise((r) => w.ws.once('close', r));
     const send = (ch: number, s: string): void => {
       const m = encodeChannelMessage(codec, ch, Buffer.from(s));
-      w.ws.send(m.data, m.binary);
+      w.ws.send(m.data, { binary: m.binary });
     };
     send(0, 'to A');
     send(2, 'to B');

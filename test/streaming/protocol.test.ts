@@ -10,7 +10,6 @@ import {
   type SpdyStream,
 } from '../../src/streaming/spdy';
 import { SPDY3_DICTIONARY } from '../../src/streaming/spdy_dictionary';
-import { acceptKey, encodeFrame, WebSocketConnection } from '../../src/streaming/websocket';
 import { JsonObjectSplitter } from '../../src/streaming/remotecommand';
 import { codecFor, decodeChannelMessage, encodeChannelMessage } from '../../src/streaming/ws_channels';
 
@@ -78,29 +77,6 @@ describe('streaming: protocol units', () => {
     await client.ping();
     client.destroy();
     server.destroy();
-  });
-
-  it('WebSocket: accept key (RFC 6455 example) and length encodings', () => {
-    assert.equal(acceptKey('dGhlIHNhbXBsZSBub25jZQ=='), 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
-    assert.equal(encodeFrame(2, Buffer.alloc(125), false).length, 127);
-    assert.equal(encodeFrame(2, Buffer.alloc(126), false)[1], 126);
-    assert.equal(encodeFrame(2, Buffer.alloc(70000), false)[1], 127);
-    assert.equal(encodeFrame(2, Buffer.alloc(10), true)[1] & 0x80, 0x80);
-  });
-
-  it('WebSocket: a server rejects unmasked client frames with 1002', async () => {
-    const toServer = new PassThrough();
-    const fromServer = new PassThrough();
-    const ws = new WebSocketConnection(Duplex.from({ readable: toServer, writable: fromServer }), 'server');
-    ws.on('protocolError', () => undefined);
-    const out: Buffer[] = [];
-    fromServer.on('data', (d: Buffer) => out.push(d));
-    toServer.write(encodeFrame(2, Buffer.from('x'), false));
-    await new Promise((r) => setImmediate(r));
-    const reply = Buffer.concat(out);
-    assert.equal(reply[0], 0x88);
-    assert.equal(reply.readUInt16BE(2), 1002);
-    ws.destroy();
   });
 
   it('channel codecs: binary, base64 and the v5 close signal', () => {

@@ -43,4 +43,8 @@ describe('deploy/kubelet.md', () => {
     assert.match(md, /KubeletCgroupDriverFromCRI/);
     assert.match(md, /cgroup_driver = "systemd"/);
   });
+
+  it('tells how a kubelet of 1.35 and later runs on a cgroup v1 or hybrid host', () => {
+    assert.match(md, /^failCgroupV1: false$/m);
+  });
 });

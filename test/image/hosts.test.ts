@@ -190,6 +190,18 @@ describe('hosts.toml (containerd format, whole)', () => {
       assert.equal(eps[4].tls.clients?.length, 1);
       assert.equal(eps[5].tls.clients?.length, 2);
     });
+
+    it('the "recursion is not supported" example: the indented table is a sibling host (TOML ignores indentation), never a mirror of a mirror', () => {
+      example(
+        'docker.io',
+        '[host."http://mirror.registry"]\n  capabilities = ["pull"]\n  [host."http://double-mirror.registry"]\n    capabilities = ["pull"]\n',
+      );
+      assert.deepEqual(loadEndpoints(dir, 'docker.io').map(summary), [
+        { url: 'http://mirror.registry/v2', caps: 'pull', mirror: true, ns: 'docker.io' },
+        { url: 'http://double-mirror.registry/v2', caps: 'pull', mirror: true, ns: 'docker.io' },
+        { url: 'https://registry-1.docker.io/v2', caps: 'pull,push,resolve', mirror: false, ns: undefined },
+      ]);
+    });
   });
 
   it('finds host_port_ before host:port before _default, and a directory without hosts.toml counts', () => {

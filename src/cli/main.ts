@@ -8,6 +8,7 @@ import { AdminClient } from '../admin/client';
 import { CriClient } from '../client/cri_client';
 import { defaultConfig } from '../config/config';
 import { errnoCode, errorMessage } from '../errors';
+import { callErrorLine } from './call_error';
 import { humanSize, table } from './format';
 import { exportCommand, importCommand } from './images';
 import { PullView } from './pull';
@@ -143,49 +144,57 @@ async function run(argv: string[]): Promise<number> {
 
   const client = new CriClient(socket);
   try {
-    if (name === 'version') {
-      const v = await client.runtime.Version({ version: '' }, { deadlineMs: 10_000 });
-      process.stdout.write(`RuntimeName: ${v.runtimeName}\nRuntimeVersion: ${v.runtimeVersion}\nRuntimeApiVersion: ${v.runtimeApiVersion}\n`);
-      return 0;
-    }
-    if (name === 'info') {
-      const s = await client.runtime.Status({ verbose: true }, { deadlineMs: 10_000 });
-      const info: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(s.info)) {
-        try {
-          info[k] = JSON.parse(v);
-        } catch {
-          info[k] = v;
-        }
-      }
-      process.stdout.write(JSON.stringify({ status: s.status, runtimeHandlers: s.runtimeHandlers, ...info }, null, 2) + '\n');
-      return 0;
-    }
-    // images ls
-    const res = await client.image.ListImages({}, { deadlineMs: 30_000 });
-    if (values.json) {
-      const out = res.images.map((i) => ({ id: i.id, repoTags: i.repoTags, repoDigests: i.repoDigests, size: Number(i.size), pinned: i.pinned }));
-      process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-      return 0;
-    }
-    if (values.quiet) {
-      process.stdout.write(res.images.map((i) => `${i.id}\n`).join(''));
-      return 0;
-    }
-    const rows: string[][] = [];
-    for (const i of res.images) {
-      const tags = i.repoTags.length ? i.repoTags : ['<none>:<none>'];
-      for (const t of tags) {
-        const at = t.lastIndexOf(':');
-        rows.push([t.slice(0, at), t.slice(at + 1), i.id.replace(/^sha256:/, '').slice(0, 12), humanSize(Number(i.size)), i.pinned ? 'pinned' : '']);
-      }
-    }
-    rows.sort((a, b) => (a[0] + ':' + a[1] < b[0] + ':' + b[1] ? -1 : 1));
-    process.stdout.write(table(['IMAGE', 'TAG', 'IMAGE ID', 'SIZE', 'PINNED'], rows));
-    return 0;
+    return await criCommand(client, name, values);
+  } catch (err) {
+    process.stderr.write(`berth: ${callErrorLine(err, socket)}\n`);
+    return 1;
   } finally {
     client.close();
   }
+}
+
+/** The commands CRI answers: version, info, images ls. */
+async function criCommand(client: CriClient, name: string, values: Values): Promise<number> {
+  if (name === 'version') {
+    const v = await client.runtime.Version({ version: '' }, { deadlineMs: 10_000 });
+    process.stdout.write(`RuntimeName: ${v.runtimeName}\nRuntimeVersion: ${v.runtimeVersion}\nRuntimeApiVersion: ${v.runtimeApiVersion}\n`);
+    return 0;
+  }
+  if (name === 'info') {
+    const s = await client.runtime.Status({ verbose: true }, { deadlineMs: 10_000 });
+    const info: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(s.info)) {
+      try {
+        info[k] = JSON.parse(v);
+      } catch {
+        info[k] = v;
+      }
+    }
+    process.stdout.write(JSON.stringify({ status: s.status, runtimeHandlers: s.runtimeHandlers, ...info }, null, 2) + '\n');
+    return 0;
+  }
+  // images ls
+  const res = await client.image.ListImages({}, { deadlineMs: 30_000 });
+  if (values.json) {
+    const out = res.images.map((i) => ({ id: i.id, repoTags: i.repoTags, repoDigests: i.repoDigests, size: Number(i.size), pinned: i.pinned }));
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    return 0;
+  }
+  if (values.quiet) {
+    process.stdout.write(res.images.map((i) => `${i.id}\n`).join(''));
+    return 0;
+  }
+  const rows: string[][] = [];
+  for (const i of res.images) {
+    const tags = i.repoTags.length ? i.repoTags : ['<none>:<none>'];
+    for (const t of tags) {
+      const at = t.lastIndexOf(':');
+      rows.push([t.slice(0, at), t.slice(at + 1), i.id.replace(/^sha256:/, '').slice(0, 12), humanSize(Number(i.size)), i.pinned ? 'pinned' : '']);
+    }
+  }
+  rows.sort((a, b) => (a[0] + ':' + a[1] < b[0] + ':' + b[1] ? -1 : 1));
+  process.stdout.write(table(['IMAGE', 'TAG', 'IMAGE ID', 'SIZE', 'PINNED'], rows));
+  return 0;
 }
 
 if (require.main === module) {

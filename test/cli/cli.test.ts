@@ -6,6 +6,9 @@ import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { callErrorLine } from '../../src/cli/call_error';
 import { parseCommandLine } from '../../src/cli/main';
 import { humanSize, table } from '../../src/cli/format';
 import { PullView } from '../../src/cli/pull';
@@ -79,6 +82,38 @@ describe('berth CLI', function () {
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
+    });
+  });
+
+  describe('failed calls', () => {
+    it('a socket that does not speak CRI: one line naming it, no gRPC status text', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cli-'));
+      const sock = path.join(dir, 'other.sock');
+      const conns = new Set<net.Socket>();
+      const other = net.createServer((c) => {
+        conns.add(c);
+        c.on('error', () => undefined);
+        c.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+      });
+      await new Promise<void>((r) => other.listen(sock, r));
+      try {
+        const r = await berth(['--socket', sock, 'version']);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, new RegExp(`^berth: ${sock} does not answer as berthd does \\(.+\\); is it berthd's CRI socket\\?\n$`));
+        assert.doesNotMatch(r.stderr, /UNAVAILABLE|Resolution note/);
+      } finally {
+        for (const c of conns) c.destroy();
+        await new Promise((r) => other.close(r));
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it("prints berthd's own message for other statuses, and says so when berthd does not answer in time", () => {
+      const status = (code: grpc.status, details: string): grpc.ServiceError =>
+        Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), { code, details, metadata: new grpc.Metadata() });
+      assert.equal(callErrorLine(status(grpc.status.NOT_FOUND, 'image "x" not found'), '/s'), 'image "x" not found');
+      assert.equal(callErrorLine(status(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded after 10.001s'), '/s'), 'berthd at /s did not answer in time');
+      assert.equal(callErrorLine(status(grpc.status.INTERNAL, ''), '/s'), 'internal');
     });
   });
 

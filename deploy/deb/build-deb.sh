@@ -6,7 +6,9 @@ set -eu
 cd "$(dirname "$0")/../.."
 VERSION=$(node -p "require('./package.json').version")
 ARCH=$(dpkg --print-architecture)
-STAGE="build/deb/berth_${VERSION}_${ARCH}"
+# Where the package (and its staging tree) go; tests build into a temp dir.
+OUT=${BERTH_DEB_OUT:-build}
+STAGE="$OUT/deb/berth_${VERSION}_${ARCH}"
 rm -rf "$STAGE"
 mkdir -p "$STAGE/DEBIAN"
 
@@ -49,4 +51,4 @@ echo /etc/berth/config.toml > "$STAGE/DEBIAN/conffiles"
 install -m 0755 deploy/deb/postinst deploy/deb/prerm deploy/deb/postrm "$STAGE/DEBIAN/"
 
 # Root-owned files without needing fakeroot.
-dpkg-deb --root-owner-group --build "$STAGE" "build/berth_${VERSION}_${ARCH}.deb"
+dpkg-deb --root-owner-group --build "$STAGE" "$OUT/berth_${VERSION}_${ARCH}.deb"

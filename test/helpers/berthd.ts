@@ -23,6 +23,8 @@ export interface BerthdOptions {
   metricsPort?: number;
   /** Extra environment for every launch (e.g. NOTIFY_SOCKET). */
   env?: Record<string, string>;
+  /** berthd's main.js to run (default: this tree's; a package test runs the packaged one). */
+  main?: string;
 }
 
 export class TestBerthd {
@@ -66,7 +68,7 @@ export class TestBerthd {
     ].join('\n');
     fs.writeFileSync(this.configPath, toml);
     this.output = '';
-    const proc = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), BERTHD_MAIN, '--config', this.configPath, ...(this.opts.args ?? [])], {
+    const proc = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), this.opts.main ?? BERTHD_MAIN, '--config', this.configPath, ...(this.opts.args ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...this.opts.env, ...env },
     });

@@ -46,7 +46,6 @@ async function flood(socket: Duplex, frame: Buffer, max: number): Promise<number
   return sent;
 }
 
-const closed = (socket: Duplex): Promise<void> => new Promise((r) => (socket.destroyed ? r() : socket.once('close', () => r())));
 
 /** A SPDY/3 control frame, built by hand. */
 function control(type: number, flags: number, payload: Buffer): Buffer {
@@ -89,6 +88,14 @@ describe('streaming: hostile clients', function () {
     return pid as number;
   }
   const reaped = (pid: number): Promise<void> => until('the exec to be killed and reaped', () => !backends.exec.pids.has(pid));
+  /**
+   * Waits for berthd to have dropped the session (seen from the server: a
+   * client that has stopped reading may never notice its socket go).
+   */
+  async function droppedByServer(pid: number): Promise<void> {
+    await reaped(pid);
+    await until('the session to end', () => server.activeSessions === 0);
+  }
 
   const sleepReq = (): ExecRequest__Output => ({ containerId: 'c', cmd: ['sleep', '60'], tty: false, stdin: false, stdout: true, stderr: true });
 
@@ -103,8 +110,8 @@ describe('streaming: hostile clients', function () {
     const sent = await flood(c.socket, ping, 256 * 1024 * 1024);
     // Without backpressure berthd reads on and queues a pong for every ping: all 256 MiB go through.
     assert.ok(sent < 64 * 1024 * 1024, `berthd kept reading: ${sent} bytes of PINGs accepted`);
-    await closed(c.socket);
-    await reaped(pid);
+    await droppedByServer(pid);
+    c.socket.destroy();
   });
 
   it('WebSocket: a client flooding pings without reading is throttled, then dropped, and its exec killed', async () => {
@@ -115,8 +122,8 @@ describe('streaming: hostile clients', function () {
     socket.pause();
     const sent = await flood(socket, encodeFrame(OP_PING, Buffer.alloc(125, 1), true), 256 * 1024 * 1024);
     assert.ok(sent < 64 * 1024 * 1024, `berthd kept reading: ${sent} bytes of pings accepted`);
-    await closed(socket);
-    await reaped(pid);
+    await droppedByServer(pid);
+    socket.destroy();
   });
 
   it('WebSocket: a client that reads nothing while output is queued is dropped after the stall bound, and its exec killed', async () => {
@@ -128,8 +135,7 @@ describe('streaming: hostile clients', function () {
     if (isFailure(socket)) throw new Error(socket.body);
     socket.pause(); // never read (so this side cannot see the connection go either)
     const pid = await newExec(known);
-    await reaped(pid);
-    await until('the session to end', () => server.activeSessions === 0);
+    await droppedByServer(pid);
     socket.destroy();
   });
 

@@ -235,8 +235,10 @@ describe('streaming: exec and attach', function () {
       if (d && 'channel' in d && d.channel === 1) got += d.data.length;
     });
     const closed = new Promise((r) => c.ws.once('close', r));
-    await waitFor(() => backends.exec.pids.size > 0);
+    // Stop reading before the process can have written much (after the helper's own first resume).
+    await new Promise((r) => setImmediate(r));
     c.ws.pause();
+    await waitFor(() => backends.exec.pids.size > 0);
     await new Promise((r) => setTimeout(r, 700));
     assert.equal(backends.exec.pids.size, 1, 'the writer is blocked while the client does not read');
     c.ws.resume();

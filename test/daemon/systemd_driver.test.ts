@@ -204,6 +204,25 @@ describe('systemd cgroup driver under a real systemd (PID 1 of an nspawn contain
     assert.equal(cgroupExists('memory', `/berth.slice/${slice}`), false);
   });
 
+  it("uses a slice the kubelet made, and leaves it to the kubelet at removal", async () => {
+    const uid = randomUUID();
+    const slice = `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`;
+    // The kubelet starts its pod slices itself; a service kept in it keeps it up, as the kubelet's own would.
+    const holder = `holder-${randomBytes(3).toString('hex')}`;
+    const r = c!.run('systemd-run', [`--unit=${holder}`, `--slice=${slice}`, '-p', 'RemainAfterExit=yes', '/bin/true']);
+    assert.equal(r.status, 0, r.stderr);
+    const rt = cri!.runtime;
+    const { podSandboxId } = await rt.RunPodSandbox({
+      config: { metadata: { name: 'sd4', namespace: 'test', uid, attempt: 0 }, linux: { cgroupParent: slice, securityContext: { namespaceOptions: { network: 'NODE', pid: 'POD' } } } },
+    });
+    assert.equal(show(`berth-pause-${podSandboxId}.scope`, ['Slice']).Slice, slice);
+    await rt.StopPodSandbox({ podSandboxId });
+    await rt.RemovePodSandbox({ podSandboxId });
+    assert.equal(show(`berth-pause-${podSandboxId}.scope`, ['ActiveState']).ActiveState, 'inactive');
+    assert.equal(show(slice, ['ActiveState']).ActiveState, 'active', "the kubelet's slice stays");
+    c!.run('systemctl', ['stop', `${holder}.service`, slice]);
+  });
+
   it('refuses a cgroupfs path as cgroup parent, naming the driver', async () => {
     await assert.rejects(
       cri!.runtime.RunPodSandbox({

@@ -93,12 +93,12 @@ const NAME_MAX = 255;
 
 /**
  * Validates a cgroupfs-style cgroup path ("/kubepods/burstable/pod<uid>") and
- * returns it normalized. Systemd slice names are refused: berth drives cgroupfs.
+ * returns it normalized. Systemd slice names are refused: they are the systemd driver's.
  */
 export function validateCgroupPath(p: string): string {
   if (!p.startsWith('/')) {
     throw invalidArgument(
-      `cgroup parent "${p}" is not an absolute cgroupfs path; berth uses the cgroupfs driver (set the kubelet's --cgroup-driver=cgroupfs)`,
+      `cgroup parent "${p}" is not an absolute cgroupfs path; berthd runs the cgroupfs driver: for systemd slices set runtime.cgroup_driver = "systemd"`,
     );
   }
   const parts = p.split('/').filter(Boolean);

@@ -80,7 +80,7 @@ export const SCHEMA: Section = section('', {
     default_handler: str('runc', 'Runtime handler used when a pod names none.'),
     cgroup_driver: str(
       'cgroupfs',
-      'How pod and container cgroups are managed; reported to the kubelet (RuntimeConfig). berthd refuses to start with a driver that cannot work on the host, and "systemd" is refused everywhere until berth drives slices and scopes over D-Bus.',
+      'How pod and container cgroups are managed; reported to the kubelet (RuntimeConfig). "systemd": pods are slices (the kubelet\'s kubepods-...-pod<uid>.slice, else berth-pod<uid>.slice), containers scopes made by runc --systemd-cgroup, all over D-Bus. berthd refuses to start with a driver that cannot work on the host, saying why.',
       ['cgroupfs', 'systemd'],
     ),
     restrict_oom_score_adj: bool(

@@ -143,6 +143,7 @@ export class ContainerCreator {
     crashPoint('container-create:after-mount');
     const mounts = await containerMounts(this.deps, rec, image);
 
+    const containerCgroup = this.deps.pods.cgroupDriver?.container(pod.cgroup, rec.id);
     const warnings: string[] = [];
     const spec = buildContainerSpec({
       containerId: rec.id,
@@ -158,7 +159,7 @@ export class ContainerCreator {
       },
       imageName: rec.imageName,
       rootfsPath: rec.rootfsDir,
-      sandbox: sandboxInfo(pod),
+      sandbox: { ...sandboxInfo(pod), cgroupsPath: containerCgroup?.specPath },
       host: this.deps.host,
       recursiveReadOnlyMounts: supportsRecursiveReadOnly(handler),
       rlimits: Object.entries(this.deps.config.runtime.default_rlimits).map(([type, l]) => ({ type, soft: l.soft, hard: l.hard })),
@@ -166,7 +167,8 @@ export class ContainerCreator {
     });
     for (const w of warnings) this.deps.logger.info(w, { container: rec.id });
     applyCdiDevices(spec, cdiDevices);
-    const cgroupsPath = spec.linux.cgroupsPath ?? '';
+    // Where its usage is read and the shim watches for OOM kills: the cgroup's path in the hierarchies.
+    const cgroupsPath = containerCgroup?.path ?? spec.linux.cgroupsPath ?? '';
     const copies = await idmapBindMounts(spec, this.deps.idmap, idmapDir, userns, handler.features?.idmapMounts ?? false);
     await runtime.writeBundle(rec.bundleDir, spec);
     crashPoint('container-create:after-bundle');

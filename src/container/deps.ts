@@ -1,6 +1,7 @@
 // What the container modules share: the store, the runtime façade, the event
 // bus, the per-container lock and the services they call. Wired once by
 // ContainerService's constructor.
+import type { PodCgroupDriver } from '../cgroups/pod_driver';
 import type { BerthConfig } from '../config/config';
 import type { ImageService } from '../image/service';
 import type { Logger } from '../log/logger';
@@ -18,6 +19,8 @@ import type { ContainerStore } from './store';
 /** How containers find their pod: by id, NOT_FOUND when it is gone. */
 export interface PodLookup {
   get(idOrPrefix: string): SandboxRecord;
+  /** Names the cgroups of a pod's containers; cgroupfs <pod cgroup>/<id> when absent. */
+  readonly cgroupDriver?: PodCgroupDriver;
 }
 
 export interface ContainerDeps {

@@ -45,6 +45,12 @@ export class ContainerStopper {
       }
       logger.info('container ignored its stop signal; killing it', { container: rec.id, signal: rec.stopSignal });
     }
+    if (this.deps.pods.cgroupDriver?.kind === 'systemd') {
+      // `kill --all` signals what the container's cgroup lists, and under systemd v1 a scope's processes
+      // were seen moved up to the pod slice in the devices hierarchy, where runc looks: kill the init too
+      // (as containerd does), which ends a container with its own PID namespace whatever the cgroup says.
+      await runtime.kill(rec, 'SIGKILL').catch(() => undefined);
+    }
     await runtime.kill(rec, 'SIGKILL', true).catch(() => undefined);
     if ((await this.monitor.awaitExit(rec, KILL_WAIT_MS)) !== 'exited') {
       throw internal(`container ${rec.id} did not exit after SIGKILL within 30 s`);

@@ -6,6 +6,6 @@ import { podSpecOf } from './validate_pod';
 
 export async function runPodSandbox(ctx: CriContext, req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
   const sandboxes = ctx.sandboxes;
-  const podSandboxId = await sandboxes.run(podSpecOf(req.config, req.runtimeHandler, sandboxes.defaultCgroupParent));
+  const podSandboxId = await sandboxes.run(podSpecOf(req.config, req.runtimeHandler, (parent, uid) => sandboxes.cgroupDriver.name(parent, uid)));
   return { podSandboxId };
 }

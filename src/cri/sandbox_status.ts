@@ -38,7 +38,7 @@ export async function podSandboxStatus(
         state: rec.state,
         runtimeHandler: rec.runtimeHandler,
         namespaces: rec.nsPaths,
-        cgroupParent: rec.cgroup.path,
+        cgroupParent: rec.cgroup.slice ?? rec.cgroup.path,
         shm: rec.shmPath ?? '',
         hostname: rec.hostname,
         resolvConf: rec.resolvConfFile,

@@ -1,7 +1,7 @@
 // The checks of the pod RPCs at the CRI edge: a RunPodSandbox request becomes
 // the PodSpec the sandbox service runs, and Stop/Remove need a pod id.
 import * as path from 'node:path';
-import { validateCgroupPath } from '../cgroups/cgroups';
+import type { PodCgroupName } from '../cgroups/pod_driver';
 import { invalidArgument } from '../errors';
 import type { IDMapping__Output } from '../gen/runtime/v1/IDMapping';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
@@ -84,7 +84,12 @@ export function usernsOf(opts: UserNamespace__Output | null | undefined): UserNa
 }
 
 /** Checks a RunPodSandbox request; INVALID_ARGUMENT when it is not one berth runs. */
-export function podSpecOf(config: PodSandboxConfig__Output | null, runtimeHandler: string, defaultCgroupParent: string): PodSpec {
+export function podSpecOf(
+  config: PodSandboxConfig__Output | null,
+  runtimeHandler: string,
+  /** The cgroup driver's naming: checks the parent (or makes the default one) and gives the pod's cgroup. */
+  cgroupOf: (parent: string, uid: string) => PodCgroupName,
+): PodSpec {
   if (!config) throw invalidArgument('RunPodSandbox: config is required');
   const md = config.metadata;
   if (!md || !md.name || !md.namespace || !md.uid) {
@@ -111,7 +116,7 @@ export function podSpecOf(config: PodSandboxConfig__Output | null, runtimeHandle
   // kubelet sends none; crictl users' pod files often carry one).
   const hostname = podNet && config.hostname ? config.hostname : undefined;
   if (hostname) validateHostname(hostname);
-  const cgroupPath = validateCgroupPath(linux?.cgroupParent || `${defaultCgroupParent}/pod${md.uid}`);
+  const cgroup = cgroupOf(linux?.cgroupParent ?? '', md.uid);
   const resolvConf = resolvConfFor(config.dnsConfig);
   if (config.logDirectory) validateLogDirectory(config.logDirectory);
   return {
@@ -121,7 +126,8 @@ export function podSpecOf(config: PodSandboxConfig__Output | null, runtimeHandle
     userns,
     sysctls,
     hostname,
-    cgroupPath,
+    cgroupPath: cgroup.path,
+    ...(cgroup.slice ? { cgroupSlice: cgroup.slice } : {}),
     resolvConf,
     runtimeHandler,
   };

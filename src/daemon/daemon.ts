@@ -25,7 +25,8 @@ import { containerStreamingBackends } from '../container/streaming_backends';
 import { StreamingServer } from '../streaming/server';
 import { startAdminServer, type AdminServer } from '../admin/server';
 import { SystemdNotifier } from './sd_notify';
-import { checkCgroupDriver } from '../cgroups/driver';
+import { checkCgroupDriver, realDriverHost } from '../cgroups/driver';
+import { SystemdManager } from '../cgroups/systemd/manager';
 import { changedKeys, isReloadable } from './reload';
 import { ContainerEventBus } from '../container/events';
 import type { ContainerStateName } from '../container/record';
@@ -63,6 +64,8 @@ export class Daemon {
   /** Present when systemd started berthd as Type=notify. */
   private readonly notifier?: SystemdNotifier;
   private releases: Array<() => void> = [];
+  /** systemd's D-Bus API, under runtime.cgroup_driver = "systemd". */
+  private readonly systemd?: SystemdManager;
   private stopping?: Promise<void>;
   /** How far start() got: stop() undoes only that. */
   private stage: 'new' | 'locked' | 'loaded' | 'serving' = 'new';
@@ -88,8 +91,10 @@ export class Daemon {
       stopContainersOfPod: (podId) => this.containers.stopContainersOfPod(podId),
       removeContainersOfPod: (podId) => this.containers.removeContainersOfPod(podId),
     };
+    this.systemd = config.runtime.cgroup_driver === 'systemd' ? new SystemdManager() : undefined;
     this.sandboxes = new SandboxService({
       config,
+      systemd: this.systemd,
       logger,
       handlers: this.handlers,
       network: cniPodNetwork(this.network, metrics),
@@ -137,7 +142,7 @@ export class Daemon {
   async start(): Promise<void> {
     const { config, logger } = this;
     // Before anything is touched: a driver that cannot work here is a reason not to start at all.
-    await checkCgroupDriver(config.runtime.cgroup_driver);
+    await checkCgroupDriver(config.runtime.cgroup_driver, realDriverHost(this.systemd));
     fs.mkdirSync(config.root, { recursive: true, mode: 0o700 });
     fs.mkdirSync(config.state, { recursive: true, mode: 0o700 });
     fs.mkdirSync(path.dirname(config.socket), { recursive: true, mode: 0o700 });
@@ -241,6 +246,7 @@ export class Daemon {
         }
         this.images.close();
         for (const release of this.releases.reverse()) release();
+        this.systemd?.close();
         await this.notifier?.close();
         this.logger.info('berthd stopped');
       })();

@@ -16,6 +16,8 @@ export interface RuntimeTarget {
   root: string;
   /** Scratch files of runtime calls (`<state>/tmp`). */
   tmpDir: string;
+  /** Global flags every runtime call takes, before the command (runc --systemd-cgroup). */
+  globalArgs?: string[];
 }
 
 /** How the façade names a container. */
@@ -55,7 +57,14 @@ export class ContainerRuntime {
   /** Spawns the container's shim, which runs `runtime create`; returns the container's init pid. */
   async create(c: ContainerRef, opts: ShimOptions): Promise<number> {
     const target = this.resolve(c.runtimeHandler);
-    const shim = await ShimClient.spawn({ ...opts, id: c.id, stateDir: c.shimDir, runtime: target.binary, runtimeRoot: target.root });
+    const shim = await ShimClient.spawn({
+      ...opts,
+      id: c.id,
+      stateDir: c.shimDir,
+      runtime: target.binary,
+      runtimeRoot: target.root,
+      runtimeArgs: target.globalArgs ?? [],
+    });
     this.shims.set(c.id, shim);
     return shim.containerPid;
   }

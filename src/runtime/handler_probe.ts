@@ -12,6 +12,7 @@ import { NamespacePinner } from '../sandbox/namespaces/pinner';
 import { mountOverlay } from '../snapshotter/mount';
 import { ContainerRuntime } from './container_runtime';
 import { sysMount } from './spec/mounts';
+import { RUNC_SYSTEMD_ARGS, scopeCgroupPath } from '../cgroups/systemd/units';
 import { ensureTraversable, IdmapHelper, toOciMappings, type UserNamespaceMaps } from './idmap';
 import type { OciSpec } from './spec/oci_types';
 
@@ -22,6 +23,8 @@ export interface ContainerProbeOptions {
   workDir: string;
   /** cgroupfs path of the probe container; default /berth-probe-<random>. Removed afterwards in every hierarchy. */
   cgroupPath?: string;
+  /** Probe under the systemd cgroup driver: runc --systemd-cgroup, the container a scope in system.slice. */
+  systemdCgroup?: boolean;
   /** Bound on create plus delete; clean-up after a failure may add a few seconds. */
   timeoutMs?: number;
 }
@@ -186,11 +189,12 @@ async function runProbe(binary: string, opts: ContainerProbeOptions, bundleOf: P
   const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
   const suffix = randomBytes(6).toString('hex');
-  const cgroupPath = opts.cgroupPath ?? `/berth-probe-${suffix}`;
+  const cgroupPath = opts.cgroupPath ?? (opts.systemdCgroup ? `system.slice:berth-probe:${suffix}` : `/berth-probe-${suffix}`);
   const id = `berth-probe-${suffix}`;
   let dir: string | undefined;
   let root = '';
-  const runtime = new ContainerRuntime(() => ({ name: 'probe', binary, root, tmpDir: opts.workDir }));
+  const globalArgs = opts.systemdCgroup ? [...RUNC_SYSTEMD_ARGS] : [];
+  const runtime = new ContainerRuntime(() => ({ name: 'probe', binary, root, tmpDir: opts.workDir, globalArgs }));
   try {
     await fsp.mkdir(opts.workDir, { recursive: true, mode: 0o700 });
     dir = await fsp.mkdtemp(path.join(opts.workDir, 'probe-'));
@@ -227,7 +231,8 @@ async function runProbe(binary: string, opts: ContainerProbeOptions, bundleOf: P
         waitMs: 5000,
         kill: killTree,
       });
-      await removeProbeCgroup(cgroupPath);
+      // Under systemd, runc's delete stopped the scope; its directories go if anything is left.
+      await removeProbeCgroup(opts.systemdCgroup ? scopeCgroupPath(cgroupPath) : cgroupPath);
       let clean = true;
       if (bundleOf.cleanup) clean = await bundleOf.cleanup(dir).then(() => true, () => false);
       // Never rm -r through a mount left behind (it would descend into it).

@@ -1,5 +1,6 @@
 // Runtime handlers: named OCI runtime binaries from the config. Each is probed
 // at start so a missing or broken binary shows in Status, not at the first pod.
+import { RUNC_SYSTEMD_ARGS } from '../cgroups/systemd/units';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -26,6 +27,8 @@ export interface RuntimeHandler {
   ok: boolean;
   problem: string;
   version: string;
+  /** Global flags of every call (runc --systemd-cgroup under the systemd cgroup driver). */
+  globalArgs?: string[];
   /** From `binary features` (runtime-spec features.json); absent when the runtime has no such command. */
   features?: RuntimeFeatures;
   /** Probed at start (only for a handler that is ok); absent: not probed. */
@@ -119,10 +122,15 @@ export class RuntimeHandlerRegistry {
   readonly defaultName: string;
   /** See RuntimeHandler.tmpDir. */
   readonly tmpDir: string;
+  /** runtime.cgroup_driver is "systemd": runc makes container scopes over D-Bus. */
+  private readonly systemdCgroup: boolean;
+  private readonly globalArgs: string[];
 
   constructor(private readonly config: BerthConfig) {
     this.defaultName = config.runtime.default_handler;
     this.tmpDir = path.join(config.state, 'tmp');
+    this.systemdCgroup = config.runtime.cgroup_driver === 'systemd';
+    this.globalArgs = this.systemdCgroup ? [...RUNC_SYSTEMD_ARGS] : [];
   }
 
   /** Empties the scratch directory: what is there belongs to calls of a berthd that is gone. */
@@ -142,7 +150,7 @@ export class RuntimeHandlerRegistry {
         const root = h.root || path.join(this.config.state, 'runtime', name);
         const binary = resolveBinary(h.path);
         const handler: RuntimeHandler = {
-          name, binary: binary ?? h.path, root, tmpDir: this.tmpDir, ok: false, problem: '', version: '',
+          name, binary: binary ?? h.path, root, tmpDir: this.tmpDir, globalArgs: this.globalArgs, ok: false, problem: '', version: '',
         };
         if (!binary) {
           handler.problem = `runtime handler "${name}": binary "${h.path}" not found`;
@@ -155,13 +163,14 @@ export class RuntimeHandlerRegistry {
           if (!handler.problem) {
             const [features, created] = await Promise.all([
               runFeatures(binary),
-              probeContainerCreate(binary, { workDir: path.join(this.config.state, 'probe') }),
+              probeContainerCreate(binary, { workDir: path.join(this.config.state, 'probe'), systemdCgroup: this.systemdCgroup }),
             ]);
             handler.features = features;
             if (created.ok) {
               handler.ok = true;
               handler.userNamespaces = await probeUsernsSupport(binary, {
                 workDir: path.join(this.config.state, 'probe-userns'),
+                systemdCgroup: this.systemdCgroup,
                 ownedDir: this.config.state,
               });
             } else handler.problem = `runtime handler "${name}": cannot ${created.stage} a container on this host: ${created.message}`;

@@ -119,7 +119,7 @@ function closeStream(s: Readable | null): void {
 }
 
 export class OciRuntime {
-  constructor(private readonly handler: Pick<RuntimeHandler, 'name' | 'binary' | 'root' | 'tmpDir'>) {}
+  constructor(private readonly handler: Pick<RuntimeHandler, 'name' | 'binary' | 'root' | 'tmpDir' | 'globalArgs'>) {}
 
   get name(): string {
     return this.handler.name;
@@ -141,7 +141,7 @@ export class OciRuntime {
   }
 
   private baseArgs(logFile: string): string[] {
-    return ['--root', this.handler.root, '--log', logFile, '--log-format', 'json'];
+    return [...(this.handler.globalArgs ?? []), '--root', this.handler.root, '--log', logFile, '--log-format', 'json'];
   }
 
   /** Runs one runtime command; resolves stdout, throws a typed error with the runtime's message. */

@@ -2,6 +2,7 @@
 // the record store, the namespace pinner, the pod network, the cgroup layout
 // and the pod directories. The service builds it once and hands it out.
 import { detectCgroupLayout, type CgroupLayout } from '../cgroups/cgroups';
+import type { PodCgroupDriver } from '../cgroups/pod_driver';
 import type { Logger } from '../log/logger';
 import type { PodNetwork } from './cni_adapter';
 import type { NamespacePinner } from './namespaces/pinner';
@@ -13,6 +14,8 @@ export interface SandboxParts {
   network: PodNetwork;
   /** Detected from the host on first use. */
   cgroupLayout(): CgroupLayout;
+  /** Makes, limits and removes pod cgroups (runtime.cgroup_driver). */
+  cgroups: PodCgroupDriver;
   logger: Logger;
   /** <state>/pods: ns/ and shm/ of each pod (volatile). */
   podsStateDir: string;

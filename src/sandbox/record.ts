@@ -1,5 +1,6 @@
 // The durable description of a pod sandbox: everything needed to answer the
 // status RPCs and to undo what was set up, after a berthd restart too.
+import type { PodCgroupRef } from '../cgroups/pod_driver';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
 import type { UserNamespaceMaps } from '../runtime/idmap';
 import type { PodResources } from './resources';
@@ -43,7 +44,7 @@ export interface SandboxRecord {
   hostsFile: string;
   resolvConfFile: string;
   hostname: string;
-  cgroup: { path: string; createdByBerth: boolean };
+  cgroup: PodCgroupRef;
   network: { ip: string; additionalIps: string[] };
   /** The network plugin may have attached the pod (set before setup, cleared by a successful teardown). */
   networkAttached: boolean;

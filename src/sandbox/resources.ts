@@ -2,8 +2,7 @@
 // containers') plus its overhead, written to the pod cgroup and kept in the
 // pod record. Best effort, as the kubelet expects: every limit that can be
 // set is set, and the error names each one that could not be.
-import { limitWrites, applyWrites, type PodLimits } from '../cgroups/limits';
-import { PodCgroup } from '../cgroups/cgroups';
+import type { PodLimits } from '../cgroups/limits';
 import { failedPrecondition, internal, invalidArgument } from '../errors';
 import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxContainerResources';
 import { int64 } from '../runtime/spec/resources';
@@ -82,13 +81,12 @@ export async function updatePodResources(parts: SandboxParts, rec: SandboxRecord
   if (limits.unified && layout.version !== 2) {
     throw invalidArgument(`unified cgroup resources (${Object.keys(limits.unified).join(', ')}) need a cgroup v2 host; this host runs cgroup v1`);
   }
-  const cgroup = new PodCgroup(layout, rec.cgroup.path);
-  if (!cgroup.exists()) {
+  if (!(await parts.cgroups.exists(rec.cgroup))) {
     throw failedPrecondition(`pod ${rec.id}: its cgroup ${rec.cgroup.path} does not exist (pod stopped or host rebooted); resources not applied`);
   }
-  const failed = applyWrites(limitWrites(layout, rec.cgroup.path, limits));
+  const failed = await parts.cgroups.applyLimits(rec.cgroup, limits);
   if (failed.length > 0) {
-    const what = failed.map((f) => `${f.write.file}=${f.write.value}: ${f.error}`).join('; ');
+    const what = failed.map((f) => `${f.what}: ${f.error}`).join('; ');
     throw internal(`pod ${rec.id}: ${failed.length} cgroup limit(s) could not be set (the others were): ${what}`);
   }
   await parts.store.update(rec.id, (r) => {

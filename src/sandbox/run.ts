@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PodCgroup } from '../cgroups/cgroups';
 import { alreadyExists, errorMessage, failedPrecondition, invalidArgument, wrapError } from '../errors';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
 import type { RuntimeHandler } from '../runtime/handlers';
@@ -33,8 +32,10 @@ export interface PodSpec {
   sysctls: Record<string, string>;
   /** The pod's own hostname (pod network only); the host's name is used when absent. */
   hostname?: string;
-  /** The pod cgroup: the pod's cgroup parent, or `<default parent>/pod<uid>`. */
+  /** The pod cgroup: the pod's cgroup parent, or `<default parent>/pod<uid>` (cgroupfs) or `berth-pod<uid>.slice` (systemd). */
   cgroupPath: string;
+  /** systemd driver: the pod's slice, whose cgroup is cgroupPath. */
+  cgroupSlice?: string;
   /** The pod's resolv.conf; undefined to copy the host's. */
   resolvConf?: string;
   /** The runtime handler name ("" for the default). */
@@ -100,7 +101,8 @@ export class PodCreator {
     return this.o.locks.run(id, async () => {
       let rec: SandboxRecord;
       try {
-        rec = this.newRecord(id, spec, handler.name);
+        const cgroupExisted = await this.d.cgroups.exists({ path: spec.cgroupPath, slice: spec.cgroupSlice });
+        rec = this.newRecord(id, spec, handler.name, cgroupExisted);
       } catch (err) {
         this.d.store.releaseName(key, id);
         throw err;
@@ -115,8 +117,7 @@ export class PodCreator {
         await makeDirs(rec.filesDir, 0o755);
 
         step = `create the pod cgroup ${rec.cgroup.path}`;
-        const cgroup = new PodCgroup(this.d.cgroupLayout(), rec.cgroup.path);
-        cgroup.create();
+        await this.d.cgroups.create(rec.cgroup);
         crashPoint('pod-run:after-cgroup');
 
         step = 'pin the pod namespaces';
@@ -130,10 +131,14 @@ export class PodCreator {
           userns: spec.userns,
           hostname: spec.hostname,
           sysctls: spec.namespaceModes.network === 'POD' ? { ...defaultsForPod(this.o.podNetworkSysctls, spec.userns), ...spec.sysctls } : spec.sysctls,
-          cgroupProcs: cgroup.procsFiles(),
+          cgroupProcs: this.d.cgroups.procsFiles(rec.cgroup),
           shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
         });
         crashPoint('pod-run:after-pin');
+        if (pinned.pausePid) {
+          step = 'place berth-pause in the pod cgroup';
+          await this.d.cgroups.adoptPause(rec.cgroup, id, pinned.pausePid);
+        }
 
         step = 'write the pod files';
         await Promise.all([
@@ -175,12 +180,12 @@ export class PodCreator {
    * and saved with it (one fsync'd write instead of one per step), so a
    * rollback after a crash knows it too.
    */
-  private newRecord(id: string, spec: PodSpec, runtimeHandler: string): SandboxRecord {
+  private newRecord(id: string, spec: PodSpec, runtimeHandler: string, cgroupExisted: boolean): SandboxRecord {
     const stateDir = path.join(this.d.podsStateDir, id);
     const filesDir = path.join(this.d.podsRootDir, id);
     const cgroupPath = spec.cgroupPath;
     const createdByBerth =
-      !new PodCgroup(this.d.cgroupLayout(), cgroupPath).exists() ||
+      !cgroupExisted ||
       this.d.store.list((o) => o.id !== id && o.cgroup.path === cgroupPath && o.cgroup.createdByBerth).length > 0;
     return {
       id,
@@ -200,7 +205,7 @@ export class PodCreator {
       hostsFile: path.join(filesDir, 'hosts'),
       resolvConfFile: path.join(filesDir, 'resolv.conf'),
       hostname: spec.hostname || os.hostname(),
-      cgroup: { path: cgroupPath, createdByBerth },
+      cgroup: { path: cgroupPath, createdByBerth, ...(spec.cgroupSlice ? { slice: spec.cgroupSlice } : {}) },
       network: { ip: '', additionalIps: [] },
       networkAttached: spec.namespaceModes.network === 'POD',
     };

@@ -5,6 +5,9 @@
 // recovery.ts (start-up) and namespaces/ (pinning, berth-pause, propagation).
 import * as path from 'node:path';
 import { PodCgroup, type CgroupLayout, type CgroupStats } from '../cgroups/cgroups';
+import { CgroupfsPodDriver, type PodCgroupDriver } from '../cgroups/pod_driver';
+import { SystemdManager } from '../cgroups/systemd/manager';
+import { SystemdPodDriver } from '../cgroups/systemd/pod_driver';
 import { UsageSampler, type UsageSample } from '../cgroups/usage';
 import type { BerthConfig } from '../config/config';
 import type { ContainerEventBus } from '../container/events';
@@ -42,8 +45,10 @@ export interface SandboxServiceOptions {
   pinner?: NamespacePinner;
   /** Detected from the host when absent. */
   cgroupLayout?: CgroupLayout;
-  /** Parent of pod cgroups when the pod names none. */
+  /** Parent of pod cgroups when the pod names none (cgroupfs driver). */
   defaultCgroupParent?: string;
+  /** systemd's D-Bus API, for runtime.cgroup_driver = "systemd". */
+  systemd?: SystemdManager;
   shmSizeBytes?: number;
 }
 
@@ -61,7 +66,7 @@ export class SandboxService {
   readonly store: SandboxStore;
   /** The container side: a pod's stop and removal take its containers with it. */
   readonly containers: PodContainers;
-  readonly defaultCgroupParent: string;
+  readonly cgroupDriver: PodCgroupDriver;
   /** Serialises run/stop/remove of the same pod. */
   private readonly locks = new KeyedMutex();
   private readonly parts: SandboxParts;
@@ -81,13 +86,16 @@ export class SandboxService {
     this.events = opts.events;
     this.handlers = opts.handlers;
     this.metrics = opts.metrics;
-    this.defaultCgroupParent = opts.defaultCgroupParent ?? '/berth';
     const podsStateDir = path.join(opts.config.state, 'pods');
     const podsRootDir = path.join(opts.config.root, 'pods');
     const pinner = opts.pinner ?? new NamespacePinner();
     this.store = new SandboxStore(podsRootDir, logger);
     const cgroupLayout = lazyCgroupLayout(opts.cgroupLayout);
-    this.parts = { store: this.store, pinner, network: opts.network, cgroupLayout, logger, podsStateDir, podsRootDir };
+    this.cgroupDriver =
+      opts.config.runtime.cgroup_driver === 'systemd'
+        ? new SystemdPodDriver(cgroupLayout, opts.systemd ?? new SystemdManager())
+        : new CgroupfsPodDriver(cgroupLayout, opts.defaultCgroupParent);
+    this.parts = { store: this.store, pinner, network: opts.network, cgroupLayout, cgroups: this.cgroupDriver, logger, podsStateDir, podsRootDir };
     this.propagation = new PodsMountPropagation(podsStateDir, pinner, logger);
     this.sampler = new UsageSampler(cgroupLayout);
     this.teardown = new PodTeardown(this.parts, () => this.containers);

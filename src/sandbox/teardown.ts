@@ -4,7 +4,6 @@
 // tolerates already-done, so a retry after a failure or a crash finishes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PodCgroup } from '../cgroups/cgroups';
 import { internal, wrapError } from '../errors';
 import { crashPoint, type CrashPointName } from '../util/crashpoint';
 import { podNetworkRef } from './cni_adapter';
@@ -102,9 +101,7 @@ export class PodTeardown {
   /** Remove-time cleanup: cgroup (when berth made it and no other pod uses it), directories. */
   async removeResources(rec: SandboxRecord): Promise<void> {
     const shared = this.d.store.list((o) => o.id !== rec.id && o.cgroup.path === rec.cgroup.path).length > 0;
-    if (rec.cgroup.createdByBerth && !shared) {
-      await new PodCgroup(this.d.cgroupLayout(), rec.cgroup.path).remove();
-    }
+    await this.d.cgroups.remove(rec.cgroup, rec.id, rec.cgroup.createdByBerth && !shared);
     removeDir(rec.stateDir);
     removeDir(rec.filesDir);
   }

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { detectCgroupLayout } from '../../src/cgroups/cgroups';
 import { checkCgroupDriver, type DriverHost } from '../../src/cgroups/driver';
 import { BerthError } from '../../src/errors';
 import { BERTHD_MAIN } from '../helpers/berthd';
@@ -15,6 +16,8 @@ const host = (over: Partial<DriverHost>): DriverHost => ({
   pid1Name: () => 'systemd',
   connectable: () => Promise.resolve(true),
   cgroupLayout: () => ({}),
+  systemdVersion: () => Promise.resolve('252'),
+  readOnlyHierarchies: () => [],
   ...over,
 });
 
@@ -47,8 +50,16 @@ describe('cgroup driver check at start', function () {
     assert.deepEqual(tried, ['/run/systemd/private', '/run/dbus/system_bus_socket']);
   });
 
-  it('refuses systemd on a systemd host too, until berth drives slices and scopes itself', async () => {
-    await assert.rejects(checkCgroupDriver('systemd', host({})), refused(/berth cannot manage pod slices and container scopes through it yet/));
+  it('refuses systemd when its D-Bus API does not answer, or its v1 hierarchies are read-only; accepts it otherwise', async () => {
+    await assert.rejects(
+      checkCgroupDriver('systemd', host({ systemdVersion: () => Promise.reject(new Error('no reply within 10000 ms')) })),
+      refused(/systemd's D-Bus API does not answer: no reply within 10000 ms/),
+    );
+    await assert.rejects(
+      checkCgroupDriver('systemd', host({ readOnlyHierarchies: () => ['/sys/fs/cgroup/memory'] })),
+      refused(/the cgroup v1 hierarchies \/sys\/fs\/cgroup\/memory are read-only here/),
+    );
+    await checkCgroupDriver('systemd', host({}));
   });
 
   it('berthd with runtime.cgroup_driver = "systemd" exits 1 before touching anything, saying why', () => {
@@ -78,10 +89,12 @@ describe('cgroup driver check at start', function () {
       await c?.stop();
     });
 
-    it('sees systemd as PID 1 and its D-Bus endpoint, and still refuses "systemd" with that reason', () => {
+    it('sees systemd as PID 1 answering over D-Bus, and refuses "systemd" while nspawn keeps the v1 hierarchies read-only', function () {
+      // On a cgroup v2 host nspawn delegates a writable tree, and there is nothing to refuse (systemd_driver.test.ts runs pods there).
+      if (detectCgroupLayout().version !== 1) this.skip();
       const r = c!.run(process.execPath, [BERTHD_MAIN, '--config', '/dev/null', '--root', '/tmp/b/root', '--state', '/tmp/b/state', '--socket', '/tmp/b/b.sock', '--no-metrics', '--set', 'runtime.cgroup_driver=systemd']);
       assert.equal(r.status, 1, r.stderr);
-      assert.match(r.stderr, /systemd is PID 1 and reachable over D-Bus, but berth cannot manage pod slices and container scopes through it yet/);
+      assert.match(r.stderr, /runtime\.cgroup_driver = "systemd": the cgroup v1 hierarchies .*\/sys\/fs\/cgroup\/memory.* are read-only here/);
     });
   });
 });

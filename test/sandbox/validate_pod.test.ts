@@ -5,6 +5,8 @@ import { strict as assert } from 'node:assert';
 import * as os from 'node:os';
 import { BerthError } from '../../src/errors';
 import { removePodSandbox, stopPodSandbox } from '../../src/cri/sandbox_stop_remove';
+import { detectCgroupLayout } from '../../src/cgroups/cgroups';
+import { CgroupfsPodDriver } from '../../src/cgroups/pod_driver';
 import { podSpecOf } from '../../src/cri/validate_pod';
 import type { SandboxService } from '../../src/sandbox/service';
 import { podConfig, podContext } from './fixture';
@@ -14,7 +16,8 @@ function refuses(fn: () => unknown, kind: string, re: RegExp): void {
 }
 
 describe('pod request checks (cri)', () => {
-  const spec = (cfg: ReturnType<typeof podConfig> | null) => podSpecOf(cfg, 'runc', '/berth');
+  const cgroupfs = new CgroupfsPodDriver(() => detectCgroupLayout(), '/berth');
+  const spec = (cfg: ReturnType<typeof podConfig> | null) => podSpecOf(cfg, 'runc', (parent, uid) => cgroupfs.name(parent, uid));
 
   describe('user namespaces (as critest v1.32 and containerd 2 check them)', () => {
     const map = (containerId: number, hostId: number, length: number) => ({ containerId, hostId, length });

@@ -59,6 +59,8 @@ export interface SandboxRuntimeInfo {
   shmPath?: string;
   /** cgroupfs parent, e.g. /kubepods/burstable/pod<uid>; "" means /berth. */
   cgroupParent: string;
+  /** The container's linux.cgroupsPath as the cgroup driver names it (systemd: "<slice>:berth:<id>"); default <cgroupParent>/<id>. */
+  cgroupsPath?: string;
   /** Pod-level pids limit applied to each container's cgroup. */
   pidsLimit?: number;
 }
@@ -386,7 +388,7 @@ export function buildContainerSpec(input: ContainerSpecInput): OciSpec {
       : [...DEFAULT_READONLY_PATHS];
 
   const cgroupParent = sandbox.cgroupParent || '/berth';
-  if (!cgroupParent.startsWith('/')) throw invalidArgument(`cgroup parent "${cgroupParent}" must be an absolute cgroupfs path`);
+  if (!sandbox.cgroupsPath && !cgroupParent.startsWith('/')) throw invalidArgument(`cgroup parent "${cgroupParent}" must be an absolute cgroupfs path`);
 
   const spec: OciSpec = {
     ociVersion: OCI_VERSION,
@@ -405,7 +407,7 @@ export function buildContainerSpec(input: ContainerSpecInput): OciSpec {
     linux: {
       namespaces,
       devices,
-      cgroupsPath: path.posix.join(cgroupParent, input.containerId),
+      cgroupsPath: sandbox.cgroupsPath ?? path.posix.join(cgroupParent, input.containerId),
       resources,
       maskedPaths,
       readonlyPaths,

@@ -240,6 +240,7 @@ export class Daemon {
           await this.sandboxes.close();
         }
         this.images.close();
+        await this.snapshotter.close();
         for (const release of this.releases.reverse()) release();
         await this.notifier?.close();
         this.logger.info('berthd stopped');

@@ -1,9 +1,9 @@
 // Pulling an image: resolve the reference, fetch manifest and config into
 // the content store, download every layer (verified) and apply them through
-// the snapshotter in order, then record the image. A layer whose parent is
-// already committed when its download starts is unpacked while it downloads
-// (the verified bytes are teed into the snapshotter); the others are applied
-// from the content store when their turn comes.
+// the snapshotter, then record the image. Every layer is unpacked while it
+// downloads (the bytes are teed into the snapshotter, which unpacks them in a
+// worker thread), several layers at once; the snapshotter commits them in
+// chain order, each only once its digest and diffID are verified.
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { failedPrecondition, invalidArgument, notFound } from '../errors';
 import type { Logger } from '../log/logger';
@@ -232,6 +232,25 @@ export async function applyStoredLayers(deps: PullDeps, layers: Descriptor[], di
   }
 }
 
+/** A promise settled from outside, with its rejection marked handled (it may be awaited late or not at all). */
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T | Promise<T>) => void; reject: (e: unknown) => void } {
+  let resolve!: (v: T | Promise<T>) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/**
+ * Downloads every layer (at most maxConcurrentDownloads at once) and unpacks
+ * each while it downloads, all of them at the same time, each into its own
+ * directory; the snapshotter commits them in chain order (a layer waits for
+ * its parent's commit, not its parent's unpack). A download's slot is freed
+ * once its bytes are in; its unpack finishes (and waits to commit) outside it.
+ */
 async function fetchAndApplyLayers(
   deps: PullDeps,
   session: RegistrySession,
@@ -242,28 +261,30 @@ async function fetchAndApplyLayers(
   progress?: PullProgress,
 ): Promise<void> {
   const { content, snapshotter } = deps;
-  const applyOpts = (i: number, stream: NodeJS.ReadableStream) => ({
-    chainId: chain[i],
-    parentChainId: i > 0 ? chain[i - 1] : undefined,
-    diffId: diffIds[i],
-    mediaType: layers[i].mediaType || MediaType.DockerLayerGzip,
-    stream,
-  });
+  // committed[i] settles once layer i is committed (or found committed), or has failed.
+  const committed = layers.map(() => deferred<LayerOutcome>());
+  const apply = (i: number, stream: NodeJS.ReadableStream) =>
+    snapshotter.applyLayer({
+      chainId: chain[i],
+      parentChainId: i > 0 ? chain[i - 1] : undefined,
+      diffId: diffIds[i],
+      mediaType: layers[i].mediaType || MediaType.DockerLayerGzip,
+      stream,
+      parentReady: i > 0 ? committed[i - 1].promise : undefined,
+    });
 
-  // Each download resolves to whether it also applied the layer.
-  const download = async (i: number): Promise<boolean> => {
+  const download = async (i: number): Promise<void> => {
     const desc = layers[i];
     const open = () => (progress ? (counting(session.openBlob(desc), (n) => progress.received(i, n)) as Readable) : session.openBlob(desc));
-    const committed = snapshotter.hasCommitted(chain[i]);
-    const parentReady = i === 0 || snapshotter.hasCommitted(chain[i - 1]);
-    const canTee =
-      !committed && parentReady && !snapshotter.isApplying(chain[i]) && !content.has(desc.digest) && !content.isIngesting(desc.digest);
-    if (!canTee) {
+    const fromStore = async (): Promise<void> => {
       await content.ingest(desc, open);
-      return false;
-    }
+      committed[i].resolve(snapshotter.hasCommitted(chain[i]) ? 'present' : apply(i, content.openRead(desc.digest)).then(() => 'from-store' as const));
+    };
+    const canTee =
+      !snapshotter.hasCommitted(chain[i]) && !snapshotter.isApplying(chain[i]) && !content.has(desc.digest) && !content.isIngesting(desc.digest);
+    if (!canTee) return fromStore();
     const pass = new PassThrough();
-    const applied = snapshotter.applyLayer(applyOpts(i, pass));
+    const applied = apply(i, pass);
     // An apply that ends without reading everything must not stall the download.
     const settled = applied.then(
       () => undefined,
@@ -286,33 +307,22 @@ async function fetchAndApplyLayers(
       // Someone else stored it meanwhile: our apply got nothing; apply from the file instead.
       pass.destroy();
       await settled;
-      return false;
+      return fromStore();
     }
-    const err = await settled;
-    if (err) throw err;
-    return teed;
+    committed[i].resolve(applied.then(() => 'streamed' as const));
   };
 
   const downloads = limited(
-    layers.map((_, i) => () => download(i)),
+    layers.map((_, i) => () => download(i).catch((err: unknown) => committed[i].reject(err))),
     deps.maxConcurrentDownloads,
   );
-  // Failures surface below in order; keep later ones from going unhandled.
-  for (const d of downloads) d.catch(() => undefined);
   try {
-    for (let i = 0; i < layers.length; i++) {
-      const applied = await downloads[i];
-      if (applied || snapshotter.hasCommitted(chain[i])) {
-        observe(i, chain[i], applied ? 'streamed' : 'present');
-        continue;
-      }
-      await snapshotter.applyLayer(applyOpts(i, content.openRead(layers[i].digest)));
-      observe(i, chain[i], 'from-store');
-    }
+    // Failures surface in layer order.
+    for (let i = 0; i < layers.length; i++) observe(i, chain[i], await committed[i].promise);
   } catch (err) {
-    // A failed pull returns only once every transfer it started has settled,
-    // so nothing of it is still being written when the caller looks.
-    await Promise.allSettled(downloads);
+    // A failed pull returns only once every transfer and unpack it started has
+    // settled, so nothing of it is still being written when the caller looks.
+    await Promise.allSettled([...downloads, ...committed.map((c) => c.promise)]);
     throw err;
   }
 }

@@ -5,7 +5,7 @@
 // worker thread), several layers at once; the snapshotter commits them in
 // chain order, each only once its digest and diffID are verified.
 import { PassThrough, Transform, type Readable } from 'node:stream';
-import { failedPrecondition, invalidArgument, notFound } from '../errors';
+import { aborted, failedPrecondition, invalidArgument, notFound, type BerthError } from '../errors';
 import type { Logger } from '../log/logger';
 import type { ContentStore } from '../content/store';
 import type { CriAuthConfig } from '../registry/auth';
@@ -64,6 +64,36 @@ export interface PullProgress {
   layerDone(index: number, outcome: LayerOutcome): void;
 }
 
+/** A pull's cancellation: its client went away. Checked between steps; stops the pull's own downloads. */
+class PullCancel {
+  constructor(
+    private readonly image: string,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  private error(): BerthError {
+    return aborted(`pull of ${this.image} cancelled: the client went away`);
+  }
+
+  check(): void {
+    if (this.signal?.aborted) throw this.error();
+  }
+
+  /** Destroys `stream` (a download) with ABORTED when the pull is cancelled. */
+  watch(stream: Readable): Readable {
+    const signal = this.signal;
+    if (signal === undefined) return stream;
+    if (signal.aborted) {
+      stream.destroy(this.error());
+      return stream;
+    }
+    const stop = () => stream.destroy(this.error());
+    signal.addEventListener('abort', stop, { once: true });
+    stream.once('close', () => signal.removeEventListener('abort', stop));
+    return stream;
+  }
+}
+
 /** Counts the bytes flowing through, for progress; does not change them. */
 function counting(source: NodeJS.ReadableStream, onBytes: (total: number) => void): NodeJS.ReadableStream {
   let total = 0;
@@ -102,12 +132,15 @@ export async function pullImage(
   auth?: CriAuthConfig,
   observe?: LayerObserver,
   progress?: PullProgress,
+  signal?: AbortSignal,
 ): Promise<ImageRecord> {
   const ref = parseReference(image);
   const log = deps.logger.child({ image: formatReference(ref) });
   const session = deps.registry.session(ref, auth);
   const started = Date.now();
+  const cancel = new PullCancel(formatReference(ref), signal);
 
+  cancel.check();
   const top = await session.resolve();
   const blobs = [top.digest];
   const release = deps.leases.hold(blobs);
@@ -140,6 +173,7 @@ export async function pullImage(
       const body = await session.fetchSmallBlob(m.config, MAX_CONFIG_BYTES, `${formatReference(ref)}: image config`);
       await deps.content.put(m.config, body);
     }
+    cancel.check();
     const config = await loadImageConfig(deps.content, m, formatReference(ref));
     const chain = computeChainIds(config.diffIds);
     held.push(deps.leases.hold([...m.layers.map((l) => l.digest), ...chain]));
@@ -150,7 +184,8 @@ export async function pullImage(
       observe?.(i, chainId, outcome);
       progress?.layerDone(i, outcome);
     };
-    await fetchAndApplyLayers(deps, session, m.layers, config.diffIds, chain, observeAll, progress);
+    await fetchAndApplyLayers(deps, session, m.layers, config.diffIds, chain, observeAll, cancel, progress);
+    cancel.check();
 
     const record = imageRecordOf({
       manifest: m,
@@ -258,6 +293,7 @@ async function fetchAndApplyLayers(
   diffIds: string[],
   chain: string[],
   observe: LayerObserver,
+  cancel: PullCancel,
   progress?: PullProgress,
 ): Promise<void> {
   const { content, snapshotter } = deps;
@@ -275,9 +311,12 @@ async function fetchAndApplyLayers(
 
   const download = async (i: number): Promise<void> => {
     const desc = layers[i];
-    const open = () => (progress ? (counting(session.openBlob(desc), (n) => progress.received(i, n)) as Readable) : session.openBlob(desc));
+    cancel.check();
+    const fetchBlob = () => cancel.watch(session.openBlob(desc));
+    const open = () => (progress ? (counting(fetchBlob(), (n) => progress.received(i, n)) as Readable) : fetchBlob());
     const fromStore = async (): Promise<void> => {
       await content.ingest(desc, open);
+      cancel.check();
       committed[i].resolve(snapshotter.hasCommitted(chain[i]) ? 'present' : apply(i, content.openRead(desc.digest)).then(() => 'from-store' as const));
     };
     const canTee =

@@ -23,6 +23,7 @@ import {
   failedPrecondition,
   internal,
   invalidArgument,
+  isAborted,
   notFound,
 } from '../errors';
 import type { Logger } from '../log/logger';
@@ -184,9 +185,16 @@ export class Snapshotter {
     }
     const running = this.unpacks.get(opts.chainId);
     if (running) {
-      // Someone is already unpacking this layer; its result is ours.
-      discard(opts.stream);
-      return running;
+      // Someone is already unpacking this layer; its result is ours - unless its pull was
+      // cancelled, then we unpack our own stream (held, unread, meanwhile).
+      return running.then(
+        () => discard(opts.stream),
+        (err: unknown) => {
+          if (isAborted(err)) return this.applyLayer(opts);
+          discard(opts.stream);
+          throw err;
+        },
+      );
     }
     return this.unpacks.run(opts.chainId, () => this.unpackAndCommit(opts));
   }

@@ -167,6 +167,42 @@ describe('image pulls from a real docker-registry', function () {
     assert.equal(ok.id, img.configDigest);
   });
 
+  it('a cancelled pull stops its downloads and leaves nothing; a pull sharing them goes on', async () => {
+    const layers = [makeLayer({ a: randomBytes(256 * 1024) }), makeLayer({ b: randomBytes(256 * 1024) })];
+    const img = await pusher.pushImage('test/cancel', 'v1', { layers });
+    const chain = chainIds(layers.map((l) => l.diffId));
+    for (const shared of [false, true]) {
+      await fx.cleanup();
+      fx = await imageFixture();
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const proxy = await TestProxy.start(registry.host, { holdBlob: { digest: layers[1].digest, until: held } });
+      try {
+        const ref = `${proxy.host}/test/cancel:v1`;
+        const client = new AbortController();
+        const cancelled = fx.images.pull(ref, undefined, undefined, undefined, client.signal);
+        const other = shared ? fx.images.pull(ref) : undefined;
+        for (let tries = 0; !proxy.seen.some((r) => r.url.includes(layers[1].digest)); tries++) {
+          assert.ok(tries < 600, 'the download of layer 1 never started');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        client.abort();
+        release();
+        await assert.rejects(cancelled, isKind('ABORTED', /cancelled: the client went away/));
+        if (other) assert.equal((await other).id, img.configDigest, 'the pull sharing the cancelled downloads failed');
+        else {
+          assert.equal(fx.images.list().length, 0);
+          assert.equal(fx.snapshotter.hasCommitted(chain[1]), false);
+        }
+        assert.deepEqual(listDir(path.join(fx.config.root, 'snapshots', 'tmp')), [], 'a staging directory was left behind');
+        assert.deepEqual(listDir(path.join(fx.config.root, 'content', 'ingest')), [], 'a partial blob was left behind');
+      } finally {
+        release();
+        await proxy.stop();
+      }
+    }
+  });
+
   it('pulls by digest (name@sha256 and name:tag@sha256) and an OCI manifest', async () => {
     const oci = await pusher.pushImage('test/oci', 'v1', { layers: [base], manifestMediaType: 'oci' });
     const byDigest = await fx.images.pull(`${registry.host}/test/oci:ignored@${oci.manifestDigest}`);

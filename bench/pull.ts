@@ -12,7 +12,8 @@ import * as zlib from 'node:zlib';
 import type { Layer } from '../test/helpers/registry';
 import { type BerthBench, mib, mustRun, nowMs, out, RssSampler, startBerth, statusKb, tempDir, withCleanups } from './common';
 
-const RUNS = 3;
+// Five: the other helpers' load on a 2-core machine moves single runs by 2x.
+const RUNS = 5;
 const BIG_LAYERS = 6;
 const MiB = 1024 * 1024;
 
@@ -58,6 +59,20 @@ interface PullFigures {
   ms: number;
   peakKb: number;
   beforeKb: number;
+  /** CPU time (user + system, all threads) berthd spent on the pull. */
+  cpuMs: number;
+}
+
+/** User + system CPU time of process `pid` (all its threads) so far, in ms. */
+function cpuMsOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks (USER_HZ = 100 on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 /** Removes the image (if present) and pulls it, sampling berthd's VmRSS every 20 ms. */
@@ -65,13 +80,14 @@ export async function coldPull(b: BerthBench, image: string): Promise<PullFigure
   await b.berthd.cri.image.RemoveImage({ image: { image } });
   const beforeKb = statusKb(b.pid, 'VmRSS');
   const sampler = new RssSampler(b.pid, 20);
+  const cpuBefore = cpuMsOf(b.pid);
   const t = nowMs();
   try {
     await b.berthd.cri.image.PullImage({ image: { image } }, { deadlineMs: 300_000 });
   } finally {
     sampler.stop();
   }
-  return { ms: nowMs() - t, peakKb: sampler.maxKb, beforeKb };
+  return { ms: nowMs() - t, peakKb: sampler.maxKb, beforeKb, cpuMs: cpuMsOf(b.pid) - cpuBefore };
 }
 
 /**
@@ -81,16 +97,28 @@ export async function coldPull(b: BerthBench, image: string): Promise<PullFigure
  */
 const FLOOR_PLAIN = 'curl -sSf "$1" | tar -xzf - -C "$2"';
 const FLOOR_VERIFY = 'curl -sSf "$1" | tee >(sha256sum >/dev/null) | gzip -dc | tee >(sha256sum >/dev/null) | tar -xf - -C "$2"; wait';
+/** Ends the script with the CPU time its children used (bash's `times`: user and system, as "XmY.YYYs"). */
+const WITH_TIMES = '; times';
 
-async function floorPull(host: string, repo: string, layers: Layer[], into: string, verify: boolean): Promise<number> {
+function timesMs(out: string): number {
+  // The second line of `times` is the children's user and system time.
+  const line = out.trim().split('\n').pop() ?? '';
+  let ms = 0;
+  for (const m of line.matchAll(/(\d+)m([\d.]+)s/g)) ms += (Number(m[1]) * 60 + Number(m[2])) * 1000;
+  return ms;
+}
+
+async function floorPull(host: string, repo: string, layers: Layer[], into: string, verify: boolean): Promise<{ ms: number; cpuMs: number }> {
   fs.mkdirSync(into);
+  let cpuMs = 0;
   const t = nowMs();
   for (const l of layers) {
-    await mustRun('bash', ['-c', verify ? FLOOR_VERIFY : FLOOR_PLAIN, 'sh', `http://${host}/v2/${repo}/blobs/${l.digest}`, into]);
+    const out = await mustRun('bash', ['-c', (verify ? FLOOR_VERIFY : FLOOR_PLAIN) + WITH_TIMES, 'sh', `http://${host}/v2/${repo}/blobs/${l.digest}`, into]);
+    cpuMs += timesMs(out);
   }
   const ms = nowMs() - t;
   fs.rmSync(into, { recursive: true, force: true });
-  return ms;
+  return { ms, cpuMs };
 }
 
 export async function benchPull(): Promise<void> {
@@ -138,8 +166,8 @@ export async function benchPull(): Promise<void> {
     const bigImage = `${b.registry.host}/bench/big:1`;
     const rootAfterRmi: number[] = [];
     const berth: PullFigures[] = [];
-    const floor: number[] = [];
-    const floorVerify: number[] = [];
+    const floor: Array<{ ms: number; cpuMs: number }> = [];
+    const floorVerify: Array<{ ms: number; cpuMs: number }> = [];
     const hwmBefore = statusKb(b.pid, 'VmHWM');
     for (let i = 0; i < RUNS; i++) {
       floor.push(await floorPull(b.registry.host, 'bench/big', big, path.join(base, `floor${i}`), false));
@@ -154,18 +182,23 @@ export async function benchPull(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       const f = berth[i];
       out(
-        `run ${i + 1}: floor ${(floor[i] / 1000).toFixed(2)} s, floor+sha256 ${(floorVerify[i] / 1000).toFixed(2)} s, ` +
-          `berthd ${(f.ms / 1000).toFixed(2)} s ${mbs(f.ms)}; berthd VmRSS before ${mib(f.beforeKb)} peak ${mib(f.peakKb)}; ` +
+        `run ${i + 1}: floor ${(floor[i].ms / 1000).toFixed(2)} s, floor+sha256 ${(floorVerify[i].ms / 1000).toFixed(2)} s, ` +
+          `berthd ${(f.ms / 1000).toFixed(2)} s ${mbs(f.ms)} (ratio ${(f.ms / floor[i].ms).toFixed(2)}x); ` +
+          `CPU floor ${floor[i].cpuMs.toFixed(0)} ms, berthd ${f.cpuMs.toFixed(0)} ms; berthd VmRSS before ${mib(f.beforeKb)} peak ${mib(f.peakKb)}; ` +
           `berthd root before the pull ${mib(rootAfterRmi[i])}`,
       );
     }
     const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
     const bm = med(berth.map((f) => f.ms));
-    const fm = med(floor);
-    const fv = med(floorVerify);
+    const fm = med(floor.map((f) => f.ms));
+    const fv = med(floorVerify.map((f) => f.ms));
+    const bc = med(berth.map((f) => f.cpuMs));
+    const fc = med(floor.map((f) => f.cpuMs));
+    const fvc = med(floorVerify.map((f) => f.cpuMs));
     out(`median floor  curl | tar -xzf, layer by layer          ${(fm / 1000).toFixed(2)} s  ${mbs(fm)}`);
     out(`median floor  same + sha256 of blob and of tar stream  ${(fv / 1000).toFixed(2)} s  ${mbs(fv)}`);
     out(`median berthd PullImage (cold)                         ${(bm / 1000).toFixed(2)} s  ${mbs(bm)}  ratio ${(bm / fm).toFixed(2)}x (vs floor+sha256 ${(bm / fv).toFixed(2)}x)`);
+    out(`median CPU per pull (user + system, all threads): floor ${fc.toFixed(0)} ms, floor+sha256 ${fvc.toFixed(0)} ms, berthd ${bc.toFixed(0)} ms (the registry's not counted)`);
     out(`berthd peak VmRSS over the big pulls ${mib(Math.max(...berth.map((f) => f.peakKb)))}; VmHWM before ${mib(hwmBefore)}, after ${mib(hwmAfter)}`);
     await b.berthd.cri.image.RemoveImage({ image: { image: bigImage } });
     out(`berthd after removing the images: VmRSS ${mib(statusKb(b.pid, 'VmRSS'))}, root ${mib(await duKb(b.berthd.root))}`);

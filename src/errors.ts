@@ -38,6 +38,12 @@ export const deadlineExceeded = (msg: string, cause?: unknown): BerthError =>
 export const resourceExhausted = (msg: string, cause?: unknown): BerthError =>
   new BerthError('RESOURCE_EXHAUSTED', msg, { cause });
 export const internal = (msg: string, cause?: unknown): BerthError => new BerthError('INTERNAL', msg, { cause });
+export const aborted = (msg: string, cause?: unknown): BerthError => new BerthError('ABORTED', msg, { cause });
+
+/** Whether `err` says its operation was given up by whoever asked for it (a pull whose client went away). */
+export function isAborted(err: unknown): boolean {
+  return err instanceof BerthError && err.kind === 'ABORTED';
+}
 
 /**
  * `err` with what was being done put in front of its message ("what: ..."),

@@ -126,7 +126,7 @@ export const SCHEMA: Section = section('', {
       'Directory of <host>/hosts.toml files (containerd format): mirrors, plain-HTTP registries, CA and client certificates.',
     ),
     progress_timeout_seconds: int(60, 'Abandon a registry transfer that delivers no bytes for this long.', 1, 86400),
-    max_concurrent_downloads: int(3, 'Layers of one pull fetched at the same time.', 1, 64),
+    max_concurrent_downloads: int(3, 'Layers of one pull downloaded at the same time, each unpacked as it arrives.', 1, 64),
     pinned_images: strs([], 'Images reported as pinned: the kubelet never garbage-collects them.'),
     credentials: {
       kind: 'map',

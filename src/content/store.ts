@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
-import { BerthError, errnoCode, errorMessage, internal, invalidArgument, notFound } from '../errors';
+import { BerthError, errnoCode, errorMessage, internal, invalidArgument, isAborted, notFound } from '../errors';
 import { digestOfHex, hexOf, isSha256Hex } from '../oci/digest';
 import { fsyncDir } from '../util/atomic_file';
 import { SingleFlight } from '../util/single_flight';
@@ -123,7 +123,13 @@ export class ContentStore {
     hexOf(desc.digest);
     const running = this.ingests.get(desc.digest);
     if (running) {
-      await running;
+      try {
+        await running;
+      } catch (err) {
+        // The download we joined was cancelled by its own pull: ours goes on with a download of its own.
+        if (isAborted(err)) return this.ingest(desc, open, sink);
+        throw err;
+      }
       return { teed: false };
     }
     if (this.has(desc.digest)) return { teed: false };

@@ -245,6 +245,7 @@ export class Daemon {
           await this.sandboxes.close();
         }
         this.images.close();
+        await this.snapshotter.close();
         for (const release of this.releases.reverse()) release();
         this.systemd?.close();
         await this.notifier?.close();

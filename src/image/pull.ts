@@ -1,11 +1,11 @@
 // Pulling an image: resolve the reference, fetch manifest and config into
 // the content store, download every layer (verified) and apply them through
-// the snapshotter in order, then record the image. A layer whose parent is
-// already committed when its download starts is unpacked while it downloads
-// (the verified bytes are teed into the snapshotter); the others are applied
-// from the content store when their turn comes.
+// the snapshotter, then record the image. Every layer is unpacked while it
+// downloads (the bytes are teed into the snapshotter, which unpacks them in a
+// worker thread), several layers at once; the snapshotter commits them in
+// chain order, each only once its digest and diffID are verified.
 import { PassThrough, Transform, type Readable } from 'node:stream';
-import { failedPrecondition, invalidArgument, notFound } from '../errors';
+import { aborted, failedPrecondition, invalidArgument, notFound, type BerthError } from '../errors';
 import type { Logger } from '../log/logger';
 import type { ContentStore } from '../content/store';
 import type { CriAuthConfig } from '../registry/auth';
@@ -64,6 +64,36 @@ export interface PullProgress {
   layerDone(index: number, outcome: LayerOutcome): void;
 }
 
+/** A pull's cancellation: its client went away. Checked between steps; stops the pull's own downloads. */
+class PullCancel {
+  constructor(
+    private readonly image: string,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  private error(): BerthError {
+    return aborted(`pull of ${this.image} cancelled: the client went away`);
+  }
+
+  check(): void {
+    if (this.signal?.aborted) throw this.error();
+  }
+
+  /** Destroys `stream` (a download) with ABORTED when the pull is cancelled. */
+  watch(stream: Readable): Readable {
+    const signal = this.signal;
+    if (signal === undefined) return stream;
+    if (signal.aborted) {
+      stream.destroy(this.error());
+      return stream;
+    }
+    const stop = () => stream.destroy(this.error());
+    signal.addEventListener('abort', stop, { once: true });
+    stream.once('close', () => signal.removeEventListener('abort', stop));
+    return stream;
+  }
+}
+
 /** Counts the bytes flowing through, for progress; does not change them. */
 function counting(source: NodeJS.ReadableStream, onBytes: (total: number) => void): NodeJS.ReadableStream {
   let total = 0;
@@ -102,12 +132,15 @@ export async function pullImage(
   auth?: CriAuthConfig,
   observe?: LayerObserver,
   progress?: PullProgress,
+  signal?: AbortSignal,
 ): Promise<ImageRecord> {
   const ref = parseReference(image);
   const log = deps.logger.child({ image: formatReference(ref) });
   const session = deps.registry.session(ref, auth);
   const started = Date.now();
+  const cancel = new PullCancel(formatReference(ref), signal);
 
+  cancel.check();
   const top = await session.resolve();
   const blobs = [top.digest];
   const release = deps.leases.hold(blobs);
@@ -140,6 +173,7 @@ export async function pullImage(
       const body = await session.fetchSmallBlob(m.config, MAX_CONFIG_BYTES, `${formatReference(ref)}: image config`);
       await deps.content.put(m.config, body);
     }
+    cancel.check();
     const config = await loadImageConfig(deps.content, m, formatReference(ref));
     const chain = computeChainIds(config.diffIds);
     held.push(deps.leases.hold([...m.layers.map((l) => l.digest), ...chain]));
@@ -150,7 +184,8 @@ export async function pullImage(
       observe?.(i, chainId, outcome);
       progress?.layerDone(i, outcome);
     };
-    await fetchAndApplyLayers(deps, session, m.layers, config.diffIds, chain, observeAll, progress);
+    await fetchAndApplyLayers(deps, session, m.layers, config.diffIds, chain, observeAll, cancel, progress);
+    cancel.check();
 
     const record = imageRecordOf({
       manifest: m,
@@ -232,6 +267,25 @@ export async function applyStoredLayers(deps: PullDeps, layers: Descriptor[], di
   }
 }
 
+/** A promise settled from outside, with its rejection marked handled (it may be awaited late or not at all). */
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T | Promise<T>) => void; reject: (e: unknown) => void } {
+  let resolve!: (v: T | Promise<T>) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/**
+ * Downloads every layer (at most maxConcurrentDownloads at once) and unpacks
+ * each while it downloads, all of them at the same time, each into its own
+ * directory; the snapshotter commits them in chain order (a layer waits for
+ * its parent's commit, not its parent's unpack). A download's slot is freed
+ * once its bytes are in; its unpack finishes (and waits to commit) outside it.
+ */
 async function fetchAndApplyLayers(
   deps: PullDeps,
   session: RegistrySession,
@@ -239,31 +293,37 @@ async function fetchAndApplyLayers(
   diffIds: string[],
   chain: string[],
   observe: LayerObserver,
+  cancel: PullCancel,
   progress?: PullProgress,
 ): Promise<void> {
   const { content, snapshotter } = deps;
-  const applyOpts = (i: number, stream: NodeJS.ReadableStream) => ({
-    chainId: chain[i],
-    parentChainId: i > 0 ? chain[i - 1] : undefined,
-    diffId: diffIds[i],
-    mediaType: layers[i].mediaType || MediaType.DockerLayerGzip,
-    stream,
-  });
+  // committed[i] settles once layer i is committed (or found committed), or has failed.
+  const committed = layers.map(() => deferred<LayerOutcome>());
+  const apply = (i: number, stream: NodeJS.ReadableStream) =>
+    snapshotter.applyLayer({
+      chainId: chain[i],
+      parentChainId: i > 0 ? chain[i - 1] : undefined,
+      diffId: diffIds[i],
+      mediaType: layers[i].mediaType || MediaType.DockerLayerGzip,
+      stream,
+      parentReady: i > 0 ? committed[i - 1].promise : undefined,
+    });
 
-  // Each download resolves to whether it also applied the layer.
-  const download = async (i: number): Promise<boolean> => {
+  const download = async (i: number): Promise<void> => {
     const desc = layers[i];
-    const open = () => (progress ? (counting(session.openBlob(desc), (n) => progress.received(i, n)) as Readable) : session.openBlob(desc));
-    const committed = snapshotter.hasCommitted(chain[i]);
-    const parentReady = i === 0 || snapshotter.hasCommitted(chain[i - 1]);
-    const canTee =
-      !committed && parentReady && !snapshotter.isApplying(chain[i]) && !content.has(desc.digest) && !content.isIngesting(desc.digest);
-    if (!canTee) {
+    cancel.check();
+    const fetchBlob = () => cancel.watch(session.openBlob(desc));
+    const open = () => (progress ? (counting(fetchBlob(), (n) => progress.received(i, n)) as Readable) : fetchBlob());
+    const fromStore = async (): Promise<void> => {
       await content.ingest(desc, open);
-      return false;
-    }
+      cancel.check();
+      committed[i].resolve(snapshotter.hasCommitted(chain[i]) ? 'present' : apply(i, content.openRead(desc.digest)).then(() => 'from-store' as const));
+    };
+    const canTee =
+      !snapshotter.hasCommitted(chain[i]) && !snapshotter.isApplying(chain[i]) && !content.has(desc.digest) && !content.isIngesting(desc.digest);
+    if (!canTee) return fromStore();
     const pass = new PassThrough();
-    const applied = snapshotter.applyLayer(applyOpts(i, pass));
+    const applied = apply(i, pass);
     // An apply that ends without reading everything must not stall the download.
     const settled = applied.then(
       () => undefined,
@@ -286,33 +346,22 @@ async function fetchAndApplyLayers(
       // Someone else stored it meanwhile: our apply got nothing; apply from the file instead.
       pass.destroy();
       await settled;
-      return false;
+      return fromStore();
     }
-    const err = await settled;
-    if (err) throw err;
-    return teed;
+    committed[i].resolve(applied.then(() => 'streamed' as const));
   };
 
   const downloads = limited(
-    layers.map((_, i) => () => download(i)),
+    layers.map((_, i) => () => download(i).catch((err: unknown) => committed[i].reject(err))),
     deps.maxConcurrentDownloads,
   );
-  // Failures surface below in order; keep later ones from going unhandled.
-  for (const d of downloads) d.catch(() => undefined);
   try {
-    for (let i = 0; i < layers.length; i++) {
-      const applied = await downloads[i];
-      if (applied || snapshotter.hasCommitted(chain[i])) {
-        observe(i, chain[i], applied ? 'streamed' : 'present');
-        continue;
-      }
-      await snapshotter.applyLayer(applyOpts(i, content.openRead(layers[i].digest)));
-      observe(i, chain[i], 'from-store');
-    }
+    // Failures surface in layer order.
+    for (let i = 0; i < layers.length; i++) observe(i, chain[i], await committed[i].promise);
   } catch (err) {
-    // A failed pull returns only once every transfer it started has settled,
-    // so nothing of it is still being written when the caller looks.
-    await Promise.allSettled(downloads);
+    // A failed pull returns only once every transfer and unpack it started has
+    // settled, so nothing of it is still being written when the caller looks.
+    await Promise.allSettled([...downloads, ...committed.map((c) => c.promise)]);
     throw err;
   }
 }

@@ -168,9 +168,9 @@ export class ImageService {
     };
   }
 
-  /** Pulls `image` (any reference form) and returns its record. */
-  pull(image: string, auth?: CriAuthConfig, observe?: LayerObserver, progress?: PullProgress): Promise<ImageRecord> {
-    return this.metrics.pull(registryHostOf(image), (img) => img.size, () => this.gate.pull(() => pullImage(this.deps, image, auth, observe, progress)));
+  /** Pulls `image` (any reference form) and returns its record; `signal` cancels it (ABORTED). */
+  pull(image: string, auth?: CriAuthConfig, observe?: LayerObserver, progress?: PullProgress, signal?: AbortSignal): Promise<ImageRecord> {
+    return this.metrics.pull(registryHostOf(image), (img) => img.size, () => this.gate.pull(() => pullImage(this.deps, image, auth, observe, progress, signal)));
   }
 
   /**

@@ -10,6 +10,8 @@ export interface LayerSnapshotter {
     diffId: string;
     mediaType: string;
     stream: NodeJS.ReadableStream;
+    /** Settles once the parent is committed: the layer unpacks at once and commits after it. */
+    parentReady?: Promise<unknown>;
   }): Promise<void>;
   /** Whether a layer is being applied now; applyLayer joins such an apply rather than repeating it. */
   isApplying(chainId: string): boolean;

@@ -12,6 +12,7 @@
 // kernel's one-page limit for mount options (as containerd does).
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -22,14 +23,15 @@ import {
   failedPrecondition,
   internal,
   invalidArgument,
+  isAborted,
   notFound,
 } from '../errors';
 import type { Logger } from '../log/logger';
 import { digestOfHex, isSha256Digest } from '../oci/digest';
-import { decompress, toReadable } from './decompress';
+import { toReadable } from './decompress';
 import { MetadataStore, type SnapshotKind, type SnapshotRecord } from './metadata';
 import { MAX_MOUNT_OPTIONS, isMountPoint, mountOverlay, readMountInfo, umount } from './mount';
-import { LayerUnpacker } from './unpacker';
+import { UnpackPool } from './unpack_pool';
 import { KeyedMutex } from '../util/keyed_mutex';
 import { SingleFlight } from '../util/single_flight';
 import { setfattrPath } from './xattr';
@@ -41,6 +43,12 @@ export interface ApplyLayerOptions {
   diffId: string;
   mediaType: string;
   stream: NodeJS.ReadableStream;
+  /**
+   * Settles once the parent layer is committed (or will not be). With it the
+   * layer is unpacked at once, into its own directory, and committed only
+   * after this resolves; without it the parent must be committed already.
+   */
+  parentReady?: Promise<unknown>;
 }
 
 export interface SnapshotInfo {
@@ -54,6 +62,14 @@ export interface SnapshotUsage {
   inodes: bigint;
   mountpoint: string;
 }
+
+/**
+ * Unpack worker threads: one per core besides the main thread's (at least one,
+ * at most four). Each unpacks any number of layers at once and costs its own
+ * heap and malloc arena (some 40 MiB resident while busy), so more than the
+ * cores can run buys nothing.
+ */
+export const DEFAULT_UNPACK_WORKERS = Math.min(4, Math.max(1, os.availableParallelism() - 1));
 
 export class Snapshotter {
   private readonly snapshotsDir: string;
@@ -74,11 +90,18 @@ export class Snapshotter {
     return { dir: writable ? this.fsDir(rec) : this.snapshotDir(rec), writable, withDir: !writable };
   });
   private rootMountpoint?: Promise<string>;
+  private readonly unpackPool: UnpackPool;
 
+  /**
+   * @param unpackWorkers worker threads that unpack layers (several at once, off the
+   *   event loop); 0 unpacks on the main thread, one layer's entries at a time.
+   */
   constructor(
     readonly root: string,
     private readonly logger: Logger,
+    unpackWorkers = DEFAULT_UNPACK_WORKERS,
   ) {
+    this.unpackPool = new UnpackPool({ workers: unpackWorkers, log: logger });
     this.snapshotsDir = path.join(root, 'snapshots');
     this.tmpDir = path.join(root, 'tmp');
     this.emptyDir = path.join(root, 'empty');
@@ -146,6 +169,8 @@ export class Snapshotter {
 
   applyLayer(opts: ApplyLayerOptions): Promise<void> {
     this.assertInit();
+    // A failed parent is awaited only after the unpack (or never, when this call is refused or joins another).
+    opts.parentReady?.catch(() => undefined);
     if (!isSha256Digest(opts.chainId)) {
       discard(opts.stream);
       return Promise.reject(invalidArgument(`chain ID ${JSON.stringify(opts.chainId)} is not a sha256 digest`));
@@ -160,9 +185,16 @@ export class Snapshotter {
     }
     const running = this.unpacks.get(opts.chainId);
     if (running) {
-      // Someone is already unpacking this layer; its result is ours.
-      discard(opts.stream);
-      return running;
+      // Someone is already unpacking this layer; its result is ours - unless its pull was
+      // cancelled, then we unpack our own stream (held, unread, meanwhile).
+      return running.then(
+        () => discard(opts.stream),
+        (err: unknown) => {
+          if (isAborted(err)) return this.applyLayer(opts);
+          discard(opts.stream);
+          throw err;
+        },
+      );
     }
     return this.unpacks.run(opts.chainId, () => this.unpackAndCommit(opts));
   }
@@ -174,27 +206,27 @@ export class Snapshotter {
 
   private async unpackAndCommit(opts: ApplyLayerOptions): Promise<void> {
     const input = toReadable(opts.stream);
-    let tar: Readable | undefined;
     let work: string | undefined;
     try {
-      if (opts.parentChainId !== undefined && !this.hasCommitted(opts.parentChainId)) {
+      if (opts.parentReady === undefined && opts.parentChainId !== undefined && !this.hasCommitted(opts.parentChainId)) {
         throw failedPrecondition(`parent layer ${opts.parentChainId} of ${opts.chainId} is not unpacked`);
       }
       work = await fsp.mkdtemp(path.join(this.tmpDir, 'extract-'));
       const layerRoot = path.join(work, 'fs');
       await fsp.mkdir(layerRoot, { mode: 0o755 });
-      // Started only now, so nothing awaits between the decompressor starting and its reader.
-      tar = decompress(opts.mediaType, input);
       const started = process.hrtime.bigint();
-      const result = await new LayerUnpacker(layerRoot, this.logger).unpack(tar);
+      // A layer's tar holds only its own changes: it unpacks without its parent.
+      const result = await this.unpackPool.unpack(layerRoot, opts.mediaType, input);
       const actual = digestOfHex(result.sha256);
       if (actual !== opts.diffId) {
         throw invalidArgument(`layer content digest ${actual} does not match its diff ID ${opts.diffId}`);
       }
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      // Committed in chain order: the parent first (a failed parent fails this layer too).
+      if (opts.parentReady !== undefined) await opts.parentReady;
       await this.withLock(async () => {
         if (opts.parentChainId !== undefined && !this.hasCommitted(opts.parentChainId)) {
-          throw failedPrecondition(`parent layer ${opts.parentChainId} was removed while ${opts.chainId} was unpacked`);
+          throw failedPrecondition(`parent layer ${opts.parentChainId} of ${opts.chainId} is not committed`);
         }
         if (this.meta.get(opts.chainId) !== undefined) {
           throw alreadyExists(`an active snapshot is already named ${opts.chainId}`);
@@ -219,13 +251,17 @@ export class Snapshotter {
         ms: Math.round(ms),
       });
     } catch (err) {
-      // Stop the producer (and a zstd child) of a layer we gave up on.
-      if (tar !== undefined && !tar.destroyed) tar.destroy();
+      // Stop the producer of a layer we gave up on; the unpack has stopped writing by now.
       if (!input.destroyed) input.destroy();
       if (work !== undefined) await fsp.rm(work, { recursive: true, force: true });
       if (err instanceof BerthError) throw err;
       throw internal(`unpacking layer ${opts.chainId}: ${errorMessage(err)}`, err);
     }
+  }
+
+  /** Stops the unpack workers (berthd's shutdown); layers being unpacked fail and leave nothing. */
+  close(): Promise<void> {
+    return this.unpackPool.close();
   }
 
   async prepare(key: string, parentChainId: string): Promise<void> {

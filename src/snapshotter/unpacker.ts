@@ -20,10 +20,11 @@
 // File system calls here are synchronous on purpose: each is a few microseconds
 // on the local disk, while a thread-pool round trip per call made unpacking
 // several times slower (a layer has thousands of small files, ~6 calls each).
-// The event loop still turns between stream chunks, so other requests wait at
-// most one entry's worth of syscalls.
+// berthd runs this in an unpack worker thread (unpack_pool.ts); where it runs on
+// the main thread it gives the event loop a turn every 5 ms.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import {
   BerthError,
   errnoCode,
@@ -34,7 +35,7 @@ import {
   unavailable,
   wrapError,
 } from '../errors';
-import type { Logger } from '../log/logger';
+import { decompress } from './decompress';
 import { findExecutable, run } from './exec';
 import { Limits } from '../limits';
 import { EventLoopBudget } from '../util/yield';
@@ -46,6 +47,11 @@ const WHITEOUT_PREFIX = '.wh.';
 const EUID = process.geteuid?.() ?? 0;
 const EGID = process.getegid?.() ?? 0;
 const OPAQUE_MARKER = '.wh..wh..opq';
+
+/** The one thing the unpacker logs through: debug lines (a winston Logger, or a worker's relay of one). */
+export interface UnpackLog {
+  debug(message: string, meta: Record<string, unknown>): void;
+}
 
 interface DirMeta {
   mode: number;
@@ -97,7 +103,7 @@ export class LayerUnpacker {
    */
   constructor(
     private readonly root: string,
-    private readonly logger: Logger,
+    private readonly logger: UnpackLog,
     private readonly limits: { tar?: Partial<TarLimits>; xattrsWritten?: number } = {},
   ) {}
 
@@ -419,4 +425,20 @@ async function readStream<T>(fn: () => Promise<T>): Promise<T> {
 
 function depth(rel: string): number {
   return rel === '' ? 0 : rel.split('/').length;
+}
+
+/**
+ * Decompresses `input` by `mediaType` and unpacks it into `root` (an empty
+ * directory): the whole unpack of one layer, wherever it runs (berthd's main
+ * thread or an unpack worker, see unpack_pool.ts).
+ */
+export async function unpackLayerStream(root: string, mediaType: string, input: Readable, log: UnpackLog): Promise<UnpackResult> {
+  const tar = decompress(mediaType, input);
+  try {
+    return await new LayerUnpacker(root, log).unpack(tar);
+  } finally {
+    // Stop the producer (and a zstd child) of a layer given up on.
+    if (!tar.destroyed) tar.destroy();
+    if (!input.destroyed) input.destroy();
+  }
 }

@@ -288,6 +288,10 @@ export interface ProxyOptions {
   stallBlobs?: boolean;
   /** Flip a byte in every blob download larger than 1 KiB. */
   corruptBlobs?: boolean;
+  /** Flip a byte in the downloads of this one blob (larger than 1 KiB). */
+  corruptBlob?: string;
+  /** Hold the requests for this one blob until `until` resolves. */
+  holdBlob?: { digest: string; until: Promise<unknown> };
   /** Redirect blob GETs to this origin (e.g. the same proxy under another host name). */
   redirectBlobsTo?: string;
   /** Address to listen on (default 127.0.0.1); proxies never carry loopback traffic, so proxy tests need another. */
@@ -339,7 +343,7 @@ export class TestProxy {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (!req.headers['x-delayed']) this.seen.push({ url: req.url ?? '/', headers: req.headers });
+    if (!req.headers['x-delayed'] && !req.headers['x-held']) this.seen.push({ url: req.url ?? '/', headers: req.headers });
     const url = new URL(req.url ?? '/', `http://${this.host}`);
     const { bearer } = this.opts;
     if (url.pathname === '/token' && req.method === 'POST') {
@@ -406,6 +410,12 @@ export class TestProxy {
       return;
     }
     const digest = isBlob ? url.pathname.slice(url.pathname.lastIndexOf('/') + 1) : '';
+    const hold = this.opts.holdBlob;
+    if (hold && digest === hold.digest && !req.headers['x-held']) {
+      req.headers['x-held'] = '1';
+      void hold.until.then(() => this.handle(req, res));
+      return;
+    }
     if (isBlob) this.counts.blobGets.set(digest, this.blobGets(digest) + 1);
     const headers = { ...req.headers, host: this.target };
     delete headers.authorization;
@@ -446,7 +456,7 @@ export class TestProxy {
         });
         return;
       }
-      if (tamper && this.opts.corruptBlobs) {
+      if (tamper && (this.opts.corruptBlobs || this.opts.corruptBlob === digest)) {
         res.writeHead(upRes.statusCode ?? 200, upRes.headers);
         let first = true;
         upRes.on('data', (c: Buffer) => {

@@ -1,11 +1,12 @@
 // The image RPCs end to end: a real berthd, a real docker-registry.
 import * as assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { ServiceError } from '@grpc/grpc-js';
+import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { TestBerthd } from '../helpers/berthd';
-import { busyboxLayer, makeLayer, Pusher, TestRegistry, type PushedImage } from '../helpers/registry';
+import { busyboxLayer, makeLayer, Pusher, TestProxy, TestRegistry, type PushedImage } from '../helpers/registry';
 
 describe('CRI ImageService through berthd', function () {
   this.timeout(60_000);
@@ -88,6 +89,35 @@ describe('CRI ImageService through berthd', function () {
     assert.ok(f.fsId?.mountpoint.startsWith('/'));
     const now = BigInt(Date.now()) * 1_000_000n;
     assert.ok(BigInt(f.timestamp) <= now && BigInt(f.timestamp) > now - 60_000_000_000n);
+  });
+
+  it('a PullImage whose client goes away (deadline) is cancelled in berthd and leaves nothing behind', async () => {
+    const plain = await TestRegistry.start();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const layer = makeLayer({ big: randomBytes(512 * 1024) });
+    await new Pusher(plain.host).pushImage('cri/gone', 'v1', { layers: [layer] });
+    const proxy = await TestProxy.start(plain.host, { holdBlob: { digest: layer.digest, until: held } });
+    const staging = path.join(d.root, 'snapshots', 'tmp');
+    const ingest = path.join(d.root, 'content', 'ingest');
+    try {
+      const pull = d.cri.image.PullImage({ image: { image: `${proxy.host}/cri/gone:v1` } }, { deadlineMs: 4000 });
+      await assert.rejects(pull, (err: ServiceError) => err.code === grpcStatus.DEADLINE_EXCEEDED);
+      assert.ok(proxy.seen.some((r) => r.url.includes(layer.digest)), 'the layer download had not started');
+      release();
+      for (let tries = 0; !/pull of [^ ]+cri\/gone:v1 cancelled: the client went away/.test(d.output); tries++) {
+        assert.ok(tries < 600, 'berthd did not cancel the pull');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(fs.readdirSync(staging), []);
+      assert.deepEqual(fs.readdirSync(ingest), []);
+      const list = await d.cri.image.ListImages({});
+      assert.ok(!list.images.some((i) => i.repoTags.includes(`${proxy.host}/cri/gone:v1`)));
+    } finally {
+      release();
+      await proxy.stop();
+      await plain.stop();
+    }
   });
 
   it('RemoveImage removes by any reference and is idempotent', async () => {

@@ -34,6 +34,7 @@ export async function imageFixture(tweak: (c: BerthConfig, dir: string) => void 
     images,
     cleanup: async () => {
       images.close();
+      await snapshotter.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

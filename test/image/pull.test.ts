@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
@@ -83,24 +84,16 @@ describe('image pulls from a real docker-registry', function () {
     again.close();
   });
 
-  it('unpacks each layer while it downloads when its parent is ready, else from the content store', async () => {
-    const outcomes: string[] = [];
-    await fx.cleanup();
-    fx = await imageFixture((c) => {
-      c.image.max_concurrent_downloads = 1;
-    });
-    await fx.images.pull(`${registry.host}/test/app:v1`, undefined, (_i, _c, how) => outcomes.push(how));
-    assert.deepEqual(outcomes, ['streamed', 'streamed', 'streamed']);
-
-    const seen: string[] = [];
-    await fx.cleanup();
-    fx = await imageFixture((c) => {
-      c.image.max_concurrent_downloads = 3;
-    });
-    await fx.images.pull(`${registry.host}/test/app:v1`, undefined, (_i, _c, how) => seen.push(how));
-    assert.equal(seen[0], 'streamed');
-    assert.equal(seen.length, 3);
-    assert.ok(seen.slice(1).every((h) => h === 'streamed' || h === 'from-store'));
+  it('unpacks every layer while it downloads, whatever the concurrency', async () => {
+    for (const concurrency of [1, 3]) {
+      const outcomes: string[] = [];
+      await fx.cleanup();
+      fx = await imageFixture((c) => {
+        c.image.max_concurrent_downloads = concurrency;
+      });
+      await fx.images.pull(`${registry.host}/test/app:v1`, undefined, (_i, _c, how) => outcomes.push(how));
+      assert.deepEqual(outcomes, ['streamed', 'streamed', 'streamed'], `with ${concurrency} downloads at once`);
+    }
 
     const again: string[] = [];
     // A container on the base layer keeps it when the image goes.
@@ -111,6 +104,103 @@ describe('image pulls from a real docker-registry', function () {
     await fx.images.pull(`${registry.host}/test/other:v1`, undefined, (_i, _c, how) => again.push(how));
     assert.deepEqual(again, ['present', 'streamed']);
     assert.ok(fx.images.lookup(other.configDigest));
+  });
+
+  it('unpacks later layers before their parent is committed, and commits in chain order', async () => {
+    const layers = [makeLayer({ 'l0/f': Buffer.alloc(512 * 1024, 7) }), makeLayer({ 'l1/f': Buffer.alloc(1024 * 1024, 1) }), makeLayer({ 'l2/f': Buffer.alloc(1024 * 1024, 2) })];
+    const img = await pusher.pushImage('test/overlap', 'v1', { layers });
+    const chain = chainIds(layers.map((l) => l.diffId));
+    const staging = path.join(fx.config.root, 'snapshots', 'tmp');
+    // Both upper layers completely unpacked into their staging directories.
+    const upperUnpacked = (): boolean => {
+      const files = listDir(staging).flatMap((d) => ['l1', 'l2'].map((l) => path.join(staging, d, 'fs', l, 'f')));
+      return files.filter((f) => fs.existsSync(f) && fs.statSync(f).size === 1024 * 1024).length === 2;
+    };
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    // The base layer's download is held until layers 1 and 2 have been unpacked.
+    const proxy = await TestProxy.start(registry.host, { holdBlob: { digest: layers[0].digest, until: held } });
+    try {
+      const order: number[] = [];
+      const pulled = fx.images.pull(`${proxy.host}/test/overlap:v1`, undefined, (i, _c, how) => {
+        assert.equal(how, 'streamed');
+        order.push(i);
+      });
+      for (let tries = 0; !upperUnpacked(); tries++) {
+        assert.ok(tries < 600, 'layers 1 and 2 were not unpacked while layer 0 was held');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(!fx.snapshotter.hasCommitted(chain[1]) && !fx.snapshotter.hasCommitted(chain[2]), 'a layer was committed before its parent');
+      release();
+      const rec = await pulled;
+      assert.equal(rec.id, img.configDigest);
+      assert.deepEqual(order, [0, 1, 2]);
+      // Snapshot ids are allocated at commit: ascending ids mean commits in chain order.
+      const ids = chain.map((c) => Number(path.basename(path.dirname(fx.snapshotter.path(c)))));
+      assert.deepEqual([...ids].sort((a, b) => a - b), ids);
+      assert.equal(fs.readFileSync(path.join(fx.snapshotter.path(chain[2]), 'l2', 'f')).length, 1024 * 1024);
+      assert.deepEqual(listDir(staging), []);
+    } finally {
+      release();
+      await proxy.stop();
+    }
+  });
+
+  it('a middle layer that does not match its digest: nothing of it or above is kept, no staging directory, and a clean re-pull', async () => {
+    // Random bytes: the proxy tampers only with blobs over 1 KiB.
+    const layers = [makeLayer({ a: randomBytes(64 * 1024) }), makeLayer({ b: randomBytes(256 * 1024) }), makeLayer({ c: randomBytes(256 * 1024) })];
+    const img = await pusher.pushImage('test/badmiddle', 'v1', { layers });
+    const chain = chainIds(layers.map((l) => l.diffId));
+    const proxy = await TestProxy.start(registry.host, { corruptBlob: layers[1].digest });
+    try {
+      await assert.rejects(fx.images.pull(`${proxy.host}/test/badmiddle:v1`), isKind('INVALID_ARGUMENT', /does not match its digest/));
+    } finally {
+      await proxy.stop();
+    }
+    assert.equal(fx.snapshotter.hasCommitted(chain[1]), false);
+    assert.equal(fx.snapshotter.hasCommitted(chain[2]), false);
+    assert.equal(fx.images.content.has(layers[1].digest), false);
+    assert.deepEqual(listDir(path.join(fx.config.root, 'snapshots', 'tmp')), [], 'a staging directory was left behind');
+    assert.deepEqual(listDir(path.join(fx.config.root, 'content', 'ingest')), [], 'a partial blob was left behind');
+    assert.equal(fx.images.list().length, 0);
+    const ok = await fx.images.pull(`${registry.host}/test/badmiddle:v1`);
+    assert.equal(ok.id, img.configDigest);
+  });
+
+  it('a cancelled pull stops its downloads and leaves nothing; a pull sharing them goes on', async () => {
+    const layers = [makeLayer({ a: randomBytes(256 * 1024) }), makeLayer({ b: randomBytes(256 * 1024) })];
+    const img = await pusher.pushImage('test/cancel', 'v1', { layers });
+    const chain = chainIds(layers.map((l) => l.diffId));
+    for (const shared of [false, true]) {
+      await fx.cleanup();
+      fx = await imageFixture();
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const proxy = await TestProxy.start(registry.host, { holdBlob: { digest: layers[1].digest, until: held } });
+      try {
+        const ref = `${proxy.host}/test/cancel:v1`;
+        const client = new AbortController();
+        const cancelled = fx.images.pull(ref, undefined, undefined, undefined, client.signal);
+        const other = shared ? fx.images.pull(ref) : undefined;
+        for (let tries = 0; !proxy.seen.some((r) => r.url.includes(layers[1].digest)); tries++) {
+          assert.ok(tries < 600, 'the download of layer 1 never started');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        client.abort();
+        release();
+        await assert.rejects(cancelled, isKind('ABORTED', /cancelled: the client went away/));
+        if (other) assert.equal((await other).id, img.configDigest, 'the pull sharing the cancelled downloads failed');
+        else {
+          assert.equal(fx.images.list().length, 0);
+          assert.equal(fx.snapshotter.hasCommitted(chain[1]), false);
+        }
+        assert.deepEqual(listDir(path.join(fx.config.root, 'snapshots', 'tmp')), [], 'a staging directory was left behind');
+        assert.deepEqual(listDir(path.join(fx.config.root, 'content', 'ingest')), [], 'a partial blob was left behind');
+      } finally {
+        release();
+        await proxy.stop();
+      }
+    }
   });
 
   it('pulls by digest (name@sha256 and name:tag@sha256) and an OCI manifest', async () => {

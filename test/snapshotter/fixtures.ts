@@ -41,6 +41,7 @@ export async function makeEnv(): Promise<Env> {
 /** Unmounts anything left under base, then removes it. */
 export async function destroyEnv(env: Env | undefined): Promise<void> {
   if (env === undefined) return;
+  await env.snap.close();
   const mounts = (await readMountInfo())
     .map((m) => m.mountPoint)
     .filter((mp) => mp.startsWith(`${env.base}/`))

@@ -349,6 +349,10 @@ describe('containers: streaming backends (exec, attach, port-forward) with real 
       });
       try {
         const netns = `/proc/${String(holder.pid)}/ns/net`;
+        // Until unshare has made its namespace, the holder's netns link still names
+        // the host's; a dialer started then would stay in the host's for good.
+        await waitFor('the holder in a namespace of its own', async () =>
+          fs.readlinkSync(netns) !== fs.readlinkSync('/proc/self/ns/net') ? true : undefined);
         const pods: StreamingPods = {
           get: (id: string) =>
             ({ id, state: 'ready', namespaceModes: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' }, nsPaths: { net: netns } }) as SandboxRecord,

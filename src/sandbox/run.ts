@@ -11,6 +11,7 @@ import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfi
 import type { RuntimeHandler } from '../runtime/handlers';
 import { crashPoint } from '../util/crashpoint';
 import type { KeyedMutex } from '../util/keyed_mutex';
+import type { PhaseTrace } from '../metrics/phase_trace';
 import { makeDirs } from '../util/dirs';
 import { nowNs } from '../util/time';
 import { podNetworkSpec } from './cni_adapter';
@@ -86,7 +87,7 @@ export class PodCreator {
   ) {}
 
   /** Creates the pod and returns its id; on failure everything made is undone and the name is free again. */
-  async run(spec: PodSpec): Promise<string> {
+  async run(spec: PodSpec, trace: PhaseTrace): Promise<string> {
     const handler = this.o.handlers.get(spec.runtimeHandler);
     if (spec.userns) checkUsernsSupport(handler, spec.namespaceModes.network === 'NODE');
     const key = sandboxNameKey(spec.metadata);
@@ -107,21 +108,23 @@ export class PodCreator {
       }
       let step = 'write the sandbox record';
       try {
-        await this.d.store.create(rec);
+        await trace.time('record', () => this.d.store.create(rec));
         crashPoint('pod-run:after-record');
         step = 'create the pod directories';
-        await makeDirs(path.join(rec.stateDir, 'ns'), 0o700);
-        if (rec.shmPath) fs.mkdirSync(rec.shmPath, { mode: 0o755 });
-        await makeDirs(rec.filesDir, 0o755);
+        await trace.time('dirs', async () => {
+          await makeDirs(path.join(rec.stateDir, 'ns'), 0o700);
+          if (rec.shmPath) fs.mkdirSync(rec.shmPath, { mode: 0o755 });
+          await makeDirs(rec.filesDir, 0o755);
+        });
 
         step = `create the pod cgroup ${rec.cgroup.path}`;
         const cgroup = new PodCgroup(this.d.cgroupLayout(), rec.cgroup.path);
-        cgroup.create();
+        await trace.time('cgroup', () => cgroup.create());
         crashPoint('pod-run:after-cgroup');
 
         step = 'pin the pod namespaces';
         await this.o.propagation.ensurePrivate();
-        const pinned: PinResult = await this.d.pinner.pin({
+        const pinned: PinResult = await trace.time('pin', () => this.d.pinner.pin({
           nsDir: path.join(rec.stateDir, 'ns'),
           net: spec.namespaceModes.network === 'POD',
           ipc: spec.namespaceModes.ipc === 'POD',
@@ -132,36 +135,36 @@ export class PodCreator {
           sysctls: spec.namespaceModes.network === 'POD' ? { ...defaultsForPod(this.o.podNetworkSysctls, spec.userns), ...spec.sysctls } : spec.sysctls,
           cgroupProcs: cgroup.procsFiles(),
           shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
-        });
+        }));
         crashPoint('pod-run:after-pin');
 
         step = 'write the pod files';
-        await Promise.all([
+        await trace.time('pod_files', () => Promise.all([
           writePodFile(rec.hostnameFile, rec.hostname + '\n'),
           writePodFile(rec.resolvConfFile, spec.resolvConf ?? hostResolvConf()),
           writePodFile(rec.hostsFile, hostsFor(rec.hostname, [])),
-        ]);
+        ]));
         if (spec.config.logDirectory) {
           step = `create the log directory ${spec.config.logDirectory}`;
-          await makeDirs(spec.config.logDirectory, 0o755);
+          await trace.time('log_dir', () => makeDirs(spec.config.logDirectory, 0o755));
         }
 
         let network = rec.network;
         if (rec.networkAttached) {
           step = 'set up the pod network';
-          const { ips } = await this.d.network.setupPodNetwork(podNetworkSpec(rec, pinned.nsPaths));
+          const { ips } = await trace.time('cni_add', () => this.d.network.setupPodNetwork(podNetworkSpec(rec, pinned.nsPaths)));
           network = { ip: ips[0] ?? '', additionalIps: ips.slice(1) };
-          await writePodFile(rec.hostsFile, hostsFor(rec.hostname, ips.slice(0, 1)));
+          await trace.time('hosts_file', () => writePodFile(rec.hostsFile, hostsFor(rec.hostname, ips.slice(0, 1))));
           crashPoint('pod-run:after-network');
         }
         step = 'write the sandbox record';
         // The results of the steps go into the record with the state change: one write.
-        await this.d.store.update(id, (r) => {
+        await trace.time('record_ready', () => this.d.store.update(id, (r) => {
           r.nsPaths = pinned.nsPaths;
           r.pausePid = pinned.pausePid;
           r.network = network;
           markReady(r);
-        });
+        }));
         this.d.logger.info('pod sandbox ready', { id, name: key, handler: handler.name, ip: rec.network.ip });
         return id;
       } catch (err) {

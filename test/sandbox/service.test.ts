@@ -317,6 +317,25 @@ describe('sandbox service', function () {
     await svc.remove(await runPod(svc, cfg, ''));
   });
 
+  it('rolls back the steps run beside a failing one: cgroup, directories, namespaces, files', async () => {
+    const blocker = path.join(fx.config.root, `not-a-dir-${process.pid}`);
+    fs.writeFileSync(blocker, '');
+    try {
+      const cfg = podConfig({ logDirectory: path.join(blocker, 'logs') }, 'badlogdir');
+      cfg.linux!.securityContext!.namespaceOptions!.pid = 'POD';
+      const recordsBefore = fs.readdirSync(path.join(fx.config.root, 'pods'));
+      await rejects(runPod(svc, cfg, ''), 'INTERNAL', /create the log directory .*not-a-dir/);
+      assert.deepEqual(fs.readdirSync(path.join(fx.config.root, 'pods')), recordsBefore);
+      assert.deepEqual(fs.readdirSync(path.join(fx.config.state, 'pods')).filter((n) => !n.startsWith('.')), []);
+      assert.deepEqual(fx.mountsUnderDir().filter((m) => m !== path.join(fx.config.state, 'pods')), []);
+      for (const d of fx.cgroupDirs('poduid-badlogdir-' + process.pid)) assert.equal(fs.existsSync(d), false, `cgroup ${d} left`);
+      cfg.logDirectory = '';
+      await svc.remove(await runPod(svc, cfg, ''));
+    } finally {
+      fs.rmSync(blocker, { force: true });
+    }
+  });
+
   it('rolls back when the network cannot be set up, and tears it down on stop', async () => {
     const calls: string[] = [];
     let fail = true;

@@ -95,6 +95,9 @@ describe('sandbox service', function () {
     assert.notEqual(podNet, hostNet);
     assert.notEqual(nsenter([`--ipc=${rec.nsPaths.ipc}`, 'readlink', '/proc/self/ns/ipc']), fs.readlinkSync('/proc/self/ns/ipc'));
     assert.equal(nsenter([`--uts=${rec.nsPaths.uts}`, 'hostname']), 'pod-a-host');
+    // berth-pinns brought the loopback up (no CNI loopback plugin runs for it).
+    assert.match(nsenter([`--net=${rec.nsPaths.net}`, 'ip', '-o', 'addr', 'show', 'dev', 'lo']), /inet 127\.0\.0\.1\/8/);
+    assert.match(nsenter([`--net=${rec.nsPaths.net}`, 'ip', '-o', 'link', 'show', 'lo']), /[<,]UP[,>]/);
     assert.equal(nsenter([`--net=${rec.nsPaths.net}`, 'cat', '/proc/sys/net/ipv4/ip_unprivileged_port_start']), '80');
     assert.equal(nsenter([`--ipc=${rec.nsPaths.ipc}`, 'cat', '/proc/sys/kernel/shmmni']), '2048');
     // ...and the host's values are untouched.

@@ -281,15 +281,23 @@ export interface BerthBench {
  */
 export async function startBerth(
   c: Cleanups,
-  opts: { configToml?: string; pullBusybox?: boolean; metricsPort?: number; nodeArgs?: string[] } = {},
+  opts: {
+    configToml?: string;
+    pullBusybox?: boolean;
+    metricsPort?: number;
+    /** Serve /metrics (random loopback port, no event-loop gauge) for the per-phase figures (bench/phases.ts). */
+    phaseMetrics?: boolean;
+    nodeArgs?: string[];
+  } = {},
 ): Promise<BerthBench> {
   const registry = await TestRegistry.start();
   c.add('stop registry', () => registry.stop());
   const pusher = new Pusher(registry.host);
-  // Metrics stay off unless asked for (then with the event-loop delay gauge, on loopback).
+  // Metrics stay off unless asked for (then on loopback; with the event-loop delay gauge for a given port).
+  const metricsArgs = opts.metricsPort ? ['--set', 'metrics.event_loop_delay=true'] : opts.phaseMetrics ? [] : ['--no-metrics'];
   const berthd = await TestBerthd.start({
-    args: ['--log-level', 'info', ...(opts.metricsPort ? ['--set', 'metrics.event_loop_delay=true'] : ['--no-metrics'])],
-    metrics: opts.metricsPort !== undefined,
+    args: ['--log-level', 'info', ...metricsArgs],
+    metrics: opts.metricsPort !== undefined || opts.phaseMetrics === true,
     metricsPort: opts.metricsPort,
     nodeArgs: opts.nodeArgs,
     configToml: opts.configToml ?? '[cni]\nconf_dir = "/nonexistent-berth-bench-cni"\n',

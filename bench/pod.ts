@@ -27,6 +27,7 @@ import {
   timed,
   withCleanups,
 } from './common';
+import { printPhases, scrapePhases } from './phases';
 import { fmt, summary } from './stats';
 import { removeIptablesMentioning } from '../test/network/net_helpers';
 
@@ -229,7 +230,10 @@ export async function benchPod(): Promise<void> {
     const confDir = path.join(base, 'net.d');
     fs.mkdirSync(confDir);
     fs.writeFileSync(path.join(confDir, '10-bench.conflist'), JSON.stringify(berthNet.conflist));
-    const b = await startBerth(c, { configToml: `[cni]\nconf_dir = ${JSON.stringify(confDir)}\nbin_dirs = ["${CNI_BIN}"]\n` });
+    const b = await startBerth(c, {
+      configToml: `[cni]\nconf_dir = ${JSON.stringify(confDir)}\nbin_dirs = ["${CNI_BIN}"]\n`,
+      phaseMetrics: true,
+    });
     const rssStart = statusKb(b.pid, 'VmRSS');
 
     // Floors first, so the bare runc figures are not measured with 50 berth pods around.
@@ -237,11 +241,14 @@ export async function benchPod(): Promise<void> {
     await floor.init();
     const bare = await runcRows(floor, RUNS, `bench-${process.pid}`);
 
+    const hostPhases = await scrapePhases(b);
     const host = await berthPodRows(b, logRoot, true, RUNS);
+    const hostPhasesAfter = await scrapePhases(b);
     out(`host-network pod (no CNI), ${RUNS} runs each, after one warm-up:`);
     out(latencyRow('floor  runc run -d (sleep 3600)', bare.start));
     out(latencyRow('berthd pod start (RunPod+Create+Start)', host.start, bare.start));
     breakdown(['RunPodSandbox', 'CreateContainer', 'StartContainer'], host.start);
+    printPhases(hostPhases, hostPhasesAfter);
     out(latencyRow('floor  runc delete -f', bare.stop));
     out(latencyRow('berthd pod teardown (StopPod+RemovePod)', host.stop, bare.stop));
     breakdown(['StopPodSandbox', 'RemovePodSandbox'], host.stop);
@@ -278,12 +285,15 @@ export async function benchPod(): Promise<void> {
       netStart.push(t1 - t0);
       netStop.push(t2 - t1);
     }
+    const netPhases = await scrapePhases(b);
     const net = await berthPodRows(b, logRoot, false, CNI_RUNS);
+    const netPhasesAfter = await scrapePhases(b);
     out(`pod on a CNI bridge network (bridge+host-local+portmap), ${CNI_RUNS} runs each, after one warm-up:`);
     out(latencyRow('floor  netns add + CNI ADD by hand', cniAdd));
     out(latencyRow('floor  netns+CNI ADD + runc run -d', netStart));
     out(latencyRow('berthd pod start with networking', net.start, netStart));
     breakdown(['RunPodSandbox', 'CreateContainer', 'StartContainer'], net.start);
+    printPhases(netPhases, netPhasesAfter);
     out(latencyRow('floor  CNI DEL by hand + netns del', cniDel));
     out(latencyRow('floor  runc delete -f + CNI DEL + netns del', netStop));
     out(latencyRow('berthd pod teardown with networking', net.stop, netStop));

@@ -17,6 +17,7 @@ import type { SandboxRecord } from '../sandbox/record';
 import { crashPoint } from '../util/crashpoint';
 import { makeDirs } from '../util/dirs';
 import { nowNs } from '../util/time';
+import type { PhaseTrace } from '../metrics/phase_trace';
 import type { ContainerDeps } from './deps';
 import { idmapBindMounts, idmapDirOf, mountIdmappedRootfs, type PodUserns } from './idmap_mounts';
 import { containerNameKey, type ContainerRecord } from './record';
@@ -31,7 +32,12 @@ export class ContainerCreator {
   ) {}
 
   /** `config` has a name and an image (checked at the CRI edge). */
-  async create(podSandboxId: string, config: ContainerConfig__Output, sandboxConfig: PodSandboxConfig__Output | null): Promise<string> {
+  async create(
+    podSandboxId: string,
+    config: ContainerConfig__Output,
+    sandboxConfig: PodSandboxConfig__Output | null,
+    trace: PhaseTrace,
+  ): Promise<string> {
     const { store, logger } = this.deps;
     const pod = this.deps.pods.get(podSandboxId);
     if (pod.state !== 'ready') {
@@ -86,13 +92,13 @@ export class ContainerCreator {
       resources: config.linux?.resources ?? null,
     };
     try {
-      await store.create(rec);
+      await trace.time('record', () => store.create(rec));
       crashPoint('container-create:after-record');
-      const made = await this.materialise(rec, image, pod, sandboxConfig ?? pod.config, cdiDevices);
-      await store.update(id, (r) => {
+      const made = await this.materialise(rec, image, pod, sandboxConfig ?? pod.config, cdiDevices, trace);
+      await trace.time('record_created', () => store.update(id, (r) => {
         Object.assign(r, made);
         markCreated(r);
-      });
+      }));
       logger.info('container created', { container: id, pod: pod.id, name, image: rec.imageName });
       this.deps.events.publish('CONTAINER_CREATED_EVENT', rec);
       return id;
@@ -121,6 +127,7 @@ export class ContainerCreator {
     pod: SandboxRecord,
     sandboxConfig: PodSandboxConfig__Output,
     cdiDevices: readonly CdiDevice[],
+    trace: PhaseTrace,
   ): Promise<Pick<ContainerRecord, 'cgroupsPath' | 'user' | 'pid'>> {
     const { snapshotter, runtime } = this.deps;
     const handler = this.deps.handlers.get(rec.runtimeHandler);
@@ -128,7 +135,7 @@ export class ContainerCreator {
     fs.mkdirSync(rec.rootfsDir, { recursive: true, mode: 0o755 });
     const top = image.chainIds[image.chainIds.length - 1];
     if (!top) throw failedPrecondition(`image ${image.id} has no layers`);
-    await snapshotter.prepare(rec.snapshotKey, top);
+    await trace.time('snapshot_prepare', () => snapshotter.prepare(rec.snapshotKey, top));
     crashPoint('container-create:after-snapshot');
     const userns = podUserns(pod);
     const idmapDir = idmapDirOf(rec.stateDir);
@@ -138,14 +145,14 @@ export class ContainerCreator {
       fs.mkdirSync(idmapDir, { mode: 0o711 });
       await mountIdmappedRootfs(snapshotter, this.deps.idmap, rec.snapshotKey, rec.rootfsDir, idmapDir, userns);
     } else {
-      await snapshotter.mount(rec.snapshotKey, rec.rootfsDir);
+      await trace.time('rootfs_mount', () => snapshotter.mount(rec.snapshotKey, rec.rootfsDir));
     }
     crashPoint('container-create:after-mount');
-    const mounts = await containerMounts(this.deps, rec, image);
+    const mounts = await trace.time('mounts', () => containerMounts(this.deps, rec, image));
 
     const containerCgroup = this.deps.pods.cgroupDriver?.container(pod.cgroup, rec.id);
     const warnings: string[] = [];
-    const spec = buildContainerSpec({
+    const spec = await trace.time('spec', () => buildContainerSpec({
       containerId: rec.id,
       config: { ...rec.config, mounts },
       sandboxConfig,
@@ -164,24 +171,24 @@ export class ContainerCreator {
       recursiveReadOnlyMounts: supportsRecursiveReadOnly(handler),
       rlimits: Object.entries(this.deps.config.runtime.default_rlimits).map(([type, l]) => ({ type, soft: l.soft, hard: l.hard })),
       warn: (msg: string) => warnings.push(msg),
-    });
+    }));
     for (const w of warnings) this.deps.logger.info(w, { container: rec.id });
     applyCdiDevices(spec, cdiDevices);
     // Where its usage is read and the shim watches for OOM kills: the cgroup's path in the hierarchies.
     const cgroupsPath = containerCgroup?.path ?? spec.linux.cgroupsPath ?? '';
     const copies = await idmapBindMounts(spec, this.deps.idmap, idmapDir, userns, handler.features?.idmapMounts ?? false);
-    await runtime.writeBundle(rec.bundleDir, spec);
+    await trace.time('bundle', () => runtime.writeBundle(rec.bundleDir, spec));
     crashPoint('container-create:after-bundle');
 
-    if (rec.logPath) await makeDirs(path.dirname(rec.logPath), 0o755);
-    const pid = await runtime.create(rec, {
+    if (rec.logPath) await trace.time('log_dir', () => makeDirs(path.dirname(rec.logPath), 0o755));
+    const pid = await trace.time('shim_create', () => runtime.create(rec, {
       bundle: rec.bundleDir,
       logPath: rec.logPath || undefined,
       stdin: rec.config.stdin,
       stdinOnce: rec.config.stdin && rec.config.stdinOnce,
       tty: rec.config.tty,
       cgroupPaths: cgroupsPath ? [cgroupsPath] : [],
-    });
+    }));
     crashPoint('container-create:after-shim');
     // The container has its own copies of its mounts now.
     await this.deps.idmap.umount(copies);

@@ -9,6 +9,7 @@ import { execProcess } from '../runtime/spec/builder';
 import type { OciProcess } from '../runtime/spec/oci_types';
 import type { SupervisedExec } from '../runtime/exec_supervisor';
 import type { ContainerDeps } from './deps';
+import type { ContainerRecord } from './record';
 import type { ExitMonitor } from './monitor';
 import { isRunning, stateWord } from './state';
 
@@ -19,6 +20,13 @@ export interface ExecTarget {
 }
 
 export class ContainerExec {
+  /**
+   * Each container's OCI process, read from its bundle once: it does not
+   * change after create. Keyed by the record object, which the store keeps
+   * for the container's life, so a removed container's entry goes with it.
+   */
+  private readonly processes = new WeakMap<ContainerRecord, OciProcess>();
+
   constructor(
     private readonly deps: ContainerDeps,
     private readonly monitor: ExitMonitor,
@@ -53,7 +61,16 @@ export class ContainerExec {
     if (!isRunning(rec)) {
       throw failedPrecondition(`container ${rec.id} is ${stateWord(rec)}, not running; cannot exec in it`);
     }
-    const spec = JSON.parse(await fs.promises.readFile(path.join(rec.bundleDir, 'config.json'), 'utf8')) as { process: OciProcess };
-    return { rec, process: execProcess(spec.process, cmd, tty) };
+    return { rec, process: execProcess(await this.containerProcess(rec), cmd, tty) };
+  }
+
+  private async containerProcess(rec: ContainerRecord): Promise<OciProcess> {
+    let p = this.processes.get(rec);
+    if (!p) {
+      const spec = JSON.parse(await fs.promises.readFile(path.join(rec.bundleDir, 'config.json'), 'utf8')) as { process: OciProcess };
+      p = spec.process;
+      this.processes.set(rec, p);
+    }
+    return p;
   }
 }

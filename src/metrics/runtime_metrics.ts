@@ -6,6 +6,7 @@
 // Label values come from small fixed sets (states, reasons, operations,
 // configured runtime handlers, registry hosts): never ids.
 import * as client from 'prom-client';
+import { PhaseTrace, type PhaseRpc, type PhaseSink } from './phase_trace';
 
 export type Operation = 'run_pod_sandbox' | 'stop_pod_sandbox' | 'create_container' | 'start_container' | 'stop_container';
 export type CniOperation = 'add' | 'del';
@@ -25,10 +26,13 @@ export interface RuntimeSnapshot {
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Phases of the pod path run from a fraction of a millisecond (a record write) to seconds (a slow CNI plugin). */
+const PHASE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 const PULL_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 
-export class RuntimeMetrics {
+export class RuntimeMetrics implements PhaseSink {
   private source?: RuntimeSnapshot;
+  private readonly phaseSeconds: client.Histogram<'rpc' | 'phase'>;
   private readonly operationSeconds: client.Histogram<'operation' | 'runtime_handler'>;
   private readonly operationFailures: client.Counter<'operation' | 'runtime_handler'>;
   private readonly containerStarts: client.Counter<'runtime_handler'>;
@@ -76,6 +80,13 @@ export class RuntimeMetrics {
       help: 'Time taken by pod and container operations, successful or not, by runtime handler.',
       labelNames: ['operation', 'runtime_handler'],
       buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.phaseSeconds = new client.Histogram({
+      name: 'berth_pod_phase_duration_seconds',
+      help: 'Time taken by each phase of RunPodSandbox, CreateContainer and StartContainer (phase "total": the whole call); phases run side by side are timed each on its own.',
+      labelNames: ['rpc', 'phase'],
+      buckets: PHASE_BUCKETS,
       registers,
     });
     this.operationFailures = counter('berth_operation_failures_total', 'Pod and container operations that failed, by runtime handler.', ['operation', 'runtime_handler']);
@@ -128,6 +139,15 @@ export class RuntimeMetrics {
     } finally {
       end();
     }
+  }
+
+  /** A per-phase trace of one pod-path call, feeding berth_pod_phase_duration_seconds. */
+  phaseTrace(rpc: PhaseRpc): PhaseTrace {
+    return new PhaseTrace(rpc, this);
+  }
+
+  podPhase(rpc: PhaseRpc, phase: string, seconds: number): void {
+    this.phaseSeconds.observe({ rpc, phase }, seconds);
   }
 
   containerStarted(runtimeHandler: string): void {

@@ -32,6 +32,8 @@ export interface PodNetworkSpec {
   /** Traffic shaping in bits per second (from the kubernetes.io/ingress-bandwidth annotations). */
   bandwidth?: { ingressRate?: number; egressRate?: number };
   dns?: DNSConfig__Output | null;
+  /** The namespace's loopback is up already (berth-pinns brings it up): no loopback plugin run. */
+  loopbackUp?: boolean;
 }
 
 /** What teardown and check need: the pod's identity and, when it still exists, its netns. */
@@ -204,7 +206,7 @@ export class CniManager {
       // A leftover attachment of the same sandbox (a retried setup) is released first so nothing is held twice.
       await this.teardownLocked({ ...pod });
 
-      if (!list.plugins.some((p) => p.type === 'loopback')) await this.loopbackUp(pod, list.cniVersion, cniArgs);
+      if (!pod.loopbackUp && !list.plugins.some((p) => p.type === 'loopback')) await this.loopbackUp(pod, list.cniVersion, cniArgs);
 
       const record: AttachmentRecord = {
         kind: 'berthCniAttachmentV1',

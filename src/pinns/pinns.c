@@ -10,7 +10,8 @@
  *   berth-pinns idmap (--userns FILE | --uid-map C:H:L --gid-map C:H:L) [--recursive] SRC DST
  *   berth-pinns umount PATH...
  *
- * pin: unshares the requested namespaces in this (short-lived) process, sets
+ * pin: unshares the requested namespaces in this (short-lived) process, brings
+ * a new network namespace's loopback up, sets
  * the hostname and the namespaced sysctls from inside them, then bind-mounts
  * /proc/self/ns/<ns> onto DIR/<ns> so they outlive the process. A PID
  * namespace cannot be pinned by a bind mount alone (it dies with its init), so
@@ -54,7 +55,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -258,12 +262,27 @@ static void end_userns_child(int to_child) {
   userns_child = 0;
 }
 
+/* Brings the new network namespace's loopback up (the kernel gives it
+ * 127.0.0.1/8 and ::1), as the CNI loopback plugin would, without a process. */
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) fail("socket for the loopback");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) fail("read the loopback's flags");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail("bring the loopback up");
+  close(s);
+}
+
 /* Unshares, names and tunes the namespaces; returns the pause pid with --pid (else 0). */
 static pid_t make_namespaces(const int *want, const char *hostname, const char **sysctls, int nsysctl) {
   int flags = 0;
   for (int i = 0; i < NS_COUNT; i++)
     if (want[i] && i != NS_USER) flags |= ns_flags[i];
   if (flags && unshare(flags) < 0) fail("unshare");
+  if (want[NS_NET]) loopback_up();
 
   if (hostname && sethostname(hostname, strlen(hostname)) < 0) fail("sethostname \"%s\"", hostname);
   /* /proc/sys/net and the IPC sysctls resolve against the caller's namespaces. */

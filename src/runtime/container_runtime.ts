@@ -4,6 +4,7 @@
 // handler probe go through it; nothing else constructs an OciRuntime or a
 // ShimClient. Callers name a container by id, runtime handler and shim
 // directory (a container record carries all three).
+import { BerthError } from '../errors';
 import { OciRuntime, type ExecOptions, type ExecResult, type OciState } from './oci_runtime';
 import { ShimClient, stopLeftoverShim, type ShimAttach, type ShimAttachOptions, type ShimExit, type ShimSpawnOptions } from './shim_client';
 import type { SupervisedExec } from './exec_supervisor';
@@ -18,6 +19,18 @@ export interface RuntimeTarget {
   tmpDir: string;
   /** Global flags every runtime call takes, before the command (runc --systemd-cgroup). */
   globalArgs?: string[];
+  /** `binary --version` output, when known: runc 1.0/1.1 containers are started by their shim. */
+  version?: string;
+}
+
+/**
+ * runc 1.0 and 1.1 start a created container when its exec fifo is opened for
+ * reading, which the shim does itself (START) instead of a `runc start`
+ * process. runc 1.2 moved the poststart hooks into `runc start`, so it, and
+ * any other runtime, gets `<runtime> start`.
+ */
+export function startsThroughShim(target: Pick<RuntimeTarget, 'version'>): boolean {
+  return /^runc version 1\.[01]\./.test(target.version ?? '');
 }
 
 /** How the façade names a container. */
@@ -69,7 +82,17 @@ export class ContainerRuntime {
     return shim.containerPid;
   }
 
-  start(c: ContainerRef): Promise<void> {
+  async start(c: ContainerRef): Promise<void> {
+    if (startsThroughShim(this.resolve(c.runtimeHandler))) {
+      try {
+        await (await this.shim(c)).start();
+        return;
+      } catch (err) {
+        // Only a shim that predates START (an upgrade with containers created
+        // by the old one) falls back; any other failure is the start's own.
+        if (!(err instanceof BerthError && err.kind === 'INVALID_ARGUMENT')) throw err;
+      }
+    }
     return this.oci(c).start(c.id);
   }
 

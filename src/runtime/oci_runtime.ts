@@ -125,12 +125,12 @@ export class OciRuntime {
     return this.handler.name;
   }
 
-  /** Writes `<dir>/config.json` atomically (temp file, fsync, rename), creating `dir`. */
+  /** Writes `<dir>/config.json` atomically (temp file, rename), creating `dir`. */
   static async writeBundle(dir: string, spec: OciSpec): Promise<string> {
     await fsp.mkdir(dir, { recursive: true, mode: 0o711 });
     const target = path.join(dir, 'config.json');
-    // The bundle is volatile state (gone at reboot): its directory needs no fsync.
-    await writeFileAtomic(target, JSON.stringify(spec, null, 2), { syncDir: false });
+    // The bundle is volatile state (gone at reboot): neither it nor its directory needs an fsync.
+    await writeFileAtomic(target, JSON.stringify(spec), { syncDir: false, syncFile: false });
     return target;
   }
 

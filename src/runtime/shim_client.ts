@@ -425,6 +425,22 @@ export class ShimClient {
     }
   }
 
+  /**
+   * Starts a created runc container as `runc start` would, from inside the
+   * shim (src/shim/release.c): no runtime process. A shim from before START
+   * existed answers "unknown command" (an INVALID_ARGUMENT here).
+   */
+  async start(): Promise<void> {
+    try {
+      await this.request('START', 15_000);
+    } catch (err) {
+      if (err instanceof BerthError && /^shim START: unknown command/.test(err.message)) {
+        throw invalidArgument('this berth-shim has no START command', err);
+      }
+      throw err;
+    }
+  }
+
   /** Reopens the log file (CRI ReopenContainerLog, after the kubelet rotated it). */
   async reopenLog(): Promise<void> {
     await this.request('REOPEN');

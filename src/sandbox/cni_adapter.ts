@@ -25,6 +25,8 @@ export function podNetworkRef(rec: SandboxRecord, nsPaths = rec.nsPaths): PodNet
 export function podNetworkSpec(rec: SandboxRecord, nsPaths = rec.nsPaths): PodNetworkSpec {
   return {
     ...podNetworkRef(rec, nsPaths),
+    // berth-pinns brought the pinned namespace's loopback up.
+    loopbackUp: true,
     portMappings: rec.config.portMappings,
     dns: rec.config.dnsConfig,
     bandwidth: bandwidthFromAnnotations(rec.config.annotations),

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import type { DNSConfig__Output } from '../gen/runtime/v1/DNSConfig';
 import { invalidArgument } from '../errors';
-import { writeFileAtomic } from '../util/atomic_file';
+import { writeFileAtomic, writeFilesAtomic } from '../util/atomic_file';
 
 export const HOST_RESOLV_CONF = '/etc/resolv.conf';
 
@@ -52,6 +52,11 @@ export function validateHostname(hostname: string): void {
 /** Writes a pod file (0644) atomically, so a container never sees it half-written nor a crash a torn one. */
 export function writePodFile(file: string, content: string): Promise<void> {
   return writeFileAtomic(file, content, { mode: 0o644 });
+}
+
+/** Pod files (0644), each atomic as writePodFile's, with one fsync of their directory for all. */
+export function writePodFiles(files: ReadonlyArray<{ file: string; data: string }>): Promise<void> {
+  return writeFilesAtomic(files, { mode: 0o644 });
 }
 
 /** The host's resolv.conf, or an empty file when it has none. */

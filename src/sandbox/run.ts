@@ -10,13 +10,14 @@ import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfi
 import type { RuntimeHandler } from '../runtime/handlers';
 import { crashPoint } from '../util/crashpoint';
 import type { KeyedMutex } from '../util/keyed_mutex';
+import type { PhaseTrace } from '../metrics/phase_trace';
 import { makeDirs } from '../util/dirs';
 import { nowNs } from '../util/time';
 import { podNetworkSpec } from './cni_adapter';
 import type { PodsMountPropagation } from './namespaces/propagation';
 import type { PinResult } from './namespaces/pinner';
 import type { SandboxParts } from './parts';
-import { hostResolvConf, hostsFor, writePodFile } from './pod_files';
+import { hostResolvConf, hostsFor, writePodFile, writePodFiles } from './pod_files';
 import { sandboxNameKey, type SandboxRecord } from './record';
 import { initialSandboxState, markReady } from './state';
 import type { PodTeardown } from './teardown';
@@ -87,7 +88,7 @@ export class PodCreator {
   ) {}
 
   /** Creates the pod and returns its id; on failure everything made is undone and the name is free again. */
-  async run(spec: PodSpec): Promise<string> {
+  async run(spec: PodSpec, trace: PhaseTrace): Promise<string> {
     const handler = this.o.handlers.get(spec.runtimeHandler);
     if (spec.userns) checkUsernsSupport(handler, spec.namespaceModes.network === 'NODE');
     const key = sandboxNameKey(spec.metadata);
@@ -108,65 +109,81 @@ export class PodCreator {
         throw err;
       }
       let step = 'write the sandbox record';
+      /** Runs independent steps side by side; every one has settled before the first failure is thrown (and rolled back). */
+      const together = async (steps: Array<[string, () => Promise<unknown>]>): Promise<void> => {
+        const results = await Promise.allSettled(steps.map(([, run]) => run()));
+        const failed = results.findIndex((r) => r.status === 'rejected');
+        if (failed >= 0) {
+          step = steps[failed][0];
+          throw (results[failed] as PromiseRejectedResult).reason;
+        }
+      };
       try {
-        await this.d.store.create(rec);
+        await trace.time('record', () => this.d.store.create(rec));
         crashPoint('pod-run:after-record');
-        step = 'create the pod directories';
-        await makeDirs(path.join(rec.stateDir, 'ns'), 0o700);
-        if (rec.shmPath) fs.mkdirSync(rec.shmPath, { mode: 0o755 });
-        await makeDirs(rec.filesDir, 0o755);
-
-        step = `create the pod cgroup ${rec.cgroup.path}`;
-        await this.d.cgroups.create(rec.cgroup);
+        const logDir = spec.config.logDirectory;
+        // What the namespaces and pod files need, side by side.
+        await together([
+          ['create the pod directories', () => trace.time('dirs', async () => {
+            await makeDirs(path.join(rec.stateDir, 'ns'), 0o700);
+            if (rec.shmPath) await fs.promises.mkdir(rec.shmPath, { mode: 0o755 });
+            await makeDirs(rec.filesDir, 0o755);
+          })],
+          [`create the pod cgroup ${rec.cgroup.path}`, () => trace.time('cgroup', () => this.d.cgroups.create(rec.cgroup))],
+          [`create the log directory ${logDir}`, () => (logDir ? trace.time('log_dir', () => makeDirs(logDir, 0o755)) : Promise.resolve())],
+          ['pin the pod namespaces', () => this.o.propagation.ensurePrivate()],
+        ]);
         crashPoint('pod-run:after-cgroup');
 
-        step = 'pin the pod namespaces';
-        await this.o.propagation.ensurePrivate();
-        const pinned: PinResult = await this.d.pinner.pin({
-          nsDir: path.join(rec.stateDir, 'ns'),
-          net: spec.namespaceModes.network === 'POD',
-          ipc: spec.namespaceModes.ipc === 'POD',
-          uts: spec.namespaceModes.network === 'POD',
-          pid: spec.namespaceModes.pid === 'POD',
-          userns: spec.userns,
-          hostname: spec.hostname,
-          sysctls: spec.namespaceModes.network === 'POD' ? { ...defaultsForPod(this.o.podNetworkSysctls, spec.userns), ...spec.sysctls } : spec.sysctls,
-          cgroupProcs: this.d.cgroups.procsFiles(rec.cgroup),
-          shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
-        });
+        // Pinning is a process (berth-pinns); the pod files are written meanwhile. A
+        // pod network's hosts file names the pod's IP, so it waits for CNI ADD.
+        const podFiles = [
+          { file: rec.hostnameFile, data: rec.hostname + '\n' },
+          { file: rec.resolvConfFile, data: spec.resolvConf ?? hostResolvConf() },
+          ...(rec.networkAttached ? [] : [{ file: rec.hostsFile, data: hostsFor(rec.hostname, []) }]),
+        ];
+        let pinned: PinResult = { nsPaths: {} };
+        await together([
+          ['pin the pod namespaces', async () => {
+            pinned = await trace.time('pin', () => this.d.pinner.pin({
+              nsDir: path.join(rec.stateDir, 'ns'),
+              net: spec.namespaceModes.network === 'POD',
+              ipc: spec.namespaceModes.ipc === 'POD',
+              uts: spec.namespaceModes.network === 'POD',
+              pid: spec.namespaceModes.pid === 'POD',
+              userns: spec.userns,
+              hostname: spec.hostname,
+              sysctls: spec.namespaceModes.network === 'POD' ? { ...defaultsForPod(this.o.podNetworkSysctls, spec.userns), ...spec.sysctls } : spec.sysctls,
+              cgroupProcs: this.d.cgroups.procsFiles(rec.cgroup),
+              shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
+            }));
+          }],
+          ['write the pod files', () => trace.time('pod_files', () => writePodFiles(podFiles))],
+        ]);
         crashPoint('pod-run:after-pin');
         if (pinned.pausePid) {
           step = 'place berth-pause in the pod cgroup';
-          await this.d.cgroups.adoptPause(rec.cgroup, id, pinned.pausePid);
-        }
-
-        step = 'write the pod files';
-        await Promise.all([
-          writePodFile(rec.hostnameFile, rec.hostname + '\n'),
-          writePodFile(rec.resolvConfFile, spec.resolvConf ?? hostResolvConf()),
-          writePodFile(rec.hostsFile, hostsFor(rec.hostname, [])),
-        ]);
-        if (spec.config.logDirectory) {
-          step = `create the log directory ${spec.config.logDirectory}`;
-          await makeDirs(spec.config.logDirectory, 0o755);
+          const pausePid = pinned.pausePid;
+          await trace.time('pause_cgroup', () => this.d.cgroups.adoptPause(rec.cgroup, id, pausePid));
         }
 
         let network = rec.network;
         if (rec.networkAttached) {
           step = 'set up the pod network';
-          const { ips } = await this.d.network.setupPodNetwork(podNetworkSpec(rec, pinned.nsPaths));
+          const { ips } = await trace.time('cni_add', () => this.d.network.setupPodNetwork(podNetworkSpec(rec, pinned.nsPaths)));
           network = { ip: ips[0] ?? '', additionalIps: ips.slice(1) };
-          await writePodFile(rec.hostsFile, hostsFor(rec.hostname, ips.slice(0, 1)));
+          step = 'write the pod files';
+          await trace.time('hosts_file', () => writePodFile(rec.hostsFile, hostsFor(rec.hostname, ips.slice(0, 1))));
           crashPoint('pod-run:after-network');
         }
         step = 'write the sandbox record';
         // The results of the steps go into the record with the state change: one write.
-        await this.d.store.update(id, (r) => {
+        await trace.time('record_ready', () => this.d.store.update(id, (r) => {
           r.nsPaths = pinned.nsPaths;
           r.pausePid = pinned.pausePid;
           r.network = network;
           markReady(r);
-        });
+        }));
         this.d.logger.info('pod sandbox ready', { id, name: key, handler: handler.name, ip: rec.network.ip });
         return id;
       } catch (err) {

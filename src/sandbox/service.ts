@@ -155,7 +155,13 @@ export class SandboxService {
 
   /** RunPodSandbox of a checked request (src/cri/validate_pod.ts); returns the new pod's id. */
   async run(spec: PodSpec): Promise<string> {
-    const id = await this.metrics.operation('run_pod_sandbox', this.handlerLabel(spec.runtimeHandler), () => this.creator.run(spec));
+    const trace = this.metrics.phaseTrace('run_pod_sandbox');
+    let id = '';
+    try {
+      id = await this.metrics.operation('run_pod_sandbox', this.handlerLabel(spec.runtimeHandler), () => this.creator.run(spec, trace));
+    } finally {
+      trace.finish(this.parts.logger, { pod: id, name: spec.metadata.name });
+    }
     const rec = this.store.get(id);
     if (rec) {
       this.events.publishSandbox('CONTAINER_CREATED_EVENT', rec);

@@ -7,6 +7,7 @@
 #include "diag.h"
 #include "io.h"
 #include "proto.h"
+#include "release.h"
 #include "shim.h"
 
 #include <errno.h>
@@ -95,6 +96,13 @@ static void handle_command(int idx, const char *line, size_t len)
 			stdin_closing = 1;
 		stdin_flush();
 		reply(idx, "OK");
+		break;
+	case SHIM_CMD_START:
+		err = release_container();
+		if (err)
+			reply(idx, "ERR %s", err);
+		else
+			reply(idx, "OK");
 		break;
 	case SHIM_CMD_WAIT:
 		if (exit_json[0])

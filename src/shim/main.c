@@ -10,7 +10,8 @@
  * cli.c (command line), state.c (shared state, shim.h), diag.c (shim.log,
  * --ready-fd), start.c (detaching), create.c (`<runtime> create`), io.c
  * (container stdio, CRI log), ctrl.c (control protocol server), attach.c
- * (attach clients), exit.c (reaping, exit file), oom.c (OOM detection),
+ * (attach clients), exit.c (reaping, exit file), release.c (START of a runc
+ * container), oom.c (OOM detection),
  * obuf.c (output buffers), proto.c (protocol parsing), crilog.c (CRI log
  * records), util.c (shared with berth-exec). */
 #include "attach.h"

@@ -93,6 +93,7 @@ int shim_parse_command(const char *line, size_t len, struct shim_cmd *out, const
 	NOARGS("REOPEN", SHIM_CMD_REOPEN)
 	NOARGS("CLOSE_STDIN", SHIM_CMD_CLOSE_STDIN)
 	NOARGS("WAIT", SHIM_CMD_WAIT)
+	NOARGS("START", SHIM_CMD_START)
 #undef NOARGS
 	if (tok_eq(tok[0], tlen[0], "RESIZE")) {
 		if (n != 3 || parse_u16(tok[1], tlen[1], &out->width) < 0 ||

@@ -16,6 +16,7 @@ enum shim_cmd_kind {
 	SHIM_CMD_CLOSE_STDIN,
 	SHIM_CMD_ATTACH,
 	SHIM_CMD_WAIT,
+	SHIM_CMD_START,
 };
 
 /* ATTACH flags */

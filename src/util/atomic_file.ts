@@ -13,6 +13,12 @@ export interface AtomicWriteOptions {
   tmp?: string;
   /** fsync the directory after the rename (default true). */
   syncDir?: boolean;
+  /**
+   * fsync the file before the rename (default true). Volatile state (gone at
+   * reboot) needs none: the rename alone is atomic for every reader, and only
+   * a power loss, which takes that state with it, could tear the file.
+   */
+  syncFile?: boolean;
 }
 
 /** fsyncs a directory, making a rename or unlink in it durable. */
@@ -31,7 +37,7 @@ export async function writeFileAtomic(file: string, data: string | Buffer, opts:
     const fh = await fs.promises.open(tmp, 'w', opts.mode ?? 0o600);
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      if (opts.syncFile ?? true) await fh.sync();
     } finally {
       await fh.close();
     }
@@ -41,4 +47,20 @@ export async function writeFileAtomic(file: string, data: string | Buffer, opts:
     throw err;
   }
   if (opts.syncDir ?? true) await fsyncDir(path.dirname(file));
+}
+
+/**
+ * Replaces several files, each as writeFileAtomic does (temp, fsync, rename;
+ * all side by side), then makes the renames durable with one fsync per
+ * directory instead of one per file. A crash leaves each file old or new.
+ */
+export async function writeFilesAtomic(
+  files: ReadonlyArray<{ file: string; data: string | Buffer }>,
+  opts: Pick<AtomicWriteOptions, 'mode'> = {},
+): Promise<void> {
+  // Every write settles (its temp file gone on failure) before a failure is reported.
+  const results = await Promise.allSettled(files.map((f) => writeFileAtomic(f.file, f.data, { mode: opts.mode, syncDir: false })));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  await Promise.all([...new Set(files.map((f) => path.dirname(f.file)))].map((dir) => fsyncDir(dir)));
 }

@@ -237,6 +237,15 @@ describe('containers: lifecycle through a real berthd and runc', function () {
     assert.equal(r.stdout.toString(), 'out\n');
     assert.equal(r.stderr.toString(), 'err\n');
     assert.equal(r.exitCode, 7);
+    // The container's process settings come from its bundle once, not per exec.
+    const bundleSpec = path.join(fx.berthd.state, 'containers', id, 'bundle', 'config.json');
+    const saved = fs.readFileSync(bundleSpec);
+    fs.writeFileSync(bundleSpec, '{ not json');
+    try {
+      assert.equal((await rt().ExecSync({ containerId: id, cmd: ['echo', 'again'], timeout: '10' })).stdout.toString(), 'again\n');
+    } finally {
+      fs.writeFileSync(bundleSpec, saved);
+    }
     const t0 = Date.now();
     await assert.rejects(
       rt().ExecSync({ containerId: id, cmd: ['sh', '-c', 'sleep 60 & sleep 60'], timeout: '1' }),

@@ -94,6 +94,14 @@ describe('metrics: berth runtime series through a real berthd', function () {
     assert.equal(sample(body, 'berth_container_events_dropped_total'), 0);
     // No id is ever a label value.
     assert.doesNotMatch(body, new RegExp(podSandboxId.slice(0, 16)));
+    // Every call of the pod path is traced phase by phase (and as a whole).
+    const phase = (rpc: string, p: string) => sample(body, `berth_pod_phase_duration_seconds_count{rpc="${rpc}",phase="${p}"}`);
+    for (const p of ['total', 'record', 'cgroup', 'pin', 'pod_files', 'record_ready']) assert.equal(phase('run_pod_sandbox', p), 1, p);
+    for (const p of ['total', 'record', 'snapshot_prepare', 'rootfs_mount', 'spec', 'bundle', 'shim_create', 'record_created']) {
+      assert.equal(phase('create_container', p), 3, p);
+    }
+    for (const p of ['total', 'runtime_start', 'record_running']) assert.equal(phase('start_container', p), 3, p);
+    assert.ok(sample(body, 'berth_pod_phase_duration_seconds_sum{rpc="create_container",phase="shim_create"}') > 0);
 
     await rt().StopPodSandbox({ podSandboxId });
     const after = await scrape();

@@ -29,6 +29,7 @@ describe('sandbox → CNI requests and adapter', () => {
       portMappings: rec.config.portMappings,
       dns: null,
       bandwidth: { ingressRate: 10_000_000, egressRate: 1_000_000 },
+      loopbackUp: true,
     });
     // Teardown needs no annotations (a bad one must not block it) and falls back to the pinned path.
     assert.deepEqual(podNetworkRef(record({ 'kubernetes.io/ingress-bandwidth': 'bogus' })), {

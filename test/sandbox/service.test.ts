@@ -95,6 +95,9 @@ describe('sandbox service', function () {
     assert.notEqual(podNet, hostNet);
     assert.notEqual(nsenter([`--ipc=${rec.nsPaths.ipc}`, 'readlink', '/proc/self/ns/ipc']), fs.readlinkSync('/proc/self/ns/ipc'));
     assert.equal(nsenter([`--uts=${rec.nsPaths.uts}`, 'hostname']), 'pod-a-host');
+    // berth-pinns brought the loopback up (no CNI loopback plugin runs for it).
+    assert.match(nsenter([`--net=${rec.nsPaths.net}`, 'ip', '-o', 'addr', 'show', 'dev', 'lo']), /inet 127\.0\.0\.1\/8/);
+    assert.match(nsenter([`--net=${rec.nsPaths.net}`, 'ip', '-o', 'link', 'show', 'lo']), /[<,]UP[,>]/);
     assert.equal(nsenter([`--net=${rec.nsPaths.net}`, 'cat', '/proc/sys/net/ipv4/ip_unprivileged_port_start']), '80');
     assert.equal(nsenter([`--ipc=${rec.nsPaths.ipc}`, 'cat', '/proc/sys/kernel/shmmni']), '2048');
     // ...and the host's values are untouched.
@@ -315,6 +318,25 @@ describe('sandbox service', function () {
     // The name was released: the pod can be created once fixed.
     cfg.linux!.sysctls = {};
     await svc.remove(await runPod(svc, cfg, ''));
+  });
+
+  it('rolls back the steps run beside a failing one: cgroup, directories, namespaces, files', async () => {
+    const blocker = path.join(fx.config.root, `not-a-dir-${process.pid}`);
+    fs.writeFileSync(blocker, '');
+    try {
+      const cfg = podConfig({ logDirectory: path.join(blocker, 'logs') }, 'badlogdir');
+      cfg.linux!.securityContext!.namespaceOptions!.pid = 'POD';
+      const recordsBefore = fs.readdirSync(path.join(fx.config.root, 'pods'));
+      await rejects(runPod(svc, cfg, ''), 'INTERNAL', /create the log directory .*not-a-dir/);
+      assert.deepEqual(fs.readdirSync(path.join(fx.config.root, 'pods')), recordsBefore);
+      assert.deepEqual(fs.readdirSync(path.join(fx.config.state, 'pods')).filter((n) => !n.startsWith('.')), []);
+      assert.deepEqual(fx.mountsUnderDir().filter((m) => m !== path.join(fx.config.state, 'pods')), []);
+      for (const d of fx.cgroupDirs('poduid-badlogdir-' + process.pid)) assert.equal(fs.existsSync(d), false, `cgroup ${d} left`);
+      cfg.logDirectory = '';
+      await svc.remove(await runPod(svc, cfg, ''));
+    } finally {
+      fs.rmSync(blocker, { force: true });
+    }
   });
 
   it('rolls back when the network cannot be set up, and tears it down on stop', async () => {

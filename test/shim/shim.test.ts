@@ -417,4 +417,26 @@ describe('berth-shim', function () {
     await waitFor('shim gone', () => !isShimProcess(shimPid, c.stateDir));
     assert.equal(procState(shim.containerPid), null);
   });
+  it('START releases a created runc container as `runc start` would: running, fifo gone, output logged', async function () {
+    const c = container({ args: ['sh', '-c', 'echo started; sleep 100'] });
+    const shim = await ShimClient.spawn(spawnOpts(c));
+    const fifo = path.join(c.runtimeRoot, c.id, 'exec.fifo');
+    assert.ok(fs.statSync(fifo).isFIFO(), 'runc keeps the exec fifo while created');
+    await shim.start();
+    assert.equal(fs.existsSync(fifo), false);
+    assert.equal(JSON.parse(c.runc('state', c.id)).status, 'running');
+    await waitFor('output logged', () => readLog(c).some((r) => r.content === 'started'));
+    // A second START: nothing is created any more.
+    await assert.rejects(shim.start(), /not in the created state/);
+    c.runc('kill', c.id, 'KILL');
+    assert.equal((await shim.waitExit()).exitCode, 137);
+  });
+
+  it('START of a container whose init died is refused, and the exit is recorded', async function () {
+    const c = container({ args: ['sleep', '100'] });
+    const shim = await ShimClient.spawn(spawnOpts(c));
+    process.kill(shim.containerPid, 'SIGKILL');
+    await assert.rejects(shim.start(), /already dead/);
+    assert.equal((await shim.waitExit()).signal, 9);
+  });
 });

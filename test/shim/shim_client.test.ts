@@ -3,6 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
+import { startsThroughShim } from '../../src/runtime/container_runtime';
 import { ShimClient, readExitFile, shimBinaryPath } from '../../src/runtime/shim_client';
 import { REPO, tempRoot } from './fixtures';
 
@@ -65,5 +66,12 @@ describe('ShimClient without a shim', function () {
     const shim = await ShimClient.connect(dir);
     await assert.rejects(shim.resize(70000, 1), kind('INVALID_ARGUMENT'));
     await assert.rejects(shim.attach({}), kind('INVALID_ARGUMENT'));
+  });
+  it('START goes to the shim only for runc 1.0 and 1.1 (its exec fifo); other runtimes get `<runtime> start`', function () {
+    assert.equal(startsThroughShim({ version: 'runc version 1.1.5\ncommit: v1.1.5\nspec: 1.0.2-dev' }), true);
+    assert.equal(startsThroughShim({ version: 'crun version 1.8.1\ncommit: abc' }), false);
+    assert.equal(startsThroughShim({ version: 'runc version 2.0.0' }), false);
+    assert.equal(startsThroughShim({ version: 'runc version 1.2.0\ncommit: v1.2.0' }), false, 'runc 1.2 runs poststart hooks in runc start');
+    assert.equal(startsThroughShim({}), false);
   });
 });

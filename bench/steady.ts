@@ -83,6 +83,11 @@ function berthPssKb(b: BerthBench): { total: number; daemon: number; helpers: nu
   return { total: daemon + helpers, daemon, helpers };
 }
 
+/** CLOCK_MONOTONIC in µs: the clock of V8's CPU profile timestamps, to cut a berthd profile to a window. */
+function monotonicUs(): bigint {
+  return process.hrtime.bigint() / 1000n;
+}
+
 // ---------------------------------------------------------------- metrics
 
 async function scrape(port: number): Promise<string> {
@@ -285,9 +290,11 @@ export async function benchSteady(): Promise<void> {
 
     // Idle window: the floor of CPU and event-loop delay.
     await eventLoopDelay(metricsPort); // starts a new window
+    const idleFromUs = monotonicUs();
     const idleCpu0 = cpuSeconds(b.pid);
     await sleep(seconds * 1000);
     const idleCpu = ((cpuSeconds(b.pid) - idleCpu0) / seconds) * 100;
+    const idleToUs = monotonicUs();
     const idleDelay = await eventLoopDelay(metricsPort);
     const idleMem = berthPssKb(b);
 
@@ -304,9 +311,11 @@ export async function benchSteady(): Promise<void> {
     await eventLoopDelay(metricsPort);
     const samples = new Samples();
     const cpu0 = cpuSeconds(b.pid);
+    const pollFromUs = monotonicUs();
     const t0 = nowMs();
     await replayKubelet(rtConn.call, imConn.call, t0 + seconds * 1000, samples);
     const elapsed = (nowMs() - t0) / 1000;
+    const pollToUs = monotonicUs();
     const busyCpu = ((cpuSeconds(b.pid) - cpu0) / elapsed) * 100;
     const busyDelay = await eventLoopDelay(metricsPort);
     const busyMem = berthPssKb(b);
@@ -340,6 +349,9 @@ export async function benchSteady(): Promise<void> {
       `memory per pod (Pss of berthd + shims + pauses / ${pods})  idle ${(idleMem.total / pods).toFixed(0)} KiB, polling ${(busyMem.total / pods).toFixed(0)} KiB` +
         `  (berthd ${mib(idleMem.daemon)} idle, ${mib(busyMem.daemon)} polling; helpers ${mib(busyMem.helpers)})`,
     );
+    if (profDir) {
+      out(`profile windows (CLOCK_MONOTONIC µs, the profile's clock): idle ${idleFromUs} ${idleToUs}, polling ${pollFromUs} ${pollToUs}`);
+    }
     if (samples.errors > 0) out(`RPC errors during the window: ${samples.errors}`);
   });
 }

@@ -388,7 +388,8 @@ export async function benchSteady(): Promise<void> {
     out(
       `berthd CPU under the kubelet's polling   ${busyCpu.toFixed(2)} % of a core  ${target(busyCpu, 1, ' %')}\n` +
         `  floor: a bare grpc-js server answering the same ${samples.calls.length} calls at the same times ${floorCpuPct.toFixed(2)} %` +
-        ` (ratio ${(busyCpu / Math.max(floorCpuPct, 0.01)).toFixed(1)}x); berthd idle (same pods, no polling) ${idleCpu.toFixed(2)} %`,
+        ` (ratio ${(busyCpu / Math.max(floorCpuPct, 0.01)).toFixed(1)}x); berthd idle (same pods, no polling; with the bench's 10 ms` +
+        ` event-loop sampling timer, as the polling window) ${idleCpu.toFixed(2)} %: the polling itself ${(busyCpu - idleCpu).toFixed(2)} %`,
     );
     const relist = stats(samples.relist);
     out(

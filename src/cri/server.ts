@@ -100,8 +100,6 @@ export class CriServer {
   readonly grpcServer = new grpc.Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
-    // Channelz (gRPC's introspection service) is not served: its per-call tracking is pure cost.
-    'grpc.enable_channelz': 0,
   });
   private inFlight = 0;
   /** Open server streams: ended at shutdown, they would otherwise hold it up until the bound. */

@@ -3,6 +3,8 @@ NODE    ?= node
 NPX     ?= npx
 BUILD   := $(abspath build)
 NATIVE  := $(wildcard src/shim/Makefile src/pinns/Makefile src/notify/Makefile)
+# Node flags berthd runs with wherever it is started (deploy/node-flags: also the installed launcher and the tests).
+BERTHD_NODE_FLAGS := $(shell cat deploy/node-flags)
 
 .PHONY: all build native ts gen test run bench soak lint clean install deb docs
 
@@ -31,7 +33,7 @@ test: build
 
 # berthd in the foreground with the built-in defaults (needs root).
 run: build
-	$(NODE) dist/src/daemon/main.js
+	$(NODE) $(BERTHD_NODE_FLAGS) dist/src/daemon/main.js
 
 bench: build
 	$(NODE) dist/bench/run.js

@@ -231,6 +231,9 @@ export function latencyRow(label: string, samplesMs: number[], floorMs?: number[
 
 export const mib = (kb: number): string => `${(kb / 1024).toFixed(1)} MiB`;
 
+/** "target ≤ 45 MiB: met" or "...: NOT met", for a figure an issue sets a bound on. */
+export const target = (value: number, atMost: number, unit: string): string => `target ≤ ${atMost}${unit}: ${value <= atMost ? 'met' : 'NOT met'}`;
+
 // ---------------------------------------------------------------- berthd + busybox image
 
 /** Pod UIDs of this benchmark process: `bench-<pid>-<suffix>`, so what berth leaves behind can be told apart. */

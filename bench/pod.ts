@@ -20,9 +20,11 @@ import {
   out,
   pssKb,
   run,
+  sleep,
   RuncFloor,
   startBerth,
   statusKb,
+  target,
   tempDir,
   timed,
   withCleanups,
@@ -215,7 +217,7 @@ function podMemory(b: BerthBench, pods: number, daemonBeforeKb: number): void {
     const sorted = [...list].sort((x, y) => x - y);
     out(`  ${`${comm} x${list.length}`.padEnd(44)} ${mib(sum)}  (one: median ${(sorted[Math.floor(sorted.length / 2)] ?? 0)} KiB)`);
   }
-  out(`  total                                        ${mib(total)}  = ${(total / pods).toFixed(0)} KiB per pod (berthd included)`);
+  out(`  total                                        ${mib(total)}  = ${(total / pods).toFixed(0)} KiB per pod (berthd included)  ${target(total / pods / 1024, 1.2, ' MiB')}`);
   out(`  per pod without berthd                       ${((total - daemon) / pods).toFixed(0)} KiB`);
 }
 
@@ -234,7 +236,10 @@ export async function benchPod(): Promise<void> {
       configToml: `[cni]\nconf_dir = ${JSON.stringify(confDir)}\nbin_dirs = ["${CNI_BIN}"]\n`,
       phaseMetrics: true,
     });
+    await sleep(2000); // start-up work settles
     const rssStart = statusKb(b.pid, 'VmRSS');
+    const pssIdle = pssKb(b.pid);
+    out(`berthd idle after start (one image, no pods): Pss ${mib(pssIdle)} (smaps_rollup), VmRSS ${mib(rssStart)}  ${target(pssIdle / 1024, 45, ' MiB')}`);
 
     // Floors first, so the bare runc figures are not measured with 50 berth pods around.
     const floor = new RuncFloor(c, path.join(base, 'runc'));

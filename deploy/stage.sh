@@ -24,9 +24,12 @@ cp package.json package-lock.json "$LIB/"
 rm "$LIB/package-lock.json"
 # The helpers by name: build/ also holds test-only variants (the -asan builds).
 for b in berth-shim berth-exec berth-pinns berth-nsdial berth-notify; do install -m 0755 "build/$b" "$LIB/build/"; done
-for cmd in berthd:daemon berth:cli; do
+# berthd runs with the node flags of deploy/node-flags (V8 heap sizing; `make run` and the tests use them too).
+for cmd in "berthd:daemon:$(cat deploy/node-flags)" berth:cli:; do
   name=${cmd%%:*}
-  dir=${cmd#*:}
-  printf '#!/bin/sh\nexec node %s/lib/berth/dist/src/%s/main.js "$@"\n' "$PREFIX" "$dir" > "$DESTDIR$PREFIX/bin/$name"
+  rest=${cmd#*:}
+  dir=${rest%%:*}
+  flags=${rest#*:}
+  printf '#!/bin/sh\nexec node %s%s/lib/berth/dist/src/%s/main.js "$@"\n' "${flags:+$flags }" "$PREFIX" "$dir" > "$DESTDIR$PREFIX/bin/$name"
   chmod 0755 "$DESTDIR$PREFIX/bin/$name"
 done

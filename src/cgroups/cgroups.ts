@@ -229,8 +229,8 @@ export class PodCgroup {
     const timestampNs = nowNs();
     if (this.layout.version === 2) {
       const dir = path.join(this.layout.hierarchies[0].mountpoint, this.cgroupPath);
-      const cpu = readKeyed(path.join(dir, 'cpu.stat'));
-      const mem = readKeyed(path.join(dir, 'memory.stat'));
+      const cpu = readKeyed(path.join(dir, 'cpu.stat'), ['usage_usec']);
+      const mem = readKeyed(path.join(dir, 'memory.stat'), ['inactive_file', 'anon', 'file_mapped', 'pgfault', 'pgmajfault']);
       const usageUsec = cpu.get('usage_usec');
       return {
         timestampNs,
@@ -256,7 +256,9 @@ export class PodCgroup {
     const memDir = dirOf('memory');
     const pidsDir = dirOf('pids');
     const cpu = cpuDir ? readNumber(path.join(cpuDir, 'cpuacct.usage')) : undefined;
-    const mem = memDir ? readKeyed(path.join(memDir, 'memory.stat')) : new Map<string, bigint>();
+    const mem = memDir
+      ? readKeyed(path.join(memDir, 'memory.stat'), ['total_inactive_file', 'total_rss', 'total_mapped_file', 'total_pgfault', 'total_pgmajfault'])
+      : new Map<string, bigint>();
     const unified = this.layout.hybridUnified;
     return {
       timestampNs,
@@ -403,7 +405,8 @@ function readNumber(file: string): bigint | undefined {
   }
 }
 
-function readKeyed(file: string): Map<string, bigint> {
+/** The `keys` of a "key value" file (cpu.stat, memory.stat) that are present and numeric; memory.stat has ~40 lines, a few are wanted. */
+function readKeyed(file: string, keys: readonly string[]): Map<string, bigint> {
   const out = new Map<string, bigint>();
   let text: string;
   try {
@@ -411,9 +414,23 @@ function readKeyed(file: string): Map<string, bigint> {
   } catch {
     return out;
   }
-  for (const line of text.split('\n')) {
-    const [k, v] = line.split(' ');
-    if (k && v && /^\d+$/.test(v)) out.set(k, BigInt(v));
+  for (const k of keys) {
+    const v = lineValue(text, k);
+    if (v !== undefined && /^\d+$/.test(v)) out.set(k, BigInt(v));
   }
   return out;
+}
+
+/** The value of the "key value" line of `key`, without parsing the other lines. */
+function lineValue(text: string, key: string): string | undefined {
+  const prefix = `${key} `;
+  let at = 0;
+  if (!text.startsWith(prefix)) {
+    const nl = text.indexOf(`\n${prefix}`);
+    if (nl < 0) return undefined;
+    at = nl + 1;
+  }
+  const from = at + prefix.length;
+  const to = text.indexOf('\n', from);
+  return text.slice(from, to < 0 ? undefined : to);
 }

@@ -53,24 +53,34 @@ function snakeCase(field: string): string {
  * is bounded in every RPC that carries it.
  */
 export function checkRequestBounds(rpc: string, request: unknown): void {
-  walk(request, '', '');
-  function walk(value: unknown, parent: string, where: string): void {
+  // The path to the field is built only for the error: every RPC is checked, few fail.
+  const trail: Array<string | number> = [];
+  const fieldName = (): string =>
+    trail.reduce<string>((acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${snakeCase(k)}` : snakeCase(k)), '');
+  walk(request, '');
+  function walk(value: unknown, parent: string): void {
     if (typeof value !== 'object' || value === null || Buffer.isBuffer(value)) return;
     if (Array.isArray(value)) {
-      value.forEach((v, i) => walk(v, parent, `${where}[${i}]`));
+      for (let i = 0; i < value.length; i++) {
+        trail.push(i);
+        walk(value[i], parent);
+        trail.pop();
+      }
       return;
     }
-    for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-      const field = where ? `${where}.${snakeCase(key)}` : snakeCase(key);
+    for (const key of Object.keys(value)) {
+      const v = (value as Record<string, unknown>)[key];
+      trail.push(key);
       if (typeof v === 'string') {
         const bound = NESTED_BOUNDS[`${parent}.${key}`] ?? FIELD_BOUNDS[key];
         const bytes = bound === undefined ? 0 : Buffer.byteLength(v);
         if (bound !== undefined && bytes > bound) {
-          throw invalidArgument(`${rpc}: ${field} is ${bytes} bytes long; at most ${bound} are allowed`);
+          throw invalidArgument(`${rpc}: ${fieldName()} is ${bytes} bytes long; at most ${bound} are allowed`);
         }
       } else {
-        walk(v, key, field);
+        walk(v, key);
       }
+      trail.pop();
     }
   }
 }

@@ -8,8 +8,17 @@ import { invalidArgument } from '../errors';
 import type { CriContext } from './context';
 import type { ContainerRecord } from '../container/record';
 import type { ContainerStatus } from '../gen/runtime/v1/ContainerStatus';
-import { containerOf } from './container_view';
+import { containerOf, imageView } from './container_view';
 import { signalEnumOf } from '../runtime/spec/stop_signal';
+import { loadCri } from '../proto';
+import { EncodedReply, ItemEncodings } from './encoded_reply';
+
+// The kubelet's log manager asks for every running container's status every
+// 10 s. A record changes only through its store's update(), which bumps its
+// revision; the image's name can move with a tag. Both key the cached reply.
+const statusEncodings = new ItemEncodings<ContainerRecord, ContainerStatusResponse>((res) =>
+  loadCri().runtime.v1.RuntimeService.service.ContainerStatus.responseSerialize(res),
+);
 
 /** The CRI view of a container record (shared with GetContainerEvents). */
 export function containerStatusOf(ctx: CriContext, c: ContainerRecord): ContainerStatus {
@@ -39,10 +48,18 @@ export function containerStatusOf(ctx: CriContext, c: ContainerRecord): Containe
   };
 }
 
-export async function containerStatus(ctx: CriContext, req: ContainerStatusRequest__Output): Promise<ContainerStatusResponse> {
+export async function containerStatus(
+  ctx: CriContext,
+  req: ContainerStatusRequest__Output,
+): Promise<ContainerStatusResponse | EncodedReply> {
   const containers = ctx.containers;
   if (!req.containerId) throw invalidArgument('container_id is required');
   const c = await containers.status(req.containerId);
+  if (!req.verbose) {
+    const view = imageView(c, ctx.images);
+    const key = `${containers.store.revision(c)}|${view.image}|${view.imageRef}`;
+    return new EncodedReply([statusEncodings.encode(c, key, () => ({ status: containerStatusOf(ctx, c), info: {} }))]);
+  }
   const res: ContainerStatusResponse = { status: containerStatusOf(ctx, c), info: {} };
   if (req.verbose) {
     let runtimeSpec: unknown = null;

@@ -7,7 +7,7 @@ import { replySerializer } from './encoded_reply';
 import { loadCri } from '../proto';
 import type { Metrics } from '../metrics/metrics';
 import { invalidArgument, unimplemented } from '../errors';
-import type { CriContext } from './context';
+import type { CallInfo, CriContext } from './context';
 import { checkRequestBounds } from './bounds';
 import { clipText, codeName, toServiceError } from './status_map';
 import { HANDLERS, STREAM_HANDLERS, type Handler, type StreamHandler } from './handlers';
@@ -48,6 +48,52 @@ function wrapDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
     };
   }
   return out as grpc.ServiceDefinition;
+}
+
+type HandledLabels = Readonly<Record<'grpc_type' | 'grpc_service' | 'grpc_method' | 'grpc_code', string>>;
+
+/** A unary method's metric labels, built once: the kubelet polls some methods many times a second. */
+class MethodLabels {
+  readonly labels: Readonly<Record<'grpc_type' | 'grpc_service' | 'grpc_method', string>>;
+  private readonly byCode = new Map<grpc.status, HandledLabels>();
+
+  constructor(
+    service: string,
+    readonly method: string,
+  ) {
+    this.labels = { grpc_type: 'unary', grpc_service: service, grpc_method: method };
+  }
+
+  /** grpc_server_handled_total's labels for a status code. */
+  handled(code: grpc.status): HandledLabels {
+    let out = this.byCode.get(code);
+    if (!out) this.byCode.set(code, (out = { ...this.labels, grpc_code: codeName(code) }));
+    return out;
+  }
+}
+
+/**
+ * What a unary handler knows of its call. grpc-js reports every call as
+ * cancelled once its stream closes, answered or not, and few handlers look
+ * at the signal: so the AbortController is made only when a handler asks.
+ */
+class UnaryCallInfo implements CallInfo {
+  private controller?: AbortController;
+  private cancelled = false;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.cancelled) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.controller?.abort();
+  }
 }
 
 export class CriServer {
@@ -101,27 +147,26 @@ export class CriServer {
         };
         continue;
       }
+      const labels = new MethodLabels(serviceName, method);
       impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         // The handler may stop waiting when the client gives up (cancel or deadline).
-        const gone = new AbortController();
-        call.once('cancelled', () => gone.abort());
-        void this.handleUnary(serviceName, method, handler, call.request, callback, gone.signal);
+        const info = new UnaryCallInfo();
+        call.once('cancelled', () => info.cancel());
+        void this.handleUnary(labels, handler, call.request, callback, info);
       };
     }
     this.grpcServer.addService(wrapped, impl);
   }
 
   private async handleUnary(
-    service: string,
-    method: string,
+    labels: MethodLabels,
     handler: Handler | undefined,
     request: unknown,
     callback: grpc.sendUnaryData<unknown>,
-    signal: AbortSignal,
+    info: UnaryCallInfo,
   ): Promise<void> {
-    const labels = { grpc_type: 'unary', grpc_service: service, grpc_method: method };
-    this.metrics?.started.inc(labels);
-    const endTimer = this.metrics?.handling.startTimer(labels);
+    const method = labels.method;
+    this.metrics?.started.inc(labels.labels);
     const started = process.hrtime.bigint();
     this.inFlight++;
     let code = grpc.status.OK;
@@ -132,7 +177,7 @@ export class CriServer {
       }
       checkRequestBounds(method, request);
       if (!handler) throw unimplemented(`${method} is not implemented by berth`);
-      response = await handler(this.ctx, request as never, { signal });
+      response = await handler(this.ctx, request as never, info);
       callback(null, response);
     } catch (err) {
       const se = toServiceError(err);
@@ -155,8 +200,10 @@ export class CriServer {
       callback(se);
     } finally {
       this.inFlight--;
-      endTimer?.();
-      this.metrics?.handled.inc({ ...labels, grpc_code: codeName(code) });
+      if (this.metrics) {
+        this.metrics.handling.observe(labels.labels, Number(process.hrtime.bigint() - started) / 1e9);
+        this.metrics.handled.inc(labels.handled(code));
+      }
       // Fields are built only when the line is written: at info, an RPC costs no log work.
       if (code === grpc.status.OK && this.ctx.logger.isDebugEnabled()) {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;

@@ -77,7 +77,10 @@ export class Daemon {
     this.notifier = SystemdNotifier.fromEnvironment(logger);
     this.handlers = new RuntimeHandlerRegistry(config);
     this.snapshotter = new Snapshotter(path.join(config.root, 'snapshots'), logger);
-    this.metrics = new Metrics(BERTH_VERSION, { eventLoopDelay: config.metrics.enabled && config.metrics.event_loop_delay });
+    this.metrics = new Metrics(BERTH_VERSION, {
+      eventLoopDelay: config.metrics.enabled && config.metrics.event_loop_delay,
+      processMetrics: config.metrics.enabled,
+    });
     const metrics = this.metrics.runtime;
     // Pod and container lifecycle events, one stream for GetContainerEvents.
     const events = new ContainerEventBus();

@@ -10,9 +10,23 @@ import { RuntimeMetrics } from './runtime_metrics';
 /** How often the event-loop delay monitor samples (its timer's period). */
 export const EVENT_LOOP_RESOLUTION_MS = 10;
 
+/**
+ * How often prom-client's nodejs_eventloop_lag_* monitor samples. Its default,
+ * 10 ms, wakes an otherwise idle berthd 100 times a second (~0.3 % of a core
+ * here); berth_event_loop_delay_seconds (metrics.event_loop_delay) is the
+ * fine-grained measure for who wants it.
+ */
+export const NODE_EVENT_LOOP_SAMPLE_MS = 100;
+
 export interface MetricsOptions {
   /** Serve berth_event_loop_delay_seconds (perf_hooks.monitorEventLoopDelay). */
   eventLoopDelay?: boolean;
+  /**
+   * prom-client's process and Node.js metrics (default true). Off when
+   * /metrics is not served: nothing would read them, and their event-loop
+   * monitor runs a timer.
+   */
+  processMetrics?: boolean;
 }
 
 export class Metrics {
@@ -26,12 +40,14 @@ export class Metrics {
   private eventLoop?: IntervalHistogram;
 
   constructor(version: string, opts: MetricsOptions = {}) {
-    client.collectDefaultMetrics({ register: this.registry });
-    // prom-client names these gauges *_total, which Prometheus' lint (promtool
-    // check metrics) rejects; the same facts are in nodejs_active_*_total's
-    // siblings without the suffix, so drop them.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-      this.registry.removeSingleMetric(name);
+    if (opts.processMetrics ?? true) {
+      client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: NODE_EVENT_LOOP_SAMPLE_MS });
+      // prom-client names these gauges *_total, which Prometheus' lint (promtool
+      // check metrics) rejects; the same facts are in nodejs_active_*_total's
+      // siblings without the suffix, so drop them.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+        this.registry.removeSingleMetric(name);
+      }
     }
     this.started = new client.Counter({
       name: 'grpc_server_started_total',

@@ -44,6 +44,8 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
   readonly dir: string;
   private records = new Map<string, T>();
   private readonly names = new Map<string, string>();
+  /** How many updates each record has had: what a cached view of a record is keyed on. */
+  private readonly revisions = new WeakMap<T, number>();
   /** Writes of one id are applied in call order. */
   private readonly writes = new KeyedMutex();
   private readonly fileKeyOf: (id: string) => string;
@@ -118,6 +120,11 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
     return out;
   }
 
+  /** Changes with every update() of the record (a record is changed only through update()). */
+  revision(rec: T): number {
+    return this.revisions.get(rec) ?? 0;
+  }
+
   get size(): number {
     return this.records.size;
   }
@@ -169,6 +176,7 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
     const states = this.opts.states;
     if (states) assertTransition(states.machine, id, states.of(rec), states.of(draft));
     Object.assign(rec, draft);
+    this.revisions.set(rec, this.revision(rec) + 1);
     await this.persist(rec);
     return rec;
   }

@@ -1,11 +1,18 @@
 // Bytes (allocated blocks) and inodes used under a directory, like `du`:
 // hard links count once, symlinks are not followed.
+//
+// The walk uses synchronous readdir/lstat and gives the event loop a turn
+// whenever it has held it for a few milliseconds (EventLoopBudget): the
+// snapshotter re-measures every writable layer every few seconds, mostly
+// near-empty directories, where a promise and a thread-pool round trip per
+// entry cost several times the system call itself.
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { errnoCode } from '../errors';
+import { EventLoopBudget } from './yield';
 
 export async function diskUsage(root: string): Promise<{ bytes: bigint; inodes: bigint }> {
+  const budget = new EventLoopBudget();
   const seen = new Set<string>();
   let bytes = 0n;
   let inodes = 0n;
@@ -14,26 +21,25 @@ export async function diskUsage(root: string): Promise<{ bytes: bigint; inodes: 
     const dir = stack.pop() as string;
     let names: string[];
     try {
-      names = await fsp.readdir(dir);
+      names = fs.readdirSync(dir);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') continue;
       throw err;
     }
     for (const name of names) {
       const p = path.join(dir, name);
-      let st: fs.BigIntStats;
-      try {
-        st = await fsp.lstat(p, { bigint: true });
-      } catch (err) {
-        if (errnoCode(err) === 'ENOENT') continue;
-        throw err;
-      }
+      const st = fs.lstatSync(p, { bigint: true, throwIfNoEntry: false });
+      if (st === undefined) continue; // removed meanwhile
       if (st.isDirectory()) stack.push(p);
-      const id = `${st.dev}:${st.ino}`;
-      if (seen.has(id)) continue;
-      seen.add(id);
+      // Only what has more than one link can be met twice (directories too, harmlessly).
+      if (st.nlink > 1n) {
+        const id = `${st.dev}:${st.ino}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+      }
       inodes++;
       bytes += st.blocks * 512n;
+      await budget.maybeYield();
     }
   }
   return { bytes, inodes };

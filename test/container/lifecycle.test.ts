@@ -332,6 +332,9 @@ describe('containers: lifecycle through a real berthd and runc', function () {
         .toString()
         .trim();
     assert.equal(await read(), String(limit));
+    // Asked before the update too, so a reply kept from then would show the old limit.
+    const before = await rt().ContainerStatus({ containerId: id, verbose: false });
+    assert.equal(before.status?.resources?.linux?.memoryLimitInBytes, String(limit));
     await rt().UpdateContainerResources({ containerId: id, linux: { memoryLimitInBytes: String(2 * limit) } });
     assert.equal(await read(), String(2 * limit));
     const s = await rt().ContainerStatus({ containerId: id, verbose: false });

@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { BERTHD_MAIN, TestBerthd } from '../helpers/berthd';
+import { BERTHD_MAIN, berthdNodeFlags, TestBerthd } from '../helpers/berthd';
 import pkg from '../../package.json';
 
 function fetchText(url: string): Promise<string> {
@@ -124,6 +124,30 @@ describe('berthd', function () {
     const promtool = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
     if (promtool.error) throw new Error(`promtool missing (apt-get install prometheus): ${promtool.error.message}`);
     assert.equal(promtool.status, 0, `promtool check metrics failed:\n${promtool.stdout}${promtool.stderr}`);
+  });
+
+  it("runs with deploy/node-flags: V8's young generation stays small (an idle daemon's footprint)", async () => {
+    const flags = berthdNodeFlags();
+    const semi = /^--max-semi-space-size=(\d+)$/.exec(flags.find((f) => f.startsWith('--max-semi-space-size=')) ?? '');
+    assert.ok(semi, `deploy/node-flags sets --max-semi-space-size: ${flags.join(' ')}`);
+    const cmdline = fs.readFileSync(`/proc/${d.proc?.pid}/cmdline`, 'utf8').split('\0');
+    for (const f of flags) assert.ok(cmdline.includes(f), `berthd runs with ${f}`);
+    // Node 20's default lets the new space grow to 16 MiB and more, which the daemon then keeps.
+    const body = await fetchText(`http://127.0.0.1:${d.metricsPort}/metrics`);
+    const m = /^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(body);
+    assert.ok(m, 'the new space size is exported');
+    assert.ok(Number(m[1]) <= 3 * Number(semi[1]) * 1024 * 1024, `new space ${m[1]} bytes`);
+  });
+
+  it('sleeps when idle: its main thread wakes well under 50 times a second (no 10 ms sampling timer)', async () => {
+    const pid = d.proc?.pid;
+    const switches = (): number => Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1]);
+    await new Promise((r) => setTimeout(r, 500));
+    const before = switches();
+    await new Promise((r) => setTimeout(r, 2000));
+    const woke = switches() - before;
+    // prom-client's default event-loop monitor alone would wake it 100 times a second.
+    assert.ok(woke < 100, `${woke} wake-ups in 2 s`);
   });
 
   it('logs each RPC at debug with method, code and duration', () => {

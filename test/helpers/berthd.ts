@@ -7,6 +7,11 @@ import { CriClient } from '../../src/client/cri_client';
 
 export const BERTHD_MAIN = path.resolve(__dirname, '..', '..', 'src', 'daemon', 'main.js');
 
+/** The node flags berthd is deployed with (deploy/node-flags; the launcher and `make run` pass them too). */
+export function berthdNodeFlags(): string[] {
+  return fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'deploy', 'node-flags'), 'utf8').split(/\s+/).filter(Boolean);
+}
+
 export interface BerthdOptions {
   /** Extra config TOML appended to the generated file. */
   configToml?: string;
@@ -17,7 +22,7 @@ export interface BerthdOptions {
   metrics?: boolean;
   /** Extra keys of the [metrics] table (e.g. tls_cert_file). */
   metricsToml?: string;
-  /** Flags for node itself (e.g. --cpu-prof), before berthd's script. */
+  /** Flags for node itself (e.g. --cpu-prof), after the deployed ones (berthdNodeFlags) and before berthd's script. */
   nodeArgs?: string[];
   /** Port of the metrics listener when metrics are on (default: a random one). */
   metricsPort?: number;
@@ -68,7 +73,7 @@ export class TestBerthd {
     ].join('\n');
     fs.writeFileSync(this.configPath, toml);
     this.output = '';
-    const proc = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), this.opts.main ?? BERTHD_MAIN, '--config', this.configPath, ...(this.opts.args ?? [])], {
+    const proc = spawn(process.execPath, [...berthdNodeFlags(), ...(this.opts.nodeArgs ?? []), this.opts.main ?? BERTHD_MAIN, '--config', this.configPath, ...(this.opts.args ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...this.opts.env, ...env },
     });

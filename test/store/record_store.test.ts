@@ -109,6 +109,23 @@ describe('record store', () => {
     assert.equal(JSON.parse(fs.readFileSync(path.join(dir, `${hex('a')}.json`), 'utf8')).light, 'off');
   });
 
+  it("changes a record's revision with each update, and not with a refused one", async () => {
+    const store = open();
+    store.load();
+    await store.create(rec('a', 'one', '1'));
+    const a = store.get(hex('a'));
+    assert.ok(a);
+    const r0 = store.revision(a);
+    await store.update(hex('a'), (r) => (r.name = 'renamed'));
+    const r1 = store.revision(a);
+    assert.notEqual(r1, r0);
+    await store.update(hex('a'), (r) => (r.light = 'off'));
+    assert.notEqual(store.revision(a), r1);
+    const r2 = store.revision(a);
+    await assert.rejects(store.update(hex('a'), (r) => (r.light = 'green')));
+    assert.equal(store.revision(a), r2, 'nothing was applied');
+  });
+
   it('matches label selectors', () => {
     assert.equal(labelsMatch({ a: '1', b: '2' }, { a: '1' }), true);
     assert.equal(labelsMatch({ a: '1' }, { a: '2' }), false);

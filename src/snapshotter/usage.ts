@@ -5,7 +5,13 @@
 // REFRESH_MS schedules a new walk of that one layer in the background (one
 // walk at a time), so a figure is at most REFRESH_MS plus one caller's period
 // old; containerd's snapshot syncer re-walks every 10 s too.
+//
+// The re-walks give the event loop a turn before each layer: a walk is
+// synchronous (disk_usage.ts), and awaiting one that finished only runs
+// microtasks, so without the turn the reader's own reply (ImageFsInfo,
+// ListContainerStats) and every RPC behind it waited for all the stale layers.
 import * as fsp from 'node:fs/promises';
+import { setImmediate as loopTurn } from 'node:timers/promises';
 import { diskUsage } from '../util/disk_usage';
 
 /** A writable layer's figure older than this is re-measured after it is read. */
@@ -102,6 +108,7 @@ export class SnapshotUsageBook {
     try {
       for (const key of this.queue) {
         this.queue.delete(key);
+        await loopTurn();
         await this.measure(key);
       }
     } finally {

@@ -1,6 +1,6 @@
 // Usage of a cgroup for the CRI stats RPCs. CPU rate (usage_nano_cores)
 // needs two samples, so the last one per cgroup is kept.
-import { PodCgroup, type CgroupLayout, type CgroupStats } from './cgroups';
+import { PodCgroup, type CgroupLayout, type CgroupStats, type StatsScope } from './cgroups';
 
 export interface UsageSample extends CgroupStats {
   /** Average over the interval since the previous sample, in nanocores. */
@@ -10,10 +10,13 @@ export interface UsageSample extends CgroupStats {
 export class UsageSampler {
   private readonly last = new Map<string, { t: bigint; cpu: bigint }>();
 
-  constructor(private readonly layout: () => CgroupLayout) {}
+  constructor(
+    private readonly layout: () => CgroupLayout,
+    private readonly scope: StatsScope = 'all',
+  ) {}
 
   sample(cgroupPath: string): UsageSample {
-    const out: UsageSample = new PodCgroup(this.layout(), cgroupPath).stats();
+    const out: UsageSample = new PodCgroup(this.layout(), cgroupPath).stats(this.scope);
     if (out.cpuUsageNs !== undefined) {
       const t = BigInt(out.timestampNs);
       const cpu = BigInt(out.cpuUsageNs);

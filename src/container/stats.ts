@@ -15,7 +15,8 @@ export interface ContainerUsage {
 /** CPU and memory of a running container's cgroup, and its writable layer. */
 export class ContainerUsageReader {
   private layout?: CgroupLayout;
-  private readonly sampler = new UsageSampler(() => (this.layout ??= detectCgroupLayout()));
+  // CPU and memory alone: all a CRI ContainerStats carries.
+  private readonly sampler = new UsageSampler(() => (this.layout ??= detectCgroupLayout()), 'cpuMemory');
 
   constructor(
     private readonly deps: ContainerDeps,

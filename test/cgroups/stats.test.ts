@@ -47,6 +47,12 @@ describe('cgroup usage figures', () => {
     assert.equal(s.processCount, '7');
     assert.deepEqual(s.psi, { cpu: { someUsec: '99' }, memory: { someUsec: '1500', fullUsec: '700' } });
     assert.match(s.timestampNs, /^\d{19}$/);
+    // A container's CRI stats: the same CPU and memory figures, neither pids nor PSI (not read at all).
+    fs.rmSync(path.join(dir, 'pids'), { recursive: true });
+    const c = new PodCgroup(layout, cg).stats('cpuMemory');
+    assert.deepEqual({ ...c, timestampNs: '' }, { ...s, timestampNs: '', processCount: undefined, psi: undefined });
+    fs.mkdirSync(path.join(dir, 'pids', cg), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'pids', cg, 'pids.current'), '7\n');
 
     // No limit (the kernel's "unlimited" figure) and no PSI: neither is reported.
     fs.writeFileSync(path.join(dir, 'memory', cg, 'memory.limit_in_bytes'), '9223372036854771712\n');
@@ -78,6 +84,11 @@ describe('cgroup usage figures', () => {
     assert.equal(s.majorPageFaults, '1');
     assert.equal(s.processCount, '2');
     assert.deepEqual(Object.keys(s.psi ?? {}), ['cpu', 'memory', 'io']);
+    const c = new PodCgroup(layout, cg).stats('cpuMemory');
+    assert.equal(c.cpuUsageNs, '2500000');
+    assert.equal(c.memoryWorkingSetBytes, '7168000');
+    assert.equal(c.processCount, undefined);
+    assert.equal(c.psi, undefined);
     fs.writeFileSync(path.join(dir, cg, 'memory.max'), '9216000\n');
     assert.equal(new PodCgroup(layout, cg).stats().memoryAvailableBytes, '2048000');
   });

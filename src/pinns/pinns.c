@@ -17,7 +17,9 @@
  * namespace cannot be pinned by a bind mount alone (it dies with its init), so
  * with --pid a child is forked as PID 1 of the new namespace; it reaps zombies
  * until killed (berth's "pause"). Its host PID is printed as "pid=N" on stdout
- * and written to DIR/pause.pid.
+ * and written to DIR/pause.pid. Each --cgroup-procs FILE names a pod cgroup
+ * the pause is born in (see join_cgroup: without the kernel's global
+ * cgroup.procs lock where it can).
  * On failure everything this run mounted is undone and the reason is printed
  * on stderr; the exit status is 1.
  *
@@ -61,11 +63,28 @@
 #include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_LIST 64
+
+#define CGROUP_V1_MAGIC 0x27e0eb
+#define CGROUP_V2_MAGIC 0x63677270
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* The kernel's struct clone_args up to `cgroup` (CLONE_ARGS_SIZE_VER2). */
+struct clone3_args {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+/* The pod's cgroup v2 directory, for berth-pause to be cloned into (-1: none). */
+static int cgroup2_dir = -1;
+static char cgroup2_procs[PATH_MAX];
 
 static const char *ns_names[] = {"net", "ipc", "uts", "pid", "user"};
 enum { NS_NET, NS_IPC, NS_UTS, NS_PID, NS_USER, NS_COUNT };
@@ -276,6 +295,66 @@ static void loopback_up(void) {
   close(s);
 }
 
+/* Writes this process's pid to a cgroup.procs file (the whole process moves). */
+static void join_by_pid(const char *procs) {
+  char self[32];
+  snprintf(self, sizeof self, "%d", (int)getpid());
+  write_file(procs, self, "join pod cgroup");
+}
+
+/*
+ * Puts this process into the cgroup whose cgroup.procs is `procs`. Writing a
+ * pid to cgroup.procs takes the kernel's global threadgroup lock, whose first
+ * writer after a quiet spell waits for an RCU grace period (10-15 ms); so
+ * - cgroup v1: "0" is written to the sibling `tasks` file, which moves only
+ *   the calling thread and skips that lock (this process has one thread);
+ * - cgroup v2 (threads cannot change domain cgroups), when berth-pause is
+ *   forked here: the directory is kept open and the pause cloned straight into
+ *   it (clone3 CLONE_INTO_CGROUP, read side of the lock only); fork_pause()
+ *   falls back to writing cgroup.procs on kernels without it.
+ * Any other file gets this process's pid written to it, as before.
+ */
+static void join_cgroup(const char *procs, int clone_into_v2) {
+  char dirpath[PATH_MAX];
+  const char *slash = strrchr(procs, '/');
+  struct statfs fs;
+  if (!slash || strcmp(slash, "/cgroup.procs") || (size_t)(slash - procs) >= sizeof dirpath - 8 || statfs(procs, &fs) < 0) {
+    join_by_pid(procs);
+    return;
+  }
+  memcpy(dirpath, procs, (size_t)(slash - procs));
+  dirpath[slash - procs] = 0;
+  if (fs.f_type == CGROUP_V1_MAGIC) {
+    strcat(dirpath, "/tasks");
+    write_file(dirpath, "0", "join pod cgroup");
+  } else if (fs.f_type == CGROUP_V2_MAGIC && clone_into_v2 && cgroup2_dir < 0) {
+    cgroup2_dir = open(dirpath, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (cgroup2_dir < 0) fail("join pod cgroup: open %s", dirpath);
+    snprintf(cgroup2_procs, sizeof cgroup2_procs, "%s", procs);
+  } else {
+    join_by_pid(procs);
+  }
+}
+
+/* fork(), into the pod's cgroup v2 directory when join_cgroup() kept one. */
+static pid_t fork_pause(void) {
+  if (cgroup2_dir >= 0) {
+    struct clone3_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_INTO_CGROUP;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = (uint64_t)cgroup2_dir;
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid >= 0) return (pid_t)pid;
+    if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) fail("clone the pause process into the pod cgroup");
+    /* An older kernel: join the old way, then fork. */
+    join_by_pid(cgroup2_procs);
+    close(cgroup2_dir);
+    cgroup2_dir = -1;
+  }
+  return fork();
+}
+
 /* Unshares, names and tunes the namespaces; returns the pause pid with --pid (else 0). */
 static pid_t make_namespaces(const int *want, const char *hostname, const char **sysctls, int nsysctl) {
   int flags = 0;
@@ -291,7 +370,7 @@ static pid_t make_namespaces(const int *want, const char *hostname, const char *
 
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) fail("pipe");
-  pid_t pid = fork();
+  pid_t pid = fork_pause();
   if (pid < 0) fail("fork the pause process");
   if (pid == 0) {
     close(p[0]);
@@ -349,9 +428,8 @@ static int do_pin(int argc, char **argv) {
   if (mkdir(dir, 0700) < 0 && errno != EEXIST) fail("mkdir %s", dir);
 
   /* Join the pod cgroup first so the pause process is born in it. */
-  char self[32];
-  snprintf(self, sizeof self, "%d", (int)getpid());
-  for (int i = 0; i < ncgroup; i++) write_file(cgroups[i], self, "join pod cgroup");
+  int clone_into_v2 = want[NS_PID] && !want[NS_USER];
+  for (int i = 0; i < ncgroup; i++) join_cgroup(cgroups[i], clone_into_v2);
 
   if (shm_path) {
     char opts[128];

@@ -69,25 +69,31 @@ export function pseudoFsProblem(dir: string): string | undefined {
 }
 
 /**
- * mkdir -p, one mkdir per missing component from the root down: at most as
- * many steps as the path has components, whatever the filesystem answers.
- * Existing components are kept as they are (mode included).
+ * mkdir -p from the leaf up: one mkdir when the parent exists (the common
+ * case: a pod's directories under berth's state dir), walking up only past
+ * missing parents, so at most two mkdirs per component of the path whatever
+ * the filesystem answers (inside /proc a recursive mkdir never ends).
+ * Existing components are kept as they are (mode included); one that is not a
+ * directory is an ENOTDIR error.
  */
 export async function makeDirs(dir: string, mode: number): Promise<void> {
-  let cur = '/';
-  for (const part of path.resolve(dir).split('/').filter(Boolean)) {
-    cur = path.join(cur, part);
-    const st = await fsp.stat(cur).catch((err: unknown) => {
-      if (errnoCode(err) === 'ENOENT') return undefined;
-      throw err;
-    });
-    if (st?.isDirectory()) continue;
-    if (st) throw Object.assign(new Error(`ENOTDIR: ${cur} exists and is not a directory`), { code: 'ENOTDIR' });
-    try {
-      await fsp.mkdir(cur, { mode });
-    } catch (err) {
-      // Made meanwhile by someone else: fine if it is a directory.
-      if (errnoCode(err) !== 'EEXIST' || !(await fsp.stat(cur)).isDirectory()) throw err;
+  const target = path.resolve(dir);
+  try {
+    await fsp.mkdir(target, { mode });
+    return;
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EEXIST') {
+      if ((await fsp.stat(target)).isDirectory()) return;
+      throw Object.assign(new Error(`ENOTDIR: ${target} exists and is not a directory`), { code: 'ENOTDIR' });
     }
+    if (code !== 'ENOENT' || target === '/') throw err;
+  }
+  await makeDirs(path.dirname(target), mode);
+  try {
+    await fsp.mkdir(target, { mode });
+  } catch (err) {
+    // Made meanwhile by someone else: fine if it is a directory.
+    if (errnoCode(err) !== 'EEXIST' || !(await fsp.stat(target)).isDirectory()) throw err;
   }
 }

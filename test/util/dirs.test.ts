@@ -22,6 +22,16 @@ describe('request directories', () => {
     await makeDirs(path.join(tmp, 'a', 'b'), 0o700);
     fs.writeFileSync(path.join(tmp, 'file'), '');
     await assert.rejects(makeDirs(path.join(tmp, 'file', 'x'), 0o755), /ENOTDIR/);
+    await assert.rejects(makeDirs(path.join(tmp, 'file'), 0o755), /ENOTDIR/);
+  });
+
+  it('makeDirs gives every level it creates (made leaf first, parents on demand) the mode, and accepts a symlink to a directory', async () => {
+    await makeDirs(path.join(tmp, 'm', 'n', 'o'), 0o710);
+    for (const d of ['m', 'm/n', 'm/n/o']) assert.equal(fs.statSync(path.join(tmp, d)).mode & 0o777, 0o710 & ~process.umask(), d);
+    fs.symlinkSync(path.join(tmp, 'm'), path.join(tmp, 'link'));
+    await makeDirs(path.join(tmp, 'link'), 0o755);
+    await makeDirs(path.join(tmp, 'link', 'p'), 0o755);
+    assert.ok(fs.statSync(path.join(tmp, 'm', 'p')).isDirectory());
   });
 
   it('pseudoFsProblem refuses /proc, /sys and /dev by path and through symlinks, and accepts ordinary directories', () => {

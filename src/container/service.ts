@@ -29,6 +29,7 @@ import { recoverContainers } from './recovery';
 import { removeContainer } from './remove';
 import { startContainer } from './start';
 import { ContainerUsageReader, type ContainerUsage } from './stats';
+import { isExited } from './state';
 import { ContainerStopper } from './stop';
 import { ContainerStore } from './store';
 import { ContainerTeardown } from './teardown';
@@ -169,12 +170,24 @@ export class ContainerService {
 
   // ---- the pod side (StopPodSandbox / RemovePodSandbox) ---------------------
 
+  /** Kills them side by side; each killed one also drops its runtime side at once (see ContainerTeardown.releaseRuntime). */
   async stopContainersOfPod(podId: string): Promise<void> {
-    await Promise.all(this.store.ofPod(podId).map((c) => this.stop(c.id, 0)));
+    await Promise.all(
+      this.store.ofPod(podId).map(async (c) => {
+        await this.stop(c.id, 0);
+        await this.deps.lock.run(c.id, async () => {
+          const rec = this.store.get(c.id);
+          if (rec?.phase === 'ready' && isExited(rec)) await this.teardown.releaseRuntime(rec);
+        });
+      }),
+    );
   }
 
+  /** Each container's removal is its own (own lock, record, mounts): they run side by side; all are tried, the first failure is reported. */
   async removeContainersOfPod(podId: string): Promise<void> {
-    for (const c of this.store.ofPod(podId)) await this.remove(c.id);
+    const results = await Promise.allSettled(this.store.ofPod(podId).map((c) => this.remove(c.id)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /** Loads records and reconciles them with the shims after a (re)start of berthd. */

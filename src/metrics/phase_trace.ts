@@ -1,12 +1,20 @@
 // Per-phase timing of the pod path: RunPodSandbox, CreateContainer and
 // StartContainer each time their steps (record, cgroup, pin, CNI ADD,
-// snapshot, bundle, shim...) into berth_pod_phase_duration_seconds{rpc,phase}
+// snapshot, bundle, shim...), and StopPodSandbox, RemovePodSandbox and a
+// container's teardown theirs (containers, CNI DEL, pause, runtime delete,
+// shim release...), into berth_pod_phase_duration_seconds{rpc,phase}
 // and, at debug level, one log line per call listing every phase. Phases that
 // run side by side are each timed on their own, so they may add up to more
 // than the call took; `total` is the call's own time.
 import type { Logger } from '../log/logger';
 
-export type PhaseRpc = 'run_pod_sandbox' | 'create_container' | 'start_container';
+export type PhaseRpc =
+  | 'run_pod_sandbox'
+  | 'create_container'
+  | 'start_container'
+  | 'stop_pod_sandbox'
+  | 'remove_pod_sandbox'
+  | 'remove_container';
 
 /** Where finished phases go (RuntimeMetrics.podPhase). */
 export interface PhaseSink {

@@ -171,12 +171,15 @@ export class ContainerRuntime {
 
   /**
    * After `delete`: waits for the shim to leave by itself (it records the exit
-   * and exits once its container is gone), then ends one that stays.
+   * and exits once its container is gone; its closing our connection is the
+   * event, no polling), then ends one that stays.
    */
   async releaseShim(c: ContainerRef, opts: ShimReleaseOptions): Promise<void> {
-    const shim = this.shims.get(c.id);
+    const shim = await this.shim(c).catch(() => undefined);
     if (shim) {
-      await Promise.race([shim.waitExit().catch(() => null), new Promise((r) => setTimeout(r, opts.exitWaitMs).unref())]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([shim.waitLeft(), new Promise((r) => (timer = setTimeout(r, opts.exitWaitMs)))]);
+      clearTimeout(timer);
     }
     this.shims.delete(c.id);
     await stopLeftoverShim(c.shimDir, opts);

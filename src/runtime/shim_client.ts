@@ -502,6 +502,31 @@ export class ShimClient {
     }
   }
 
+  /**
+   * Resolves once the shim has recorded the exit and closed its connections,
+   * which it does after removing its pid file and socket, just before it
+   * exits: the event teardown awaits instead of polling /proc. Resolves at
+   * once when the shim is already gone.
+   */
+  async waitLeft(): Promise<void> {
+    let sock: net.Socket;
+    try {
+      sock = await this.openSocket();
+    } catch {
+      return;
+    }
+    try {
+      await new Promise<void>((resolve) => {
+        sock.once('close', () => resolve());
+        sock.on('data', () => undefined);
+        sock.on('error', () => undefined);
+        sock.write('WAIT\n');
+      });
+    } finally {
+      sock.destroy();
+    }
+  }
+
   /** Attaches to the container's stdio (output from now on; earlier output is in the log). */
   async attach(opts: ShimAttachOptions = { stdin: true, stdout: true, stderr: true }): Promise<ShimAttach> {
     const words = (['stdin', 'stdout', 'stderr'] as const).filter((w) => opts[w]);

@@ -12,6 +12,7 @@ import { UsageSampler, type UsageSample } from '../cgroups/usage';
 import type { BerthConfig } from '../config/config';
 import type { ContainerEventBus } from '../container/events';
 import type { RuntimeMetrics } from '../metrics/runtime_metrics';
+import type { PhaseTrace } from '../metrics/phase_trace';
 import { notFound } from '../errors';
 import type { Logger } from '../log/logger';
 import type { RuntimeHandler } from '../runtime/handlers';
@@ -175,7 +176,7 @@ export class SandboxService {
     return this.locked(idOrPrefix, (rec) =>
       this.metrics.operation('stop_pod_sandbox', rec.runtimeHandler, async () => {
         const wasReady = rec.state === 'ready';
-        await this.teardown.stop(rec);
+        await this.traced('stop_pod_sandbox', rec, (trace) => this.teardown.stop(rec, trace));
         const now = this.store.get(rec.id);
         if (wasReady && now) this.events.publishSandbox('CONTAINER_STOPPED_EVENT', now);
       }),
@@ -186,7 +187,7 @@ export class SandboxService {
   remove(idOrPrefix: string): Promise<void> {
     return this.locked(idOrPrefix, async (rec) => {
       const wasReady = rec.state === 'ready';
-      await this.teardown.remove(rec);
+      await this.traced('remove_pod_sandbox', rec, (trace) => this.teardown.remove(rec, trace));
       this.sampler.forget(rec.cgroup.path);
       const last = removedView(rec);
       if (wasReady) this.events.publishSandbox('CONTAINER_STOPPED_EVENT', last);
@@ -225,6 +226,16 @@ export class SandboxService {
     if (!ns || rec.state !== 'ready') return undefined;
     const interfaces = netnsCounters(ns, rec.pausePid !== undefined ? [rec.pausePid, ...pids] : pids);
     return interfaces && { timestampNs: nowNs(), interfaces };
+  }
+
+  /** Runs a teardown RPC of `rec` under its own phase trace. */
+  private async traced(rpc: 'stop_pod_sandbox' | 'remove_pod_sandbox', rec: SandboxRecord, fn: (trace: PhaseTrace) => Promise<void>): Promise<void> {
+    const trace = this.metrics.phaseTrace(rpc);
+    try {
+      await fn(trace);
+    } finally {
+      trace.finish(this.parts.logger, { pod: rec.id, name: rec.metadata.name });
+    }
   }
 
   /** A configured handler's name; "unknown" for one that is not (a label value must come from a bounded set). */

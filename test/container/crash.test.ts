@@ -478,6 +478,38 @@ describe('containers and pods: berthd killed at every crash point', function () 
     });
   }
 
+  it('RemovePodSandbox removes the containers side by side: one blocked by a busy rootfs leaves the others gone and the pod listed; the retry completes', async () => {
+    const { id: podId, cfg } = await runPod();
+    const ids = [await createStarted(podId, cfg, 'a'), await createStarted(podId, cfg, 'b'), await createStarted(podId, cfg, 'c')];
+    const blocked = ids[1];
+    // A process with its cwd in the rootfs makes the unmount fail with EBUSY: at the stop, which leaves it to the removal, then there.
+    let holder: ChildProcess | undefined = spawn('sleep', ['120'], { cwd: path.join(cur.state, 'containers', blocked, 'bundle', 'rootfs'), stdio: 'ignore' });
+    try {
+      await rt().StopPodSandbox({ podSandboxId: podId });
+      // The stop took the runtime side of the others with it (runc state, shim, rootfs mount); their records stay.
+      for (const id of [ids[0], ids[2]]) {
+        assert.equal((await rt().ContainerStatus({ containerId: id, verbose: false })).status?.state, 'CONTAINER_EXITED');
+        assert.ok(!runcContainers(cur.state).includes(id), 'no runc container after the stop');
+        assert.deepEqual(mountinfoMountpoints().filter((m) => m.includes(id)), [], 'no rootfs mount after the stop');
+      }
+      assert.ok(mountinfoMountpoints().some((m) => m.includes(blocked)), 'the busy rootfs is left to the removal');
+      await assert.rejects(rt().RemovePodSandbox({ podSandboxId: podId }), new RegExp(`removing container ${blocked}`));
+      // Neither the one before nor the one after the blocked container was held back by it.
+      for (const id of [ids[0], ids[2]]) await assertContainerGone(id);
+      assert.deepEqual((await rt().ListContainers({ filter: { podSandboxId: podId } })).containers.map((c) => c.id), [blocked]);
+      assert.equal((await rt().ListPodSandbox({})).items.find((p) => p.id === podId)?.state, 'SANDBOX_NOTREADY');
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder?.once('exit', r));
+      holder = undefined;
+      await rt().RemovePodSandbox({ podSandboxId: podId });
+      await assertContainerGone(blocked);
+      await assertPodGone(podId, cfg.metadata?.uid as string);
+      await removeAllAndAssertClean();
+    } finally {
+      holder?.kill('SIGKILL');
+    }
+  });
+
   const podRemovePoints: CrashPointName[] = ['pod-remove:after-containers-removed', 'pod-remove:after-resources'];
   for (const point of podRemovePoints) {
     it(`RemovePodSandbox killed at ${point}: pod listed NOTREADY, the retried remove completes`, async () => {

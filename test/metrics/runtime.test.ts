@@ -109,6 +109,16 @@ describe('metrics: berth runtime series through a real berthd', function () {
     assert.equal(sample(after, `berth_operation_duration_seconds_count{operation="stop_container",${h}}`), 3);
     assert.equal(sample(after, 'berth_pods{state="notready"}'), 1);
     assert.equal(sample(after, 'berth_container_exits_total{reason="Error"}'), 2, 'the sleeper, killed by the stop');
+    // Teardown is traced too: StopPodSandbox's steps, then RemovePodSandbox's and each container's removal.
+    const stopPhase = (p: string) => sample(after, `berth_pod_phase_duration_seconds_count{rpc="stop_pod_sandbox",phase="${p}"}`);
+    for (const p of ['total', 'containers', 'pause', 'unpin', 'record']) assert.equal(stopPhase(p), 1, p);
+    await rt().RemovePodSandbox({ podSandboxId });
+    const removed = await scrape();
+    const removePhase = (rpc: string, p: string) => sample(removed, `berth_pod_phase_duration_seconds_count{rpc="${rpc}",phase="${p}"}`);
+    for (const p of ['total', 'stop_resources', 'containers', 'cgroup', 'dirs', 'record']) assert.equal(removePhase('remove_pod_sandbox', p), 1, p);
+    for (const p of ['total', 'snapshot_remove', 'state_dir', 'shim_dir', 'record_delete']) assert.equal(removePhase('remove_container', p), 3, p);
+    // The stop already deleted their runtime state, shims and rootfs mounts: the removal did not do it again.
+    for (const p of ['runtime_delete', 'shim_release', 'rootfs_unmount']) assert.throws(() => removePhase('remove_container', p), /no sample/, p);
     const lint = spawnSync('promtool', ['check', 'metrics'], { input: after, encoding: 'utf8' });
     assert.equal(lint.status, 0, `promtool check metrics:\n${lint.stdout}${lint.stderr}`);
   });

@@ -8,7 +8,7 @@ interface LayerRow {
   digest: string;
   size: number;
   received: number;
-  state: 'waiting' | 'downloading' | 'done';
+  stage: 'waiting' | 'downloading' | 'done';
   outcome?: string;
 }
 
@@ -36,8 +36,8 @@ export class PullView {
 
   private line(r: LayerRow): string {
     const id = PullView.shortId(r.digest);
-    if (r.state === 'done') return `${id}  ${OUTCOME_TEXT[r.outcome ?? ''] ?? r.outcome ?? 'done'}  ${humanSize(r.size)}`;
-    if (r.state === 'waiting') return `${id}  waiting`;
+    if (r.stage === 'done') return `${id}  ${OUTCOME_TEXT[r.outcome ?? ''] ?? r.outcome ?? 'done'}  ${humanSize(r.size)}`;
+    if (r.stage === 'waiting') return `${id}  waiting`;
     const pct = r.size > 0 ? Math.min(100, Math.floor((r.received * 100) / r.size)) : 0;
     const width = 20;
     const filled = Math.round((pct * width) / 100);
@@ -55,14 +55,14 @@ export class PullView {
   event(e: PullEvent): void {
     switch (e.event) {
       case 'layers':
-        this.rows = e.layers.map((l) => ({ digest: l.digest, size: l.size, received: 0, state: 'waiting' }));
+        this.rows = e.layers.map((l) => ({ digest: l.digest, size: l.size, received: 0, stage: 'waiting' }));
         if (this.tty) this.redraw();
         return;
       case 'progress': {
         const r = this.rows[e.layer];
         if (!r) return;
-        const first = r.state === 'waiting';
-        r.state = 'downloading';
+        const first = r.stage === 'waiting';
+        r.stage = 'downloading';
         r.received = e.received;
         if (this.tty) this.redraw();
         else if (first) this.write(`${PullView.shortId(r.digest)}  downloading  ${humanSize(r.size)}\n`);
@@ -71,7 +71,7 @@ export class PullView {
       case 'layer': {
         const r = this.rows[e.layer];
         if (!r) return;
-        r.state = 'done';
+        r.stage = 'done';
         r.outcome = e.outcome;
         r.received = r.size;
         if (this.tty) this.redraw();

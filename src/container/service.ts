@@ -87,24 +87,22 @@ export class ContainerService {
 
   async create(podSandboxId: string, config: ContainerConfig__Output, sandboxConfig: PodSandboxConfig__Output | null): Promise<string> {
     const handler = this.deps.pods.get(podSandboxId).runtimeHandler;
-    const trace = this.deps.metrics.phaseTrace('create_container');
-    let id = '';
-    try {
-      id = await this.deps.metrics.operation('create_container', handler, () => this.creator.create(podSandboxId, config, sandboxConfig, trace));
-      return id;
-    } finally {
-      trace.finish(this.deps.logger, { container: id, pod: podSandboxId });
-    }
+    return this.deps.metrics.traced(
+      'create_container',
+      this.deps.logger,
+      (trace) => this.deps.metrics.operation('create_container', handler, () => this.creator.create(podSandboxId, config, sandboxConfig, trace)),
+      (id) => ({ container: id ?? '', pod: podSandboxId }),
+    );
   }
 
   async start(idOrPrefix: string): Promise<void> {
     const rec = this.store.require(idOrPrefix);
-    const trace = this.deps.metrics.phaseTrace('start_container');
-    try {
-      await this.deps.metrics.operation('start_container', rec.runtimeHandler, () => startContainer(this.deps, this.monitor, idOrPrefix, trace));
-    } finally {
-      trace.finish(this.deps.logger, { container: rec.id });
-    }
+    await this.deps.metrics.traced(
+      'start_container',
+      this.deps.logger,
+      (trace) => this.deps.metrics.operation('start_container', rec.runtimeHandler, () => startContainer(this.deps, this.monitor, idOrPrefix, trace)),
+      () => ({ container: rec.id }),
+    );
   }
 
   /** Idempotent; `signal`: the caller gave up (berth then stops waiting and does not escalate). */

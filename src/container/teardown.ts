@@ -52,13 +52,8 @@ export class ContainerTeardown {
     else this.deps.logger.debug('runtime side of a stopped container not released yet', { container: rec.id, problems });
   }
 
-  async run(rec: ContainerRecord): Promise<void> {
-    const trace = this.deps.metrics.phaseTrace('remove_container');
-    try {
-      await this.steps(rec, trace);
-    } finally {
-      trace.finish(this.deps.logger, { container: rec.id });
-    }
+  run(rec: ContainerRecord): Promise<void> {
+    return this.deps.metrics.traced('remove_container', this.deps.logger, (trace) => this.steps(rec, trace), () => ({ container: rec.id }));
   }
 
   /** Runtime delete, then the shim and (beside it) the mounts; true when the rootfs is unmounted. */

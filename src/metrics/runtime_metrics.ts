@@ -6,6 +6,7 @@
 // Label values come from small fixed sets (states, reasons, operations,
 // configured runtime handlers, registry hosts): never ids.
 import * as client from 'prom-client';
+import type { Logger } from '../log/logger';
 import { PhaseTrace, type PhaseRpc, type PhaseSink } from './phase_trace';
 
 export type Operation = 'run_pod_sandbox' | 'stop_pod_sandbox' | 'create_container' | 'start_container' | 'stop_container';
@@ -142,8 +143,24 @@ export class RuntimeMetrics implements PhaseSink {
   }
 
   /** A per-phase trace of one pod-path call, feeding berth_pod_phase_duration_seconds. */
-  phaseTrace(rpc: PhaseRpc): PhaseTrace {
+  private phaseTrace(rpc: PhaseRpc): PhaseTrace {
     return new PhaseTrace(rpc, this);
+  }
+
+  /**
+   * Runs one pod-path call under its own phase trace, finished (total and
+   * debug line) however the call ends; `fields` names the call in that line,
+   * given its result (undefined when it failed).
+   */
+  async traced<T>(rpc: PhaseRpc, logger: Logger, fn: (trace: PhaseTrace) => Promise<T>, fields: (result: T | undefined) => Record<string, string>): Promise<T> {
+    const trace = this.phaseTrace(rpc);
+    let result: T | undefined;
+    try {
+      result = await fn(trace);
+      return result;
+    } finally {
+      trace.finish(logger, fields(result));
+    }
   }
 
   podPhase(rpc: PhaseRpc, phase: string, seconds: number): void {

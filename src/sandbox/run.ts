@@ -17,6 +17,7 @@ import { podNetworkSpec } from './cni_adapter';
 import type { PodsMountPropagation } from './namespaces/propagation';
 import type { PinResult } from './namespaces/pinner';
 import type { SandboxParts } from './parts';
+import { defaultsForPod } from './network_sysctls';
 import { hostResolvConf, hostsFor, writePodFile, writePodFiles } from './pod_files';
 import { sandboxNameKey, type SandboxRecord } from './record';
 import { initialSandboxState, markReady } from './state';
@@ -66,19 +67,6 @@ export function checkUsernsSupport(handler: RuntimeHandler, hostNetwork: boolean
       `runtime handler "${handler.name}" cannot run a pod in a user namespace on the host network on this host: ${u.hostNetworkProblem}`,
     );
   }
-}
-
-/**
- * The pod-network sysctl defaults for one pod. In a user namespace the
- * kernel takes ping_group_range in that namespace's group ids, so "0
- * 2147483647" is refused (EINVAL): the range becomes the pod's mapped groups.
- */
-export function defaultsForPod(defaults: Record<string, string>, userns: PodSpec['userns']): Record<string, string> {
-  const key = 'net.ipv4.ping_group_range';
-  if (!userns || defaults[key] === undefined || userns.gids.length === 0) return defaults;
-  const lo = Math.min(...userns.gids.map((m) => m.containerId));
-  const hi = Math.max(...userns.gids.map((m) => m.containerId + m.length - 1));
-  return { ...defaults, [key]: `${lo} ${hi}` };
 }
 
 export class PodCreator {

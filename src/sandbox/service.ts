@@ -12,7 +12,6 @@ import { UsageSampler, type UsageSample } from '../cgroups/usage';
 import type { BerthConfig } from '../config/config';
 import type { ContainerEventBus } from '../container/events';
 import type { RuntimeMetrics } from '../metrics/runtime_metrics';
-import type { PhaseTrace } from '../metrics/phase_trace';
 import { notFound } from '../errors';
 import type { Logger } from '../log/logger';
 import type { RuntimeHandler } from '../runtime/handlers';
@@ -27,6 +26,7 @@ import { PodsMountPropagation } from './namespaces/propagation';
 import type { SandboxRecord } from './record';
 import { recoverPods } from './recovery';
 import { updatePodResources, type PodResources } from './resources';
+import { podNetworkSysctls } from './network_sysctls';
 import { PodCreator, type PodSpec } from './run';
 import { SandboxStore } from './store';
 import { removedView } from './state';
@@ -55,13 +55,8 @@ export interface SandboxServiceOptions {
 
 export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
 
-/** containerd 2.x's defaults for pods with their own network namespace, as configured. */
-export function podNetworkSysctls(config: BerthConfig): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (config.runtime.enable_unprivileged_ports) out['net.ipv4.ip_unprivileged_port_start'] = '0';
-  if (config.runtime.enable_unprivileged_icmp) out['net.ipv4.ping_group_range'] = '0 2147483647';
-  return out;
-}
+/** How a pod is named in its phase-trace debug line. */
+const podNames = (rec: SandboxRecord): Record<string, string> => ({ pod: rec.id, name: rec.metadata.name });
 
 export class SandboxService {
   readonly store: SandboxStore;
@@ -156,13 +151,12 @@ export class SandboxService {
 
   /** RunPodSandbox of a checked request (src/cri/validate_pod.ts); returns the new pod's id. */
   async run(spec: PodSpec): Promise<string> {
-    const trace = this.metrics.phaseTrace('run_pod_sandbox');
-    let id = '';
-    try {
-      id = await this.metrics.operation('run_pod_sandbox', this.handlerLabel(spec.runtimeHandler), () => this.creator.run(spec, trace));
-    } finally {
-      trace.finish(this.parts.logger, { pod: id, name: spec.metadata.name });
-    }
+    const id = await this.metrics.traced(
+      'run_pod_sandbox',
+      this.parts.logger,
+      (trace) => this.metrics.operation('run_pod_sandbox', this.handlerLabel(spec.runtimeHandler), () => this.creator.run(spec, trace)),
+      (podId) => ({ pod: podId ?? '', name: spec.metadata.name }),
+    );
     const rec = this.store.get(id);
     if (rec) {
       this.events.publishSandbox('CONTAINER_CREATED_EVENT', rec);
@@ -176,7 +170,7 @@ export class SandboxService {
     return this.locked(idOrPrefix, (rec) =>
       this.metrics.operation('stop_pod_sandbox', rec.runtimeHandler, async () => {
         const wasReady = rec.state === 'ready';
-        await this.traced('stop_pod_sandbox', rec, (trace) => this.teardown.stop(rec, trace));
+        await this.metrics.traced('stop_pod_sandbox', this.parts.logger, (trace) => this.teardown.stop(rec, trace), () => podNames(rec));
         const now = this.store.get(rec.id);
         if (wasReady && now) this.events.publishSandbox('CONTAINER_STOPPED_EVENT', now);
       }),
@@ -187,7 +181,7 @@ export class SandboxService {
   remove(idOrPrefix: string): Promise<void> {
     return this.locked(idOrPrefix, async (rec) => {
       const wasReady = rec.state === 'ready';
-      await this.traced('remove_pod_sandbox', rec, (trace) => this.teardown.remove(rec, trace));
+      await this.metrics.traced('remove_pod_sandbox', this.parts.logger, (trace) => this.teardown.remove(rec, trace), () => podNames(rec));
       this.sampler.forget(rec.cgroup.path);
       const last = removedView(rec);
       if (wasReady) this.events.publishSandbox('CONTAINER_STOPPED_EVENT', last);
@@ -226,16 +220,6 @@ export class SandboxService {
     if (!ns || rec.state !== 'ready') return undefined;
     const interfaces = netnsCounters(ns, rec.pausePid !== undefined ? [rec.pausePid, ...pids] : pids);
     return interfaces && { timestampNs: nowNs(), interfaces };
-  }
-
-  /** Runs a teardown RPC of `rec` under its own phase trace. */
-  private async traced(rpc: 'stop_pod_sandbox' | 'remove_pod_sandbox', rec: SandboxRecord, fn: (trace: PhaseTrace) => Promise<void>): Promise<void> {
-    const trace = this.metrics.phaseTrace(rpc);
-    try {
-      await fn(trace);
-    } finally {
-      trace.finish(this.parts.logger, { pod: rec.id, name: rec.metadata.name });
-    }
   }
 
   /** A configured handler's name; "unknown" for one that is not (a label value must come from a bounded set). */

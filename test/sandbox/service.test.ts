@@ -9,8 +9,8 @@ import { BerthError } from '../../src/errors';
 import { readMountInfo } from '../../src/sandbox/namespaces/mounts';
 import type { PodNetworkRef, PodNetworkSpec } from '../../src/network/cni';
 import type { PodNetwork } from '../../src/sandbox/cni_adapter';
-import { podNetworkSysctls, type SandboxService } from '../../src/sandbox/service';
-import { defaultsForPod } from '../../src/sandbox/run';
+import type { SandboxService } from '../../src/sandbox/service';
+import { defaultsForPod, podNetworkSysctls } from '../../src/sandbox/network_sysctls';
 import { nsenter, podConfig, runPod, SandboxFixture } from './fixture';
 import { podFilter, type PodFilterFields } from '../../src/cri/filters';
 

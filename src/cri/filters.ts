@@ -40,3 +40,18 @@ export function podFilter(sandboxes: Pick<SandboxService, 'criState'>, f: PodFil
   const selector = f?.labelSelector;
   return (r) => (!id || r.id.startsWith(id)) && (!state || sandboxes.criState(r) === state) && labelsMatch(r.config.labels, selector);
 }
+
+/**
+ * The selection of a list filter when it is one a reply can be kept for
+ * (every record, or every record in one state), else undefined: ids and
+ * label selectors make too many selections to keep.
+ */
+export function wholeListSelection(
+  f: { id?: string; podSandboxId?: string; state?: { state?: string } | null; labelSelector?: Record<string, string> } | null | undefined,
+): string | undefined {
+  if (!f) return 'all';
+  if (f.id || f.podSandboxId) return undefined;
+  for (const _k in f.labelSelector ?? {}) return undefined;
+  const state = f.state?.state;
+  return state ? `state ${state}` : 'all';
+}

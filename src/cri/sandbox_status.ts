@@ -5,13 +5,14 @@ import type { ListPodSandboxRequest__Output } from '../gen/runtime/v1/ListPodSan
 import type { PodSandbox } from '../gen/runtime/v1/PodSandbox';
 import { loadCri } from '../proto';
 import type { SandboxRecord } from '../sandbox/record';
-import { EncodedReply, ItemEncodings } from './encoded_reply';
+import type { SandboxService } from '../sandbox/service';
+import { EncodedReply, ItemEncodings, ListReplyCache } from './encoded_reply';
 import { invalidArgument } from '../errors';
 import type { StreamPodSandboxesRequest__Output } from '../gen/runtime/v1/StreamPodSandboxesRequest';
 import type { StreamPodSandboxesResponse } from '../gen/runtime/v1/StreamPodSandboxesResponse';
 import type { ServerStreamSink } from './container_events';
 import type { CriContext } from './context';
-import { podFilter } from './filters';
+import { podFilter, wholeListSelection } from './filters';
 import { streamInBatches } from './list_stream';
 import { podSandboxOf, podSandboxStatusOf } from './sandbox_common';
 import { nowNs } from '../util/time';
@@ -58,13 +59,19 @@ const podEncodings = new ItemEncodings<SandboxRecord, PodSandbox>((item) =>
   loadCri().runtime.v1.RuntimeService.service.ListPodSandbox.responseSerialize({ items: [item] }),
 );
 
+// The whole reply changes only with the pod records and what is known of their pauses.
+const podLists = new ListReplyCache<SandboxService>();
+
 export async function listPodSandbox(ctx: CriContext, req: ListPodSandboxRequest__Output): Promise<EncodedReply> {
   const sandboxes = ctx.sandboxes;
-  const parts = sandboxes.list(podFilter(sandboxes, req.filter)).map((rec) => {
-    const state = sandboxes.criState(rec);
-    return podEncodings.encode(rec, state, () => podSandboxOf(sandboxes, rec));
-  });
-  return new EncodedReply(parts);
+  const build = (): Buffer[] =>
+    sandboxes.list(podFilter(sandboxes, req.filter)).map((rec) => {
+      const state = sandboxes.criState(rec);
+      return podEncodings.encode(rec, state, () => podSandboxOf(sandboxes, rec));
+    });
+  const selection = wholeListSelection(req.filter);
+  if (selection === undefined) return new EncodedReply(build());
+  return podLists.reply(sandboxes, selection, sandboxes.listGeneration(), build);
 }
 
 export function streamPodSandboxes(

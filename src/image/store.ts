@@ -77,6 +77,11 @@ export class ImageStore {
   /** One key: the whole store is the unit of exclusion. */
   private readonly lock = new KeyedMutex();
 
+  /** Changes whenever an image is recorded, renamed or deleted. */
+  get generation(): number {
+    return this.records.generation;
+  }
+
   constructor(
     readonly dir: string,
     logger: Logger,

@@ -133,6 +133,11 @@ export class SandboxService {
     return this.store.list((r) => r.state !== 'creating' && (!filter || filter(r)));
   }
 
+  /** Changes whenever list() or criState() may answer differently: a record changed, or a pause was found dead. */
+  listGeneration(): readonly [number, number] {
+    return [this.store.generation, this.pauses.generation];
+  }
+
   /**
    * READY only for a fully created pod whose berth-pause (when it has one)
    * still runs, as of PauseWatch's last check (at most PAUSE_CHECK_MS ago;

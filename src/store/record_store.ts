@@ -46,6 +46,8 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
   private readonly names = new Map<string, string>();
   /** How many updates each record has had: what a cached view of a record is keyed on. */
   private readonly revisions = new WeakMap<T, number>();
+  /** Changes with every create(), update(), delete() and load(): what a cached view of a whole list is keyed on. */
+  private changes = 0;
   /** Writes of one id are applied in call order. */
   private readonly writes = new KeyedMutex();
   private readonly fileKeyOf: (id: string) => string;
@@ -82,6 +84,7 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
     const createdAt = this.opts.createdAtOf;
     if (createdAt) loaded.sort((a, b) => compareDecimal(createdAt(a), createdAt(b)));
     this.records = new Map(loaded.map((r) => [r.id, r]));
+    this.changes++;
     this.names.clear();
     for (const rec of loaded) {
       const name = this.opts.nameOf?.(rec);
@@ -125,6 +128,11 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
     return this.revisions.get(rec) ?? 0;
   }
 
+  /** Changes whenever any record is created, updated or deleted (a record is changed only through update()). */
+  get generation(): number {
+    return this.changes;
+  }
+
   get size(): number {
     return this.records.size;
   }
@@ -158,6 +166,7 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
   create(rec: T): Promise<void> {
     if (this.records.has(rec.id)) throw internal(`${this.opts.what} ${rec.id} already has a record`);
     this.records.set(rec.id, rec);
+    this.changes++;
     return this.persist(rec);
   }
 
@@ -177,6 +186,7 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
     if (states) assertTransition(states.machine, id, states.of(rec), states.of(draft));
     Object.assign(rec, draft);
     this.revisions.set(rec, this.revision(rec) + 1);
+    this.changes++;
     await this.persist(rec);
     return rec;
   }
@@ -184,7 +194,7 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
   /** Deletes the record and releases its name. */
   delete(id: string): Promise<void> {
     const rec = this.records.get(id);
-    this.records.delete(id);
+    if (this.records.delete(id)) this.changes++;
     const name = rec ? this.opts.nameOf?.(rec) : undefined;
     if (name !== undefined) this.releaseName(name, id);
     const file = this.fileOf(id);

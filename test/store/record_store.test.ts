@@ -126,6 +126,27 @@ describe('record store', () => {
     assert.equal(store.revision(a), r2, 'nothing was applied');
   });
 
+  it('changes its generation with every create, update, delete and load, and not with a refused update', async () => {
+    const store = open();
+    store.load();
+    const seen = new Set([store.generation]);
+    const changed = (what: string): void => {
+      assert.ok(!seen.has(store.generation), `${what} changed the generation`);
+      seen.add(store.generation);
+    };
+    await store.create(rec('a', 'one', '1'));
+    changed('create');
+    await store.update(hex('a'), (r) => (r.light = 'off'));
+    changed('update');
+    const before = store.generation;
+    await assert.rejects(store.update(hex('a'), (r) => (r.light = 'green')));
+    assert.equal(store.generation, before, 'a refused update changes nothing');
+    await store.delete(hex('a'));
+    changed('delete');
+    store.load();
+    changed('load');
+  });
+
   it('matches label selectors', () => {
     assert.equal(labelsMatch({ a: '1', b: '2' }, { a: '1' }), true);
     assert.equal(labelsMatch({ a: '1' }, { a: '2' }), false);

@@ -103,8 +103,14 @@ export class PauseWatch {
   private readonly pods = new Map<string, WatchedPause>();
   private timer?: NodeJS.Timeout;
   private readonly buf = Buffer.alloc(1024);
+  private changes = 0;
 
   constructor(private readonly periodMs = PAUSE_CHECK_MS) {}
+
+  /** Changes whenever what alive() answers may have changed (a pause found dead, a pod watched or forgotten). */
+  get generation(): number {
+    return this.changes;
+  }
 
   /** As of the last check (the first question about a pod checks it now). */
   alive(rec: PausedPod & { id: string }): boolean {
@@ -129,6 +135,7 @@ export class PauseWatch {
     if (!w) return;
     this.closeFd(w);
     this.pods.delete(id);
+    this.changes++;
     if (this.pods.size === 0) this.stopTimer();
   }
 
@@ -169,11 +176,13 @@ export class PauseWatch {
       if (!w.dead && !isOurPause(rec, pid)) this.markDead(w);
     }
     this.pods.set(rec.id, w);
+    this.changes++;
     this.startTimer();
     return w;
   }
 
   private markDead(w: WatchedPause): void {
+    if (!w.dead) this.changes++;
     w.dead = true;
     this.closeFd(w);
   }

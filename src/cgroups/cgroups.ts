@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode, errorMessage, internal, invalidArgument } from '../errors';
 import { nowNs } from '../util/time';
+import { readCgroupFile, type CgroupFileReader } from './kept_files';
 
 export interface CgroupHierarchy {
   /** Where the hierarchy is mounted, e.g. /sys/fs/cgroup/memory. */
@@ -227,27 +228,36 @@ export class PodCgroup {
    * only what a CRI ContainerStats carries (CPU and memory: 4 files, not up
    * to 11): the kubelet asks for every container every 10 s.
    */
-  stats(scope: StatsScope = 'all'): CgroupStats {
+  /** Cumulative CPU time of the cgroup, nanoseconds (decimal string), or undefined when unreadable. */
+  cpuUsageNs(read: CgroupFileReader = readCgroupFile): string | undefined {
+    if (this.layout.version === 2) {
+      const file = path.join(this.layout.hierarchies[0].mountpoint, this.cgroupPath, 'cpu.stat');
+      const usec = readKeyed(read, file, ['usage_usec']).get('usage_usec');
+      return usec === undefined ? undefined : (usec * 1000n).toString();
+    }
+    const h = this.layout.hierarchies.find((x) => x.controllers.includes('cpuacct'));
+    return h ? readNumber(read, path.join(h.mountpoint, this.cgroupPath, 'cpuacct.usage'))?.toString() : undefined;
+  }
+
+  stats(scope: StatsScope = 'all', read: CgroupFileReader = readCgroupFile): CgroupStats {
     const all = scope === 'all';
     const timestampNs = nowNs();
     if (this.layout.version === 2) {
       const dir = path.join(this.layout.hierarchies[0].mountpoint, this.cgroupPath);
-      const cpu = readKeyed(path.join(dir, 'cpu.stat'), ['usage_usec']);
-      const mem = readKeyed(path.join(dir, 'memory.stat'), ['inactive_file', 'anon', 'file_mapped', 'pgfault', 'pgmajfault']);
-      const usageUsec = cpu.get('usage_usec');
+      const mem = readKeyed(read, path.join(dir, 'memory.stat'), ['inactive_file', 'anon', 'file_mapped', 'pgfault', 'pgmajfault']);
       return {
         timestampNs,
-        cpuUsageNs: usageUsec === undefined ? undefined : (usageUsec * 1000n).toString(),
+        cpuUsageNs: this.cpuUsageNs(read),
         ...memoryFigures({
-          usage: readNumber(path.join(dir, 'memory.current')),
-          limit: readNumber(path.join(dir, 'memory.max')),
+          usage: readNumber(read, path.join(dir, 'memory.current')),
+          limit: readNumber(read, path.join(dir, 'memory.max')),
           inactiveFile: mem.get('inactive_file'),
           rss: mem.get('anon'),
           mapped: mem.get('file_mapped'),
           pgfault: mem.get('pgfault'),
           pgmajfault: mem.get('pgmajfault'),
         }),
-        processCount: all ? readNumber(path.join(dir, 'pids.current'))?.toString() : undefined,
+        processCount: all ? readNumber(read, path.join(dir, 'pids.current'))?.toString() : undefined,
         psi: all ? readPressure(dir) : undefined,
       };
     }
@@ -255,27 +265,25 @@ export class PodCgroup {
       const h = this.layout.hierarchies.find((x) => x.controllers.includes(controller));
       return h && path.join(h.mountpoint, this.cgroupPath);
     };
-    const cpuDir = dirOf('cpuacct');
     const memDir = dirOf('memory');
     const pidsDir = all ? dirOf('pids') : undefined;
-    const cpu = cpuDir ? readNumber(path.join(cpuDir, 'cpuacct.usage')) : undefined;
     const mem = memDir
-      ? readKeyed(path.join(memDir, 'memory.stat'), ['total_inactive_file', 'total_rss', 'total_mapped_file', 'total_pgfault', 'total_pgmajfault'])
+      ? readKeyed(read, path.join(memDir, 'memory.stat'), ['total_inactive_file', 'total_rss', 'total_mapped_file', 'total_pgfault', 'total_pgmajfault'])
       : new Map<string, bigint>();
     const unified = all ? this.layout.hybridUnified : undefined;
     return {
       timestampNs,
-      cpuUsageNs: cpu?.toString(),
+      cpuUsageNs: this.cpuUsageNs(read),
       ...memoryFigures({
-        usage: memDir ? readNumber(path.join(memDir, 'memory.usage_in_bytes')) : undefined,
-        limit: memDir ? readNumber(path.join(memDir, 'memory.limit_in_bytes')) : undefined,
+        usage: memDir ? readNumber(read, path.join(memDir, 'memory.usage_in_bytes')) : undefined,
+        limit: memDir ? readNumber(read, path.join(memDir, 'memory.limit_in_bytes')) : undefined,
         inactiveFile: mem.get('total_inactive_file'),
         rss: mem.get('total_rss'),
         mapped: mem.get('total_mapped_file'),
         pgfault: mem.get('total_pgfault'),
         pgmajfault: mem.get('total_pgmajfault'),
       }),
-      processCount: pidsDir ? readNumber(path.join(pidsDir, 'pids.current'))?.toString() : undefined,
+      processCount: pidsDir ? readNumber(read, path.join(pidsDir, 'pids.current'))?.toString() : undefined,
       psi: unified ? readPressure(path.join(unified, this.cgroupPath)) : undefined,
     };
   }
@@ -402,24 +410,21 @@ function readProcs(dir: string): string[] {
   }
 }
 
-function readNumber(file: string): bigint | undefined {
+function readNumber(read: CgroupFileReader, file: string): bigint | undefined {
+  const text = read(file)?.trim();
+  if (text === undefined || text === 'max') return undefined;
   try {
-    const text = fs.readFileSync(file, 'utf8').trim();
-    return text === 'max' ? undefined : BigInt(text);
+    return BigInt(text);
   } catch {
     return undefined;
   }
 }
 
 /** The `keys` of a "key value" file (cpu.stat, memory.stat) that are present and numeric; memory.stat has ~40 lines, a few are wanted. */
-function readKeyed(file: string, keys: readonly string[]): Map<string, bigint> {
+function readKeyed(read: CgroupFileReader, file: string, keys: readonly string[]): Map<string, bigint> {
   const out = new Map<string, bigint>();
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return out;
-  }
+  const text = read(file);
+  if (text === undefined) return out;
   for (const k of keys) {
     const v = lineValue(text, k);
     if (v !== undefined && /^\d+$/.test(v)) out.set(k, BigInt(v));

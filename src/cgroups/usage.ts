@@ -1,6 +1,9 @@
 // Usage of a cgroup for the CRI stats RPCs. CPU rate (usage_nano_cores)
-// needs two samples, so the last one per cgroup is kept.
+// needs two samples, so the last one per cgroup is kept; with `keepFiles`,
+// the cgroup's files stay open between samples too (kept_files.ts) until
+// the cgroup is forgotten.
 import { PodCgroup, type CgroupLayout, type CgroupStats, type StatsScope } from './cgroups';
+import { KeptCgroupFiles } from './kept_files';
 
 export interface UsageSample extends CgroupStats {
   /** Average over the interval since the previous sample, in nanocores. */
@@ -9,14 +12,18 @@ export interface UsageSample extends CgroupStats {
 
 export class UsageSampler {
   private readonly last = new Map<string, { t: bigint; cpu: bigint }>();
+  private readonly files?: KeptCgroupFiles;
 
   constructor(
     private readonly layout: () => CgroupLayout,
     private readonly scope: StatsScope = 'all',
-  ) {}
+    keepFiles = false,
+  ) {
+    if (keepFiles) this.files = new KeptCgroupFiles();
+  }
 
   sample(cgroupPath: string): UsageSample {
-    const out: UsageSample = new PodCgroup(this.layout(), cgroupPath).stats(this.scope);
+    const out: UsageSample = new PodCgroup(this.layout(), cgroupPath).stats(this.scope, this.files?.reader(cgroupPath));
     if (out.cpuUsageNs !== undefined) {
       const t = BigInt(out.timestampNs);
       const cpu = BigInt(out.cpuUsageNs);
@@ -27,7 +34,24 @@ export class UsageSampler {
     return out;
   }
 
+  /** The cgroup's cumulative CPU time alone (decimal ns), or undefined; no sample is taken. */
+  cpuUsage(cgroupPath: string): string | undefined {
+    return new PodCgroup(this.layout(), cgroupPath).cpuUsageNs(this.files?.reader(cgroupPath));
+  }
+
   forget(cgroupPath: string): void {
     this.last.delete(cgroupPath);
+    this.files?.forget(cgroupPath);
+  }
+
+  /** Forgets every cgroup not in `keep`. */
+  retain(keep: ReadonlySet<string>): void {
+    for (const cgroupPath of [...this.last.keys()]) if (!keep.has(cgroupPath)) this.last.delete(cgroupPath);
+    this.files?.retain(keep);
+  }
+
+  /** Cgroup files held open (keepFiles), for tests. */
+  get openFiles(): number {
+    return this.files?.openFiles ?? 0;
   }
 }

@@ -10,7 +10,6 @@ import type { ContainerStatsRequest__Output } from '../gen/runtime/v1/ContainerS
 import type { ContainerStatsResponse } from '../gen/runtime/v1/ContainerStatsResponse';
 import type { CpuUsage } from '../gen/runtime/v1/CpuUsage';
 import type { ListContainerStatsRequest__Output } from '../gen/runtime/v1/ListContainerStatsRequest';
-import type { ListContainerStatsResponse } from '../gen/runtime/v1/ListContainerStatsResponse';
 import type { ListPodSandboxStatsRequest__Output } from '../gen/runtime/v1/ListPodSandboxStatsRequest';
 import type { ListPodSandboxStatsResponse } from '../gen/runtime/v1/ListPodSandboxStatsResponse';
 import type { MemoryUsage } from '../gen/runtime/v1/MemoryUsage';
@@ -31,6 +30,8 @@ import type { CriContext } from './context';
 import { containerFilter, podFilter, type ContainerFilterFields, type PodFilterFields } from './filters';
 import { streamInBatches } from './list_stream';
 import { mapYielding } from '../util/yield';
+import { EncodedReply } from './encoded_reply';
+import { containerStatsEntry } from './stats_wire';
 
 const u64 = (v: string | undefined): { value: string } | null => (v === undefined ? null : { value: v });
 
@@ -104,10 +105,11 @@ export async function containerStats(ctx: CriContext, req: ContainerStatsRequest
   return { stats: await containerStatsOf(containers, containers.get(req.containerId)) };
 }
 
-export async function listContainerStats(ctx: CriContext, req: ListContainerStatsRequest__Output): Promise<ListContainerStatsResponse> {
+export async function listContainerStats(ctx: CriContext, req: ListContainerStatsRequest__Output): Promise<EncodedReply> {
   const containers = ctx.containers;
-  // As containerd: stats of running containers only.
-  return { stats: await mapYielding(statsContainers(ctx, req.filter), (c) => containerStatsOf(containers, c)) };
+  // As containerd: stats of running containers only. Each entry is encoded as it is read (stats_wire.ts).
+  const entries = await mapYielding(statsContainers(ctx, req.filter), async (c) => containerStatsEntry(c, await containerStatsOf(containers, c)));
+  return new EncodedReply(entries);
 }
 
 /** The containers ListContainerStats and StreamContainerStats report: as containerd, running ones only. */

@@ -35,7 +35,7 @@ import { UnpackPool } from './unpack_pool';
 import { KeyedMutex } from '../util/keyed_mutex';
 import { SingleFlight } from '../util/single_flight';
 import { setfattrPath } from './xattr';
-import { SnapshotUsageBook, type UsageFigure } from './usage';
+import { SnapshotUsageBook, type ActivityProbe, type UsageFigure } from './usage';
 
 export interface ApplyLayerOptions {
   chainId: string;
@@ -400,6 +400,11 @@ export class Snapshotter {
       if (this.rootMountpoint === mp) this.rootMountpoint = undefined;
     });
     return { ...(await this.usageBook.total()), mountpoint: await this.rootMountpoint };
+  }
+
+  /** How a writable layer tells it is unchanged since its last walk (usage.ts ActivityProbe). */
+  setWritableActivityProbe(probe: ActivityProbe): void {
+    this.usageBook.setActivityProbe(probe);
   }
 
   /** A snapshot's last measured usage (a writable layer's at most a few seconds old), or undefined. */

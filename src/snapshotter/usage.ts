@@ -6,6 +6,13 @@
 // walk at a time), so a figure is at most REFRESH_MS plus one caller's period
 // old; containerd's snapshot syncer re-walks every 10 s too.
 //
+// A layer can tell it is unchanged: with an activity probe (the container
+// service gives one: the CPU time of the container's cgroup), a stale
+// layer whose probe reads as it did before its last walk is not walked again
+// (no process that could write to it has run), its figure only marked
+// current; it is walked anyway once QUIET_MAX_MS old, for writers from
+// outside the container.
+//
 // The re-walks give the event loop a turn before each layer: a walk is
 // synchronous (disk_usage.ts), and awaiting one that finished only runs
 // microtasks, so without the turn the reader's own reply (ImageFsInfo,
@@ -16,6 +23,15 @@ import { diskUsage } from '../util/disk_usage';
 
 /** A writable layer's figure older than this is re-measured after it is read. */
 export const REFRESH_MS = 10_000;
+/** A writable layer is walked at least this often, however quiet its probe says it was. */
+export const QUIET_MAX_MS = 60_000;
+
+/**
+ * What has run in a writable layer's container so far (say, its CPU time),
+ * read before each walk: the same value later means nothing wrote to the
+ * layer in between. Undefined: unknown (the layer is walked).
+ */
+export type ActivityProbe = (key: string) => string | undefined;
 
 export interface UsageFigure {
   bytes: bigint;
@@ -28,6 +44,10 @@ interface Entry {
   figure?: UsageFigure;
   /** Re-measured when stale (an active snapshot's upper dir). */
   writable: boolean;
+  /** Date.now() of the last walk (figure.at also moves when a quiet layer's figure is confirmed). */
+  walkedAt: number;
+  /** The activity probe's value just before the last walk. */
+  activity?: string;
 }
 
 export class SnapshotUsageBook {
@@ -35,9 +55,15 @@ export class SnapshotUsageBook {
   private readonly queue = new Set<string>();
   private draining = false;
   private started?: Promise<void>;
+  private activity: ActivityProbe = () => undefined;
 
   /** `dirOf`: what is measured for a key (undefined once the snapshot is gone). */
   constructor(private readonly dirOf: (key: string) => { dir: string; writable: boolean; withDir: boolean } | undefined) {}
+
+  /** Sets how a writable layer tells it is unchanged (see ActivityProbe). */
+  setActivityProbe(probe: ActivityProbe): void {
+    this.activity = probe;
+  }
 
   /** Measures the snapshots already there, in the background; figures read meanwhile wait for it. */
   start(keys: string[]): void {
@@ -54,6 +80,7 @@ export class SnapshotUsageBook {
       return;
     }
     const at = Date.now();
+    const activity = what.writable ? this.activity(key) : undefined;
     let u: { bytes: bigint; inodes: bigint };
     try {
       u = await diskUsage(what.dir);
@@ -67,7 +94,7 @@ export class SnapshotUsageBook {
     }
     // Removed (or replaced) while measured: do not bring it back.
     if (this.dirOf(key)?.dir !== what.dir) return;
-    this.entries.set(key, { figure: { ...u, at }, writable: what.writable });
+    this.entries.set(key, { figure: { ...u, at }, writable: what.writable, walkedAt: at, activity });
   }
 
   forget(key: string): void {
@@ -98,7 +125,15 @@ export class SnapshotUsageBook {
   }
 
   private refreshIfStale(key: string, e: Entry): void {
-    if (!e.writable || (e.figure && Date.now() - e.figure.at < REFRESH_MS)) return;
+    if (!e.writable) return;
+    const now = Date.now();
+    if (e.figure) {
+      if (now - e.figure.at < REFRESH_MS) return;
+      if (e.activity !== undefined && now - e.walkedAt < QUIET_MAX_MS && this.activity(key) === e.activity) {
+        e.figure = { ...e.figure, at: now };
+        return;
+      }
+    }
     this.queue.add(key);
     if (!this.draining) void this.drain();
   }

@@ -50,7 +50,7 @@ describe('CRI stats: a real pod and containers against the cgroup files and /pro
     await fx?.cleanup();
     await net?.cleanup();
     for (const c of ['memory', 'cpuacct', 'cpu', 'pids', 'cpuset', 'blkio', 'devices', 'freezer', 'systemd', 'unified']) {
-      for (const d of ['podnet', 'podhost', '']) {
+      for (const d of ['podnet', 'podhost', 'podfds', '']) {
         try {
           fs.rmdirSync(path.join('/sys/fs/cgroup', c, parent, d));
         } catch {
@@ -144,6 +144,35 @@ describe('CRI stats: a real pod and containers against the cgroup files and /pro
     assert.deepEqual(await pods({ labelSelector: { tier: 'stats' } }), [podId]);
     assert.deepEqual(await pods({ id: hostPodId.slice(0, 10) }), [hostPodId]);
     assert.ok((await pods({})).includes(podId));
+  });
+
+  it("keeps a running container's cgroup files open between ListContainerStats calls, and closes them when it stops", async () => {
+    const cfg = podConfig(fx, { linux: { cgroupParent: `${parent}/podfds`, securityContext: { namespaceOptions: { network: 'NODE' } } } });
+    const pod = (await rt().RunPodSandbox({ config: cfg })).podSandboxId;
+    const { containerId: id } = await rt().CreateContainer({ podSandboxId: pod, config: containerConfig(fx.image, 'fds', {}), sandboxConfig: cfg });
+    await rt().StartContainer({ containerId: id });
+    const info = JSON.parse((await rt().ContainerStatus({ containerId: id, verbose: true })).info.info) as { runtimeSpec: { linux: { cgroupsPath: string } } };
+    const cgroup = info.runtimeSpec.linux.cgroupsPath;
+    const pid = fx.berthd.proc?.pid;
+    assert.ok(pid && cgroup);
+    const held = (): number =>
+      fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/${pid}/fd/${fd}`).includes(`${cgroup}/`);
+        } catch {
+          return false;
+        }
+      }).length;
+    await rt().ListContainerStats({ filter: { id } });
+    const open = held();
+    assert.ok(open > 0, 'the cgroup files are held open');
+    await rt().ListContainerStats({ filter: { id } });
+    assert.equal(held(), open, 'and read again through the same descriptors');
+    await rt().StopContainer({ containerId: id, timeout: 0 });
+    // The exit is recorded (and the files closed) as the shim reports it, just after StopContainer returns.
+    await waitFor('the cgroup files closed', async () => (held() === 0 ? true : undefined), 5000);
+    await rt().StopPodSandbox({ podSandboxId: pod });
+    await rt().RemovePodSandbox({ podSandboxId: pod });
   });
 
   it('ListMetricDescriptors and ListPodSandboxMetrics: cAdvisor series that agree with the cgroup files and /proc/net/dev (crictl metricsp)', async () => {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setImmediate as loopTurn } from 'node:timers/promises';
-import { REFRESH_MS, SnapshotUsageBook } from '../../src/snapshotter/usage';
+import { QUIET_MAX_MS, REFRESH_MS, SnapshotUsageBook } from '../../src/snapshotter/usage';
 
 describe('SnapshotUsageBook', () => {
   let dir: string;
@@ -42,5 +42,47 @@ describe('SnapshotUsageBook', () => {
     assert.deepEqual([...walked].sort(), keys);
     for (let i = 0; i < 3; i++) await loopTurn();
     assert.equal((await book.total()).inodes, BigInt(keys.length));
+  });
+
+  it('does not walk a stale layer whose activity probe reads as before its last walk, until QUIET_MAX_MS', async () => {
+    fs.mkdirSync(path.join(dir, 'a'));
+    let walks = 0;
+    let activity = 'cpu 1';
+    const book = new SnapshotUsageBook(() => {
+      walks++;
+      return { dir: path.join(dir, 'a'), writable: true, withDir: false };
+    });
+    book.setActivityProbe(() => activity);
+    let now = realNow();
+    Date.now = () => now;
+    await book.measure('a');
+    const settle = async () => {
+      for (let i = 0; i < 5; i++) await loopTurn();
+    };
+    const walked = async (): Promise<boolean> => {
+      const before = walks;
+      await book.of('a');
+      await settle();
+      return walks > before;
+    };
+
+    fs.writeFileSync(path.join(dir, 'a', 'f'), 'x'); // written from outside: the probe cannot tell
+    now += REFRESH_MS + 1;
+    assert.equal(await walked(), false, 'quiet: not walked');
+    const quiet = await book.of('a');
+    assert.equal(quiet?.at, now, 'the figure is marked current');
+    assert.equal(quiet?.inodes, 0n);
+
+    activity = 'cpu 2';
+    now += REFRESH_MS + 1;
+    assert.equal(await walked(), true, 'something ran: walked');
+    assert.equal((await book.of('a'))?.inodes, 1n);
+
+    now += QUIET_MAX_MS + 1;
+    assert.equal(await walked(), true, 'walked once QUIET_MAX_MS old, however quiet');
+
+    book.setActivityProbe(() => undefined);
+    now += REFRESH_MS + 1;
+    assert.equal(await walked(), true, 'an unknown activity: walked');
   });
 });

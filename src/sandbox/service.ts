@@ -135,13 +135,13 @@ export class SandboxService {
 
   /** Changes whenever list() or criState() may answer differently: a record changed, or a pause was found dead. */
   listGeneration(): readonly [number, number] {
-    return [this.store.generation, this.pauses.generation];
+    return [this.store.generation, this.pauses.generation()];
   }
 
   /**
    * READY only for a fully created pod whose berth-pause (when it has one)
-   * still runs, as of PauseWatch's last check (at most PAUSE_CHECK_MS ago;
-   * checkPause() makes it current for one pod).
+   * still runs, as of a PauseWatch reading at most PAUSE_CHECK_MS old
+   * (checkPause() makes it current for one pod).
    */
   criState(rec: SandboxRecord): 'SANDBOX_READY' | 'SANDBOX_NOTREADY' {
     if (rec.state !== 'ready') return 'SANDBOX_NOTREADY';

@@ -3,6 +3,7 @@
 // killing it, which ends every process left in the pod PID namespace.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { SandboxRecord } from '../record';
 import { isPinned, nsInode } from './mounts';
 
@@ -79,7 +80,7 @@ function isOurPause(rec: PausedPod, pid: number): boolean {
   return stat.includes('(berth-pause)');
 }
 
-/** How often PauseWatch reads each tracked berth-pause's /proc stat. */
+/** How old PauseWatch's reading of each tracked berth-pause's /proc stat may be when it answers. */
 export const PAUSE_CHECK_MS = 1000;
 
 interface WatchedPause {
@@ -95,25 +96,32 @@ interface WatchedPause {
  * reads no /proc file. A pod's pause is verified once (pauseAlive: its PID
  * namespace or its name), and its /proc/<pid>/stat is kept open: reads through
  * that descriptor fail once that very process is gone, even when its PID has
- * been reused. A background check reads each one every `periodMs` (a dead
- * pause may stay a zombie where nothing reaps it), and statusOf() reads one
- * pod's at once. A death is final: the pod stays NOTREADY.
+ * been reused. A question finds every one read again when the last reading
+ * is `periodMs` old (a dead pause may stay a zombie where nothing reaps it):
+ * no timer wakes berthd while nobody asks. aliveNow() reads one pod's at
+ * once. A death is final: the pod stays NOTREADY.
  */
 export class PauseWatch {
   private readonly pods = new Map<string, WatchedPause>();
-  private timer?: NodeJS.Timeout;
   private readonly buf = Buffer.alloc(1024);
   private changes = 0;
+  /** performance.now() of the last checkAll(). */
+  private checkedAt = -Infinity;
 
   constructor(private readonly periodMs = PAUSE_CHECK_MS) {}
 
-  /** Changes whenever what alive() answers may have changed (a pause found dead, a pod watched or forgotten). */
-  get generation(): number {
+  /**
+   * Changes whenever what alive() answers may have changed (a pause found
+   * dead, a pod watched or forgotten); a reading periodMs old is renewed first.
+   */
+  generation(): number {
+    this.checkIfDue();
     return this.changes;
   }
 
-  /** As of the last check (the first question about a pod checks it now). */
+  /** As of a reading at most periodMs old (the first question about a pod checks it now). */
   alive(rec: PausedPod & { id: string }): boolean {
+    this.checkIfDue();
     return !this.watched(rec).dead;
   }
 
@@ -136,11 +144,11 @@ export class PauseWatch {
     this.closeFd(w);
     this.pods.delete(id);
     this.changes++;
-    if (this.pods.size === 0) this.stopTimer();
   }
 
-  /** Reads every watched pause now (the timer does this every periodMs). */
+  /** Reads every watched pause now. */
   checkAll(): void {
+    this.checkedAt = performance.now();
     for (const w of this.pods.values()) {
       if (w.fd === undefined) continue;
       let text: string | undefined;
@@ -155,7 +163,10 @@ export class PauseWatch {
 
   close(): void {
     for (const id of [...this.pods.keys()]) this.forget(id);
-    this.stopTimer();
+  }
+
+  private checkIfDue(): void {
+    if (performance.now() - this.checkedAt >= this.periodMs) this.checkAll();
   }
 
   private watched(rec: PausedPod & { id: string }): WatchedPause {
@@ -177,7 +188,6 @@ export class PauseWatch {
     }
     this.pods.set(rec.id, w);
     this.changes++;
-    this.startTimer();
     return w;
   }
 
@@ -195,16 +205,5 @@ export class PauseWatch {
       // already closed
     }
     w.fd = undefined;
-  }
-
-  private startTimer(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => this.checkAll(), this.periodMs);
-    this.timer.unref();
-  }
-
-  private stopTimer(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
   }
 }

@@ -21,40 +21,81 @@ import type { Long } from '@grpc/proto-loader';
 const LEN = 2;
 const VARINT = 0;
 
-/** A protobuf writer for the few shapes below: bytes collected as numbers, one Buffer at the end. */
+/**
+ * A protobuf writer for the few shapes below, into one growing Buffer. A
+ * sub-message reserves one byte for its length and moves its body when the
+ * length needs more (rare: these bodies are mostly under 128 bytes).
+ */
 class Wire {
-  readonly bytes: number[] = [];
+  private buf = Buffer.allocUnsafe(512);
+  private at = 0;
+
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.at);
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(bigger, 0, 0, this.at);
+    this.buf = bigger;
+  }
+
+  private byte(b: number): void {
+    this.room(1);
+    this.buf[this.at++] = b;
+  }
 
   varint(n: number): void {
+    this.room(10);
     while (n >= 0x80) {
-      this.bytes.push((n % 0x80) | 0x80);
+      this.buf[this.at++] = (n % 0x80) | 0x80;
       n = Math.floor(n / 0x80);
     }
-    this.bytes.push(n);
+    this.buf[this.at++] = n;
   }
 
   /** A uint64 or non-negative int64 given as a decimal string (as the CRI types carry them). */
   varintDecimal(s: string): void {
     if (s.length <= 15 && s[0] !== '-') return this.varint(Number(s)); // below 2^53: exact as a number
+    this.room(10);
     let v = BigInt.asUintN(64, BigInt(s));
     while (v >= 0x80n) {
-      this.bytes.push(Number(v & 0x7fn) | 0x80);
+      this.buf[this.at++] = Number(v & 0x7fn) | 0x80;
       v >>= 7n;
     }
-    this.bytes.push(Number(v));
+    this.buf[this.at++] = Number(v);
   }
 
   tag(field: number, wireType: number): void {
-    this.bytes.push((field << 3) | wireType);
+    this.byte((field << 3) | wireType);
+  }
+
+  raw(b: Buffer): void {
+    this.room(b.length);
+    b.copy(this.buf, this.at);
+    this.at += b.length;
   }
 
   /** A length-delimited field whose body `write` produces. */
-  message(field: number, write: (w: Wire) => void): void {
-    const body = new Wire();
-    write(body);
+  message(field: number, write: () => void): void {
     this.tag(field, LEN);
-    this.varint(body.bytes.length);
-    for (const b of body.bytes) this.bytes.push(b);
+    this.byte(0);
+    const from = this.at;
+    write();
+    const len = this.at - from;
+    if (len < 0x80) {
+      this.buf[from - 1] = len;
+      return;
+    }
+    // The length takes more than its reserved byte: move the body up.
+    let extra = 0;
+    for (let n = len; n >= 0x80; n = Math.floor(n / 0x80)) extra++;
+    this.room(extra);
+    this.buf.copyWithin(from + extra, from, this.at);
+    this.at = from - 1;
+    this.varint(len);
+    this.at += len;
   }
 
   /** Fields present on the object are written, zero included, as protobufjs does. */
@@ -66,15 +107,16 @@ class Wire {
 
   uint64Value(field: number, v: UInt64Value | null | undefined): void {
     if (!v) return;
-    this.message(field, (w) => w.int64(1, v.value));
+    this.message(field, () => this.int64(1, v.value));
   }
 
   string(field: number, s: string | undefined | null): void {
     if (s === undefined || s === null) return;
-    const b = Buffer.from(s, 'utf8');
     this.tag(field, LEN);
-    this.varint(b.length);
-    for (const x of b) this.bytes.push(x);
+    const n = Buffer.byteLength(s, 'utf8');
+    this.varint(n);
+    this.room(n);
+    this.at += this.buf.write(s, this.at, 'utf8');
   }
 }
 
@@ -97,7 +139,7 @@ function writeMemory(w: Wire, m: MemoryUsage): void {
 function writeFilesystem(w: Wire, f: FilesystemUsage): void {
   w.int64(1, f.timestamp);
   const fsId = f.fsId;
-  if (fsId) w.message(2, (x) => x.string(1, fsId.mountpoint));
+  if (fsId) w.message(2, () => w.string(1, fsId.mountpoint));
   w.uint64Value(3, f.usedBytes);
   w.uint64Value(4, f.inodesUsed);
 }
@@ -118,22 +160,19 @@ function attributesField(rec: ContainerRecord, attributes: ContainerAttributes):
   return b;
 }
 
-const NO_BYTES = Buffer.alloc(0);
-
 /**
  * One ListContainerStatsResponse entry (field 1 of the reply) for a
  * container: its attributes are those of `rec` (the cached encoding), the
  * figures are `stats`'s (CPU, memory and writable layer: what berth fills).
  */
 export function containerStatsEntry(rec: ContainerRecord, stats: ContainerStats): Buffer {
-  const attributes = stats.attributes ? attributesField(rec, stats.attributes) : NO_BYTES;
-  const figures = new Wire();
-  const { cpu, memory, writableLayer } = stats;
-  if (cpu) figures.message(2, (x) => writeCpu(x, cpu));
-  if (memory) figures.message(3, (x) => writeMemory(x, memory));
-  if (writableLayer) figures.message(4, (x) => writeFilesystem(x, writableLayer));
-  const head = new Wire();
-  head.tag(1, LEN);
-  head.varint(attributes.length + figures.bytes.length);
-  return Buffer.concat([Buffer.from(head.bytes), attributes, Buffer.from(figures.bytes)]);
+  const w = new Wire();
+  const { attributes, cpu, memory, writableLayer } = stats;
+  w.message(1, () => {
+    if (attributes) w.raw(attributesField(rec, attributes));
+    if (cpu) w.message(2, () => writeCpu(w, cpu));
+    if (memory) w.message(3, () => writeMemory(w, memory));
+    if (writableLayer) w.message(4, () => writeFilesystem(w, writableLayer));
+  });
+  return w.bytes();
 }

@@ -37,6 +37,7 @@ describe('cri: ListContainerStats entries written to the wire by hand', () => {
     ['every figure, values past 2^53 and zeros', full],
     ['no memory, no writable layer, no CPU rate yet', { attributes, cpu: { timestamp: '5', usageCoreNanoSeconds: u64('1'), usageNanoCores: null }, memory: null, writableLayer: null }],
     ['attributes alone', { attributes, cpu: null, memory: null, writableLayer: null }],
+    ['an entry past 16 KiB (a three-byte length)', { ...full, attributes: { ...attributes, annotations: { big: 'x'.repeat(20000) } } }],
     ['no labels or annotations', { ...full, attributes: { id: 'd'.repeat(64), metadata: { name: 'x', attempt: 0 }, labels: {}, annotations: {} } }],
   ];
   for (const [what, stats] of cases) {

@@ -1,22 +1,27 @@
 // What berthd does not load until a request needs it: every module loaded at
 // start stays in an idle berthd's heap, so code for rare requests (image
-// archives, YAML CDI spec files) is loaded on first use (src/util/lazy.ts).
+// archives, YAML CDI spec files) is loaded on first use (src/util/lazy.ts),
+// and the CRI API is read from a JSON descriptor, not parsed from its .proto.
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 
 const DIST_SRC = path.resolve(__dirname, '..', '..', 'src');
 
-/** The files a fresh node process has loaded once it has required `module` (a path under dist/src). */
-function loadedBy(module: string): string[] {
-  const script = `require(${JSON.stringify(path.join(DIST_SRC, module))}); process.stdout.write(JSON.stringify(Object.keys(require.cache)));`;
+/** The files a fresh node process has loaded once it has required the daemon and loaded the CRI API, as berthd's start does. */
+function loadedAtStart(): string[] {
+  const script = [
+    `require(${JSON.stringify(path.join(DIST_SRC, 'daemon', 'daemon.js'))});`,
+    `require(${JSON.stringify(path.join(DIST_SRC, 'proto.js'))}).loadCri();`,
+    'process.stdout.write(JSON.stringify(Object.keys(require.cache)));',
+  ].join('\n');
   return JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as string[];
 }
 
 describe('modules berthd loads on demand', () => {
   let atStart: string[];
   before(() => {
-    atStart = loadedBy('daemon/daemon.js');
+    atStart = loadedAtStart();
   });
 
   it('loads the daemon itself (the check sees what it should)', () => {
@@ -27,6 +32,8 @@ describe('modules berthd loads on demand', () => {
   for (const [what, part] of [
     ['the YAML parser (CDI spec files)', `${path.sep}node_modules${path.sep}yaml${path.sep}`],
     ['image archive import and export', `${path.sep}src${path.sep}image${path.sep}archive${path.sep}`],
+    ['@grpc/proto-loader (the CRI API comes from its JSON descriptor)', `${path.sep}@grpc${path.sep}proto-loader${path.sep}`],
+    ['the .proto parser', `${path.sep}protobufjs${path.sep}src${path.sep}parse.js`],
   ] as const) {
     it(`does not load ${what} at start`, () => {
       assert.deepEqual(

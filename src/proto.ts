@@ -11,7 +11,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
 import { Root, type INamespace, type Method, type Service, type Type } from 'protobufjs/light';
-import descriptor from './gen/cri_descriptor.json';
+import * as descriptor from './gen/cri_descriptor.json';
 import type { ImageServiceClient, ImageServiceDefinition } from './gen/runtime/v1/ImageService';
 import type { RuntimeServiceClient, RuntimeServiceDefinition } from './gen/runtime/v1/RuntimeService';
 

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { BERTHD_MAIN, berthdNodeEnv, berthdNodeFlags, TestBerthd } from '../helpers/berthd';
-import pkg from '../../package.json';
+import * as pkg from '../../package.json';
 
 function fetchText(url: string): Promise<string> {
   return new Promise((resolve, reject) => {

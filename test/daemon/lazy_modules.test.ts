@@ -1,6 +1,7 @@
 // What berthd does not load until a request needs it: every module loaded at
 // start stays in an idle berthd's heap, so code for rare requests (image
-// archives, YAML CDI spec files) is loaded on first use (src/util/lazy.ts),
+// archives, YAML CDI spec files, streaming sessions) is loaded on first use
+// (src/util/lazy.ts),
 // and the CRI API is read from a JSON descriptor, not parsed from its .proto.
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
@@ -32,6 +33,9 @@ describe('modules berthd loads on demand', () => {
   for (const [what, part] of [
     ['the YAML parser (CDI spec files)', `${path.sep}node_modules${path.sep}yaml${path.sep}`],
     ['image archive import and export', `${path.sep}src${path.sep}image${path.sep}archive${path.sep}`],
+    ['ws (WebSocket streaming sessions)', `${path.sep}node_modules${path.sep}ws${path.sep}`],
+    ['the SPDY streaming sessions', `${path.sep}src${path.sep}streaming${path.sep}spdy.js`],
+    ['the exec/attach and port-forward session code', `${path.sep}src${path.sep}streaming${path.sep}remotecommand.js`],
     ['@grpc/proto-loader (the CRI API comes from its JSON descriptor)', `${path.sep}@grpc${path.sep}proto-loader${path.sep}`],
     ['the .proto parser', `${path.sep}protobufjs${path.sep}src${path.sep}parse.js`],
   ] as const) {

@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { BerthError, errnoCode, errorMessage, internal, type ErrorKind } from '../errors';
 import { unpackLayerStream, type UnpackLog, type UnpackResult } from './unpacker';
+import { trimMalloc } from '../util/malloc_trim';
 
 export type ToUnpackWorker =
   | { t: 'start'; id: number; root: string; mediaType: string }
@@ -122,7 +123,11 @@ export class UnpackPool {
     if (best !== undefined && (best.jobs.size === 0 || this.workers.size >= this.opts.workers)) return best;
     const fresh = new UnpackWorker(this.opts.log);
     this.workers.add(fresh);
-    void fresh.exited.then(() => this.workers.delete(fresh));
+    void fresh.exited.then(() => {
+      this.workers.delete(fresh);
+      // The thread's isolate and buffers were freed into malloc's heaps, which keep them resident: give them back.
+      if (this.workers.size === 0) trimMalloc();
+    });
     return fresh;
   }
 

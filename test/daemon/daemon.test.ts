@@ -8,6 +8,9 @@ import * as grpc from '@grpc/grpc-js';
 import { BERTHD_MAIN, berthdNodeEnv, berthdNodeFlags, TestBerthd } from '../helpers/berthd';
 import * as pkg from '../../package.json';
 
+/** The repository's native helpers (make build). */
+const BUILD_DIR = path.resolve(__dirname, '..', '..', '..', 'build');
+
 function fetchText(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
     http
@@ -144,6 +147,14 @@ describe('berthd', function () {
     assert.equal(env.MALLOC_ARENA_MAX, '2', `deploy/node-env: ${JSON.stringify(env)}`);
     const environ = fs.readFileSync(`/proc/${d.proc?.pid}/environ`, 'utf8').split('\0');
     for (const [name, value] of Object.entries(env)) assert.ok(environ.includes(`${name}=${value}`), `berthd runs with ${name}=${value}`);
+  });
+
+  it('gives freed malloc memory back once quiet: the trim module is loaded a second after its calls', async () => {
+    await d.cri.runtime.Version({ version: '' });
+    const trimModule = path.join(BUILD_DIR, 'berth-malloc.node');
+    const mapped = (): boolean => fs.readFileSync(`/proc/${d.proc?.pid}/maps`, 'utf8').includes(trimModule);
+    for (let i = 0; i < 100 && !mapped(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(mapped(), `berthd maps ${trimModule}`);
   });
 
   it('sleeps when idle: its main thread wakes well under 50 times a second (no 10 ms sampling timer)', async () => {

@@ -35,7 +35,7 @@ describe('make deb', function () {
       'usr/bin/berthd',
       'usr/bin/berth',
       'usr/lib/berth/dist/src/daemon/main.js',
-      ...['berth-shim', 'berth-exec', 'berth-pinns', 'berth-nsdial', 'berth-notify'].map((b) => `usr/lib/berth/build/${b}`),
+      ...['berth-shim', 'berth-exec', 'berth-pinns', 'berth-nsdial', 'berth-notify', 'berth-malloc.node'].map((b) => `usr/lib/berth/build/${b}`),
       'lib/systemd/system/berthd.service',
       'etc/berth/config.toml',
       'usr/share/doc/berth/examples/cni/10-berth-bridge.conflist',
@@ -86,6 +86,10 @@ describe('make deb', function () {
         assert.equal(crictl.status, 0, crictl.stderr);
         assert.match(crictl.stdout, /RuntimeName:\s+berth/);
       }
+      // Quiet after its calls, it loads the packaged malloc trim module (found next to the other helpers).
+      const trimModule = path.join(tree, 'usr/lib/berth/build/berth-malloc.node');
+      for (let i = 0; i < 100 && !fs.readFileSync(`/proc/${d.proc?.pid}/maps`, 'utf8').includes(trimModule); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(fs.readFileSync(`/proc/${d.proc?.pid}/maps`, 'utf8').includes(trimModule), `berthd maps ${trimModule}`);
     } finally {
       await d.cleanup();
     }

@@ -1,6 +1,6 @@
-// Freed malloc memory goes back to the kernel once berthd is quiet: the
-// native trim releases it, QuietTrimmer runs it once work has stopped, and the
-// CRI server counts every call's end as work.
+// Freed memory goes back to the kernel once berthd is quiet: the native trim
+// releases malloc's, a compacting collection V8's, QuietTrimmer runs them once
+// work has stopped, and the CRI server counts every call's end as work.
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -10,6 +10,7 @@ import { CriClient } from '../../src/client/cri_client';
 import { defaultConfig } from '../../src/config/config';
 import { CriServer } from '../../src/cri/server';
 import { QuietTrimmer } from '../../src/util/malloc_trim';
+import { berthdNodeFlags } from '../helpers/berthd';
 import { testCriContext } from '../helpers/cri_context';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -35,6 +36,31 @@ describe('malloc trim', () => {
     };
     assert.equal(r.released, true);
     assert.ok(r.before - r.after >= 8 * 1024, `[heap] resident ${r.before} KiB -> ${r.after} KiB`);
+  });
+
+  it('releaseFreeMemory compacts the old generation (node-flags: --expose-gc --compact-on-every-full-gc), at most one collection per 10 s', () => {
+    const trimModule = path.resolve(__dirname, '..', '..', 'src', 'util', 'malloc_trim.js');
+    const script = `
+      const v8 = require('node:v8');
+      const oldSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space').space_size;
+      let all = [];
+      for (let i = 0; i < 200000; i++) all.push({ i, s: 'x' + i });
+      const kept = all.filter((_, i) => i % 20 === 0);
+      all = null;
+      const realGc = globalThis.gc;
+      let collections = 0;
+      globalThis.gc = () => { collections++; realGc(); };
+      const before = oldSpace();
+      const { releaseFreeMemory } = require(${JSON.stringify(trimModule)});
+      releaseFreeMemory();
+      const after = oldSpace();
+      releaseFreeMemory();
+      process.stdout.write(JSON.stringify({ before, after, collections, kept: kept.length }));`;
+    const flags = berthdNodeFlags().filter((f) => f === '--expose-gc' || f === '--compact-on-every-full-gc');
+    assert.equal(flags.length, 2, 'deploy/node-flags exposes gc and compacts on full collections');
+    const r = JSON.parse(execFileSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8' })) as { before: number; after: number; collections: number };
+    assert.equal(r.collections, 1, 'one collection, the second call within 10 s only trims');
+    assert.ok(r.after < r.before / 2, `old space ${r.before} -> ${r.after} bytes`);
   });
 
   it('QuietTrimmer trims once work has stopped for its quiet time, not while it goes on, and never without work', async () => {

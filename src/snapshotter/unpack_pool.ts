@@ -58,6 +58,8 @@ class UnpackWorker {
   /** Resolves when the thread has exited. */
   readonly exited: Promise<number>;
   exitCode?: number;
+  /** Told to stop (idle, or the pool closing): it takes no more layers, though it has not exited yet. */
+  stopping = false;
   idleTimer?: NodeJS.Timeout;
   /** The jobs running on this worker, by id: each gets its messages, and hears of the thread's exit. */
   readonly jobs = new Map<number, { onMessage: (m: FromUnpackWorker) => void; onExit: (why: string) => void }>();
@@ -107,7 +109,7 @@ export class UnpackPool {
    * as it would if its worker had crashed. A later unpack starts a fresh worker.
    */
   async close(): Promise<void> {
-    for (const w of this.workers) void w.thread.terminate();
+    for (const w of this.workers) this.stop(w);
     await Promise.all([...this.workers].map((w) => w.exited));
   }
 
@@ -119,7 +121,7 @@ export class UnpackPool {
   /** An idle worker, else a new one while under the limit, else the least busy. */
   private pick(): UnpackWorker {
     let best: UnpackWorker | undefined;
-    for (const w of this.workers) if (w.exitCode === undefined && (best === undefined || w.jobs.size < best.jobs.size)) best = w;
+    for (const w of this.workers) if (w.exitCode === undefined && !w.stopping && (best === undefined || w.jobs.size < best.jobs.size)) best = w;
     if (best !== undefined && (best.jobs.size === 0 || this.workers.size >= this.opts.workers)) return best;
     const fresh = new UnpackWorker(this.opts.log);
     this.workers.add(fresh);
@@ -136,9 +138,14 @@ export class UnpackPool {
     if (w.jobs.size > 0 || w.exitCode !== undefined) return;
     clearTimeout(w.idleTimer);
     w.idleTimer = setTimeout(() => {
-      if (w.jobs.size === 0) void w.thread.terminate();
+      if (w.jobs.size === 0) this.stop(w);
     }, this.opts.idleMs ?? DEFAULT_IDLE_MS);
     w.idleTimer.unref();
+  }
+
+  private stop(w: UnpackWorker): void {
+    w.stopping = true;
+    void w.thread.terminate();
   }
 
   /** One layer on worker `w`: streams `input` to it with a bounded window and waits for its verdict. */

@@ -7,6 +7,7 @@
 // built) trimming does nothing.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
 
 interface MallocModule {
   trim(): boolean;
@@ -39,9 +40,13 @@ export function trimMalloc(): boolean {
   return mallocModule()?.trim() ?? false;
 }
 
-/** Full collections from quiet spells, at most one per this long (a kubelet polling every second leaves few). */
-const MIN_COLLECTION_INTERVAL_MS = 10_000;
-let lastCollection = -Infinity;
+/**
+ * A quiet spell runs a full collection only once V8's heap has grown by this
+ * much since the last one it ran: after a burst, not after the few calls of a
+ * kubelet polling every second (a collection costs 10-20 ms of the main thread).
+ */
+const COLLECT_AFTER_GROWTH_BYTES = 2 * 1024 * 1024;
+let heapAfterLastCollection = 0;
 
 /**
  * Gives back what a burst of work left: a full V8 collection, then
@@ -53,10 +58,9 @@ let lastCollection = -Infinity;
  */
 export function releaseFreeMemory(): void {
   const gc = (globalThis as { gc?: () => void }).gc;
-  const now = performance.now();
-  if (gc !== undefined && now - lastCollection >= MIN_COLLECTION_INTERVAL_MS) {
-    lastCollection = now;
+  if (gc !== undefined && v8.getHeapStatistics().total_heap_size >= heapAfterLastCollection + COLLECT_AFTER_GROWTH_BYTES) {
     gc();
+    heapAfterLastCollection = v8.getHeapStatistics().total_heap_size;
   }
   trimMalloc();
 }

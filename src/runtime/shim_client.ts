@@ -348,10 +348,11 @@ export class ShimClient {
     }
     line = line.trim();
     if (line.startsWith('OK ')) {
-      const pid = Number.parseInt(line.slice(3), 10);
+      const [pid, shimPid] = line.slice(3).split(' ').map((w) => Number.parseInt(w, 10));
       if (!Number.isInteger(pid) || pid <= 0) throw internal(`berth-shim sent a bad ready line: ${line}`);
-      const shimPid = await readPidFile(path.join(opts.stateDir, SHIM_FILES.shimPid));
-      return new ShimClient(opts.stateDir, pid, shimPid);
+      // A shim from before the line carried its own pid: read its pid file.
+      if (Number.isInteger(shimPid) && shimPid > 0) return new ShimClient(opts.stateDir, pid, shimPid);
+      return new ShimClient(opts.stateDir, pid, await readPidFile(path.join(opts.stateDir, SHIM_FILES.shimPid)));
     }
     if (line.startsWith('ERR ')) throw failedPrecondition(`creating container ${opts.id}: ${line.slice(4)}`);
     const why = stderrText.trim() || 'no output';

@@ -301,11 +301,6 @@ export class ShimClient {
     } catch (err) {
       throw failedPrecondition(`creating shim state dir ${opts.stateDir}: ${errorMessage(err)}`, err);
     }
-    try {
-      await fs.promises.access(bin, fs.constants.X_OK);
-    } catch (err) {
-      throw failedPrecondition(`berth-shim binary ${bin} is missing; build it with make -C src/shim`, err);
-    }
     const args = [
       '--id', opts.id,
       '--bundle', opts.bundle,
@@ -342,6 +337,9 @@ export class ShimClient {
       stderrText = r.stderr.toString('utf8');
     } catch (err) {
       if (err instanceof BerthError) throw err;
+      // Found out when it cannot be started rather than checked before every create.
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'EACCES') throw failedPrecondition(`berth-shim binary ${bin} is missing; build it with make -C src/shim`, err);
       throw internal(`spawning berth-shim ${bin}: ${errorMessage(err)}`, err);
     } finally {
       clearTimeout(timer);

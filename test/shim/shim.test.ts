@@ -122,6 +122,16 @@ describe('berth-shim', function () {
     c.runc('start', c.id);
   });
 
+  it('fails create with FAILED_PRECONDITION naming a shim binary that is missing', async function () {
+    const c = container({ args: ['true'] });
+    const missing = path.join(root, 'no-such-berth-shim');
+    await assert.rejects(ShimClient.spawn(spawnOpts(c, { shimBinary: missing })), (err: BerthError) => {
+      assert.equal(err.kind, 'FAILED_PRECONDITION');
+      assert.match(err.message, /berth-shim binary .*no-such-berth-shim is missing/);
+      return true;
+    });
+  });
+
   it('splits long lines into P records followed by an F record', async function () {
     const c = container({ args: ['sh', '-c', 'head -c 250 /dev/zero | tr "\\0" a; echo; echo short'] });
     const shim = await ShimClient.spawn(spawnOpts(c, { logMaxLine: 100 }));

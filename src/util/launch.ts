@@ -7,6 +7,7 @@
 // these modules directly, worker threads) the same requests are served with
 // node:child_process, and mounts by the mount/umount programs.
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Readable } from 'node:stream';
 
@@ -160,10 +161,19 @@ class Launcher {
 
 let launcher: Launcher | undefined;
 
-/** Makes this process launch through berth-launch at `binary` from now on (berthd's start-up); undefined: child_process. */
+/** Makes this process launch through berth-launch at `binary` from now on (berthd's start-up); undefined or not executable: child_process. */
 export function useLauncher(binary: string | undefined): void {
   launcher?.close();
-  launcher = binary ? new Launcher(binary) : undefined;
+  launcher = binary && isExecutable(binary) ? new Launcher(binary) : undefined;
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The running berth-launch's pid (none before the first request, or after it exited). */

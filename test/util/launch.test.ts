@@ -99,6 +99,15 @@ describe('berth-launch itself', () => {
   before(() => useLauncher(LAUNCHER));
   after(() => useLauncher(undefined));
 
+  it('is not used when the binary given is missing or not executable', () => {
+    useLauncher('/nonexistent/berth-launch');
+    assert.equal(launcherInUse(), false);
+    useLauncher(__filename);
+    assert.equal(launcherInUse(), false);
+    useLauncher(LAUNCHER);
+    assert.equal(launcherInUse(), true);
+  });
+
   it('fails the requests out when it dies, and a new one serves the next', async () => {
     const running = launch('/bin/sleep', ['10']);
     const pid = launcherPid();

@@ -3,7 +3,6 @@
 // shim's job (it runs `<runtime> create`). Every call passes `--root` and a
 // JSON `--log` file, so runtime errors never mix with a process's own output
 // and come back as typed errors carrying the runtime's message.
-import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -19,6 +18,7 @@ import { execScratchDir, spawnSupervisedExec, type SupervisedExec } from './exec
 import type { RuntimeHandler } from './handlers';
 import type { OciLinuxResources, OciProcess, OciSpec } from './spec/oci_types';
 import { writeFileAtomic } from '../util/atomic_file';
+import { launch } from '../util/launch';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'stopped' | 'paused';
 
@@ -149,24 +149,10 @@ export class OciRuntime {
     const dir = await this.scratch();
     const logFile = path.join(dir, 'log.json');
     try {
-      const { code, signal, stdout, stderr } = await new Promise<{
-        code: number | null;
-        signal: NodeJS.Signals | null;
-        stdout: string;
-        stderr: string;
-      }>((resolve, reject) => {
-        const child = spawn(this.handler.binary, [...this.baseArgs(logFile), ...args], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        const out = new CappedCollector(COMMAND_OUTPUT_CAP);
-        const err = new CappedCollector(64 * 1024);
-        child.stdout.on('data', (c: Buffer) => out.push(c));
-        child.stderr.on('data', (c: Buffer) => err.push(c));
-        child.once('error', reject);
-        child.once('close', (code, signal) =>
-          resolve({ code, signal, stdout: out.buffer().toString('utf8'), stderr: err.buffer().toString('utf8') }),
-        );
-      });
+      const r = await launch(this.handler.binary, [...this.baseArgs(logFile), ...args], { stdoutCap: COMMAND_OUTPUT_CAP, stderrCap: 64 * 1024 });
+      const { code, signal } = r;
+      const stdout = r.stdout.toString('utf8');
+      const stderr = r.stderr.toString('utf8');
       if (code === 0) return stdout;
       const errors = await readRuntimeErrors(logFile);
       const message =

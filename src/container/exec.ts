@@ -16,7 +16,8 @@ import { isRunning, stateWord } from './state';
 /** A running container's exec: its id and how to start `cmd` in it. */
 export interface ExecTarget {
   id: string;
-  start(opts: { tty: boolean; stdin: boolean }): Promise<SupervisedExec>;
+  /** Starts it at once; a failure to start comes out of the exec's `exited`. */
+  start(opts: { tty: boolean; stdin: boolean }): SupervisedExec;
 }
 
 export class ContainerExec {

@@ -3,8 +3,9 @@
 // the process as a child subreaper, relays a terminal when asked, and reports
 // the exit status on a control socket (fd 3), over which it also takes
 // RESIZE and KILL. If berthd goes away the socket's EOF kills the process.
+// Supervisors are spawned ahead of need (SupervisorPool) and told what to run
+// with a RUN frame on that socket; each makes and removes its own scratch files.
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -22,13 +23,13 @@ export interface SupervisedExecSpawn {
   runtime: string;
   runtimeRoot: string;
   containerId: string;
-  /** Private directory for the call's files (process.json, pid file, log, console socket); removed by the caller. */
-  scratchDir: string;
+  /** Where the supervisor makes its private scratch directory (process.json, pid file, log, console socket) and removes it. */
+  tmpDir: string;
   tty: boolean;
   /** Give the process a stdin pipe (non-tty) / relay input to the terminal (tty). */
   stdin: boolean;
-  /** Reads the runtime's error messages once it failed (from its --log). */
-  runtimeErrors: (logFile: string) => Promise<string[]>;
+  /** Picks the runtime's error messages out of its log (the supervisor's LOG lines) once it failed. */
+  runtimeErrors: (logLines: string[]) => string[];
   /** Turns the runtime's message into a typed error. */
   toError: (message: string) => BerthError;
 }
@@ -55,31 +56,108 @@ export interface SupervisedExec {
 
 /** How long the supervisor gets to exit after KILL before it is SIGKILLed itself. */
 const SUPERVISOR_KILL_GRACE_MS = 5000;
+/** LOG lines kept from one supervisor (the runtime's log of a failed start is a few lines). */
+const MAX_LOG_LINES = 64;
 
-export async function spawnSupervisedExec(opts: SupervisedExecSpawn, process: unknown): Promise<SupervisedExec> {
-  const logFile = path.join(opts.scratchDir, 'log.json');
-  const processFile = path.join(opts.scratchDir, 'process.json');
-  const pidFile = path.join(opts.scratchDir, 'exec.pid');
-  await fsp.writeFile(processFile, JSON.stringify(process), { mode: 0o600 });
-  const args = [
-    '--runtime', opts.runtime, '--root', opts.runtimeRoot, '--log', logFile,
-    '--process', processFile, '--pid-file', pidFile, '--control-fd', '3',
-  ];
-  // A unix socket path is short (107 bytes): <state>/tmp/<handler>-exec-XXXXXX/console.sock fits with /run/berth.
-  if (opts.tty) args.push('--tty', '--console-socket', path.join(opts.scratchDir, 'console.sock'));
-  args.push(opts.containerId);
-  const child = spawn(execSupervisorPath(), args, {
-    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'],
+interface ChildOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  spawnError?: Error;
+}
+
+/** A berth-exec started without orders: it waits for its RUN frame on the control socket (fd 3). */
+interface WaitingSupervisor {
+  child: ChildProcess;
+  control: Socket;
+  /** Settles when the supervisor is gone (or could not be spawned); taken at spawn so no event is missed while it waits. */
+  outcome: Promise<ChildOutcome>;
+}
+
+function spawnWaiting(stdin: boolean): WaitingSupervisor {
+  const child = spawn(execSupervisorPath(), ['--control-fd', '3'], {
+    stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'],
   });
   const control = child.stdio[3] as Socket;
-  control.setEncoding('utf8');
   control.on('error', () => undefined);
   child.stdin?.on('error', () => undefined); // EPIPE when the process exits without reading
+  const outcome = new Promise<ChildOutcome>((resolve) => {
+    child.once('error', (err) => resolve({ code: null, signal: null, spawnError: err }));
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  return { child, control, outcome };
+}
+
+function stillWaiting(w: WaitingSupervisor): boolean {
+  return w.child.pid !== undefined && w.child.exitCode === null && w.child.signalCode === null && !w.control.destroyed;
+}
+
+/** Holds or lets go of the event loop for a waiting supervisor and its pipes. */
+function setRef(w: WaitingSupervisor, ref: boolean): void {
+  for (const h of [w.child, w.control, w.child.stdin, w.child.stdout, w.child.stderr]) {
+    const s = h as { ref?: () => void; unref?: () => void } | null;
+    if (ref) s?.ref?.();
+    else s?.unref?.();
+  }
+}
+
+/**
+ * Supervisors started ahead of need, one per stdio shape (with or without a
+ * stdin pipe), so an exec does not wait for berthd to fork (a fork of the
+ * daemon blocks its event loop for 1-2 ms): the one taken is replaced while
+ * the runtime starts the process. Nothing is held for a shape not yet used.
+ */
+export class SupervisorPool {
+  private readonly waiting = new Map<boolean, WaitingSupervisor>();
+  private closed = false;
+
+  take(stdin: boolean): WaitingSupervisor {
+    const held = this.waiting.get(stdin);
+    this.waiting.delete(stdin);
+    if (!this.closed) setImmediate(() => this.refill(stdin));
+    if (held && stillWaiting(held)) {
+      setRef(held, true);
+      return held;
+    }
+    if (held) held.control.destroy();
+    return spawnWaiting(stdin);
+  }
+
+  /** Lets the waiting supervisors go (their control socket's EOF ends them); nothing is started after. */
+  close(): void {
+    this.closed = true;
+    for (const w of this.waiting.values()) w.control.destroy();
+    this.waiting.clear();
+  }
+
+  private refill(stdin: boolean): void {
+    if (this.closed || this.waiting.has(stdin)) return;
+    const w = spawnWaiting(stdin);
+    setRef(w, false);
+    this.waiting.set(stdin, w);
+    void w.outcome.then(() => {
+      if (this.waiting.get(stdin) === w) this.waiting.delete(stdin);
+    });
+  }
+}
+
+/** The RUN frame (EXEC.md): its header, the NUL-terminated arguments, the process JSON. */
+function runFrame(opts: SupervisedExecSpawn, process: unknown): Buffer {
+  const args = ['--runtime', opts.runtime, '--root', opts.runtimeRoot, '--tmp-dir', opts.tmpDir, ...(opts.tty ? ['--tty'] : []), opts.containerId];
+  const argBytes = Buffer.from(args.map((a) => `${a}\0`).join(''), 'utf8');
+  const processBytes = Buffer.from(JSON.stringify(process), 'utf8');
+  return Buffer.concat([Buffer.from(`RUN ${argBytes.length} ${processBytes.length}\n`, 'latin1'), argBytes, processBytes]);
+}
+
+export function startSupervisedExec(pool: SupervisorPool, opts: SupervisedExecSpawn, process: unknown): SupervisedExec {
+  const { child, control, outcome } = pool.take(opts.stdin);
+  control.setEncoding('utf8');
+  control.write(runFrame(opts, process));
 
   let pidResolve: (pid: number | null) => void = () => undefined;
   const pid = new Promise<number | null>((r) => (pidResolve = r));
   let exitLine: number | undefined;
   let failLine: string | undefined;
+  const logLines: string[] = [];
   let buffered = '';
   control.on('data', (d: string) => {
     buffered += d;
@@ -90,18 +168,18 @@ export async function spawnSupervisedExec(opts: SupervisedExecSpawn, process: un
       if (line.startsWith('PID ')) pidResolve(Number(line.slice(4)));
       else if (line.startsWith('EXIT ')) exitLine = Number(line.slice(5));
       else if (line.startsWith('FAIL ')) failLine = line.slice(5);
+      else if (line.startsWith('LOG ') && logLines.length < MAX_LOG_LINES) logLines.push(line.slice(4));
     }
     if (buffered.length > 8192) buffered = '';
   });
-  const controlClosed = new Promise<void>((r) => control.once('close', () => r()));
-  const childExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>((resolve) => {
-    child.once('error', (err) => resolve({ code: null, signal: null, spawnError: err }));
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+  const controlClosed = new Promise<void>((r) => {
+    if (control.closed) r();
+    else control.once('close', () => r());
   });
 
   let killTimer: NodeJS.Timeout | undefined;
   const exited = (async (): Promise<number> => {
-    const ex = await childExit;
+    const ex = await outcome;
     if (ex.spawnError) {
       control.destroy();
       throw internal(`cannot run ${execSupervisorPath()}: ${errorMessage(ex.spawnError)}`, ex.spawnError);
@@ -111,7 +189,7 @@ export async function spawnSupervisedExec(opts: SupervisedExecSpawn, process: un
     pidResolve(null);
     if (exitLine !== undefined && Number.isInteger(exitLine)) return exitLine;
     if (failLine !== undefined) {
-      const errors = await opts.runtimeErrors(logFile);
+      const errors = opts.runtimeErrors(logLines);
       throw opts.toError(errors.length > 0 ? errors.join('; ') : failLine);
     }
     throw internal(
@@ -141,9 +219,4 @@ export async function spawnSupervisedExec(opts: SupervisedExecSpawn, process: un
       }, SUPERVISOR_KILL_GRACE_MS);
     },
   };
-}
-
-/** A private (0700) scratch directory for one exec, in berth's own tmp directory (emptied at start). */
-export function execScratchDir(tmpDir: string, handlerName: string): Promise<string> {
-  return fsp.mkdtemp(path.join(tmpDir, `${handlerName}-exec-`));
 }

@@ -79,11 +79,21 @@ function lookups(fx: ContainerFixture): { containers: StreamingContainers; pods:
     if (!dir) throw new Error(`no runtime state for ${id} under ${base}`);
     return path.join(base, dir);
   };
+  // One runtime façade per runtime root, as berthd keeps one (and with it one pool of exec supervisors).
+  const runtimes = new Map<string, ContainerRuntime>();
+  const runtimeFor = (name: string, root: string): ContainerRuntime => {
+    let r = runtimes.get(root);
+    if (!r) {
+      r = new ContainerRuntime(() => ({ name, binary: runc, root, tmpDir: os.tmpdir() }));
+      runtimes.set(root, r);
+    }
+    return r;
+  };
   const containers: StreamingContainers = {
     async execTarget(id: string, cmd: string[], tty: boolean) {
       const rec = record(id);
       const spec = JSON.parse(fs.readFileSync(path.join(rec.bundleDir, 'config.json'), 'utf8')) as { process: OciProcess };
-      const runtime = new ContainerRuntime(() => ({ name: rec.runtimeHandler || 'runc', binary: runc, root: runtimeRoot(id), tmpDir: os.tmpdir() }));
+      const runtime = runtimeFor(rec.runtimeHandler || 'runc', runtimeRoot(id));
       const process = execProcess(spec.process, cmd, tty);
       return { id, start: (opts: { tty: boolean; stdin: boolean }) => runtime.startExec(rec, process, opts) };
     },
@@ -259,7 +269,7 @@ describe('containers: streaming backends (exec, attach, port-forward) with real 
   describe('the berth-exec supervisor, killed while the runtime is starting the process', () => {
     it('leaves nothing running', async () => {
       const t = await lookups(fx).containers.execTarget(worker, ['sleep', '4341'], false);
-      const ex = await t.start({ tty: false, stdin: false });
+      const ex = t.start({ tty: false, stdin: false });
       ex.kill(); // the runtime has barely started
       const outcome = await ex.exited.then(
         (code) => code,

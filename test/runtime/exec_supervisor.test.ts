@@ -1,0 +1,150 @@
+// berth-exec's RUN frame and the pool of supervisors started ahead of need,
+// driven through a stand-in runtime (a shell script that does what
+// `runc exec --detach` does for the supervisor: start a process, write its
+// pid file, exit), so no container is needed.
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import type { Socket } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BerthError, internal } from '../../src/errors';
+import { execSupervisorPath, startSupervisedExec, SupervisorPool, type SupervisedExecSpawn } from '../../src/runtime/exec_supervisor';
+
+// The process prints the process JSON it was given and exits 7; "fail" in it makes the runtime refuse, with a logged error.
+const FAKE_RUNTIME = `#!/bin/sh
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pid-file) pid="$2"; shift ;;
+    --process) proc="$2"; shift ;;
+    --log) log="$2"; shift ;;
+  esac
+  shift
+done
+case "$(cat "$proc")" in *fail*) echo '{"level":"error","msg":"the runtime refuses"}' > "$log"; exit 1 ;; esac
+(cat "$proc"; exit 7) &
+echo $! > "$pid"
+`;
+
+function collect(r: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    r.on('data', (d: Buffer) => (text += d.toString()));
+    r.on('close', () => resolve(text));
+  });
+}
+
+/** Pids of our own children running berth-exec. */
+function supervisorChildren(): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(rest[1]) === process.pid && stat.includes('(berth-exec)') && rest[0] !== 'Z') out.push(Number(e));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+async function until<T>(what: string, probe: () => T | undefined): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const v = probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('runtime/exec_supervisor: berth-exec started ahead of need', () => {
+  let tmp: string;
+  let scratch: string;
+  let pool: SupervisorPool;
+  let opts: SupervisedExecSpawn;
+
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-exec-sup-'));
+    fs.writeFileSync(path.join(tmp, 'runtime'), FAKE_RUNTIME, { mode: 0o755 });
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  beforeEach(() => {
+    scratch = fs.mkdtempSync(path.join(tmp, 'scratch-'));
+    pool = new SupervisorPool();
+    opts = {
+      runtime: path.join(tmp, 'runtime'),
+      runtimeRoot: path.join(tmp, 'root'),
+      containerId: 'c1',
+      tmpDir: scratch,
+      tty: false,
+      stdin: false,
+      runtimeErrors: (lines) => lines.map((l) => (JSON.parse(l) as { msg: string }).msg),
+      toError: (message) => internal(message),
+    };
+  });
+  afterEach(() => pool.close());
+
+  it('runs what its RUN frame names, with the process JSON intact, reports the exit and leaves no scratch files', async () => {
+    const spec = { args: ['x'], env: ['A=' + 'b'.repeat(200_000)], cwd: '/' };
+    const ex = startSupervisedExec(pool, opts, spec);
+    const out = collect(ex.stdout);
+    assert.ok(((await ex.pid) ?? 0) > 1);
+    assert.equal(await ex.exited, 7);
+    assert.equal(await out, JSON.stringify(spec));
+    assert.deepEqual(fs.readdirSync(scratch), []);
+  });
+
+  it('hands out the supervisor it started while the last exec ran, and replaces one that died', async () => {
+    const first = startSupervisedExec(pool, opts, { args: ['1'] });
+    assert.equal(await first.exited, 7);
+    const waiting = await until('a waiting supervisor', () => supervisorChildren().find((p) => p !== first.child.pid));
+    const second = startSupervisedExec(pool, opts, { args: ['2'] });
+    assert.equal(second.child.pid, waiting);
+    assert.equal(await second.exited, 7);
+
+    const next = await until('the next waiting supervisor', () => supervisorChildren().find((p) => p !== waiting));
+    process.kill(next, 'SIGKILL');
+    // Gone from /proc once reaped, which is when berthd (here: this process) learns of it.
+    await until('the kill', () => (fs.existsSync(`/proc/${next}`) ? undefined : true));
+    const third = startSupervisedExec(pool, opts, { args: ['3'] });
+    assert.notEqual(third.child.pid, next);
+    assert.equal(await third.exited, 7);
+  });
+
+  it('lets its waiting supervisors go when closed', async () => {
+    assert.equal(await startSupervisedExec(pool, opts, { args: ['1'] }).exited, 7);
+    const waiting = await until('a waiting supervisor', () => (supervisorChildren().length ? supervisorChildren() : undefined));
+    pool.close();
+    await until('the supervisors to leave', () => (supervisorChildren().some((p) => waiting.includes(p)) ? undefined : true));
+  });
+
+  it("fails with the runtime's logged error, and leaves no scratch files", async () => {
+    const ex = startSupervisedExec(pool, opts, { args: ['fail'] });
+    await assert.rejects(ex.exited, (err: unknown) => err instanceof BerthError && /the runtime refuses/.test(err.message));
+    assert.equal(await ex.pid, null);
+    assert.deepEqual(fs.readdirSync(scratch), []);
+  });
+
+  it('refuses a malformed RUN frame, and leaves quietly when berthd closes before sending one', async () => {
+    const run = async (frame: string | null): Promise<{ code: number | null; control: string }> => {
+      const child = spawn(execSupervisorPath(), ['--control-fd', '3'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+      const control = child.stdio[3] as Socket;
+      control.on('error', () => undefined); // a reset when it exits without reading all we sent
+      const text = collect(control);
+      if (frame === null) control.end();
+      else control.end(frame);
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      return { code, control: await text };
+    };
+    assert.deepEqual(await run(null), { code: 0, control: '' });
+    const bad = await run('RUN 5 x\n');
+    assert.equal(bad.code, 125);
+    assert.match(bad.control, /^FAIL RUN: bad header/);
+    const noId = await run(`RUN 7 2\n--root\0{}`);
+    assert.equal(noId.code, 125);
+    assert.match(noId.control, /^FAIL RUN: --root needs a value/);
+  });
+});

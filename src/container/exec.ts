@@ -16,8 +16,7 @@ import { isRunning, stateWord } from './state';
 /** A running container's exec: its id and how to start `cmd` in it. */
 export interface ExecTarget {
   id: string;
-  /** Starts it at once; a failure to start comes out of the exec's `exited`. */
-  start(opts: { tty: boolean; stdin: boolean }): SupervisedExec;
+  start(opts: { tty: boolean; stdin: boolean }): Promise<SupervisedExec>;
 }
 
 export class ContainerExec {

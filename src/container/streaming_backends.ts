@@ -75,7 +75,7 @@ export class ContainerExecBackend implements ExecBackend {
   async exec(containerId: string, cmd: string[], session: StreamSession): Promise<number> {
     const target = await this.containers.execTarget(containerId, cmd, session.tty);
     if (session.signal.aborted) throw failedPrecondition(`exec in ${target.id}: the client went away before it started`);
-    const ex = target.start({ tty: session.tty, stdin: session.stdin !== null });
+    const ex = await target.start({ tty: session.tty, stdin: session.stdin !== null });
     return runSession(ex, session);
   }
 }

@@ -121,8 +121,7 @@ export class ContainerRuntime {
     return this.oci(c).exec(c.id, process, opts);
   }
 
-  /** Returns at once: a failure to start comes out of `exited`. */
-  startExec(c: ContainerRef, process: OciProcess, opts: { tty: boolean; stdin: boolean }): SupervisedExec {
+  startExec(c: ContainerRef, process: OciProcess, opts: { tty: boolean; stdin: boolean }): Promise<SupervisedExec> {
     return this.oci(c).startExec(c.id, process, opts);
   }
 

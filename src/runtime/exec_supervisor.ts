@@ -3,13 +3,14 @@
 // the process as a child subreaper, relays a terminal when asked, and reports
 // the exit status on a control socket (fd 3), over which it also takes
 // RESIZE and KILL. If berthd goes away the socket's EOF kills the process.
-// Supervisors are spawned ahead of need (SupervisorPool) and told what to run
-// with a RUN frame on that socket; each makes and removes its own scratch files.
-import { spawn, type ChildProcess } from 'node:child_process';
+// Supervisors are started ahead of need (SupervisorPool), by the launcher
+// (exec_launcher.ts), and told what to run with a RUN frame on that socket;
+// each makes and removes its own scratch files.
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
-import { BerthError, errorMessage, internal } from '../errors';
+import { BerthError, internal } from '../errors';
+import { SupervisorLauncher, type LaunchedSupervisor } from './exec_launcher';
 
 /** The berth-exec binary: $BERTH_EXEC, else <repo>/build/berth-exec next to dist/. */
 export function execSupervisorPath(): string {
@@ -51,7 +52,8 @@ export interface SupervisedExec {
   resize(width: number, height: number): void;
   /** SIGKILLs the process (and what it left behind); `exited` then settles. */
   kill(): void;
-  readonly child: ChildProcess;
+  /** The berth-exec process and berthd's end of its control socket (closing it kills the process). */
+  readonly supervisor: { readonly pid: number; readonly control: Socket };
 }
 
 /** How long the supervisor gets to exit after KILL before it is SIGKILLed itself. */
@@ -59,99 +61,82 @@ const SUPERVISOR_KILL_GRACE_MS = 5000;
 /** LOG lines kept from one supervisor (the runtime's log of a failed start is a few lines). */
 const MAX_LOG_LINES = 64;
 
-interface ChildOutcome {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  spawnError?: Error;
-}
-
-/** A berth-exec started without orders: it waits for its RUN frame on the control socket (fd 3). */
-interface WaitingSupervisor {
-  child: ChildProcess;
-  control: Socket;
-  /** Settles when the supervisor is gone (or could not be spawned); taken at spawn so no event is missed while it waits. */
-  outcome: Promise<ChildOutcome>;
-}
-
-function spawnWaiting(stdin: boolean): WaitingSupervisor {
-  const child = spawn(execSupervisorPath(), ['--control-fd', '3'], {
-    stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'],
-  });
-  const control = child.stdio[3] as Socket;
-  control.on('error', () => undefined);
-  child.stdin?.on('error', () => undefined); // EPIPE when the process exits without reading
-  const outcome = new Promise<ChildOutcome>((resolve) => {
-    child.once('error', (err) => resolve({ code: null, signal: null, spawnError: err }));
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  return { child, control, outcome };
-}
-
-function stillWaiting(w: WaitingSupervisor): boolean {
-  return w.child.pid !== undefined && w.child.exitCode === null && w.child.signalCode === null && !w.control.destroyed;
-}
-
-/** Holds or lets go of the event loop for a waiting supervisor and its pipes. */
-function setRef(w: WaitingSupervisor, ref: boolean): void {
-  for (const h of [w.child, w.control, w.child.stdin, w.child.stdout, w.child.stderr]) {
-    const s = h as { ref?: () => void; unref?: () => void } | null;
-    if (ref) s?.ref?.();
-    else s?.unref?.();
+/** Holds or lets go of the event loop for a supervisor's sockets. */
+function setRef(w: LaunchedSupervisor, ref: boolean): void {
+  for (const s of [w.control, w.stdin, w.stdout, w.stderr]) {
+    if (ref) s?.ref();
+    else s?.unref();
   }
 }
 
 /**
  * Supervisors started ahead of need, one per stdio shape (with or without a
- * stdin pipe), so an exec does not wait for berthd to fork (a fork of the
- * daemon blocks its event loop for 1-2 ms): the one taken is replaced while
- * the runtime starts the process. Nothing is held for a shape not yet used.
+ * stdin socket), so an exec only sends its orders: the one taken is replaced
+ * (by the launcher, off berthd's thread) while the runtime starts the
+ * process. Nothing is held for a shape not yet used.
  */
 export class SupervisorPool {
-  private readonly waiting = new Map<boolean, WaitingSupervisor>();
+  private readonly launcher: SupervisorLauncher;
+  private readonly waiting = new Map<boolean, LaunchedSupervisor>();
+  private readonly filling = new Set<boolean>();
   private closed = false;
 
-  take(stdin: boolean): WaitingSupervisor {
-    const held = this.waiting.get(stdin);
-    this.waiting.delete(stdin);
-    if (!this.closed) setImmediate(() => this.refill(stdin));
-    if (held && stillWaiting(held)) {
-      setRef(held, true);
-      return held;
-    }
-    if (held) held.control.destroy();
-    return spawnWaiting(stdin);
+  constructor(binary: string = execSupervisorPath()) {
+    this.launcher = new SupervisorLauncher(binary);
   }
 
-  /** Lets the waiting supervisors go (their control socket's EOF ends them); nothing is started after. */
+  take(stdin: boolean): Promise<LaunchedSupervisor> {
+    const held = this.waiting.get(stdin);
+    this.waiting.delete(stdin);
+    this.refill(stdin);
+    if (held && !held.control.destroyed) {
+      setRef(held, true);
+      return Promise.resolve(held);
+    }
+    return this.launcher.launch(stdin);
+  }
+
+  /** Lets the waiting supervisors and the launcher go (each leaves at its socket's EOF); nothing is started after. */
   close(): void {
     this.closed = true;
     for (const w of this.waiting.values()) w.control.destroy();
     this.waiting.clear();
+    this.launcher.close();
   }
 
   private refill(stdin: boolean): void {
-    if (this.closed || this.waiting.has(stdin)) return;
-    const w = spawnWaiting(stdin);
-    setRef(w, false);
-    this.waiting.set(stdin, w);
-    void w.outcome.then(() => {
-      if (this.waiting.get(stdin) === w) this.waiting.delete(stdin);
-    });
+    if (this.closed || this.waiting.has(stdin) || this.filling.has(stdin)) return;
+    this.filling.add(stdin);
+    this.launcher.launch(stdin).then(
+      (w) => {
+        this.filling.delete(stdin);
+        if (this.closed || this.waiting.has(stdin)) return void w.control.destroy();
+        setRef(w, false);
+        this.waiting.set(stdin, w);
+        void w.outcome.then(() => {
+          if (this.waiting.get(stdin) === w) this.waiting.delete(stdin);
+        });
+      },
+      () => this.filling.delete(stdin), // the exec that needs one launches it and reports the error
+    );
   }
 }
 
 /** The RUN frame (EXEC.md): its header, the NUL-terminated arguments, the process JSON. */
-function runFrame(opts: SupervisedExecSpawn, process: unknown): Buffer {
+function runFrame(opts: SupervisedExecSpawn, processSpec: unknown): Buffer {
   const args = ['--runtime', opts.runtime, '--root', opts.runtimeRoot, '--tmp-dir', opts.tmpDir, ...(opts.tty ? ['--tty'] : []), opts.containerId];
   const argBytes = Buffer.from(args.map((a) => `${a}\0`).join(''), 'utf8');
-  const processBytes = Buffer.from(JSON.stringify(process), 'utf8');
+  const processBytes = Buffer.from(JSON.stringify(processSpec), 'utf8');
   return Buffer.concat([Buffer.from(`RUN ${argBytes.length} ${processBytes.length}\n`, 'latin1'), argBytes, processBytes]);
 }
 
-export function startSupervisedExec(pool: SupervisorPool, opts: SupervisedExecSpawn, process: unknown): SupervisedExec {
-  const { child, control, outcome } = pool.take(opts.stdin);
+export async function startSupervisedExec(pool: SupervisorPool, opts: SupervisedExecSpawn, processSpec: unknown): Promise<SupervisedExec> {
+  const sup = await pool.take(opts.stdin);
+  const { control, outcome } = sup;
+  control.on('error', () => undefined);
+  sup.stdin?.on('error', () => undefined); // EPIPE when the process exits without reading
   control.setEncoding('utf8');
-  control.write(runFrame(opts, process));
+  control.write(runFrame(opts, processSpec));
 
   let pidResolve: (pid: number | null) => void = () => undefined;
   const pid = new Promise<number | null>((r) => (pidResolve = r));
@@ -176,14 +161,12 @@ export function startSupervisedExec(pool: SupervisorPool, opts: SupervisedExecSp
     if (control.closed) r();
     else control.once('close', () => r());
   });
+  let gone = false;
+  void outcome.then(() => (gone = true));
 
   let killTimer: NodeJS.Timeout | undefined;
   const exited = (async (): Promise<number> => {
-    const ex = await outcome;
-    if (ex.spawnError) {
-      control.destroy();
-      throw internal(`cannot run ${execSupervisorPath()}: ${errorMessage(ex.spawnError)}`, ex.spawnError);
-    }
+    // The last line comes just before the supervisor exits and its socket closes.
     await controlClosed;
     if (killTimer) clearTimeout(killTimer);
     pidResolve(null);
@@ -192,8 +175,9 @@ export function startSupervisedExec(pool: SupervisorPool, opts: SupervisedExecSp
       const errors = opts.runtimeErrors(logLines);
       throw opts.toError(errors.length > 0 ? errors.join('; ') : failLine);
     }
+    const ex = await outcome;
     throw internal(
-      `exec in ${opts.containerId}: the exec supervisor exited without a status (${ex.signal ?? `status ${String(ex.code)}`})`,
+      `exec in ${opts.containerId}: the exec supervisor exited without a status (${ex.lost ?? ex.signal ?? `status ${String(ex.code)}`})`,
     );
   })();
   exited.catch(() => undefined);
@@ -202,20 +186,21 @@ export function startSupervisedExec(pool: SupervisorPool, opts: SupervisedExecSp
     if (!control.destroyed && control.writable) control.write(`${line}\n`);
   };
   return {
-    stdin: child.stdin,
-    stdout: child.stdout as Readable,
-    stderr: child.stderr as Readable,
+    stdin: sup.stdin,
+    stdout: sup.stdout,
+    stderr: sup.stderr,
     pid,
     exited,
-    child,
+    supervisor: { pid: sup.pid, control },
     resize(width: number, height: number): void {
       sendControl(`RESIZE ${Math.max(0, Math.min(65535, Math.trunc(width)))} ${Math.max(0, Math.min(65535, Math.trunc(height)))}`);
     },
     kill(): void {
-      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (gone) return;
       sendControl('KILL');
       killTimer ??= setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        // Only while the launcher has not reaped it: its pid is not reused before.
+        if (!gone) process.kill(sup.pid, 'SIGKILL');
       }, SUPERVISOR_KILL_GRACE_MS);
     },
   };

@@ -220,7 +220,7 @@ export class OciRuntime {
    * supervisor keeps its files in a scratch directory of its own under
    * tmpDir and removes it before it exits.
    */
-  startExec(id: string, process: OciProcess, opts: { tty: boolean; stdin: boolean }): SupervisedExec {
+  startExec(id: string, process: OciProcess, opts: { tty: boolean; stdin: boolean }): Promise<SupervisedExec> {
     return startSupervisedExec(
       this.supervisors,
       {
@@ -250,7 +250,7 @@ export class OciRuntime {
    * pipes. Once it is reaped the pipes are drained for a short grace period only.
    */
   async exec(id: string, process: OciProcess, opts: ExecOptions = {}): Promise<ExecResult> {
-    const ex = this.startExec(id, process, { tty: false, stdin: opts.stdin !== undefined });
+    const ex = await this.startExec(id, process, { tty: false, stdin: opts.stdin !== undefined });
     const stdout = new CappedCollector(opts.stdoutCap ?? EXEC_OUTPUT_CAP);
     const stderr = new CappedCollector(opts.stderrCap ?? EXEC_OUTPUT_CAP);
     ex.stdout.on('data', (c: Buffer) => stdout.push(c));

@@ -12,6 +12,7 @@
  * when the process and its children close them). SIGTERM/SIGINT/SIGHUP, a
  * KILL command or EOF on the control fd SIGKILL the process: a client that
  * goes away leaves nothing running. See EXEC.md. */
+#include "launcher.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -113,7 +114,8 @@ static void fail(const char *fmt, ...)
 
 static void usage(void)
 {
-	dprintf(2, "usage: berth-exec --control-fd N   (then a RUN frame on fd N, see EXEC.md)\n");
+	dprintf(2, "usage: berth-exec --control-fd N   (then a RUN frame on fd N, see EXEC.md)\n"
+		   "       berth-exec --launcher       (with Node's IPC channel: forks supervisors for berthd)\n");
 	_exit(2);
 }
 
@@ -622,6 +624,8 @@ static void supervise(void)
 
 int main(int argc, char **argv)
 {
+	if (argc == 2 && !strcmp(argv[1], "--launcher"))
+		return launcher_main();
 	parse_command_line(argc, argv);
 	close_inherited_fds();
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)

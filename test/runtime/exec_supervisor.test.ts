@@ -34,15 +34,25 @@ function collect(r: NodeJS.ReadableStream): Promise<string> {
   });
 }
 
-/** Pids of our own children running berth-exec. */
+function statOf(pid: string | number): { state: string; ppid: number } | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0], ppid: Number(rest[1]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Live supervisors our launcher started (its children running `berth-exec --control-fd`). */
 function supervisorChildren(): number[] {
   const out: number[] = [];
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
+    const st = statOf(e);
+    if (!st || st.state === 'Z' || statOf(st.ppid)?.ppid !== process.pid) continue;
     try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(rest[1]) === process.pid && stat.includes('(berth-exec)') && rest[0] !== 'Z') out.push(Number(e));
+      if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes('--control-fd')) out.push(Number(e));
     } catch {
       // gone
     }
@@ -89,7 +99,7 @@ describe('runtime/exec_supervisor: berth-exec started ahead of need', () => {
 
   it('runs what its RUN frame names, with the process JSON intact, reports the exit and leaves no scratch files', async () => {
     const spec = { args: ['x'], env: ['A=' + 'b'.repeat(200_000)], cwd: '/' };
-    const ex = startSupervisedExec(pool, opts, spec);
+    const ex = await startSupervisedExec(pool, opts, spec);
     const out = collect(ex.stdout);
     assert.ok(((await ex.pid) ?? 0) > 1);
     assert.equal(await ex.exited, 7);
@@ -98,31 +108,45 @@ describe('runtime/exec_supervisor: berth-exec started ahead of need', () => {
   });
 
   it('hands out the supervisor it started while the last exec ran, and replaces one that died', async () => {
-    const first = startSupervisedExec(pool, opts, { args: ['1'] });
+    const first = await startSupervisedExec(pool, opts, { args: ['1'] });
     assert.equal(await first.exited, 7);
-    const waiting = await until('a waiting supervisor', () => supervisorChildren().find((p) => p !== first.child.pid));
-    const second = startSupervisedExec(pool, opts, { args: ['2'] });
-    assert.equal(second.child.pid, waiting);
+    const waiting = await until('a waiting supervisor', () => supervisorChildren().find((p) => p !== first.supervisor.pid));
+    const second = await startSupervisedExec(pool, opts, { args: ['2'] });
+    assert.equal(second.supervisor.pid, waiting);
     assert.equal(await second.exited, 7);
 
     const next = await until('the next waiting supervisor', () => supervisorChildren().find((p) => p !== waiting));
     process.kill(next, 'SIGKILL');
-    // Gone from /proc once reaped, which is when berthd (here: this process) learns of it.
+    // Gone from /proc once reaped, which is when the launcher reports it.
     await until('the kill', () => (fs.existsSync(`/proc/${next}`) ? undefined : true));
-    const third = startSupervisedExec(pool, opts, { args: ['3'] });
-    assert.notEqual(third.child.pid, next);
+    const third = await startSupervisedExec(pool, opts, { args: ['3'] });
+    assert.notEqual(third.supervisor.pid, next);
     assert.equal(await third.exited, 7);
   });
 
+  it('starts a new launcher when its launcher died', async () => {
+    assert.equal(await (await startSupervisedExec(pool, opts, { args: ['1'] })).exited, 7);
+    const launcher = await until('the launcher', () =>
+      fs
+        .readdirSync('/proc')
+        .filter((e) => /^\d+$/.test(e) && statOf(e)?.ppid === process.pid)
+        .find((e) => fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes('--launcher')),
+    );
+    process.kill(Number(launcher), 'SIGKILL');
+    await until('the launcher to go', () => (fs.existsSync(`/proc/${launcher}`) ? undefined : true));
+    await new Promise((r) => setTimeout(r, 50)); // its waiting supervisor leaves too (PDEATHSIG)
+    assert.equal(await (await startSupervisedExec(pool, opts, { args: ['2'] })).exited, 7);
+  });
+
   it('lets its waiting supervisors go when closed', async () => {
-    assert.equal(await startSupervisedExec(pool, opts, { args: ['1'] }).exited, 7);
+    assert.equal(await (await startSupervisedExec(pool, opts, { args: ['1'] })).exited, 7);
     const waiting = await until('a waiting supervisor', () => (supervisorChildren().length ? supervisorChildren() : undefined));
     pool.close();
     await until('the supervisors to leave', () => (supervisorChildren().some((p) => waiting.includes(p)) ? undefined : true));
   });
 
   it("fails with the runtime's logged error, and leaves no scratch files", async () => {
-    const ex = startSupervisedExec(pool, opts, { args: ['fail'] });
+    const ex = await startSupervisedExec(pool, opts, { args: ['fail'] });
     await assert.rejects(ex.exited, (err: unknown) => err instanceof BerthError && /the runtime refuses/.test(err.message));
     assert.equal(await ex.pid, null);
     assert.deepEqual(fs.readdirSync(scratch), []);

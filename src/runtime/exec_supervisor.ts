@@ -88,7 +88,8 @@ export class SupervisorPool {
   take(stdin: boolean): Promise<LaunchedSupervisor> {
     const held = this.waiting.get(stdin);
     this.waiting.delete(stdin);
-    this.refill(stdin);
+    // After the caller has sent its orders: the launcher is asked while the runtime starts the process.
+    setImmediate(() => this.refill(stdin));
     if (held && !held.control.destroyed) {
       setRef(held, true);
       return Promise.resolve(held);
@@ -142,6 +143,8 @@ export async function startSupervisedExec(pool: SupervisorPool, opts: Supervised
   const pid = new Promise<number | null>((r) => (pidResolve = r));
   let exitLine: number | undefined;
   let failLine: string | undefined;
+  let lastLineSeen: () => void = () => undefined;
+  const lastLine = new Promise<void>((r) => (lastLineSeen = r));
   const logLines: string[] = [];
   let buffered = '';
   control.on('data', (d: string) => {
@@ -156,6 +159,7 @@ export async function startSupervisedExec(pool: SupervisorPool, opts: Supervised
       else if (line.startsWith('LOG ') && logLines.length < MAX_LOG_LINES) logLines.push(line.slice(4));
     }
     if (buffered.length > 8192) buffered = '';
+    if (exitLine !== undefined || failLine !== undefined) lastLineSeen();
   });
   const controlClosed = new Promise<void>((r) => {
     if (control.closed) r();
@@ -166,8 +170,9 @@ export async function startSupervisedExec(pool: SupervisorPool, opts: Supervised
 
   let killTimer: NodeJS.Timeout | undefined;
   const exited = (async (): Promise<number> => {
-    // The last line comes just before the supervisor exits and its socket closes.
-    await controlClosed;
+    // EXIT or FAIL is the last thing the supervisor does (its scratch directory is gone by then):
+    // the status need not wait for its exit, only for the line or, without one, its socket closing.
+    await Promise.race([lastLine, controlClosed]);
     if (killTimer) clearTimeout(killTimer);
     pidResolve(null);
     if (exitLine !== undefined && Number.isInteger(exitLine)) return exitLine;

@@ -116,8 +116,11 @@ export class SupervisorLauncher {
       return;
     }
     if ('fd' in msg) {
-      if (handle && msg.fd >= 0 && msg.fd <= 3) p.sockets[msg.fd] = handle;
-      else handle?.destroy();
+      if (handle && msg.fd >= 0 && msg.fd <= 3) {
+        // A supervisor that dies while it waits must not take berthd with an unhandled 'error'.
+        handle.on('error', () => undefined);
+        p.sockets[msg.fd] = handle;
+      } else handle?.destroy();
       return;
     }
     if ('error' in msg) return this.settle(msg.id, internal(msg.error));

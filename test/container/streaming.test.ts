@@ -67,6 +67,9 @@ function fakeSession(opts: { tty?: boolean; stdin?: boolean }): FakeSession {
   };
 }
 
+/** One runtime façade per runtime root, as berthd keeps one (and with it one launcher and pool of exec supervisors); closed after the tests. */
+const runtimes = new Map<string, ContainerRuntime>();
+
 /** Reads berthd's durable records (read-only) so the backends run in this process against its containers. */
 function lookups(fx: ContainerFixture): { containers: StreamingContainers; pods: StreamingPods } {
   const record = (id: string): ContainerRecord =>
@@ -78,8 +81,6 @@ function lookups(fx: ContainerFixture): { containers: StreamingContainers; pods:
     if (!dir) throw new Error(`no runtime state for ${id} under ${base}`);
     return path.join(base, dir);
   };
-  // One runtime façade per runtime root, as berthd keeps one (and with it one pool of exec supervisors).
-  const runtimes = new Map<string, ContainerRuntime>();
   const runtimeFor = (name: string, root: string): ContainerRuntime => {
     let r = runtimes.get(root);
     if (!r) {
@@ -150,6 +151,8 @@ describe('containers: streaming backends (exec, attach, port-forward) with real 
     worker = await run('worker');
   });
   after(async () => {
+    for (const r of runtimes.values()) r.close();
+    runtimes.clear();
     await fx?.cleanup();
   });
 

@@ -44,6 +44,9 @@ function statOf(pid: string | number): { state: string; ppid: number } | undefin
   }
 }
 
+/** Supervisors of other tests' launchers, present before each test here. */
+let others = new Set<number>();
+
 /** Live supervisors our launcher started (its children running `berth-exec --control-fd`). */
 function supervisorChildren(): number[] {
   const out: number[] = [];
@@ -52,7 +55,7 @@ function supervisorChildren(): number[] {
     const st = statOf(e);
     if (!st || st.state === 'Z' || statOf(st.ppid)?.ppid !== process.pid) continue;
     try {
-      if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes('--control-fd')) out.push(Number(e));
+      if (!others.has(Number(e)) && fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes('--control-fd')) out.push(Number(e));
     } catch {
       // gone
     }
@@ -82,6 +85,8 @@ describe('runtime/exec_supervisor: berth-exec started ahead of need', () => {
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   beforeEach(() => {
+    others = new Set();
+    others = new Set(supervisorChildren());
     scratch = fs.mkdtempSync(path.join(tmp, 'scratch-'));
     pool = new SupervisorPool();
     opts = {
@@ -117,8 +122,9 @@ describe('runtime/exec_supervisor: berth-exec started ahead of need', () => {
 
     const next = await until('the next waiting supervisor', () => supervisorChildren().find((p) => p !== waiting));
     process.kill(next, 'SIGKILL');
-    // Gone from /proc once reaped, which is when the launcher reports it.
+    // Gone from /proc once the launcher reaped it; its report then reaches the pool.
     await until('the kill', () => (fs.existsSync(`/proc/${next}`) ? undefined : true));
+    await new Promise((r) => setTimeout(r, 100));
     const third = await startSupervisedExec(pool, opts, { args: ['3'] });
     assert.notEqual(third.supervisor.pid, next);
     assert.equal(await third.exited, 7);

@@ -218,9 +218,11 @@ static void receive_run(void)
 	head[n] = 0;
 	unsigned long args_len, process_len;
 	char extra;
-	if (sscanf(head, "RUN %lu %lu%c", &args_len, &process_len, &extra) != 2 || args_len == 0 ||
-	    args_len > MAX_RUN_ARGS_BYTES || process_len == 0 || process_len > MAX_PROCESS_BYTES)
+	if (sscanf(head, "RUN %lu %lu%c", &args_len, &process_len, &extra) != 2 || args_len == 0 || process_len == 0)
 		fail("RUN: bad header \"%s\"", head);
+	if (args_len > MAX_RUN_ARGS_BYTES || process_len > MAX_PROCESS_BYTES)
+		fail("RUN: %lu bytes of arguments and %lu of process JSON, over the limits (%d and %d)", args_len, process_len,
+		     MAX_RUN_ARGS_BYTES, MAX_PROCESS_BYTES);
 	static char args[MAX_RUN_ARGS_BYTES];
 	if (read_exact(ctl_fd, args, args_len) < 0 || args[args_len - 1] != 0)
 		fail("RUN: arguments cut short");

@@ -173,6 +173,9 @@ describe('runtime/exec_supervisor: berth-exec started ahead of need', () => {
     const bad = await run('RUN 5 x\n');
     assert.equal(bad.code, 125);
     assert.match(bad.control, /^FAIL RUN: bad header/);
+    const huge = await run(`RUN 7 ${32 << 20}\n`);
+    assert.equal(huge.code, 125);
+    assert.match(huge.control, /^FAIL RUN: 7 bytes of arguments and 33554432 of process JSON, over the limits/);
     const noId = await run(`RUN 7 2\n--root\0{}`);
     assert.equal(noId.code, 125);
     assert.match(noId.control, /^FAIL RUN: --root needs a value/);

@@ -1,6 +1,6 @@
 /* berth-exec: supervises one process exec'd into a running container.
  *
- * berthd may start it ahead of need: it waits for its orders (a RUN frame:
+ * The launcher (launcher.c) starts it ahead of need: it waits for its orders (a RUN frame:
  * runtime, container id, process JSON) on the control fd, and only then
  * makes its scratch directory and starts the runtime. It becomes a child
  * subreaper, runs `<runtime> exec --detach`, so the exec'd
@@ -633,8 +633,9 @@ int main(int argc, char **argv)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
-	/* berthd dying must not leave the process behind (the control fd's EOF covers it too).
-	 * Until RUN arrives nothing is started, so a signal's default action (exit) is right. */
+	/* The launcher, our parent, leaves when berthd does: that must not leave the process behind
+	 * (the control fd's EOF covers it too). Until RUN arrives nothing is started, so a signal's
+	 * default action (exit) is right. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 	if (getppid() == 1)
 		_exit(EXIT_FAIL);

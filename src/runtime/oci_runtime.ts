@@ -14,7 +14,7 @@ import {
   internal,
   notFound,
 } from '../errors';
-import { execScratchDir, spawnSupervisedExec, type SupervisedExec } from './exec_supervisor';
+import { startSupervisedExec, type SupervisedExec, type SupervisorPool } from './exec_supervisor';
 import type { RuntimeHandler } from './handlers';
 import type { OciLinuxResources, OciProcess, OciSpec } from './spec/oci_types';
 import { writeFileAtomic } from '../util/atomic_file';
@@ -93,8 +93,13 @@ async function readRuntimeErrors(logFile: string): Promise<string[]> {
   } catch {
     return [];
   }
+  return runtimeLogErrors(text.split('\n'));
+}
+
+/** The error-level messages among a runc JSON log's lines (a line that is not JSON is kept as it is). */
+function runtimeLogErrors(lines: string[]): string[] {
   const out: string[] = [];
-  for (const line of text.split('\n')) {
+  for (const line of lines) {
     if (!line.trim()) continue;
     try {
       const e = JSON.parse(line) as LogEntry;
@@ -119,7 +124,11 @@ function closeStream(s: Readable | null): void {
 }
 
 export class OciRuntime {
-  constructor(private readonly handler: Pick<RuntimeHandler, 'name' | 'binary' | 'root' | 'tmpDir' | 'globalArgs'>) {}
+  constructor(
+    private readonly handler: Pick<RuntimeHandler, 'name' | 'binary' | 'root' | 'tmpDir' | 'globalArgs'>,
+    /** Where exec supervisors come from (ContainerRuntime keeps one pool for all calls). */
+    private readonly supervisors: SupervisorPool,
+  ) {}
 
   get name(): string {
     return this.handler.name;
@@ -208,32 +217,24 @@ export class OciRuntime {
   /**
    * Starts `process` in the running container under the berth-exec
    * supervisor (src/shim/EXEC.md) and returns its streams and exit. The
-   * call's scratch directory is removed once the exit has settled.
+   * supervisor keeps its files in a scratch directory of its own under
+   * tmpDir and removes it before it exits.
    */
-  async startExec(id: string, process: OciProcess, opts: { tty: boolean; stdin: boolean }): Promise<SupervisedExec> {
-    const dir = await execScratchDir(this.handler.tmpDir, this.handler.name);
-    let ex: SupervisedExec;
-    try {
-      ex = await spawnSupervisedExec(
-        {
-          runtime: this.handler.binary,
-          runtimeRoot: this.handler.root,
-          containerId: id,
-          scratchDir: dir,
-          tty: opts.tty,
-          stdin: opts.stdin,
-          runtimeErrors: readRuntimeErrors,
-          toError: (message) => runtimeError(`${this.handler.name} exec`, id, message),
-        },
-        process,
-      );
-    } catch (err) {
-      await fsp.rm(dir, { recursive: true, force: true });
-      throw err;
-    }
-    const cleanup = (): Promise<void> => fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
-    ex.exited.then(cleanup, cleanup);
-    return ex;
+  startExec(id: string, process: OciProcess, opts: { tty: boolean; stdin: boolean }): Promise<SupervisedExec> {
+    return startSupervisedExec(
+      this.supervisors,
+      {
+        runtime: this.handler.binary,
+        runtimeRoot: this.handler.root,
+        containerId: id,
+        tmpDir: this.handler.tmpDir,
+        tty: opts.tty,
+        stdin: opts.stdin,
+        runtimeErrors: runtimeLogErrors,
+        toError: (message) => runtimeError(`${this.handler.name} exec`, id, message),
+      },
+      process,
+    );
   }
 
   /**

@@ -2,9 +2,11 @@
 NODE    ?= node
 NPX     ?= npx
 BUILD   := $(abspath build)
-NATIVE  := $(wildcard src/shim/Makefile src/pinns/Makefile src/notify/Makefile)
-# Node flags berthd runs with wherever it is started (deploy/node-flags: also the installed launcher and the tests).
+NATIVE  := $(wildcard src/shim/Makefile src/pinns/Makefile src/notify/Makefile src/launch/Makefile src/malloc/Makefile)
+# Node flags and environment berthd runs with wherever it is started (deploy/node-flags, deploy/node-env: also the
+# installed launcher and the tests).
 BERTHD_NODE_FLAGS := $(shell cat deploy/node-flags)
+BERTHD_NODE_ENV := $(shell grep -v '^\#' deploy/node-env)
 
 .PHONY: all build native ts gen test run bench soak lint clean install deb docs
 
@@ -33,7 +35,7 @@ test: build
 
 # berthd in the foreground with the built-in defaults (needs root).
 run: build
-	$(NODE) $(BERTHD_NODE_FLAGS) dist/src/daemon/main.js
+	env $(BERTHD_NODE_ENV) $(NODE) $(BERTHD_NODE_FLAGS) dist/src/daemon/main.js
 
 bench: build
 	$(NODE) dist/bench/run.js

@@ -198,6 +198,16 @@ export function berthHelpers(marker: string): ProcInfo[] {
   return out;
 }
 
+/** The parent pid of a process (0 when it is gone). */
+export function parentOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
 /** Every process named berth-pause (pod infra); used with a before/after set difference. */
 export function pidsNamed(comm: string): number[] {
   const out: number[] = [];

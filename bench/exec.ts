@@ -15,12 +15,6 @@ export async function benchExec(): Promise<void> {
     await floor.init();
     const floorId = `bench-exec-${process.pid}`;
     await floor.start(floorId);
-    const bare: number[] = [];
-    for (let i = 0; i < WARMUP + N; i++) {
-      const ms = await timed(() => floor.exec(floorId, ['true']));
-      if (i >= WARMUP) bare.push(ms);
-    }
-    await floor.delete(floorId);
 
     const b = await startBerth(c);
     const rt = b.berthd.cri.runtime;
@@ -37,26 +31,32 @@ export async function benchExec(): Promise<void> {
       sandboxConfig: config,
     });
     await rt.StartContainer({ containerId });
+
+    const bareExec = (): Promise<void> => floor.exec(floorId, ['true']);
+    const execSync = async (): Promise<void> => {
+      const r = await rt.ExecSync({ containerId, cmd: ['true'], timeout: '10' });
+      if (r.exitCode !== 0) throw new Error(`ExecSync true exited ${r.exitCode}: ${r.stderr.toString()}`);
+    };
+    const streamedExec = async (): Promise<void> => {
+      const { url } = await rt.Exec({ containerId, cmd: ['true'], stdout: true, stderr: true });
+      const client = await connectSpdy(url, ['v4.channel.k8s.io']);
+      if (isFailure(client)) throw new Error(`streaming exec: HTTP ${client.status} ${client.body}`);
+      const r = await execSpdy(client, { stdout: true, stderr: true });
+      if (!r.error.includes('Success')) throw new Error(`streaming exec of true failed: ${r.error}`);
+    };
+    // Round by round, so the floor and berth see the same load on a shared machine.
+    const bare: number[] = [];
     const berth: number[] = [];
-    for (let i = 0; i < WARMUP + N; i++) {
-      const ms = await timed(async () => {
-        const r = await rt.ExecSync({ containerId, cmd: ['true'], timeout: '10' });
-        if (r.exitCode !== 0) throw new Error(`ExecSync true exited ${r.exitCode}: ${r.stderr.toString()}`);
-      });
-      if (i >= WARMUP) berth.push(ms);
-    }
     const streamed: number[] = [];
     for (let i = 0; i < WARMUP + N; i++) {
-      const ms = await timed(async () => {
-        const { url } = await rt.Exec({ containerId, cmd: ['true'], stdout: true, stderr: true });
-        const client = await connectSpdy(url, ['v4.channel.k8s.io']);
-        if (isFailure(client)) throw new Error(`streaming exec: HTTP ${client.status} ${client.body}`);
-        const r = await execSpdy(client, { stdout: true, stderr: true });
-        if (!r.error.includes('Success')) throw new Error(`streaming exec of true failed: ${r.error}`);
-      });
-      if (i >= WARMUP) streamed.push(ms);
+      const round = [await timed(bareExec), await timed(execSync), await timed(streamedExec)];
+      if (i < WARMUP) continue;
+      bare.push(round[0]);
+      berth.push(round[1]);
+      streamed.push(round[2]);
     }
-    out(`exec of \`true\`, ${N} runs each after ${WARMUP} warm-ups:`);
+    await floor.delete(floorId);
+    out(`exec of \`true\`, ${N} rounds of the three after ${WARMUP} warm-ups:`);
     out(latencyRow('floor  runc exec <id> true', bare));
     out(latencyRow('berthd ExecSync true', berth, bare));
     out(latencyRow('berthd streaming exec true (SPDY v4)', streamed, bare));

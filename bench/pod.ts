@@ -18,6 +18,8 @@ import {
   mustRun,
   nowMs,
   out,
+  parentOf,
+  pidsNamed,
   pssKb,
   run,
   sleep,
@@ -207,6 +209,8 @@ function podMemory(b: BerthBench, pods: number, daemonBeforeKb: number): void {
   const helpers = berthHelpers(b.berthd.dir);
   const byComm = new Map<string, number[]>();
   for (const h of helpers) byComm.set(h.comm, [...(byComm.get(h.comm) ?? []), pssKb(h.pid)]);
+  // berth-launch is berthd's own (one per daemon, not per pod): counted with it.
+  for (const pid of pidsNamed('berth-launch').filter((p) => parentOf(p) === b.pid)) byComm.set('berth-launch (one per berthd)', [pssKb(pid)]);
   const daemon = pssKb(b.pid);
   let total = daemon;
   out(`memory with ${pods} pods running (Pss from /proc/PID/smaps_rollup):`);

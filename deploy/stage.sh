@@ -23,13 +23,18 @@ cp package.json package-lock.json "$LIB/"
 ( cd "$LIB" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error )
 rm "$LIB/package-lock.json"
 # The helpers by name: build/ also holds test-only variants (the -asan builds).
-for b in berth-shim berth-exec berth-pinns berth-nsdial berth-notify; do install -m 0755 "build/$b" "$LIB/build/"; done
-# berthd runs with the node flags of deploy/node-flags (V8 heap sizing; `make run` and the tests use them too).
+for b in berth-shim berth-exec berth-pinns berth-nsdial berth-notify berth-launch berth-malloc.node; do install -m 0755 "build/$b" "$LIB/build/"; done
+# berthd runs with the node flags of deploy/node-flags (V8 heap sizing) and the
+# environment of deploy/node-env (malloc arenas); `make run` and the tests use them too.
+berthd_env=$(grep -v '^#' deploy/node-env | sed -n 's/^\([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1="${\1:-\2}"/p')
 for cmd in "berthd:daemon:$(cat deploy/node-flags)" berth:cli:; do
   name=${cmd%%:*}
   rest=${cmd#*:}
   dir=${rest%%:*}
   flags=${rest#*:}
-  printf '#!/bin/sh\nexec node %s%s/lib/berth/dist/src/%s/main.js "$@"\n' "${flags:+$flags }" "$PREFIX" "$dir" > "$DESTDIR$PREFIX/bin/$name"
+  env_lines=
+  [ "$name" = berthd ] && env_lines="$berthd_env
+"
+  printf '#!/bin/sh\n%sexec node %s%s/lib/berth/dist/src/%s/main.js "$@"\n' "$env_lines" "${flags:+$flags }" "$PREFIX" "$dir" > "$DESTDIR$PREFIX/bin/$name"
   chmod 0755 "$DESTDIR$PREFIX/bin/$name"
 done

@@ -1,5 +1,5 @@
 // berth's version, from package.json (the one source of truth).
-import pkg from '../package.json';
+import * as pkg from '../package.json';
 
 export const BERTH_VERSION: string = pkg.version;
 export const RUNTIME_NAME = 'berth';

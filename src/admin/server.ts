@@ -21,9 +21,11 @@ import type { Logger } from '../log/logger';
 import type { ImageService } from '../image/service';
 import type { PullProgress } from '../image/pull';
 import { clearStaleSocket } from '../daemon/lock';
-import { planExport } from '../image/archive/export';
-import { importArchive } from '../image/archive/import';
-import { tarStream } from '../image/archive/tar_writer';
+import { lazy } from '../util/lazy';
+
+// Image archives (tar reading and writing, docker save, zstd) are code for an operator's rare request: loaded then.
+const archiveImport = lazy(() => import('../image/archive/import'));
+const archiveExport = lazy(() => Promise.all([import('../image/archive/export'), import('../image/archive/tar_writer')]));
 
 export interface AdminServerOptions {
   /** Normally <state>/admin.sock. */
@@ -82,6 +84,7 @@ async function handleImport(opts: AdminServerOptions, req: http.IncomingMessage,
     req.resume();
   };
   try {
+    const { importArchive } = await archiveImport();
     const result = await importArchive(opts.images, body, opts.logger);
     drain();
     sendJson(res, 200, result);
@@ -138,6 +141,7 @@ async function handlePull(opts: AdminServerOptions, url: URL, req: http.Incoming
 }
 
 async function handleExport(opts: AdminServerOptions, url: URL, res: http.ServerResponse): Promise<void> {
+  const [{ planExport }, { tarStream }] = await archiveExport();
   let plan;
   try {
     plan = await planExport(opts.images, url.searchParams.getAll('ref'));

@@ -11,6 +11,7 @@ import type { CallInfo, CriContext } from './context';
 import { checkRequestBounds } from './bounds';
 import { clipText, codeName, toServiceError } from './status_map';
 import { HANDLERS, STREAM_HANDLERS, type Handler, type StreamHandler } from './handlers';
+import { quietTrimmer, type QuietTrimmer } from '../util/malloc_trim';
 
 /** Marks a request whose bytes did not decode, so it gets INVALID_ARGUMENT rather than INTERNAL. */
 class MalformedRequest {
@@ -110,6 +111,8 @@ export class CriServer {
     private readonly metrics: Metrics | undefined,
     private readonly handlers: Record<string, Handler | undefined> = HANDLERS,
     private readonly streamHandlers: Record<string, StreamHandler | undefined> = STREAM_HANDLERS,
+    /** Told each time a call ends, so malloc's freed memory goes back once berthd is quiet. */
+    private readonly trimmer: Pick<QuietTrimmer, 'activity'> = quietTrimmer,
   ) {
     const cri = loadCri();
     this.register('runtime.v1.RuntimeService', cri.runtime.v1.RuntimeService.service);
@@ -200,6 +203,7 @@ export class CriServer {
       callback(se);
     } finally {
       this.inFlight--;
+      this.trimmer.activity();
       if (this.metrics) {
         this.metrics.handling.observe(labels.labels, Number(process.hrtime.bigint() - started) / 1e9);
         this.metrics.handled.inc(labels.handled(code));
@@ -265,6 +269,7 @@ export class CriServer {
       if (!clientGone) call.emit('error', se);
     } finally {
       this.streams.delete(gone);
+      this.trimmer.activity();
       this.metrics?.handled.inc({ ...labels, grpc_code: codeName(code) });
       this.ctx.logger.debug(`${method} stream closed`, { method, code: codeName(code) });
     }

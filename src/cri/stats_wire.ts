@@ -1,6 +1,6 @@
 // ListContainerStats replies written straight to the wire, container by
 // container. The kubelet asks for every running container every 10 s; the
-// generic path (proto-loader: fromObject, which parses every uint64 string
+// generic path (src/proto.ts: fromObject, which parses every uint64 string
 // into a Long, then encode) costs a few times more and runs in one piece
 // inside the server's serializer, holding the event loop for the whole node.
 // Here each container's fixed part (ContainerAttributes: id, metadata,
@@ -98,11 +98,13 @@ class Wire {
     this.at += len;
   }
 
-  /** Fields present on the object are written, zero included, as protobufjs does. */
+  /** A zero (proto3's default) is left out, as the generic encoder leaves it out. */
   int64(field: number, s: string | number | Long | undefined | null): void {
     if (s === undefined || s === null) return;
+    const text = String(s);
+    if (text === '0') return;
     this.tag(field, VARINT);
-    this.varintDecimal(String(s));
+    this.varintDecimal(text);
   }
 
   uint64Value(field: number, v: UInt64Value | null | undefined): void {

@@ -8,7 +8,8 @@ import type { BerthConfig } from '../config/config';
 import { createLogger, type Logger } from '../log/logger';
 import { Metrics, serveMetrics } from '../metrics/metrics';
 import { CriServer } from '../cri/server';
-import { RuntimeHandlerRegistry } from '../runtime/handlers';
+import { findHelper, RuntimeHandlerRegistry } from '../runtime/handlers';
+import { useLauncher } from '../util/launch';
 import { BERTH_VERSION } from '../version';
 import { acquirePidLock, clearStaleSocket } from './lock';
 import type { CriContext } from '../cri/context';
@@ -75,6 +76,8 @@ export class Daemon {
     const logger = (this.logger = createLogger(config.log.level, config.log.format));
     // Read (and removed from the environment) before anything is spawned.
     this.notifier = SystemdNotifier.fromEnvironment(logger);
+    // Helper processes and mounts go through berth-launch, so berthd never forks itself (src/util/launch.ts).
+    useLauncher(findHelper('berth-launch', 'BERTH_LAUNCH'));
     this.handlers = new RuntimeHandlerRegistry(config);
     this.snapshotter = new Snapshotter(path.join(config.root, 'snapshots'), logger);
     this.metrics = new Metrics(BERTH_VERSION, {
@@ -252,6 +255,7 @@ export class Daemon {
         for (const release of this.releases.reverse()) release();
         this.systemd?.close();
         await this.notifier?.close();
+        useLauncher(undefined);
         this.logger.info('berthd stopped');
       })();
     }

@@ -1,10 +1,10 @@
 // Runs one CNI plugin binary the way the CNI spec says: parameters in CNI_*
 // environment variables, the network config on stdin, a result or an error
 // object ({code, msg, details}) on stdout.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BerthError } from '../errors';
+import { launch } from '../util/launch';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION';
 
@@ -91,48 +91,32 @@ export function invokePlugin(inv: PluginInvocation): Promise<unknown> {
     CNI_ARGS: inv.args,
     CNI_PATH: inv.binDirs.join(':'),
   });
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, inv.timeoutMs);
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      if (stdout.length < MAX_STDOUT) stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < MAX_STDERR) stderr += d;
-    });
-    // A plugin that exits without reading stdin makes the write fail with EPIPE; its exit status tells the story.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(JSON.stringify(inv.stdinConfig));
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new CniPluginError(inv.type, inv.command, undefined, `${what}: cannot run ${binary}: ${err.message}`));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (timedOut) {
-        reject(new CniPluginError(inv.type, inv.command, undefined, `${what}: timed out after ${inv.timeoutMs} ms`));
-        return;
-      }
+  // A plugin that exits without reading stdin is told by its exit status; one that hangs is SIGKILLed.
+  return launch(binary, [], {
+    env,
+    input: JSON.stringify(inv.stdinConfig),
+    timeoutMs: inv.timeoutMs,
+    killSignal: 'SIGKILL',
+    stdoutCap: MAX_STDOUT,
+    stderrCap: MAX_STDERR,
+  }).then(
+    ({ code, signal, timedOut, stdout: out, stderr: err }) => {
+      const stdout = out.toString('utf8');
+      const stderr = err.toString('utf8');
+      if (timedOut) throw new CniPluginError(inv.type, inv.command, undefined, `${what}: timed out after ${inv.timeoutMs} ms`);
       if (code !== 0) {
         const failure = describeFailure(stdout, stderr, signal ? `killed by ${signal}` : `exit status ${code}`);
-        reject(new CniPluginError(inv.type, inv.command, failure.code, `${what} failed: ${failure.text}`));
-        return;
+        throw new CniPluginError(inv.type, inv.command, failure.code, `${what} failed: ${failure.text}`);
       }
-      if (stdout.trim() === '') {
-        resolve(undefined);
-        return;
-      }
+      if (stdout.trim() === '') return undefined;
       try {
-        resolve(JSON.parse(stdout) as unknown);
+        return JSON.parse(stdout) as unknown;
       } catch {
-        reject(new CniPluginError(inv.type, inv.command, undefined, `${what}: output is not JSON: ${stdout.slice(0, 500)}`));
+        throw new CniPluginError(inv.type, inv.command, undefined, `${what}: output is not JSON: ${stdout.slice(0, 500)}`);
       }
-    });
-  });
+    },
+    (err: Error) => {
+      throw new CniPluginError(inv.type, inv.command, undefined, `${what}: cannot run ${binary}: ${err.message}`);
+    },
+  );
 }

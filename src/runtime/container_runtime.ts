@@ -7,7 +7,7 @@
 import { BerthError } from '../errors';
 import { OciRuntime, type ExecOptions, type ExecResult, type OciState } from './oci_runtime';
 import { ShimClient, stopLeftoverShim, type ShimAttach, type ShimAttachOptions, type ShimExit, type ShimSpawnOptions } from './shim_client';
-import type { SupervisedExec } from './exec_supervisor';
+import { SupervisorPool, type SupervisedExec } from './exec_supervisor';
 import type { OciLinuxResources, OciProcess, OciSpec } from './spec/oci_types';
 
 /** An OCI runtime binary and its --root: what a runtime handler resolves to. */
@@ -55,11 +55,12 @@ export type { ExecResult, OciState, ShimAttach, ShimAttachOptions, ShimExit, Sup
 
 export class ContainerRuntime {
   private readonly shims = new Map<string, ShimClient>();
+  private readonly supervisors = new SupervisorPool();
 
   constructor(private readonly resolve: (handlerName: string) => RuntimeTarget) {}
 
   private oci(c: ContainerRef): OciRuntime {
-    return new OciRuntime(this.resolve(c.runtimeHandler));
+    return new OciRuntime(this.resolve(c.runtimeHandler), this.supervisors);
   }
 
   /** Writes `<dir>/config.json` atomically. */
@@ -185,9 +186,10 @@ export class ContainerRuntime {
     await stopLeftoverShim(c.shimDir, opts);
   }
 
-  /** Stops following shims (berthd shutdown); the containers keep running. */
+  /** Stops following shims (berthd shutdown); the containers keep running. Waiting exec supervisors leave. */
   close(): void {
     this.shims.clear();
+    this.supervisors.close();
   }
 }
 

@@ -3,12 +3,14 @@
 // the process as a child subreaper, relays a terminal when asked, and reports
 // the exit status on a control socket (fd 3), over which it also takes
 // RESIZE and KILL. If berthd goes away the socket's EOF kills the process.
-import { spawn, type ChildProcess } from 'node:child_process';
-import * as fsp from 'node:fs/promises';
+// Supervisors are started ahead of need (SupervisorPool), by the launcher
+// (exec_launcher.ts), and told what to run with a RUN frame on that socket;
+// each makes and removes its own scratch files.
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
-import { BerthError, errorMessage, internal } from '../errors';
+import { BerthError, internal } from '../errors';
+import { SupervisorLauncher, type LaunchedSupervisor } from './exec_launcher';
 
 /** The berth-exec binary: $BERTH_EXEC, else <repo>/build/berth-exec next to dist/. */
 export function execSupervisorPath(): string {
@@ -22,13 +24,13 @@ export interface SupervisedExecSpawn {
   runtime: string;
   runtimeRoot: string;
   containerId: string;
-  /** Private directory for the call's files (process.json, pid file, log, console socket); removed by the caller. */
-  scratchDir: string;
+  /** Where the supervisor makes its private scratch directory (process.json, pid file, log, console socket) and removes it. */
+  tmpDir: string;
   tty: boolean;
   /** Give the process a stdin pipe (non-tty) / relay input to the terminal (tty). */
   stdin: boolean;
-  /** Reads the runtime's error messages once it failed (from its --log). */
-  runtimeErrors: (logFile: string) => Promise<string[]>;
+  /** Picks the runtime's error messages out of its log (the supervisor's LOG lines) once it failed. */
+  runtimeErrors: (logLines: string[]) => string[];
   /** Turns the runtime's message into a typed error. */
   toError: (message: string) => BerthError;
 }
@@ -50,36 +52,100 @@ export interface SupervisedExec {
   resize(width: number, height: number): void;
   /** SIGKILLs the process (and what it left behind); `exited` then settles. */
   kill(): void;
-  readonly child: ChildProcess;
+  /** The berth-exec process and berthd's end of its control socket (closing it kills the process). */
+  readonly supervisor: { readonly pid: number; readonly control: Socket };
 }
 
 /** How long the supervisor gets to exit after KILL before it is SIGKILLed itself. */
 const SUPERVISOR_KILL_GRACE_MS = 5000;
+/** LOG lines kept from one supervisor (the runtime's log of a failed start is a few lines). */
+const MAX_LOG_LINES = 64;
 
-export async function spawnSupervisedExec(opts: SupervisedExecSpawn, process: unknown): Promise<SupervisedExec> {
-  const logFile = path.join(opts.scratchDir, 'log.json');
-  const processFile = path.join(opts.scratchDir, 'process.json');
-  const pidFile = path.join(opts.scratchDir, 'exec.pid');
-  await fsp.writeFile(processFile, JSON.stringify(process), { mode: 0o600 });
-  const args = [
-    '--runtime', opts.runtime, '--root', opts.runtimeRoot, '--log', logFile,
-    '--process', processFile, '--pid-file', pidFile, '--control-fd', '3',
-  ];
-  // A unix socket path is short (107 bytes): <state>/tmp/<handler>-exec-XXXXXX/console.sock fits with /run/berth.
-  if (opts.tty) args.push('--tty', '--console-socket', path.join(opts.scratchDir, 'console.sock'));
-  args.push(opts.containerId);
-  const child = spawn(execSupervisorPath(), args, {
-    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'],
-  });
-  const control = child.stdio[3] as Socket;
-  control.setEncoding('utf8');
+/** Holds or lets go of the event loop for a supervisor's sockets. */
+function setRef(w: LaunchedSupervisor, ref: boolean): void {
+  for (const s of [w.control, w.stdin, w.stdout, w.stderr]) {
+    if (ref) s?.ref();
+    else s?.unref();
+  }
+}
+
+/**
+ * Supervisors started ahead of need, one per stdio shape (with or without a
+ * stdin socket), so an exec only sends its orders: the one taken is replaced
+ * (by the launcher, off berthd's thread) while the runtime starts the
+ * process. Nothing is held for a shape not yet used.
+ */
+export class SupervisorPool {
+  private readonly launcher: SupervisorLauncher;
+  private readonly waiting = new Map<boolean, LaunchedSupervisor>();
+  private readonly filling = new Set<boolean>();
+  private closed = false;
+
+  constructor(binary: string = execSupervisorPath()) {
+    this.launcher = new SupervisorLauncher(binary);
+  }
+
+  take(stdin: boolean): Promise<LaunchedSupervisor> {
+    const held = this.waiting.get(stdin);
+    this.waiting.delete(stdin);
+    // After the caller has sent its orders: the launcher is asked while the runtime starts the process.
+    setImmediate(() => this.refill(stdin));
+    if (held && !held.control.destroyed) {
+      setRef(held, true);
+      return Promise.resolve(held);
+    }
+    return this.launcher.launch(stdin);
+  }
+
+  /** Lets the waiting supervisors and the launcher go (each leaves at its socket's EOF); nothing is started after. */
+  close(): void {
+    this.closed = true;
+    for (const w of this.waiting.values()) w.control.destroy();
+    this.waiting.clear();
+    this.launcher.close();
+  }
+
+  private refill(stdin: boolean): void {
+    if (this.closed || this.waiting.has(stdin) || this.filling.has(stdin)) return;
+    this.filling.add(stdin);
+    this.launcher.launch(stdin).then(
+      (w) => {
+        this.filling.delete(stdin);
+        if (this.closed || this.waiting.has(stdin)) return void w.control.destroy();
+        setRef(w, false);
+        this.waiting.set(stdin, w);
+        void w.outcome.then(() => {
+          if (this.waiting.get(stdin) === w) this.waiting.delete(stdin);
+        });
+      },
+      () => this.filling.delete(stdin), // the exec that needs one launches it and reports the error
+    );
+  }
+}
+
+/** The RUN frame (EXEC.md): its header, the NUL-terminated arguments, the process JSON. */
+function runFrame(opts: SupervisedExecSpawn, processSpec: unknown): Buffer {
+  const args = ['--runtime', opts.runtime, '--root', opts.runtimeRoot, '--tmp-dir', opts.tmpDir, ...(opts.tty ? ['--tty'] : []), opts.containerId];
+  const argBytes = Buffer.from(args.map((a) => `${a}\0`).join(''), 'utf8');
+  const processBytes = Buffer.from(JSON.stringify(processSpec), 'utf8');
+  return Buffer.concat([Buffer.from(`RUN ${argBytes.length} ${processBytes.length}\n`, 'latin1'), argBytes, processBytes]);
+}
+
+export async function startSupervisedExec(pool: SupervisorPool, opts: SupervisedExecSpawn, processSpec: unknown): Promise<SupervisedExec> {
+  const sup = await pool.take(opts.stdin);
+  const { control, outcome } = sup;
   control.on('error', () => undefined);
-  child.stdin?.on('error', () => undefined); // EPIPE when the process exits without reading
+  sup.stdin?.on('error', () => undefined); // EPIPE when the process exits without reading
+  control.setEncoding('utf8');
+  control.write(runFrame(opts, processSpec));
 
   let pidResolve: (pid: number | null) => void = () => undefined;
   const pid = new Promise<number | null>((r) => (pidResolve = r));
   let exitLine: number | undefined;
   let failLine: string | undefined;
+  let lastLineSeen: () => void = () => undefined;
+  const lastLine = new Promise<void>((r) => (lastLineSeen = r));
+  const logLines: string[] = [];
   let buffered = '';
   control.on('data', (d: string) => {
     buffered += d;
@@ -90,32 +156,33 @@ export async function spawnSupervisedExec(opts: SupervisedExecSpawn, process: un
       if (line.startsWith('PID ')) pidResolve(Number(line.slice(4)));
       else if (line.startsWith('EXIT ')) exitLine = Number(line.slice(5));
       else if (line.startsWith('FAIL ')) failLine = line.slice(5);
+      else if (line.startsWith('LOG ') && logLines.length < MAX_LOG_LINES) logLines.push(line.slice(4));
     }
     if (buffered.length > 8192) buffered = '';
+    if (exitLine !== undefined || failLine !== undefined) lastLineSeen();
   });
-  const controlClosed = new Promise<void>((r) => control.once('close', () => r()));
-  const childExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>((resolve) => {
-    child.once('error', (err) => resolve({ code: null, signal: null, spawnError: err }));
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+  const controlClosed = new Promise<void>((r) => {
+    if (control.closed) r();
+    else control.once('close', () => r());
   });
+  let gone = false;
+  void outcome.then(() => (gone = true));
 
   let killTimer: NodeJS.Timeout | undefined;
   const exited = (async (): Promise<number> => {
-    const ex = await childExit;
-    if (ex.spawnError) {
-      control.destroy();
-      throw internal(`cannot run ${execSupervisorPath()}: ${errorMessage(ex.spawnError)}`, ex.spawnError);
-    }
-    await controlClosed;
+    // EXIT or FAIL is the last thing the supervisor does (its scratch directory is gone by then):
+    // the status need not wait for its exit, only for the line or, without one, its socket closing.
+    await Promise.race([lastLine, controlClosed]);
     if (killTimer) clearTimeout(killTimer);
     pidResolve(null);
     if (exitLine !== undefined && Number.isInteger(exitLine)) return exitLine;
     if (failLine !== undefined) {
-      const errors = await opts.runtimeErrors(logFile);
+      const errors = opts.runtimeErrors(logLines);
       throw opts.toError(errors.length > 0 ? errors.join('; ') : failLine);
     }
+    const ex = await outcome;
     throw internal(
-      `exec in ${opts.containerId}: the exec supervisor exited without a status (${ex.signal ?? `status ${String(ex.code)}`})`,
+      `exec in ${opts.containerId}: the exec supervisor exited without a status (${ex.lost ?? ex.signal ?? `status ${String(ex.code)}`})`,
     );
   })();
   exited.catch(() => undefined);
@@ -124,26 +191,22 @@ export async function spawnSupervisedExec(opts: SupervisedExecSpawn, process: un
     if (!control.destroyed && control.writable) control.write(`${line}\n`);
   };
   return {
-    stdin: child.stdin,
-    stdout: child.stdout as Readable,
-    stderr: child.stderr as Readable,
+    stdin: sup.stdin,
+    stdout: sup.stdout,
+    stderr: sup.stderr,
     pid,
     exited,
-    child,
+    supervisor: { pid: sup.pid, control },
     resize(width: number, height: number): void {
       sendControl(`RESIZE ${Math.max(0, Math.min(65535, Math.trunc(width)))} ${Math.max(0, Math.min(65535, Math.trunc(height)))}`);
     },
     kill(): void {
-      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (gone) return;
       sendControl('KILL');
       killTimer ??= setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        // Only while the launcher has not reaped it: its pid is not reused before.
+        if (!gone) process.kill(sup.pid, 'SIGKILL');
       }, SUPERVISOR_KILL_GRACE_MS);
     },
   };
-}
-
-/** A private (0700) scratch directory for one exec, in berth's own tmp directory (emptied at start). */
-export function execScratchDir(tmpDir: string, handlerName: string): Promise<string> {
-  return fsp.mkdtemp(path.join(tmpDir, `${handlerName}-exec-`));
 }

@@ -2,12 +2,12 @@
 // (src/pinns/pinns.c `idmap` and `umount`): runc 1.1 cannot idmap a mount
 // itself, so berth attaches idmapped copies of the rootfs layers and of each
 // bind-mount source before `runc create`.
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage, failedPrecondition, internal } from '../errors';
 import { findHelper } from './handlers';
 import type { OciIdMapping } from './spec/oci_types';
+import { launch } from '../util/launch';
 
 /** One range of a uid or gid map, as the CRI gives it. */
 export interface IdMapping {
@@ -59,14 +59,16 @@ export function runPinns(binary: string | undefined, args: string[]): Promise<st
       ),
     );
   }
-  return new Promise((resolve, reject) => {
-    execFile(binary, args, { timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err) {
-        const why = stderr.trim() || errorMessage(err);
-        reject(internal(why.replace(/^berth-pinns: /, '')));
-      } else resolve(stdout);
-    });
-  });
+  return launch(binary, args, { timeoutMs: 30_000, stdoutCap: 1 << 20 }).then(
+    (r) => {
+      if (r.code === 0 && !r.timedOut) return r.stdout.toString('utf8');
+      const why = r.stderr.toString('utf8').trim() || `Command failed: ${[binary, ...args].join(' ')}`;
+      throw internal(why.replace(/^berth-pinns: /, ''));
+    },
+    (err: unknown) => {
+      throw internal(errorMessage(err));
+    },
+  );
 }
 
 /** Whose ids an idmapped mount shows: a pinned user namespace, or a throw-away one with these maps. */

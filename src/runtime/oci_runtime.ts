@@ -3,7 +3,6 @@
 // shim's job (it runs `<runtime> create`). Every call passes `--root` and a
 // JSON `--log` file, so runtime errors never mix with a process's own output
 // and come back as typed errors carrying the runtime's message.
-import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -15,10 +14,11 @@ import {
   internal,
   notFound,
 } from '../errors';
-import { execScratchDir, spawnSupervisedExec, type SupervisedExec } from './exec_supervisor';
+import { startSupervisedExec, type SupervisedExec, type SupervisorPool } from './exec_supervisor';
 import type { RuntimeHandler } from './handlers';
 import type { OciLinuxResources, OciProcess, OciSpec } from './spec/oci_types';
 import { writeFileAtomic } from '../util/atomic_file';
+import { launch } from '../util/launch';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'stopped' | 'paused';
 
@@ -93,8 +93,13 @@ async function readRuntimeErrors(logFile: string): Promise<string[]> {
   } catch {
     return [];
   }
+  return runtimeLogErrors(text.split('\n'));
+}
+
+/** The error-level messages among a runc JSON log's lines (a line that is not JSON is kept as it is). */
+function runtimeLogErrors(lines: string[]): string[] {
   const out: string[] = [];
-  for (const line of text.split('\n')) {
+  for (const line of lines) {
     if (!line.trim()) continue;
     try {
       const e = JSON.parse(line) as LogEntry;
@@ -119,7 +124,11 @@ function closeStream(s: Readable | null): void {
 }
 
 export class OciRuntime {
-  constructor(private readonly handler: Pick<RuntimeHandler, 'name' | 'binary' | 'root' | 'tmpDir' | 'globalArgs'>) {}
+  constructor(
+    private readonly handler: Pick<RuntimeHandler, 'name' | 'binary' | 'root' | 'tmpDir' | 'globalArgs'>,
+    /** Where exec supervisors come from (ContainerRuntime keeps one pool for all calls). */
+    private readonly supervisors: SupervisorPool,
+  ) {}
 
   get name(): string {
     return this.handler.name;
@@ -149,24 +158,10 @@ export class OciRuntime {
     const dir = await this.scratch();
     const logFile = path.join(dir, 'log.json');
     try {
-      const { code, signal, stdout, stderr } = await new Promise<{
-        code: number | null;
-        signal: NodeJS.Signals | null;
-        stdout: string;
-        stderr: string;
-      }>((resolve, reject) => {
-        const child = spawn(this.handler.binary, [...this.baseArgs(logFile), ...args], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        const out = new CappedCollector(COMMAND_OUTPUT_CAP);
-        const err = new CappedCollector(64 * 1024);
-        child.stdout.on('data', (c: Buffer) => out.push(c));
-        child.stderr.on('data', (c: Buffer) => err.push(c));
-        child.once('error', reject);
-        child.once('close', (code, signal) =>
-          resolve({ code, signal, stdout: out.buffer().toString('utf8'), stderr: err.buffer().toString('utf8') }),
-        );
-      });
+      const r = await launch(this.handler.binary, [...this.baseArgs(logFile), ...args], { stdoutCap: COMMAND_OUTPUT_CAP, stderrCap: 64 * 1024 });
+      const { code, signal } = r;
+      const stdout = r.stdout.toString('utf8');
+      const stderr = r.stderr.toString('utf8');
       if (code === 0) return stdout;
       const errors = await readRuntimeErrors(logFile);
       const message =
@@ -222,32 +217,24 @@ export class OciRuntime {
   /**
    * Starts `process` in the running container under the berth-exec
    * supervisor (src/shim/EXEC.md) and returns its streams and exit. The
-   * call's scratch directory is removed once the exit has settled.
+   * supervisor keeps its files in a scratch directory of its own under
+   * tmpDir and removes it before it exits.
    */
-  async startExec(id: string, process: OciProcess, opts: { tty: boolean; stdin: boolean }): Promise<SupervisedExec> {
-    const dir = await execScratchDir(this.handler.tmpDir, this.handler.name);
-    let ex: SupervisedExec;
-    try {
-      ex = await spawnSupervisedExec(
-        {
-          runtime: this.handler.binary,
-          runtimeRoot: this.handler.root,
-          containerId: id,
-          scratchDir: dir,
-          tty: opts.tty,
-          stdin: opts.stdin,
-          runtimeErrors: readRuntimeErrors,
-          toError: (message) => runtimeError(`${this.handler.name} exec`, id, message),
-        },
-        process,
-      );
-    } catch (err) {
-      await fsp.rm(dir, { recursive: true, force: true });
-      throw err;
-    }
-    const cleanup = (): Promise<void> => fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
-    ex.exited.then(cleanup, cleanup);
-    return ex;
+  startExec(id: string, process: OciProcess, opts: { tty: boolean; stdin: boolean }): Promise<SupervisedExec> {
+    return startSupervisedExec(
+      this.supervisors,
+      {
+        runtime: this.handler.binary,
+        runtimeRoot: this.handler.root,
+        containerId: id,
+        tmpDir: this.handler.tmpDir,
+        tty: opts.tty,
+        stdin: opts.stdin,
+        runtimeErrors: runtimeLogErrors,
+        toError: (message) => runtimeError(`${this.handler.name} exec`, id, message),
+      },
+      process,
+    );
   }
 
   /**

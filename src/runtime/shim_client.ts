@@ -2,7 +2,6 @@
 // berthd starts one shim per container with ShimClient.spawn() and talks to it
 // over <stateDir>/ctl.sock using the line protocol in src/shim/PROTOCOL.md.
 // After a berthd restart, ShimClient.connect(stateDir) finds the shim again.
-import { spawn as spawnProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -18,6 +17,7 @@ import {
   notFound,
   unavailable,
 } from '../errors';
+import { launch } from '../util/launch';
 
 /** Files the shim keeps in its state directory. */
 export const SHIM_FILES = {
@@ -301,11 +301,6 @@ export class ShimClient {
     } catch (err) {
       throw failedPrecondition(`creating shim state dir ${opts.stateDir}: ${errorMessage(err)}`, err);
     }
-    try {
-      await fs.promises.access(bin, fs.constants.X_OK);
-    } catch (err) {
-      throw failedPrecondition(`berth-shim binary ${bin} is missing; build it with make -C src/shim`, err);
-    }
     const args = [
       '--id', opts.id,
       '--bundle', opts.bundle,
@@ -323,53 +318,39 @@ export class ShimClient {
     for (const c of opts.cgroupPaths ?? []) args.push('--cgroup-path', c);
     for (const c of opts.shimCgroups ?? []) args.push('--shim-cgroup', c);
 
-    const child = spawnProcess(bin, args, {
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-      detached: true,
-      env: opts.env ?? process.env,
-    });
-    const ready = child.stdio[3] as net.Socket | null;
-    const stderr = child.stderr;
-    if (!ready || !stderr) throw internal('spawning berth-shim: stdio pipes missing');
-    let stderrText = '';
-    stderr.setEncoding('utf8');
-    stderr.on('data', (d: string) => {
-      if (stderrText.length < 4096) stderrText += d;
-    });
+    // The shim detaches (its first process exits at once) and closes fd 3
+    // once it reported; its stderr is complete by then.
     const timeoutMs = opts.timeoutMs ?? 60_000;
+    let timer: NodeJS.Timeout | undefined;
     let line: string;
+    let stderrText: string;
     try {
-      line = await new Promise<string>((resolve, reject) => {
-        let text = '';
-        const timer = setTimeout(() => {
-          reject(deadlineExceeded(`berth-shim for ${opts.id}: runtime create did not finish within ${timeoutMs} ms`));
-        }, timeoutMs);
-        child.on('error', (err) => {
-          clearTimeout(timer);
-          reject(internal(`spawning berth-shim ${bin}: ${errorMessage(err)}`, err));
-        });
-        ready.setEncoding('utf8');
-        ready.on('data', (d: string) => {
-          text += d;
-        });
-        ready.on('error', () => undefined);
-        // The pipe closes when the shim reported (or died); by then the
-        // first process has exited too, so its stderr is complete.
-        ready.on('close', () => {
-          clearTimeout(timer);
-          resolve(text);
-        });
-      });
+      const r = await Promise.race([
+        launch(bin, args, { detached: true, readyFd: true, env: opts.env ?? process.env, stdoutCap: 0, stderrCap: 4096 }),
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => {
+            reject(deadlineExceeded(`berth-shim for ${opts.id}: runtime create did not finish within ${timeoutMs} ms`));
+          }, timeoutMs);
+        }),
+      ]);
+      line = r.ready.toString('utf8');
+      stderrText = r.stderr.toString('utf8');
+    } catch (err) {
+      if (err instanceof BerthError) throw err;
+      // Found out when it cannot be started rather than checked before every create.
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'EACCES') throw failedPrecondition(`berth-shim binary ${bin} is missing; build it with make -C src/shim`, err);
+      throw internal(`spawning berth-shim ${bin}: ${errorMessage(err)}`, err);
     } finally {
-      ready.destroy();
-      child.unref();
+      clearTimeout(timer);
     }
     line = line.trim();
     if (line.startsWith('OK ')) {
-      const pid = Number.parseInt(line.slice(3), 10);
+      const [pid, shimPid] = line.slice(3).split(' ').map((w) => Number.parseInt(w, 10));
       if (!Number.isInteger(pid) || pid <= 0) throw internal(`berth-shim sent a bad ready line: ${line}`);
-      const shimPid = await readPidFile(path.join(opts.stateDir, SHIM_FILES.shimPid));
-      return new ShimClient(opts.stateDir, pid, shimPid);
+      // A shim from before the line carried its own pid: read its pid file.
+      if (Number.isInteger(shimPid) && shimPid > 0) return new ShimClient(opts.stateDir, pid, shimPid);
+      return new ShimClient(opts.stateDir, pid, await readPidFile(path.join(opts.stateDir, SHIM_FILES.shimPid)));
     }
     if (line.startsWith('ERR ')) throw failedPrecondition(`creating container ${opts.id}: ${line.slice(4)}`);
     const why = stderrText.trim() || 'no output';

@@ -1,6 +1,9 @@
 /* berth-exec: supervises one process exec'd into a running container.
  *
- * It becomes a child subreaper, runs `<runtime> exec --detach`, so the exec'd
+ * The launcher (launcher.c) starts it ahead of need: it waits for its orders (a RUN frame:
+ * runtime, container id, process JSON) on the control fd, and only then
+ * makes its scratch directory and starts the runtime. It becomes a child
+ * subreaper, runs `<runtime> exec --detach`, so the exec'd
  * process is reparented to it when the runtime exits, waits for it, and
  * reports its exit status on the control fd. With --tty it receives the pty
  * master on the console socket and relays between its own stdin/stdout and
@@ -9,6 +12,7 @@
  * when the process and its children close them). SIGTERM/SIGINT/SIGHUP, a
  * KILL command or EOF on the control fd SIGKILL the process: a client that
  * goes away leaves nothing running. See EXEC.md. */
+#include "launcher.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -38,10 +42,16 @@
 #define BUF_SIZE 32768
 #define TTY_DRAIN_MS 1000 /* pty output read after the process exited (children may hold it) */
 #define EXIT_FAIL 125
+#define MAX_RUN_ARGS 64
+#define MAX_RUN_ARGS_BYTES 65536
+#define MAX_PROCESS_BYTES (16 << 20)
+#define MAX_LOG_BYTES 16384 /* of the runtime's log, forwarded as LOG lines after a failure */
 
-static const char *runtime = "runc", *root, *log_path, *process_file, *pid_file, *console_path, *id;
+static const char *runtime = "runc", *root, *tmp_dir, *log_path, *process_file, *pid_file, *console_path, *id;
 static const char *runtime_args[MAX_RUNTIME_ARGS];
 static int n_runtime_args, tty, ctl_fd = -1;
+/* The private scratch directory (empty until made) and the files in it. */
+static char scratch[PATH_MAX], process_buf[PATH_MAX], pid_buf[PATH_MAX], log_buf[PATH_MAX], console_buf[PATH_MAX];
 
 static int sig_fd = -1, console_fd = -1, pty = -1;
 static pid_t runtime_pid = -1, proc_pid = -1;
@@ -64,6 +74,30 @@ static void status_line(const char *fmt, ...)
 		write_all(ctl_fd, buf, (size_t)n);
 }
 
+/* Removes the scratch directory and everything the runtime or we put in it. */
+static void remove_scratch(void)
+{
+	if (!scratch[0])
+		return;
+	const char *names[] = { "process.json", "exec.pid", ".exec.pid", "log.json", "console.sock" };
+	char p[PATH_MAX];
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (snprintf(p, sizeof(p), "%s/%s", scratch, names[i]) < (int)sizeof(p))
+			unlink(p);
+	rmdir(scratch);
+	scratch[0] = 0;
+}
+
+/* The runtime's log, one LOG line per line of it (berthd picks out its error messages). */
+static void forward_runtime_log(void)
+{
+	static char text[MAX_LOG_BYTES];
+	if (!log_path || read_small_file(log_path, text, sizeof(text)) < 0)
+		return;
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+		status_line("LOG %s", line);
+}
+
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fail(const char *fmt, ...)
 {
@@ -72,25 +106,34 @@ static void fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (ctl_fd >= 0)
-		status_line("FAIL %s", buf);
-	else
-		dprintf(2, "berth-exec: %s\n", buf);
-	if (console_path)
-		unlink(console_path);
+	forward_runtime_log();
+	remove_scratch();
+	status_line("FAIL %s", buf);
 	_exit(EXIT_FAIL);
 }
 
 static void usage(void)
 {
-	dprintf(2, "usage: berth-exec --root DIR --process FILE --pid-file FILE [--runtime PATH] [--runtime-arg ARG]...\n"
-		   "                  [--log FILE] [--tty --console-socket PATH] [--control-fd N] CONTAINER-ID\n");
+	dprintf(2, "usage: berth-exec --control-fd N   (then a RUN frame on fd N, see EXEC.md)\n"
+		   "       berth-exec --launcher       (with Node's IPC channel: forks supervisors for berthd)\n");
 	_exit(2);
 }
 
-static void parse_args(int argc, char **argv)
+static void parse_command_line(int argc, char **argv)
 {
-	int i = 1;
+	if (argc != 3 || strcmp(argv[1], "--control-fd"))
+		usage();
+	char *end;
+	long n = strtol(argv[2], &end, 10);
+	if (*end || n < 3 || n > 1024)
+		usage();
+	ctl_fd = (int)n;
+}
+
+/* The RUN frame's arguments: [--runtime PATH] [--runtime-arg ARG]... --root DIR --tmp-dir DIR [--tty] ID. */
+static void parse_run_args(int argc, char **argv)
+{
+	int i = 0;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		if (a[0] != '-' || a[1] != '-')
@@ -100,36 +143,111 @@ static void parse_args(int argc, char **argv)
 			continue;
 		}
 		if (i + 1 >= argc)
-			usage();
+			fail("RUN: %s needs a value", a);
 		const char *v = argv[++i];
 		if (!strcmp(a, "--runtime"))
 			runtime = v;
 		else if (!strcmp(a, "--runtime-arg")) {
 			if (n_runtime_args == MAX_RUNTIME_ARGS)
-				usage();
+				fail("RUN: more than %d --runtime-arg", MAX_RUNTIME_ARGS);
 			runtime_args[n_runtime_args++] = v;
 		} else if (!strcmp(a, "--root"))
 			root = v;
-		else if (!strcmp(a, "--log"))
-			log_path = v;
-		else if (!strcmp(a, "--process"))
-			process_file = v;
-		else if (!strcmp(a, "--pid-file"))
-			pid_file = v;
-		else if (!strcmp(a, "--console-socket"))
-			console_path = v;
-		else if (!strcmp(a, "--control-fd")) {
-			char *end;
-			long n = strtol(v, &end, 10);
-			if (*end || n < 3 || n > 1024)
-				usage();
-			ctl_fd = (int)n;
-		} else
-			usage();
+		else if (!strcmp(a, "--tmp-dir"))
+			tmp_dir = v;
+		else
+			fail("RUN: unknown argument %s", a);
 	}
-	if (i != argc - 1 || !root || !process_file || !pid_file || (tty && !console_path) || (!tty && console_path))
-		usage();
+	if (i != argc - 1 || !root || !tmp_dir)
+		fail("RUN: --root, --tmp-dir and one container id are required");
 	id = argv[i];
+}
+
+/* Reads exactly len bytes of the control fd (blocking); -1 on EOF or error. */
+static int read_exact(int fd, char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = read(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* <scratch>/<name> into out (PATH_MAX bytes). */
+static const char *scratch_file(char *out, const char *name)
+{
+	if (snprintf(out, PATH_MAX, "%s/%s", scratch, name) >= PATH_MAX)
+		fail("scratch path too long under %s", tmp_dir);
+	return out;
+}
+
+/* Makes the private scratch directory and names the files in it; the process JSON is written by receive_run. */
+static void make_scratch(void)
+{
+	if (snprintf(scratch, sizeof(scratch), "%s/exec-XXXXXX", tmp_dir) >= (int)sizeof(scratch) || !mkdtemp(scratch)) {
+		scratch[0] = 0;
+		fail("scratch directory under %s: %s", tmp_dir, strerror(errno));
+	}
+	process_file = scratch_file(process_buf, "process.json");
+	pid_file = scratch_file(pid_buf, "exec.pid");
+	log_path = scratch_file(log_buf, "log.json");
+	if (tty)
+		console_path = scratch_file(console_buf, "console.sock");
+}
+
+/* Waits for "RUN <args-bytes> <process-bytes>\n", then the NUL-terminated
+ * arguments, then the process JSON, which goes to the scratch directory
+ * without being held whole. EOF before it: berthd no longer needs us. */
+static void receive_run(void)
+{
+	char head[64];
+	size_t n = 0;
+	for (;;) {
+		if (read_exact(ctl_fd, head + n, 1) < 0)
+			_exit(0);
+		if (head[n] == '\n')
+			break;
+		if (++n == sizeof(head) - 1)
+			fail("RUN: header too long");
+	}
+	head[n] = 0;
+	unsigned long args_len, process_len;
+	char extra;
+	if (sscanf(head, "RUN %lu %lu%c", &args_len, &process_len, &extra) != 2 || args_len == 0 || process_len == 0)
+		fail("RUN: bad header \"%s\"", head);
+	if (args_len > MAX_RUN_ARGS_BYTES || process_len > MAX_PROCESS_BYTES)
+		fail("RUN: %lu bytes of arguments and %lu of process JSON, over the limits (%d and %d)", args_len, process_len,
+		     MAX_RUN_ARGS_BYTES, MAX_PROCESS_BYTES);
+	static char args[MAX_RUN_ARGS_BYTES];
+	if (read_exact(ctl_fd, args, args_len) < 0 || args[args_len - 1] != 0)
+		fail("RUN: arguments cut short");
+	char *argv[MAX_RUN_ARGS];
+	int argc = 0;
+	for (size_t off = 0; off < args_len; off += strlen(args + off) + 1) {
+		if (argc == MAX_RUN_ARGS)
+			fail("RUN: more than %d arguments", MAX_RUN_ARGS);
+		argv[argc++] = args + off;
+	}
+	parse_run_args(argc, argv);
+	make_scratch();
+	int fd = open(process_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fail("%s: %s", process_file, strerror(errno));
+	static char chunk[65536];
+	while (process_len > 0) {
+		size_t want = process_len < sizeof(chunk) ? process_len : sizeof(chunk);
+		if (read_exact(ctl_fd, chunk, want) < 0)
+			fail("RUN: process JSON cut short");
+		if (write_all(fd, chunk, want) < 0)
+			fail("%s: %s", process_file, strerror(errno));
+		process_len -= want;
+	}
+	close(fd);
 }
 
 /* Only 0-2 and the control fd are kept; nothing else may leak into the runtime. */
@@ -508,11 +626,22 @@ static void supervise(void)
 
 int main(int argc, char **argv)
 {
-	parse_args(argc, argv);
+	if (argc == 2 && !strcmp(argv[1], "--launcher"))
+		return launcher_main();
+	parse_command_line(argc, argv);
 	close_inherited_fds();
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
+	/* The launcher, our parent, leaves when berthd does: that must not leave the process behind
+	 * (the control fd's EOF covers it too). Until RUN arrives nothing is started, so a signal's
+	 * default action (exit) is right. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+	if (getppid() == 1)
+		_exit(EXIT_FAIL);
+	fcntl(ctl_fd, F_SETFL, fcntl(ctl_fd, F_GETFL) & ~O_NONBLOCK);
+	receive_run();
+
 	sigset_t mask, orig;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
@@ -523,12 +652,6 @@ int main(int argc, char **argv)
 	sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sig_fd < 0)
 		fail("signalfd: %s", strerror(errno));
-	/* berthd dying must not leave the process behind (the control fd's EOF covers it too). */
-	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-	if (getppid() == 1)
-		_exit(EXIT_FAIL);
-	if (ctl_fd >= 0)
-		fcntl(ctl_fd, F_SETFL, fcntl(ctl_fd, F_GETFL) & ~O_NONBLOCK);
 	if (tty)
 		console_fd = listen_console();
 
@@ -537,6 +660,7 @@ int main(int argc, char **argv)
 	supervise();
 
 	reap();
+	remove_scratch();
 	int code = exit_code(proc_status);
 	status_line("EXIT %d", code);
 	return code;

@@ -195,7 +195,7 @@ int main(int argc, char **argv)
 
 	create_container(&orig);
 	oom_baseline = read_oom_kills();
-	report_ready("OK %d", (int)container_pid);
+	report_ready("OK %d %d", (int)container_pid, (int)getpid());
 
 	serve();
 	finish();

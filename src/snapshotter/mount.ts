@@ -1,7 +1,8 @@
-// Mounting with util-linux's mount/umount (Node has no mount API) and reading
-// /proc/self/mountinfo.
+// Mounting (Node has no mount API): mount(2)/umount(2) through berth-launch
+// in berthd, else util-linux's mount/umount; and reading /proc/self/mountinfo.
 import * as fsp from 'node:fs/promises';
-import { internal } from '../errors';
+import { errorMessage, internal } from '../errors';
+import { launcherInUse, mountSyscall, umountSyscall } from '../util/launch';
 import { CommandError, findExecutable, run } from './exec';
 
 /** The kernel copies mount data into one page; longer option strings fail. */
@@ -54,16 +55,25 @@ export async function mountOverlay(options: string, target: string, cwd: string)
     throw internal(`overlay mount options are ${options.length} bytes, over the kernel's ${MAX_MOUNT_OPTIONS}`);
   }
   try {
-    await run(binary('mount'), ['-t', 'overlay', 'overlay', '-o', options, '--', target], { cwd });
+    if (launcherInUse()) {
+      // What mount(8) passes for these options: "ro" is a flag, the rest is overlayfs's data.
+      const readonly = options === 'ro' || options.startsWith('ro,');
+      await mountSyscall('overlay', 'overlay', readonly ? MS_RDONLY : 0, readonly ? options.slice(3) : options, target, cwd);
+    } else {
+      await run(binary('mount'), ['-t', 'overlay', 'overlay', '-o', options, '--', target], { cwd });
+    }
   } catch (err) {
-    throw internal(`mounting overlay on ${target}: ${err instanceof CommandError ? err.message : String(err)}`, err);
+    throw internal(`mounting overlay on ${target}: ${err instanceof CommandError ? err.message : errorMessage(err)}`, err);
   }
 }
 
+const MS_RDONLY = 1;
+
 export async function umount(target: string): Promise<void> {
   try {
-    await run(binary('umount'), ['--', target]);
+    if (launcherInUse()) await umountSyscall(target);
+    else await run(binary('umount'), ['--', target]);
   } catch (err) {
-    throw internal(`unmounting ${target}: ${err instanceof CommandError ? err.message : String(err)}`, err);
+    throw internal(`unmounting ${target}: ${err instanceof CommandError ? err.message : errorMessage(err)}`, err);
   }
 }

@@ -267,14 +267,19 @@ export class Snapshotter {
   async prepare(key: string, parentChainId: string): Promise<void> {
     this.assertInit();
     if (key === '' || key.includes('\0')) throw invalidArgument('snapshot key must be a non-empty string');
-    await this.withLock(async () => {
-      if (this.meta.get(key) !== undefined) throw alreadyExists(`snapshot ${key} already exists`);
-      if (!this.hasCommitted(parentChainId)) throw notFound(`parent snapshot ${parentChainId} not found`);
-      const work = await fsp.mkdtemp(path.join(this.tmpDir, 'prepare-'));
-      try {
-        await fsp.mkdir(path.join(work, 'fs'), { mode: 0o755 });
-        await fsp.chmod(path.join(work, 'fs'), 0o755);
-        await fsp.mkdir(path.join(work, 'work'), { mode: 0o700 });
+    // The directories are made in a temp dir of this call's own, outside the
+    // lock that serialises every prepare, commit and remove: only naming the
+    // snapshot (id, rename) and the metadata write need it. A crash leaves
+    // only tmp/ garbage, which init() removes.
+    const work = await fsp.mkdtemp(path.join(this.tmpDir, 'prepare-'));
+    let placed = false;
+    try {
+      await fsp.mkdir(path.join(work, 'fs'), { mode: 0o755 });
+      await fsp.chmod(path.join(work, 'fs'), 0o755);
+      await fsp.mkdir(path.join(work, 'work'), { mode: 0o700 });
+      await this.withLock(async () => {
+        if (this.meta.get(key) !== undefined) throw alreadyExists(`snapshot ${key} already exists`);
+        if (!this.hasCommitted(parentChainId)) throw notFound(`parent snapshot ${parentChainId} not found`);
         const record: SnapshotRecord = {
           id: this.meta.allocateId(),
           kind: 'active',
@@ -282,14 +287,15 @@ export class Snapshotter {
           created: new Date().toISOString(),
         };
         await fsp.rename(work, this.snapshotDir(record));
+        placed = true;
         this.meta.set(key, record);
         await this.saveOrRollBack(key, record);
-        await this.usageBook.measure(key);
-      } catch (err) {
-        await fsp.rm(work, { recursive: true, force: true });
-        throw err;
-      }
-    });
+      });
+    } catch (err) {
+      if (!placed) await fsp.rm(work, { recursive: true, force: true });
+      throw err;
+    }
+    await this.usageBook.measure(key);
   }
 
   /**

@@ -20,6 +20,7 @@ export class SocketFlow {
   private readonly holds = new Set<unknown>();
   private stallTimer: NodeJS.Timeout | undefined;
   private disposed = false;
+  private corked = false;
 
   /**
    * @param guard stop reading while output is queued and drop a peer that
@@ -37,9 +38,23 @@ export class SocketFlow {
     socket.on('drain', () => this.drained());
   }
 
-  /** Writes `buf`; false means it was queued (the peer is behind), and reading stops until 'drain'. */
+  /**
+   * Writes `buf`; false means it was queued (the peer is behind), and reading
+   * stops until 'drain'. What is written in one turn of the event loop leaves
+   * in one write: each write that wakes the peer can hand it the CPU (on a
+   * small machine the peer preempts us), so a session's closing frames (ends
+   * of the streams, the exit status, GOAWAY) go as one.
+   */
   write(buf: Buffer): boolean {
     if (this.socket.destroyed || this.socket.writableEnded) return true;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     return this.afterWrite(this.socket.write(buf));
   }
 

@@ -14,26 +14,26 @@ import type { PortForwardRequest__Output } from '../gen/runtime/v1/PortForwardRe
 import type { Logger } from '../log/logger';
 import { errorMessage, failedPrecondition } from '../errors';
 import type { StreamingBackends } from './backend';
-import {
-  serveRemoteCommandSpdy,
-  serveRemoteCommandWebSocket,
-  SPDY_REMOTECOMMAND_PROTOCOLS,
-  WS_REMOTECOMMAND_PROTOCOLS,
-  type RemoteCommandRequest,
-} from './remotecommand';
-import {
-  servePortForwardSpdy,
-  servePortForwardWebSocket,
-  SPDY_PORTFORWARD_PROTOCOLS,
-  WS_PORTFORWARD_PROTOCOLS,
-  WS_TUNNELED_SPDY_PORTFORWARD,
-  ConnectionBudget,
-  type PortForwardRequestInfo,
-} from './portforward';
+import type { RemoteCommandRequest } from './remotecommand';
+import type { ConnectionBudget, PortForwardRequestInfo } from './portforward';
 import { Limits } from '../limits';
-import { SpdySession, type SpdyLimits } from './spdy';
+import type { SpdyLimits, SpdySession } from './spdy';
 import { TokenCache } from './token_cache';
-import { WebSocketAcceptor, WebSocketByteStream, WebSocketConnection } from './websocket';
+import type { WebSocketAcceptor, WebSocketConnection } from './websocket';
+import { lazy } from '../util/lazy';
+
+/**
+ * The streaming protocols (SPDY/3.1, WebSocket through `ws`, the remotecommand
+ * and port-forward sessions): loaded at the first upgrade, so a berthd nobody
+ * execs into, attaches to or port-forwards through never holds them.
+ */
+const protocols = lazy(async () => ({
+  remotecommand: await import('./remotecommand'),
+  portforward: await import('./portforward'),
+  spdy: await import('./spdy'),
+  websocket: await import('./websocket'),
+}));
+type Protocols = Awaited<ReturnType<typeof protocols>>;
 
 export type StreamKind = 'exec' | 'attach' | 'portforward';
 
@@ -119,12 +119,12 @@ export class StreamingServer {
   private readonly sockets = new Set<Duplex>();
   private baseUrl: string | undefined;
   private readonly sessions: Record<StreamKind, number> = { exec: 0, attach: 0, portforward: 0 };
-  private readonly portForwardBudget: ConnectionBudget;
-  private readonly webSockets = new WebSocketAcceptor();
+  /** Made with the first session (the protocols are loaded then). */
+  private portForwardBudget?: ConnectionBudget;
+  private webSockets?: WebSocketAcceptor;
 
   constructor(opts: StreamingServerOptions) {
     this.opts = opts;
-    this.portForwardBudget = new ConnectionBudget(opts.portForwardsPerDaemon ?? Limits.portForwardsPerDaemon);
     this.tokens = new TokenCache<Pending>(opts.tokenTtlSeconds * 1000);
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => this.onRequest(req, res);
     this.server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : http.createServer(onRequest);
@@ -282,14 +282,18 @@ export class StreamingServer {
     if (!pending) return rejectUpgrade(socket, 404, 'streaming token unknown, expired or already used; request a new URL');
     const upgrade = (req.headers.upgrade ?? '').toLowerCase();
     if (head.length) socket.unshift(head);
-    if (upgrade === 'websocket') return this.upgradeWebSocket(req, socket, pending);
-    if (upgrade === 'spdy/3.1') return this.upgradeSpdy(req, socket, pending);
-    rejectUpgrade(socket, 400, `unable to upgrade: unsupported protocol "${req.headers.upgrade ?? ''}"; use SPDY/3.1 or websocket`);
+    if (upgrade !== 'websocket' && upgrade !== 'spdy/3.1') {
+      return rejectUpgrade(socket, 400, `unable to upgrade: unsupported protocol "${req.headers.upgrade ?? ''}"; use SPDY/3.1 or websocket`);
+    }
+    protocols().then(
+      (p) => (upgrade === 'websocket' ? this.upgradeWebSocket(p, req, socket, pending) : this.upgradeSpdy(p, req, socket, pending)),
+      (err: unknown) => rejectUpgrade(socket, 500, `streaming protocols unavailable: ${errorMessage(err)}`),
+    );
   }
 
-  private upgradeSpdy(req: http.IncomingMessage, socket: Duplex, pending: Pending): void {
+  private upgradeSpdy(p: Protocols, req: http.IncomingMessage, socket: Duplex, pending: Pending): void {
     const server: readonly string[] =
-      pending.kind === 'portforward' ? SPDY_PORTFORWARD_PROTOCOLS : SPDY_REMOTECOMMAND_PROTOCOLS;
+      pending.kind === 'portforward' ? p.portforward.SPDY_PORTFORWARD_PROTOCOLS : p.remotecommand.SPDY_REMOTECOMMAND_PROTOCOLS;
     const client = headerList(req, HEADER_PROTOCOL_VERSION);
     if (client.length === 0) return rejectUpgrade(socket, 400, `unable to upgrade: ${HEADER_PROTOCOL_VERSION} is required`);
     const protocol = negotiate(client, server);
@@ -305,12 +309,12 @@ export class StreamingServer {
       'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' +
         `${HEADER_PROTOCOL_VERSION}: ${protocol}\r\n\r\n`,
     );
-    const spdy = new SpdySession(socket, 'server', this.spdyLimits());
+    const spdy = new p.spdy.SpdySession(socket, 'server', this.spdyLimits());
     spdy.on('protocolError', (err: Error) => this.opts.logger.debug('spdy protocol error', { error: err.message }));
-    this.track(spdy, pending, protocol);
+    this.track(p, spdy, pending, protocol);
   }
 
-  private upgradeWebSocket(req: http.IncomingMessage, socket: Duplex, pending: Pending): void {
+  private upgradeWebSocket(p: Protocols, req: http.IncomingMessage, socket: Duplex, pending: Pending): void {
     const key = req.headers['sec-websocket-key'];
     if (req.headers['sec-websocket-version'] !== '13' || !isValidKey(key)) {
       return rejectUpgrade(socket, 400, 'bad websocket handshake: Sec-WebSocket-Version 13 and a Sec-WebSocket-Key are required', {
@@ -318,7 +322,7 @@ export class StreamingServer {
       });
     }
     const server: readonly string[] =
-      pending.kind === 'portforward' ? WS_PORTFORWARD_PROTOCOLS : WS_REMOTECOMMAND_PROTOCOLS;
+      pending.kind === 'portforward' ? p.portforward.WS_PORTFORWARD_PROTOCOLS : p.remotecommand.WS_REMOTECOMMAND_PROTOCOLS;
     const client = headerList(req, 'Sec-WebSocket-Protocol');
     // No subprotocol at all means the original binary channel protocol.
     const protocol = client.length === 0 ? '' : negotiate(client, server);
@@ -329,16 +333,17 @@ export class StreamingServer {
         `requested protocol(s) are not supported: [${client.join(' ')}]; supports [${server.join(' ')}]`,
       );
     }
+    this.webSockets ??= new p.websocket.WebSocketAcceptor();
     this.webSockets.accept(req, socket, protocol, this.opts.writeStallMs, (ws) => {
       // ws turns the socket's timeout off; the idle bound (its handler is set in onUpgrade) still holds.
       if ('setTimeout' in socket) (socket as Socket).setTimeout(this.idleTimeoutMs);
       ws.on('protocolError', (err: Error) => this.opts.logger.debug('websocket protocol error', { error: err.message }));
-      if (protocol === WS_TUNNELED_SPDY_PORTFORWARD) {
-        const spdy = new SpdySession(new WebSocketByteStream(ws), 'server', this.spdyLimits());
+      if (protocol === p.portforward.WS_TUNNELED_SPDY_PORTFORWARD) {
+        const spdy = new p.spdy.SpdySession(new p.websocket.WebSocketByteStream(ws), 'server', this.spdyLimits());
         spdy.on('protocolError', (err: Error) => this.opts.logger.debug('spdy protocol error', { error: err.message }));
-        return this.track(spdy, pending, 'portforward.k8s.io');
+        return this.track(p, spdy, pending, 'portforward.k8s.io');
       }
-      this.track(ws, pending, protocol);
+      this.track(p, ws, pending, protocol);
     });
   }
 
@@ -348,11 +353,12 @@ export class StreamingServer {
 
   /** Port-forward connections open now, across all sessions. */
   get activePortForwards(): number {
-    return this.portForwardBudget.inUse;
+    return this.portForwardBudget?.inUse ?? 0;
   }
 
-  private track(conn: SpdySession | WebSocketConnection, pending: Pending, protocol: string): void {
+  private track(p: Protocols, conn: SpdySession | WebSocketConnection, pending: Pending, protocol: string): void {
     this.sessions[pending.kind]++;
+    this.portForwardBudget ??= new p.portforward.ConnectionBudget(this.opts.portForwardsPerDaemon ?? Limits.portForwardsPerDaemon);
     const sessionOpts = {
       logger: this.opts.logger,
       streamCreationTimeoutMs: this.opts.streamCreationTimeoutMs ?? 30_000,
@@ -361,16 +367,16 @@ export class StreamingServer {
     };
     const { backends } = this.opts;
     let work: Promise<void>;
-    if (conn instanceof SpdySession) {
+    if (conn instanceof p.spdy.SpdySession) {
       work =
         pending.kind === 'portforward'
-          ? servePortForwardSpdy(conn, pending.req, backends.portForward, sessionOpts)
-          : serveRemoteCommandSpdy(conn, protocol, pending.req, backends, sessionOpts);
+          ? p.portforward.servePortForwardSpdy(conn, pending.req, backends.portForward, sessionOpts)
+          : p.remotecommand.serveRemoteCommandSpdy(conn, protocol, pending.req, backends, sessionOpts);
     } else {
       work =
         pending.kind === 'portforward'
-          ? servePortForwardWebSocket(conn, protocol, pending.req, backends.portForward, sessionOpts)
-          : serveRemoteCommandWebSocket(conn, protocol, pending.req, backends, sessionOpts);
+          ? p.portforward.servePortForwardWebSocket(conn, protocol, pending.req, backends.portForward, sessionOpts)
+          : p.remotecommand.serveRemoteCommandWebSocket(conn, protocol, pending.req, backends, sessionOpts);
     }
     let counted = true;
     const done = (): void => {

@@ -4,7 +4,6 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import type { Socket } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -68,6 +67,9 @@ function fakeSession(opts: { tty?: boolean; stdin?: boolean }): FakeSession {
   };
 }
 
+/** One runtime façade per runtime root, as berthd keeps one (and with it one launcher and pool of exec supervisors); closed after the tests. */
+const runtimes = new Map<string, ContainerRuntime>();
+
 /** Reads berthd's durable records (read-only) so the backends run in this process against its containers. */
 function lookups(fx: ContainerFixture): { containers: StreamingContainers; pods: StreamingPods } {
   const record = (id: string): ContainerRecord =>
@@ -79,11 +81,19 @@ function lookups(fx: ContainerFixture): { containers: StreamingContainers; pods:
     if (!dir) throw new Error(`no runtime state for ${id} under ${base}`);
     return path.join(base, dir);
   };
+  const runtimeFor = (name: string, root: string): ContainerRuntime => {
+    let r = runtimes.get(root);
+    if (!r) {
+      r = new ContainerRuntime(() => ({ name, binary: runc, root, tmpDir: os.tmpdir() }));
+      runtimes.set(root, r);
+    }
+    return r;
+  };
   const containers: StreamingContainers = {
     async execTarget(id: string, cmd: string[], tty: boolean) {
       const rec = record(id);
       const spec = JSON.parse(fs.readFileSync(path.join(rec.bundleDir, 'config.json'), 'utf8')) as { process: OciProcess };
-      const runtime = new ContainerRuntime(() => ({ name: rec.runtimeHandler || 'runc', binary: runc, root: runtimeRoot(id), tmpDir: os.tmpdir() }));
+      const runtime = runtimeFor(rec.runtimeHandler || 'runc', runtimeRoot(id));
       const process = execProcess(spec.process, cmd, tty);
       return { id, start: (opts: { tty: boolean; stdin: boolean }) => runtime.startExec(rec, process, opts) };
     },
@@ -141,6 +151,8 @@ describe('containers: streaming backends (exec, attach, port-forward) with real 
     worker = await run('worker');
   });
   after(async () => {
+    for (const r of runtimes.values()) r.close();
+    runtimes.clear();
     await fx?.cleanup();
   });
 
@@ -245,11 +257,12 @@ describe('containers: streaming backends (exec, attach, port-forward) with real 
     it('kills the process when its control socket closes (berthd gone) or on SIGTERM', async () => {
       const a = await start(['sleep', '4331']);
       assert.ok(((await a.pid) ?? 0) > 1);
-      (a.child.stdio[3] as Socket).destroy();
-      await new Promise((r) => a.child.once('exit', r));
+      a.supervisor.control.destroy();
+      // No status can come back on a closed socket: it settles once the supervisor is gone.
+      await assert.rejects(a.exited, /without a status/);
       const b = await start(['sleep', '4332']);
       assert.ok(((await b.pid) ?? 0) > 1);
-      b.child.kill('SIGTERM');
+      process.kill(b.supervisor.pid, 'SIGTERM');
       assert.equal(await b.exited, 137);
       const ps = await psArgs(worker);
       assert.doesNotMatch(ps, /sleep 433[12]/);

@@ -225,9 +225,14 @@ describe('cri-api v0.36 through a real berthd', function () {
 
   describe('stop signals', () => {
     // Exits with `code` on `sig`: the exit code proves which signal StopContainer sent.
-    const trapping = (sig: string, code: number) => ['sh', '-c', `trap "exit ${code}" ${sig}; while true; do sleep 0.1; done`];
+    // It says "trapped" once the trap is set: a signal sent before that reaches runc init
+    // (which ignores USR1/USR2) or sh's default action, not the trap.
+    const trapping = (sig: string, code: number) => ['sh', '-c', `trap "exit ${code}" ${sig}; echo trapped; while true; do sleep 0.1; done`];
 
     async function stopAndExit(id: string) {
+      const name = (await rt().ContainerStatus({ containerId: id, verbose: false })).status?.metadata?.name ?? '';
+      const log = path.join(podCfg.logDirectory ?? '', `${name}.log`);
+      await waitFor('the trap', async () => (fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('trapped') ? true : undefined));
       await rt().StopContainer({ containerId: id, timeout: '20' });
       return (await rt().ContainerStatus({ containerId: id, verbose: false })).status;
     }

@@ -5,8 +5,11 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { BERTHD_MAIN, berthdNodeFlags, TestBerthd } from '../helpers/berthd';
-import pkg from '../../package.json';
+import { BERTHD_MAIN, berthdNodeEnv, berthdNodeFlags, TestBerthd } from '../helpers/berthd';
+import * as pkg from '../../package.json';
+
+/** The repository's native helpers (make build). */
+const BUILD_DIR = path.resolve(__dirname, '..', '..', '..', 'build');
 
 function fetchText(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -137,6 +140,21 @@ describe('berthd', function () {
     const m = /^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(body);
     assert.ok(m, 'the new space size is exported');
     assert.ok(Number(m[1]) <= 3 * Number(semi[1]) * 1024 * 1024, `new space ${m[1]} bytes`);
+  });
+
+  it('runs with deploy/node-env: glibc keeps few malloc arenas (an idle daemon\'s footprint)', () => {
+    const env = berthdNodeEnv();
+    assert.equal(env.MALLOC_ARENA_MAX, '2', `deploy/node-env: ${JSON.stringify(env)}`);
+    const environ = fs.readFileSync(`/proc/${d.proc?.pid}/environ`, 'utf8').split('\0');
+    for (const [name, value] of Object.entries(env)) assert.ok(environ.includes(`${name}=${value}`), `berthd runs with ${name}=${value}`);
+  });
+
+  it('gives freed malloc memory back once quiet: the trim module is loaded a second after its calls', async () => {
+    await d.cri.runtime.Version({ version: '' });
+    const trimModule = path.join(BUILD_DIR, 'berth-malloc.node');
+    const mapped = (): boolean => fs.readFileSync(`/proc/${d.proc?.pid}/maps`, 'utf8').includes(trimModule);
+    for (let i = 0; i < 100 && !mapped(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(mapped(), `berthd maps ${trimModule}`);
   });
 
   it('sleeps when idle: its main thread wakes well under 50 times a second (no 10 ms sampling timer)', async () => {

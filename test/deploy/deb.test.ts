@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { TestBerthd } from '../helpers/berthd';
+import { berthdNodeEnv, berthdNodeFlags, TestBerthd } from '../helpers/berthd';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 
@@ -35,7 +35,7 @@ describe('make deb', function () {
       'usr/bin/berthd',
       'usr/bin/berth',
       'usr/lib/berth/dist/src/daemon/main.js',
-      ...['berth-shim', 'berth-exec', 'berth-pinns', 'berth-nsdial', 'berth-notify'].map((b) => `usr/lib/berth/build/${b}`),
+      ...['berth-shim', 'berth-exec', 'berth-pinns', 'berth-nsdial', 'berth-notify', 'berth-launch', 'berth-malloc.node'].map((b) => `usr/lib/berth/build/${b}`),
       'lib/systemd/system/berthd.service',
       'etc/berth/config.toml',
       'usr/share/doc/berth/examples/cni/10-berth-bridge.conflist',
@@ -43,7 +43,11 @@ describe('make deb', function () {
     ]) {
       assert.ok(fs.existsSync(path.join(tree, f)), f);
     }
-    assert.ok(fs.readFileSync(path.join(tree, 'usr/bin/berthd'), 'utf8').includes('/usr/lib/berth/dist/src/daemon/main.js'));
+    const launcher = fs.readFileSync(path.join(tree, 'usr/bin/berthd'), 'utf8');
+    assert.ok(launcher.includes('/usr/lib/berth/dist/src/daemon/main.js'));
+    // The deployed node flags and environment (an operator's own value of a variable wins).
+    for (const f of berthdNodeFlags()) assert.ok(launcher.includes(` ${f} `), `the launcher passes ${f}`);
+    for (const [name, value] of Object.entries(berthdNodeEnv())) assert.ok(launcher.includes(`export ${name}="\${${name}:-${value}}"`), `the launcher sets ${name}`);
     assert.match(fs.readFileSync(path.join(tree, 'lib/systemd/system/berthd.service'), 'utf8'), /^ExecStart=\/usr\/bin\/berthd /m);
     assert.equal(
       fs.readFileSync(path.join(tree, 'etc/berth/config.toml'), 'utf8'),
@@ -82,6 +86,10 @@ describe('make deb', function () {
         assert.equal(crictl.status, 0, crictl.stderr);
         assert.match(crictl.stdout, /RuntimeName:\s+berth/);
       }
+      // Quiet after its calls, it loads the packaged malloc trim module (found next to the other helpers).
+      const trimModule = path.join(tree, 'usr/lib/berth/build/berth-malloc.node');
+      for (let i = 0; i < 100 && !fs.readFileSync(`/proc/${d.proc?.pid}/maps`, 'utf8').includes(trimModule); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(fs.readFileSync(`/proc/${d.proc?.pid}/maps`, 'utf8').includes(trimModule), `berthd maps ${trimModule}`);
     } finally {
       await d.cleanup();
     }

@@ -8,7 +8,7 @@
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
-import { PROTO_PATH } from '../../src/proto';
+import { PROTO_PATH } from '../../src/proto_descriptor';
 import { TestBerthd } from '../helpers/berthd';
 
 const SECONDS = Number(process.env.BERTH_CRI_FUZZ_SECONDS ?? 20);

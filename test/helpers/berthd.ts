@@ -7,9 +7,21 @@ import { CriClient } from '../../src/client/cri_client';
 
 export const BERTHD_MAIN = path.resolve(__dirname, '..', '..', 'src', 'daemon', 'main.js');
 
+const DEPLOY_DIR = path.resolve(__dirname, '..', '..', '..', 'deploy');
+
 /** The node flags berthd is deployed with (deploy/node-flags; the launcher and `make run` pass them too). */
 export function berthdNodeFlags(): string[] {
-  return fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'deploy', 'node-flags'), 'utf8').split(/\s+/).filter(Boolean);
+  return fs.readFileSync(path.join(DEPLOY_DIR, 'node-flags'), 'utf8').split(/\s+/).filter(Boolean);
+}
+
+/** The environment berthd is deployed with (deploy/node-env: NAME=value lines; the launcher and `make run` set it too). */
+export function berthdNodeEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of fs.readFileSync(path.join(DEPLOY_DIR, 'node-env'), 'utf8').split('\n')) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (m) env[m[1]] = m[2];
+  }
+  return env;
 }
 
 export interface BerthdOptions {
@@ -75,7 +87,7 @@ export class TestBerthd {
     this.output = '';
     const proc = spawn(process.execPath, [...berthdNodeFlags(), ...(this.opts.nodeArgs ?? []), this.opts.main ?? BERTHD_MAIN, '--config', this.configPath, ...(this.opts.args ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...this.opts.env, ...env },
+      env: { ...process.env, ...berthdNodeEnv(), ...this.opts.env, ...env },
     });
     this.proc = proc;
     proc.stdout?.on('data', (b: Buffer) => (this.output += b.toString()));

@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as protoLoader from '@grpc/proto-loader';
-import { LOADER_OPTIONS, PROTO_PATH } from '../../src/proto';
+import { LOADER_OPTIONS } from '../../src/proto';
+import { PROTO_PATH } from '../../src/proto_descriptor';
 
 // int64 fields must survive decode/encode exactly, including values above 2^53
 // that a JavaScript number would round.

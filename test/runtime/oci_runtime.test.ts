@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
 import { resolveBinary } from '../../src/runtime/handlers';
+import { SupervisorPool } from '../../src/runtime/exec_supervisor';
 import { OciRuntime } from '../../src/runtime/oci_runtime';
 import { buildContainerSpec, execProcess, type ContainerSpecInput } from '../../src/runtime/spec/builder';
 import { capabilitiesFromMask, probeHost, type HostInfo } from '../../src/runtime/spec/host_info';
@@ -39,6 +40,7 @@ for (const runtimeName of runtimes) {
     let pinner: ChildProcess | undefined;
     let cgroupParent: string;
     const created: string[] = [];
+    const supervisors = new SupervisorPool();
 
     before(async function () {
       if (!binary || process.getuid?.() !== 0) this.skip();
@@ -48,7 +50,7 @@ for (const runtimeName of runtimes) {
       fs.mkdirSync(path.join(tmp, 'shm'));
       fs.mkdirSync(path.join(tmp, 'data'));
       fs.writeFileSync(path.join(tmp, 'data', 'hello.txt'), 'hello from the host\n');
-      runtime = new OciRuntime({ name: runtimeName, binary: binary as string, root: path.join(tmp, 'state'), tmpDir: tmp });
+      runtime = new OciRuntime({ name: runtimeName, binary: binary as string, root: path.join(tmp, 'state'), tmpDir: tmp }, supervisors);
       host = probeHost();
       cgroupParent = `/berth-test-${process.pid}`;
       // Pod namespaces pinned by a sleeping process, as the sandbox pins them.
@@ -57,6 +59,7 @@ for (const runtimeName of runtimes) {
     });
 
     after(async () => {
+      supervisors.close();
       for (const id of created) {
         try {
           await runtime.delete(id, true);
@@ -186,15 +189,16 @@ for (const runtimeName of runtimes) {
         const seen: string[] = [];
         const watcher = fs.watch(scratch, (_event, file) => file && seen.push(file));
         try {
-          const withScratch = new OciRuntime({ name: runtimeName, binary: binary as string, root: path.join(tmp, 'state'), tmpDir: scratch });
+          const withScratch = new OciRuntime({ name: runtimeName, binary: binary as string, root: path.join(tmp, 'state'), tmpDir: scratch }, supervisors);
           await withScratch.state(id);
           await withScratch.exec(id, execProcess(spec.process, ['true']));
           await new Promise((r) => setTimeout(r, 100));
         } finally {
           watcher.close();
         }
-        assert.ok(seen.some((f) => f.startsWith(`${runtimeName}-exec-`)), seen.join(' '));
-        assert.ok(seen.some((f) => !f.includes('-exec-')), seen.join(' '));
+        // The exec supervisor's own scratch directory, and the runtime call's.
+        assert.ok(seen.some((f) => f.startsWith('exec-')), seen.join(' '));
+        assert.ok(seen.some((f) => f.startsWith(`${runtimeName}-`)), seen.join(' '));
         assert.deepEqual(fs.readdirSync(scratch), []);
       });
 

@@ -104,6 +104,34 @@ describe('berth-shim', function () {
     assert.equal(await shim.isAlive(), false);
   });
 
+  it('names its own pid in the ready line, so the client needs no pid file', async function () {
+    const c = container({ args: ['true'] });
+    let ready = '';
+    const child = spawn(
+      shimBinary,
+      ['--id', c.id, '--bundle', c.bundle, '--state-dir', c.stateDir, '--runtime-root', c.runtimeRoot, '--runtime', '/usr/sbin/runc', '--ready-fd', '3'],
+      { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] },
+    );
+    const pipe = child.stdio[3] as net.Socket;
+    pipe.on('data', (d: Buffer) => (ready += d.toString()));
+    await new Promise((r) => pipe.on('close', r));
+    const m = /^OK (\d+) (\d+)\n$/.exec(ready);
+    assert.ok(m, ready);
+    assert.equal(m[2], fs.readFileSync(path.join(c.stateDir, SHIM_FILES.shimPid), 'utf8').trim());
+    assert.equal(m[1], fs.readFileSync(path.join(c.stateDir, SHIM_FILES.containerPid), 'utf8').trim());
+    c.runc('start', c.id);
+  });
+
+  it('fails create with FAILED_PRECONDITION naming a shim binary that is missing', async function () {
+    const c = container({ args: ['true'] });
+    const missing = path.join(root, 'no-such-berth-shim');
+    await assert.rejects(ShimClient.spawn(spawnOpts(c, { shimBinary: missing })), (err: BerthError) => {
+      assert.equal(err.kind, 'FAILED_PRECONDITION');
+      assert.match(err.message, /berth-shim binary .*no-such-berth-shim is missing/);
+      return true;
+    });
+  });
+
   it('splits long lines into P records followed by an F record', async function () {
     const c = container({ args: ['sh', '-c', 'head -c 250 /dev/zero | tr "\\0" a; echo; echo short'] });
     const shim = await ShimClient.spawn(spawnOpts(c, { logMaxLine: 100 }));

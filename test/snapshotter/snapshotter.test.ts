@@ -225,6 +225,17 @@ describe('snapshotter: overlay snapshots', function () {
     console.log(`      128-layer overlay mount took ${ms.toFixed(1)} ms (options ${options.length} bytes)`);
   });
 
+  it('prepares many snapshots at once, each with its own directory and id', async () => {
+    const [base] = chainIds([fakeChainId('l1')]) as [string];
+    await applyTar(env.snap, buildTar([{ name: 'a', body: 'a' }]), base);
+    const keys = Array.from({ length: 10 }, (_x, i) => `ctr${i}`);
+    await Promise.all(keys.map((k) => env.snap.prepare(k, base)));
+    const dirs = keys.map((k) => env.snap.path(k));
+    assert.equal(new Set(dirs).size, keys.length);
+    for (const d of dirs) assert.deepEqual(fs.readdirSync(d), []);
+    assert.deepEqual(fs.readdirSync(path.join(env.root, 'tmp')), []);
+  });
+
   it('refuses to remove a committed snapshot with children, and a mounted one', async () => {
     const [base, child] = chainIds([fakeChainId('l1'), fakeChainId('l2')]) as [string, string];
     await applyTar(env.snap, buildTar([{ name: 'a', body: 'a' }]), base);
@@ -232,6 +243,8 @@ describe('snapshotter: overlay snapshots', function () {
     await env.snap.prepare('ctr', child);
     await assert.rejects(env.snap.prepare('ctr', child), isKind('ALREADY_EXISTS'));
     await assert.rejects(env.snap.prepare('ctr2', fakeChainId('nope')), isKind('NOT_FOUND'));
+    // The refused prepares made their directories first: nothing of them is left.
+    assert.deepEqual(fs.readdirSync(path.join(env.root, 'tmp')), []);
     await assert.rejects(env.snap.remove(base), isKind('FAILED_PRECONDITION', /child/));
     await assert.rejects(env.snap.remove(child), isKind('FAILED_PRECONDITION', /child/));
     const target = path.join(env.base, 'm');

@@ -128,4 +128,37 @@ describe('snapshotter: unpack workers', function () {
       tars.map((t) => sha256Digest(t)),
     );
   });
+
+  it('a worker exits once idle, and the next layer starts a fresh one', async () => {
+    const pool = new UnpackPool({ workers: 2, log: silentLogger(), idleMs: 100 });
+    try {
+      for (const i of [1, 2]) {
+        const tar = buildTar([{ name: 'f', body: `layer ${i}` }]);
+        const root = fs.mkdtempSync(path.join(env.base, `idle-${i}-`));
+        const result = await pool.unpack(root, GZIP, streamOf(zlib.gzipSync(tar)));
+        assert.equal(`sha256:${result.sha256}`, sha256Digest(tar));
+        assert.equal(pool.size, 1, 'the worker that unpacked the layer is still there right after');
+        await until(() => pool.size === 0, 'the idle worker exited');
+      }
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('a layer that comes while an idle worker is being stopped gets a fresh worker, not the stopping one', async () => {
+    // Idle time 0: the pool's idle timer, armed before the unpack resolved, fires just before the test's own
+    // timer of the same delay; so each next layer arrives right after terminate() and before the exit.
+    const pool = new UnpackPool({ workers: 1, log: silentLogger(), idleMs: 0 });
+    try {
+      for (let i = 0; i < 10; i++) {
+        const tar = buildTar([{ name: 'f', body: `layer ${i}` }]);
+        const root = fs.mkdtempSync(path.join(env.base, `stopping-${i}-`));
+        const result = await pool.unpack(root, GZIP, streamOf(zlib.gzipSync(tar)));
+        assert.equal(`sha256:${result.sha256}`, sha256Digest(tar));
+        await new Promise((r) => setTimeout(r, 0));
+      }
+    } finally {
+      await pool.close();
+    }
+  });
 });

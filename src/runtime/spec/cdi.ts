@@ -9,17 +9,21 @@
 // (and reported); a device nobody defines is refused, named.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import type * as Yaml from 'yaml';
 import { errorMessage, invalidArgument } from '../../errors';
 import type { ContainerConfig__Output } from '../../gen/runtime/v1/ContainerConfig';
 import { deviceAt } from './devices';
 import type { OciHook, OciSpec } from './oci_types';
+import { lazy } from '../../util/lazy';
 
 export const CDI_ANNOTATION_PREFIX = 'cdi.k8s.io/';
 const HOOK_NAMES = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
 type HookName = (typeof HOOK_NAMES)[number];
 /** vendor.com/class=name, as the CDI parser accepts it. */
 const QUALIFIED = /^([a-zA-Z0-9][a-zA-Z0-9.-]*[a-zA-Z0-9]?)\/([a-zA-Z0-9][a-zA-Z0-9_.-]*)=([a-zA-Z0-9][a-zA-Z0-9_.:-]*)$/;
+/** The YAML parser (some 70 modules): loaded for the first YAML spec file, so a node without CDI never holds it. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on demand, on a synchronous path
+const yaml = lazy(() => require('yaml') as typeof Yaml);
 /** Spec files larger than this are not read (they are a few KiB). */
 const MAX_SPEC_BYTES = 4 * 1024 * 1024;
 
@@ -151,7 +155,7 @@ function parseEdits(v: unknown, where: string): CdiEdits {
 
 /** The devices one spec file defines; throws what is wrong with it. */
 export function parseCdiSpec(text: string, file: string): CdiDevice[] {
-  const doc: unknown = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  const doc: unknown = file.endsWith('.json') ? JSON.parse(text) : yaml().parse(text);
   if (!isObj(doc)) throw new Error('not a mapping');
   str(doc.cdiVersion, 'cdiVersion', true);
   const kind = str(doc.kind, 'kind', true) as string;

@@ -1,0 +1,146 @@
+// launch(): every case runs through berth-launch and through child_process,
+// which must give the same result (berthd uses the first, tests and worker
+// threads the second); and mount(2)/umount(2) through berth-launch.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { findHelper } from '../../src/runtime/handlers';
+import { launch, launcherInUse, launcherPid, mountSyscall, umountSyscall, useLauncher } from '../../src/util/launch';
+import { isMountPoint } from '../../src/snapshotter/mount';
+
+const LAUNCHER = findHelper('berth-launch', 'BERTH_LAUNCH');
+
+for (const via of ['berth-launch', 'child_process'] as const) {
+  describe(`launch through ${via}`, () => {
+    let dir: string;
+    beforeEach(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-launch-'));
+      useLauncher(via === 'berth-launch' ? LAUNCHER : undefined);
+      assert.equal(launcherInUse(), via === 'berth-launch');
+    });
+    afterEach(() => {
+      useLauncher(undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('gives the exit status, stdout and stderr, with the environment and cwd asked for', async () => {
+      const r = await launch('/bin/sh', ['-c', 'echo "$GREETING $(pwd)"; echo oops >&2; exit 3'], { env: { GREETING: 'hi' }, cwd: dir });
+      assert.equal(r.code, 3);
+      assert.equal(r.signal, null);
+      assert.equal(r.timedOut, false);
+      assert.equal(r.stdout.toString(), `hi ${fs.realpathSync(dir)}\n`);
+      assert.equal(r.stderr.toString(), 'oops\n');
+    });
+
+    it('looks a bare name up in the PATH of the environment given', async () => {
+      const r = await launch('sh', ['-c', 'echo found'], { env: { PATH: '/usr/bin:/bin' } });
+      assert.equal(r.stdout.toString(), 'found\n');
+    });
+
+    it('writes the input to stdin and closes it; without input stdin is empty', async () => {
+      const big = 'x'.repeat(300_000);
+      const r = await launch('/bin/sh', ['-c', 'wc -c'], { input: big });
+      assert.equal(r.stdout.toString().trim(), String(big.length));
+      const empty = await launch('/bin/sh', ['-c', 'wc -c']);
+      assert.equal(empty.stdout.toString().trim(), '0');
+    });
+
+    it('reports a child killed by a signal', async () => {
+      const r = await launch('/bin/sh', ['-c', 'kill -TERM $$']);
+      assert.equal(r.code, null);
+      assert.equal(r.signal, 'SIGTERM');
+    });
+
+    it('kills a child that outlives its timeout with the signal asked for', async () => {
+      const r = await launch('/bin/sleep', ['10'], { timeoutMs: 100, killSignal: 'SIGKILL' });
+      assert.equal(r.timedOut, true);
+      assert.equal(r.signal, 'SIGKILL');
+    });
+
+    it('keeps only the first bytes of each stream and still drains the rest', async () => {
+      const r = await launch('/bin/sh', ['-c', 'head -c 1000000 /dev/zero; head -c 500 /dev/zero >&2'], { stdoutCap: 10, stderrCap: 0 });
+      assert.equal(r.code, 0);
+      assert.equal(r.stdout.length, 10);
+      assert.equal(r.stderr.length, 0);
+    });
+
+    it('returns what the child wrote on fd 3 (readyFd)', async () => {
+      const r = await launch('/bin/sh', ['-c', 'echo "OK 42" >&3'], { readyFd: true });
+      assert.equal(r.ready.toString(), 'OK 42\n');
+    });
+
+    it('starts the child in a session of its own only when detached', async () => {
+      const sidAndPid = 'echo "$(cut -d" " -f6 /proc/$$/stat) $$"';
+      const [sid, pid] = (await launch('/bin/sh', ['-c', sidAndPid], { detached: true })).stdout.toString().trim().split(' ');
+      assert.equal(sid, pid);
+      const [sid2, pid2] = (await launch('/bin/sh', ['-c', sidAndPid])).stdout.toString().trim().split(' ');
+      assert.notEqual(sid2, pid2);
+    });
+
+    it('waits until the pipes are closed, as child_process does', async () => {
+      const r = await launch('/bin/sh', ['-c', '(sleep 0.2; echo late) & echo early']);
+      assert.equal(r.stdout.toString(), 'early\nlate\n');
+    });
+
+    it('rejects as child_process does when the program cannot be started', async () => {
+      await assert.rejects(launch(path.join(dir, 'missing'), ['x']), (err: NodeJS.ErrnoException) => {
+        assert.equal(err.code, 'ENOENT');
+        assert.equal(err.message, `spawn ${path.join(dir, 'missing')} ENOENT`);
+        return true;
+      });
+      fs.writeFileSync(path.join(dir, 'not-executable'), '#!/bin/sh\n', { mode: 0o644 });
+      await assert.rejects(launch(path.join(dir, 'not-executable'), []), { code: 'EACCES' });
+    });
+  });
+}
+
+describe('berth-launch itself', () => {
+  before(() => useLauncher(LAUNCHER));
+  after(() => useLauncher(undefined));
+
+  it('is not used when the binary given is missing or not executable', () => {
+    useLauncher('/nonexistent/berth-launch');
+    assert.equal(launcherInUse(), false);
+    useLauncher(__filename);
+    assert.equal(launcherInUse(), false);
+    useLauncher(LAUNCHER);
+    assert.equal(launcherInUse(), true);
+  });
+
+  it('fails the requests out when it dies, and a new one serves the next', async () => {
+    const running = launch('/bin/sleep', ['10']);
+    const pid = launcherPid();
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    await assert.rejects(running, /berth-launch exited/);
+    const r = await launch('/bin/sh', ['-c', 'echo again']);
+    assert.equal(r.stdout.toString(), 'again\n');
+    assert.notEqual(launcherPid(), pid);
+  });
+});
+
+describe('mount(2) and umount(2) through berth-launch', () => {
+  let dir: string;
+  before(() => useLauncher(LAUNCHER));
+  after(() => useLauncher(undefined));
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-launch-mnt-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('mounts with the flags and data given, relative to cwd, and unmounts', async () => {
+    fs.mkdirSync(path.join(dir, 'target'));
+    await mountSyscall('tmpfs', 'tmpfs', 1 /* MS_RDONLY */, 'size=1m', 'target', dir);
+    try {
+      assert.ok(await isMountPoint(path.join(dir, 'target')));
+      assert.throws(() => fs.writeFileSync(path.join(dir, 'target', 'f'), 'x'), { code: 'EROFS' });
+    } finally {
+      await umountSyscall(path.join(dir, 'target'));
+    }
+    assert.equal(await isMountPoint(path.join(dir, 'target')), false);
+  });
+
+  it('rejects with the errno', async () => {
+    await assert.rejects(mountSyscall('none', 'no-such-fs-type', 0, '', dir, '/'), { code: 'ENODEV' });
+    await assert.rejects(umountSyscall(dir), { code: 'EINVAL' });
+  });
+});

@@ -124,7 +124,9 @@ function podConfig(logRoot: string, n: number): PodSandboxConfig {
     hostname: `steady${n}`,
     logDirectory: path.join(logRoot, `pod${n}`),
     labels: { app: 'steady', n: String(n) },
-    linux: { securityContext: { namespaceOptions: { network: 'NODE' } } },
+    // As a kubelet sends it for a pod without shareProcessNamespace: a PID
+    // namespace per container, so berth runs no berth-pause for it.
+    linux: { securityContext: { namespaceOptions: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
   };
 }
 
@@ -134,7 +136,14 @@ async function startPod(b: BerthBench, logRoot: string, n: number): Promise<stri
   const { podSandboxId } = await rt.RunPodSandbox({ config });
   const { containerId } = await rt.CreateContainer({
     podSandboxId,
-    config: { metadata: { name: 'sleep' }, image: { image: b.image }, command: ['sleep', '3600'], logPath: 'sleep.log', labels: { app: 'steady' } },
+    config: {
+      metadata: { name: 'sleep' },
+      image: { image: b.image },
+      command: ['sleep', '3600'],
+      logPath: 'sleep.log',
+      labels: { app: 'steady' },
+      linux: { securityContext: { namespaceOptions: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
+    },
     sandboxConfig: config,
   });
   await rt.StartContainer({ containerId });

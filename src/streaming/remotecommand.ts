@@ -221,9 +221,9 @@ async function run(
  *
  * The client opens its streams one at a time, each waiting for our reply
  * (client-go does), while starting a process in a container takes far longer
- * than a round trip. So the session starts as soon as the streams that feed
- * the process exist (stdin, and resize with a terminal; none for a plain
- * exec) instead of after all of them, as the kubelet's server does. Output
+ * than a round trip. So an exec starts as soon as the streams that feed the
+ * process exist (stdin, and resize with a terminal; none for a plain exec)
+ * instead of after all of them, as the kubelet's server does. Output
  * produced before its stream opens waits, bounded, in a DeferredWritable; the
  * status waits for the error stream. A client that does not open every
  * expected stream within streamCreationTimeoutMs loses the connection, and
@@ -246,6 +246,9 @@ export function serveRemoteCommandSpdy(
   for (const t of inputs) expected.add(t);
   if (req.stdout) expected.add('stdout');
   if (req.stderr && !req.tty) expected.add('stderr');
+  // An attach joins a live container: it waits for every stream, as the kubelet's does, so a
+  // client slow to open them is not disconnected by the shim for falling behind its output.
+  const startAfter = req.kind === 'exec' ? inputs : expected;
   const outputs = new Map<string, DeferredWritable>();
   for (const t of ['stdout', 'stderr']) if (expected.has(t)) outputs.set(t, new DeferredWritable());
   const streams = new Map<string, SpdyStream>();
@@ -270,7 +273,7 @@ export function serveRemoteCommandSpdy(
     };
     spdy.once('close', giveUp);
     const startWhenInputsOpen = (): void => {
-      if (started || abort.signal.aborted || !inputs.every((t) => streams.has(t))) return;
+      if (started || abort.signal.aborted || ![...startAfter].every((t) => streams.has(t))) return;
       started = true;
       const wired: WiredSession = {
         stdin: streams.get('stdin') ?? null,

@@ -16,6 +16,7 @@ import {
   successStatus,
   type K8sStatus,
 } from './status';
+import { DeferredWritable } from './deferred_writable';
 import { codecFor, WebSocketChannels, type ChannelMode } from './ws_channels';
 import type { WebSocketConnection } from './websocket';
 
@@ -215,7 +216,19 @@ async function run(
   wired.close();
 }
 
-/** Serves an exec/attach over an upgraded SPDY session. */
+/**
+ * Serves an exec/attach over an upgraded SPDY session.
+ *
+ * The client opens its streams one at a time, each waiting for our reply
+ * (client-go does), while starting a process in a container takes far longer
+ * than a round trip. So an exec starts as soon as the streams that feed the
+ * process exist (stdin, and resize with a terminal; none for a plain exec)
+ * instead of after all of them, as the kubelet's server does. Output
+ * produced before its stream opens waits, bounded, in a DeferredWritable; the
+ * status waits for the error stream. A client that does not open every
+ * expected stream within streamCreationTimeoutMs loses the connection, and
+ * with it the process (killed and reaped through the session's signal).
+ */
 export function serveRemoteCommandSpdy(
   spdy: SpdySession,
   protocol: string,
@@ -227,44 +240,51 @@ export function serveRemoteCommandSpdy(
   spdy.once('close', () => abort.abort());
   const supportsResize = protocol !== 'v2.channel.k8s.io';
   const expected = new Set<string>(['error']);
-  if (req.stdin) expected.add('stdin');
+  const inputs: string[] = [];
+  if (req.stdin) inputs.push('stdin');
+  if (req.tty && supportsResize) inputs.push('resize');
+  for (const t of inputs) expected.add(t);
   if (req.stdout) expected.add('stdout');
   if (req.stderr && !req.tty) expected.add('stderr');
-  if (req.tty && supportsResize) expected.add('resize');
+  // An attach joins a live container: it waits for every stream, as the kubelet's does, so a
+  // client slow to open them is not disconnected by the shim for falling behind its output.
+  const startAfter = req.kind === 'exec' ? inputs : expected;
+  const outputs = new Map<string, DeferredWritable>();
+  for (const t of ['stdout', 'stderr']) if (expected.has(t)) outputs.set(t, new DeferredWritable());
   const streams = new Map<string, SpdyStream>();
   const encode = statusEncoder(protocol);
+  let allOpened: () => void = () => undefined;
+  // Settles when every expected stream is open, or when the session ends without them.
+  const opened = new Promise<void>((r) => (allOpened = r));
+  abort.signal.addEventListener('abort', () => {
+    allOpened();
+    for (const o of outputs.values()) o.destroy();
+  });
 
   return new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       opts.logger.debug('timed out waiting for client streams', { got: [...streams.keys()] });
       spdy.destroy();
     }, opts.streamCreationTimeoutMs);
+    spdy.once('close', () => clearTimeout(timer));
+    let started = false;
     const giveUp = (): void => {
-      clearTimeout(timer);
-      resolve();
+      if (!started) resolve();
     };
     spdy.once('close', giveUp);
-    spdy.on('stream', (stream: SpdyStream) => {
-      const type = stream.header('streamtype') ?? '';
-      stream.reply();
-      if (!expected.has(type) || streams.has(type)) {
-        stream.reset(RST_PROTOCOL_ERROR);
-        return;
-      }
-      streams.set(type, stream);
-      // Streams we only write to: discard anything the client sends on them.
-      if (type !== 'stdin' && type !== 'resize') stream.resume();
-      if (streams.size < expected.size) return;
-      clearTimeout(timer);
-      spdy.off('close', giveUp);
-      const errorStream = streams.get('error') as SpdyStream;
+    const startWhenInputsOpen = (): void => {
+      if (started || abort.signal.aborted || ![...startAfter].every((t) => streams.has(t))) return;
+      started = true;
       const wired: WiredSession = {
         stdin: streams.get('stdin') ?? null,
-        stdout: streams.get('stdout') ?? null,
-        stderr: streams.get('stderr') ?? null,
+        stdout: outputs.get('stdout') ?? null,
+        stderr: outputs.get('stderr') ?? null,
         resize: streams.get('resize') ?? null,
         signal: abort.signal,
         writeStatus: async (s) => {
+          await opened;
+          const errorStream = streams.get('error');
+          if (!errorStream || abort.signal.aborted) return;
           const body = encode(s);
           if (body.length) errorStream.write(body);
           await endAndFlush(errorStream);
@@ -279,7 +299,25 @@ export function serveRemoteCommandSpdy(
         spdy.destroy();
         resolve();
       });
+    };
+    spdy.on('stream', (stream: SpdyStream) => {
+      const type = stream.header('streamtype') ?? '';
+      stream.reply();
+      if (!expected.has(type) || streams.has(type)) {
+        stream.reset(RST_PROTOCOL_ERROR);
+        return;
+      }
+      streams.set(type, stream);
+      // Streams we only write to: discard anything the client sends on them.
+      if (type !== 'stdin' && type !== 'resize') stream.resume();
+      outputs.get(type)?.attach(stream);
+      if (streams.size === expected.size) {
+        clearTimeout(timer);
+        allOpened();
+      }
+      startWhenInputsOpen();
     });
+    startWhenInputsOpen();
   });
 }
 

@@ -11,10 +11,10 @@
 // from TCP: a stream's write completes only once the socket has drained.
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
-import * as zlib from 'node:zlib';
 import { SPDY3_DICTIONARY } from './spdy_dictionary';
 import { endSocket } from './end_socket';
 import { ChunkQueue, SocketFlow } from './flow';
+import { HeaderDecompressor } from './header_inflater';
 import { Limits } from '../limits';
 
 export const SPDY_VERSION = 3;
@@ -89,67 +89,6 @@ function adler32BE(data: Buffer): Buffer {
   const out = Buffer.alloc(4);
   out.writeUInt32BE(((b << 16) | a) >>> 0);
   return out;
-}
-
-/**
- * The peer's header blocks: one inflate context for the whole session, fed in
- * frame order. Output is consumed as it is produced (a paused inflater would
- * never call back from flush, wedging the session) and counted: a block
- * inflating past `limit` bytes fails at once, without inflating the rest.
- */
-export class HeaderDecompressor {
-  private readonly inflate = zlib.createInflate({ dictionary: SPDY3_DICTIONARY });
-  private failure: Error | undefined;
-  private current: { parts: Buffer[]; bytes: number; reject: (err: Error) => void } | undefined;
-
-  constructor(private readonly limit: number = Limits.spdyHeaderBlockBytes) {
-    this.inflate.on('error', (err: Error) => {
-      this.failure ??= err;
-      this.current?.reject(err);
-    });
-    this.inflate.on('data', (c: Buffer) => {
-      const cur = this.current;
-      if (!cur) return;
-      cur.bytes += c.length;
-      if (cur.bytes > this.limit) {
-        this.failure = new Error(`header block inflates past the ${this.limit}-byte limit`);
-        this.inflate.destroy();
-        cur.reject(this.failure);
-        return;
-      }
-      cur.parts.push(c);
-    });
-  }
-
-  decompress(block: Buffer): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      if (this.failure) return reject(this.failure);
-      let settled = false;
-      const cur = {
-        parts: [] as Buffer[],
-        bytes: 0,
-        reject: (err: Error) => {
-          if (settled) return;
-          settled = true;
-          this.current = undefined;
-          reject(err);
-        },
-      };
-      this.current = cur;
-      this.inflate.write(block);
-      this.inflate.flush(zlib.constants.Z_SYNC_FLUSH, () => {
-        if (settled) return;
-        settled = true;
-        this.current = undefined;
-        if (this.failure) return reject(this.failure);
-        resolve(Buffer.concat(cur.parts, cur.bytes));
-      });
-    });
-  }
-
-  close(): void {
-    this.inflate.destroy();
-  }
 }
 
 /** Header block (uncompressed) in SPDY/3 form: 32-bit count, then length-prefixed names and values. */

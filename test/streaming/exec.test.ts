@@ -205,6 +205,42 @@ describe('streaming: exec and attach', function () {
     while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
 
+  it('SPDY: a plain exec starts before its streams open; its output waits, bounded, and then all arrives in order', async () => {
+    const size = 4 * 1024 * 1024;
+    const c = await spdy(server.getExecUrl(execReq(['sh', '-c', `head -c ${size} /dev/zero; echo end`], { stderr: false })));
+    // No stream open yet: client-go opens them one round trip at a time; the process need not wait for that.
+    await waitFor(() => backends.exec.pids.size > 0);
+    assert.equal(backends.exec.pids.size, 1, 'the process started before any stream was open');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(backends.exec.pids.size, 1, 'with nowhere to put its output, the writer is held, not buffered without end');
+    const r = await execSpdy(c, { stdout: true });
+    assert.equal(r.stdout.length, size + 4);
+    assert.ok(r.stdout.endsWith('\0end\n'));
+    assert.equal(r.error, '{"metadata":{},"status":"Success"}');
+    assert.equal(backends.exec.pids.size, 0);
+  });
+
+  it('SPDY: an exec with stdin starts only once the stdin stream is open', async () => {
+    const c = await spdy(server.getExecUrl(execReq(['cat'], { stdin: true, stderr: false })));
+    const errorStream = await c.session.openStream([['streamType', 'error']]);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(backends.exec.pids.size, 0, 'not started without its input stream');
+    const stdin = await c.session.openStream([['streamType', 'stdin']]);
+    await waitFor(() => backends.exec.pids.size > 0);
+    assert.equal(backends.exec.pids.size, 1);
+    const out = await c.session.openStream([['streamType', 'stdout']]);
+    const chunks: Buffer[] = [];
+    out.on('data', (d: Buffer) => chunks.push(d));
+    const status: Buffer[] = [];
+    errorStream.on('data', (d: Buffer) => status.push(d));
+    const ended = new Promise((r) => errorStream.once('end', r));
+    stdin.end('hello');
+    await ended;
+    assert.equal(Buffer.concat(chunks).toString(), 'hello');
+    assert.equal(Buffer.concat(status).toString(), '{"metadata":{},"status":"Success"}');
+    c.session.close();
+  });
+
   it('backpressure: a client that stops reading stalls the process instead of buffering its output', async () => {
     const size = 64 * 1024 * 1024;
     const c = await spdy(server.getExecUrl(execReq(['head', '-c', String(size), '/dev/zero'], { stderr: false })));

@@ -99,6 +99,32 @@ describe('streaming: hostile clients', function () {
 
   const sleepReq = (): ExecRequest__Output => ({ containerId: 'c', cmd: ['sleep', '60'], tty: false, stdin: false, stdout: true, stderr: true });
 
+  it('SPDY: a client that never opens all its streams loses the exec started early: killed and reaped at the timeout', async () => {
+    const impatient = new StreamingServer({
+      address: '127.0.0.1',
+      port: 0,
+      tokenTtlSeconds: 60,
+      backends,
+      logger: silentLogger(),
+      streamCreationTimeoutMs: 500,
+    });
+    await impatient.start();
+    try {
+      for (const opened of [[], ['error'], ['error', 'stdout']]) {
+        const known = new Set(backends.exec.pids);
+        const c = await connectSpdy(impatient.getExecUrl(sleepReq()), ['v4.channel.k8s.io']);
+        if (isFailure(c)) throw new Error(c.body);
+        for (const t of opened) await c.session.openStream([['streamType', t]]);
+        const pid = await newExec(known);
+        await reaped(pid);
+        await until('the session to end', () => impatient.activeSessions === 0);
+        c.socket.destroy();
+      }
+    } finally {
+      await impatient.stop();
+    }
+  });
+
   it('SPDY: a client flooding PINGs without reading is throttled, then dropped, and its exec killed', async () => {
     const known = new Set(backends.exec.pids);
     const c = await connectSpdy(server.getExecUrl(sleepReq()), ['v4.channel.k8s.io']);

@@ -5,11 +5,11 @@ import {
   decodeHeaderBlock,
   encodeHeaderBlock,
   HeaderCompressor,
-  HeaderDecompressor,
   SpdySession,
   type SpdyStream,
 } from '../../src/streaming/spdy';
 import { SPDY3_DICTIONARY } from '../../src/streaming/spdy_dictionary';
+import { HeaderDecompressor, SYNC_INFLATE_INPUT_BYTES } from '../../src/streaming/header_inflater';
 import { JsonObjectSplitter } from '../../src/streaming/remotecommand';
 import { codecFor, decodeChannelMessage, encodeChannelMessage } from '../../src/streaming/ws_channels';
 
@@ -29,24 +29,67 @@ describe('streaming: protocol units', () => {
     assert.equal(first.get('streamtype'), 'error');
   });
 
-  it('header blocks: inflates real compressed blocks (what Go peers send) across frames', async () => {
+  /** A Go-like peer's header compression: one deflate stream, Z_SYNC_FLUSH after each block. */
+  function goDeflater(): { frame: (h: Array<[string, string]>) => Promise<Buffer>; close: () => void } {
     const deflate = zlib.createDeflate({ dictionary: SPDY3_DICTIONARY });
-    const d = new HeaderDecompressor();
-    const frame = async (h: Array<[string, string]>): Promise<Buffer> => {
-      deflate.write(encodeHeaderBlock(h));
-      await new Promise<void>((r) => deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => r()));
-      const parts: Buffer[] = [];
-      let x: Buffer | null;
-      while ((x = deflate.read() as Buffer | null) !== null) parts.push(x);
-      return Buffer.concat(parts);
+    return {
+      frame: async (h) => {
+        deflate.write(encodeHeaderBlock(h));
+        await new Promise<void>((r) => deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => r()));
+        const parts: Buffer[] = [];
+        let x: Buffer | null;
+        while ((x = deflate.read() as Buffer | null) !== null) parts.push(x);
+        return Buffer.concat(parts);
+      },
+      close: () => deflate.close(),
     };
+  }
+
+  it('header blocks: inflates real compressed blocks (what Go peers send) across frames', async () => {
+    const peer = goDeflater();
+    const d = new HeaderDecompressor();
     for (let i = 0; i < 5; i++) {
-      const h = decodeHeaderBlock(await d.decompress(await frame([['streamType', 'data'], ['port', String(8000 + i)], ['requestID', String(i)]])));
+      const h = decodeHeaderBlock(await d.decompress(await peer.frame([['streamType', 'data'], ['port', String(8000 + i)], ['requestID', String(i)]])));
       assert.equal(h.get('port'), String(8000 + i));
       assert.equal(h.get('requestid'), String(i));
     }
-    deflate.close();
+    peer.close();
     d.close();
+  });
+
+  it('header blocks: inflated synchronously while small, then by one persistent inflater, every block right', async () => {
+    const peer = goDeflater();
+    const d = new HeaderDecompressor();
+    let compressed = 0;
+    let i = 0;
+    // Well past the synchronous budget, so blocks on both sides of the switch are checked.
+    while (compressed < 3 * SYNC_INFLATE_INPUT_BYTES) {
+      const block = await peer.frame([['streamType', i % 2 ? 'data' : 'error'], ['port', String(i % 65536)], ['requestID', `${i}-${'x'.repeat(i % 97)}`]]);
+      compressed += block.length;
+      const h = decodeHeaderBlock(await d.decompress(block));
+      assert.equal(h.get('port'), String(i % 65536));
+      assert.equal(h.get('requestid'), `${i}-${'x'.repeat(i % 97)}`);
+      i++;
+    }
+    assert.ok(d.syncBlocks > 10, `the first blocks are inflated synchronously (${d.syncBlocks})`);
+    assert.ok(d.syncBlocks < i, 'later blocks go to the persistent inflater');
+    peer.close();
+    d.close();
+  });
+
+  it('header blocks: one inflating past the limit fails on either path, and so does every later block', async () => {
+    for (const warmup of [0, 2000]) {
+      const peer = goDeflater();
+      const d = new HeaderDecompressor(4096);
+      for (let i = 0; i < warmup; i++) await d.decompress(await peer.frame([['n', String(i)]]));
+      // 64 KiB of one letter deflates to a few hundred bytes: small on the wire, past the limit inflated.
+      const bomb = await peer.frame([['x', 'a'.repeat(64 * 1024)]]);
+      assert.ok(bomb.length < 1024);
+      await assert.rejects(d.decompress(bomb), /past the 4096-byte limit/);
+      await assert.rejects(d.decompress(await peer.frame([['n', 'after']])), /past the 4096-byte limit/);
+      peer.close();
+      d.close();
+    }
   });
 
   it('SPDY sessions: streams, data both ways, half-close, reset, ping', async () => {

@@ -4,8 +4,10 @@
  * and blocks its event loop until the child has exec'd, about 2 ms per child
  * on a 2-core machine; this process is a few hundred KiB and forks in tens of
  * microseconds. One instance per berthd, started once; requests and replies
- * travel on its stdin and stdout (PROTOCOL.md). It reaps every child, and
- * exits when its stdin closes (berthd gone), leaving running children alone. */
+ * travel on its stdin and stdout (PROTOCOL.md). It also forks berthd's exec
+ * supervisors and hands their sockets over Node's IPC channel (supervise.c).
+ * It reaps every child, and exits when its stdin closes (berthd gone), leaving
+ * running children alone (supervisors leave too: their PDEATHSIG). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "child.h"
+#include "supervise.h"
 
 #define MAX_REQUEST (8u << 20)   /* one request frame, stdin data included */
 #define MAX_CHILDREN 256         /* children running at once; more are refused (EAGAIN) */
@@ -173,62 +178,6 @@ static int parse_num(const char *s, long long max, long long *out)
 	return 0;
 }
 
-/* execvpe without a shell: the PATH of the child's own environment. */
-static void exec_file(const char *file, char *const argv[], char *const envp[])
-{
-	if (strchr(file, '/')) {
-		execve(file, argv, envp);
-		return;
-	}
-	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	for (int i = 0; envp[i]; i++)
-		if (!strncmp(envp[i], "PATH=", 5))
-			path = envp[i] + 5;
-	int err = ENOENT;
-	for (const char *p = path;; p++) {
-		const char *colon = strchrnul(p, ':');
-		char full[PATH_MAX];
-		if (snprintf(full, sizeof(full), "%.*s/%s", (int)(colon - p), p, file) < (int)sizeof(full)) {
-			execve(full, argv, envp);
-			if (errno != ENOENT && errno != ENOTDIR)
-				err = errno;
-		}
-		if (!*colon)
-			break;
-		p = colon;
-	}
-	errno = err;
-}
-
-/* In the child: what berthd's own children got from Node (default signal
- * dispositions, nothing blocked), the requested stdio, then exec. */
-static void child_exec(int stdio[4], int nfds, int setsid_flag, const char *cwd, const char *file, char **argv,
-		       char **envp, int errpipe)
-{
-	sigset_t none;
-	sigemptyset(&none);
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (setsid_flag && setsid() < 0)
-		goto fail;
-	if (*cwd && chdir(cwd) < 0)
-		goto fail;
-	/* Out of the way of 0..3 first, so no dup2 below overwrites a source. */
-	for (int i = 0; i < nfds; i++)
-		if (stdio[i] < 4 && (stdio[i] = fcntl(stdio[i], F_DUPFD_CLOEXEC, 10)) < 0)
-			goto fail;
-	for (int i = 0; i < nfds; i++)
-		if (dup2(stdio[i], i) < 0)
-			goto fail;
-	exec_file(file, argv, envp);
-fail:;
-	int e = errno;
-	if (write(errpipe, &e, sizeof(e)) < 0)
-		_exit(127);
-	_exit(127);
-}
-
 static int nonblock_cloexec_pipe(int p[2])
 {
 	return pipe2(p, O_CLOEXEC | O_NONBLOCK);
@@ -372,6 +321,18 @@ static void do_umount(char *p, size_t len)
 	reply_syscall(id, umount2(fs.f[3], (int)flags) < 0 ? errno : 0);
 }
 
+/* `supervise`: id flags file (flags: 1 = a stdin socket); the outcome goes on the IPC channel. */
+static void do_supervise(char *p, size_t len)
+{
+	struct fields fs = { .n = 0 };
+	long long id = 0, flags;
+	if (syscall_request(&fs, p, len, 4, 2, 1, &id, &flags) < 0)
+		return;
+	int err = supervisor_start((unsigned long long)id, flags & 1, fs.f[3]);
+	if (err)
+		reply_error((unsigned long long)id, err);
+}
+
 static void handle_request(char *p, size_t len)
 {
 	size_t op_len = strnlen(p, len);
@@ -383,6 +344,8 @@ static void handle_request(char *p, size_t len)
 		do_mount(p, len);
 	else if (!strcmp(p, "umount"))
 		do_umount(p, len);
+	else if (!strcmp(p, "supervise"))
+		do_supervise(p, len);
 	else {
 		struct fields fs = { .n = 0 };
 		long long id = 0;
@@ -495,6 +458,8 @@ static void reap(void)
 		pid_t pid = waitpid(-1, &status, WNOHANG);
 		if (pid <= 0)
 			return;
+		if (supervisor_reaped(pid, status))
+			continue;
 		for (int i = 0; i < MAX_CHILDREN; i++) {
 			struct child *c = &children[i];
 			if (c->used && c->pid == pid) {
@@ -533,17 +498,19 @@ int main(void)
 		die("signalfd");
 	if (fcntl(0, F_SETFL, O_NONBLOCK) < 0 || fcntl(1, F_SETFL, O_NONBLOCK) < 0)
 		die("stdio");
+	int ch = channel_open();
 	/* Anything else inherited stays out of the children. */
 	for (int fd = 3; fd < 1024; fd++)
 		if (fd != sig_fd)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 
-	static struct pollfd pf[2 + MAX_CHILDREN * (N_STREAMS + 1)];
-	static struct { struct child *c; int s; } who[2 + MAX_CHILDREN * (N_STREAMS + 1)];
+	static struct pollfd pf[3 + MAX_CHILDREN * (N_STREAMS + 1)];
+	static struct { struct child *c; int s; } who[3 + MAX_CHILDREN * (N_STREAMS + 1)];
 	while (stdin_open || outq.len > outq_off) {
 		int np = 0;
 		pf[np++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		pf[np++] = (struct pollfd){ .fd = stdin_open ? 0 : -1, .events = POLLIN };
+		pf[np++] = (struct pollfd){ .fd = ch, .events = POLLIN };
 		long long now = now_ms(), next = -1;
 		for (int i = 0; i < MAX_CHILDREN; i++) {
 			struct child *c = &children[i];
@@ -582,7 +549,9 @@ int main(void)
 		}
 		if (pf[0].revents)
 			reap();
-		for (int k = 2; k < np; k++) {
+		if (pf[2].revents && !channel_drain())
+			ch = -1;
+		for (int k = 3; k < np; k++) {
 			if (k == out_slot || !pf[k].revents)
 				continue;
 			if (who[k].s < 0)

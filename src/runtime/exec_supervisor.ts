@@ -3,14 +3,15 @@
 // the process as a child subreaper, relays a terminal when asked, and reports
 // the exit status on a control socket (fd 3), over which it also takes
 // RESIZE and KILL. If berthd goes away the socket's EOF kills the process.
-// Supervisors are started ahead of need (SupervisorPool), by the launcher
-// (exec_launcher.ts), and told what to run with a RUN frame on that socket;
+// Supervisors are started ahead of need (SupervisorPool), by berth-launch
+// (launchSupervisor, src/util/launch.ts), and told what to run with a RUN frame on that socket;
 // each makes and removes its own scratch files.
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { BerthError, internal } from '../errors';
-import { SupervisorLauncher, type LaunchedSupervisor } from './exec_launcher';
+import { launchSupervisor } from '../util/launch';
+import type { LaunchedSupervisor } from '../util/launch_supervisor';
 
 /** The berth-exec binary: $BERTH_EXEC, else <repo>/build/berth-exec next to dist/. */
 export function execSupervisorPath(): string {
@@ -72,18 +73,15 @@ function setRef(w: LaunchedSupervisor, ref: boolean): void {
 /**
  * Supervisors started ahead of need, one per stdio shape (with or without a
  * stdin socket), so an exec only sends its orders: the one taken is replaced
- * (by the launcher, off berthd's thread) while the runtime starts the
+ * (by berth-launch, off berthd's thread) while the runtime starts the
  * process. Nothing is held for a shape not yet used.
  */
 export class SupervisorPool {
-  private readonly launcher: SupervisorLauncher;
   private readonly waiting = new Map<boolean, LaunchedSupervisor>();
   private readonly filling = new Set<boolean>();
   private closed = false;
 
-  constructor(binary: string = execSupervisorPath()) {
-    this.launcher = new SupervisorLauncher(binary);
-  }
+  constructor(private readonly binary: string = execSupervisorPath()) {}
 
   take(stdin: boolean): Promise<LaunchedSupervisor> {
     const held = this.waiting.get(stdin);
@@ -94,21 +92,20 @@ export class SupervisorPool {
       setRef(held, true);
       return Promise.resolve(held);
     }
-    return this.launcher.launch(stdin);
+    return launchSupervisor(this.binary, stdin);
   }
 
-  /** Lets the waiting supervisors and the launcher go (each leaves at its socket's EOF); nothing is started after. */
+  /** Lets the waiting supervisors go (each leaves at its control socket's EOF); nothing is started after. */
   close(): void {
     this.closed = true;
     for (const w of this.waiting.values()) w.control.destroy();
     this.waiting.clear();
-    this.launcher.close();
   }
 
   private refill(stdin: boolean): void {
     if (this.closed || this.waiting.has(stdin) || this.filling.has(stdin)) return;
     this.filling.add(stdin);
-    this.launcher.launch(stdin).then(
+    launchSupervisor(this.binary, stdin).then(
       (w) => {
         this.filling.delete(stdin);
         if (this.closed || this.waiting.has(stdin)) return void w.control.destroy();
@@ -204,7 +201,7 @@ export async function startSupervisedExec(pool: SupervisorPool, opts: Supervised
       if (gone) return;
       sendControl('KILL');
       killTimer ??= setTimeout(() => {
-        // Only while the launcher has not reaped it: its pid is not reused before.
+        // Only while its parent has not reaped it: its pid is not reused before.
         if (!gone) process.kill(sup.pid, 'SIGKILL');
       }, SUPERVISOR_KILL_GRACE_MS);
     },

@@ -1,6 +1,6 @@
 /* berth-exec: supervises one process exec'd into a running container.
  *
- * The launcher (launcher.c) starts it ahead of need: it waits for its orders (a RUN frame:
+ * berth-launch (src/launch/supervise.c) starts it ahead of need: it waits for its orders (a RUN frame:
  * runtime, container id, process JSON) on the control fd, and only then
  * makes its scratch directory and starts the runtime. It becomes a child
  * subreaper, runs `<runtime> exec --detach`, so the exec'd
@@ -12,7 +12,6 @@
  * when the process and its children close them). SIGTERM/SIGINT/SIGHUP, a
  * KILL command or EOF on the control fd SIGKILL the process: a client that
  * goes away leaves nothing running. See EXEC.md. */
-#include "launcher.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -114,8 +113,7 @@ static void fail(const char *fmt, ...)
 
 static void usage(void)
 {
-	dprintf(2, "usage: berth-exec --control-fd N   (then a RUN frame on fd N, see EXEC.md)\n"
-		   "       berth-exec --launcher       (with Node's IPC channel: forks supervisors for berthd)\n");
+	dprintf(2, "usage: berth-exec --control-fd N   (then a RUN frame on fd N, see EXEC.md)\n");
 	_exit(2);
 }
 
@@ -626,14 +624,12 @@ static void supervise(void)
 
 int main(int argc, char **argv)
 {
-	if (argc == 2 && !strcmp(argv[1], "--launcher"))
-		return launcher_main();
 	parse_command_line(argc, argv);
 	close_inherited_fds();
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
-	/* The launcher, our parent, leaves when berthd does: that must not leave the process behind
+	/* The launcher (berth-launch), our parent, leaves when berthd does: that must not leave the process behind
 	 * (the control fd's EOF covers it too). Until RUN arrives nothing is started, so a signal's
 	 * default action (exit) is right. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);

@@ -1,5 +1,6 @@
 // Running berthd's helper processes (runc, berth-shim, berth-pinns, CNI
-// plugins) to completion, and mount(2)/umount(2). In berthd they go through
+// plugins) to completion, mount(2)/umount(2), and starting berth-exec
+// supervisors (launch_supervisor.ts). In berthd they go through
 // berth-launch (src/launch/PROTOCOL.md), started once: a fork of berthd itself
 // copies the page tables of its ~90 MB and blocks the event loop until the
 // child has exec'd (about 2 ms per process on a 2-core machine, three per pod
@@ -8,8 +9,11 @@
 // node:child_process, and mounts by the mount/umount programs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import type { Socket } from 'node:net';
 import * as os from 'node:os';
 import type { Readable } from 'node:stream';
+import { internal } from '../errors';
+import { SupervisorHandover, superviseDirect, type LaunchedSupervisor } from './launch_supervisor';
 
 export interface LaunchOptions {
   /** The child's whole environment (default: berthd's). */
@@ -73,18 +77,21 @@ interface Reply {
 class Launcher {
   private child?: ChildProcess;
   private readonly pending = new Map<number, (r: Reply | Error) => void>();
+  private readonly handover = new SupervisorHandover();
   private nextId = 1;
   private input: Buffer = Buffer.alloc(0);
 
   constructor(readonly binary: string) {}
 
   private start(): ChildProcess {
-    const child = spawn(this.binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    // The IPC channel (fd 3) carries the sockets of the exec supervisors it starts.
+    const child = spawn(this.binary, [], { stdio: ['pipe', 'pipe', 'inherit', 'ipc'] });
     const stdin = child.stdin;
     const stdout = child.stdout;
     if (!stdin || !stdout) throw new Error('berth-launch: stdio pipes missing');
     stdin.on('error', () => undefined); // an exited launcher fails its requests below
     stdout.on('data', (chunk: Buffer) => this.onData(chunk));
+    child.on('message', (msg: unknown, handle: unknown) => this.handover.onMessage(msg, handle as Socket | undefined));
     const gone = (why: string): void => {
       if (this.child !== child) return;
       this.child = undefined;
@@ -92,6 +99,7 @@ class Launcher {
         this.pending.delete(id);
         done(new Error(`berth-launch ${why}`));
       }
+      this.handover.lost(`berth-launch ${why}`);
     };
     child.once('error', (err) => gone(`failed: ${err.message}`));
     child.once('exit', (code, signal) => gone(`exited (${signal ?? `status ${String(code)}`})`));
@@ -103,7 +111,7 @@ class Launcher {
 
   /** The launcher keeps berthd's event loop alive only while a request is out. */
   private setRef(on: boolean): void {
-    for (const s of [this.child?.stdin, this.child?.stdout] as Array<{ ref?: () => void; unref?: () => void } | null | undefined>) {
+    for (const s of [this.child?.stdin, this.child?.stdout, this.child?.channel] as Array<{ ref?: () => void; unref?: () => void } | null | undefined>) {
       if (on) s?.ref?.();
       else s?.unref?.();
     }
@@ -137,16 +145,34 @@ class Launcher {
   }
 
   request(fields: readonly string[], data?: Buffer): Promise<Reply> {
+    return new Promise((resolve, reject) => this.send(fields, data, (r) => (r instanceof Error ? reject(r) : resolve(r))));
+  }
+
+  /** A new exec supervisor (`binary`), with a stdin socket or not; its sockets come on the IPC channel. */
+  supervise(binary: string, stdin: boolean): Promise<LaunchedSupervisor> {
+    let id = 0;
+    // A reply on stdout means it was refused (no channel, too many supervisors), or berth-launch is gone.
+    const reply = (r: Reply | Error): void =>
+      this.handover.fail(id, internal(r instanceof Error ? r.message : `berth-launch cannot start ${binary}: ${errnoNames.get(r.value) ?? r.value}`));
+    id = this.send(['supervise', '', stdin ? '1' : '0', binary], undefined, reply);
+    return this.handover.expect(id).finally(() => {
+      // Success has no reply on stdout: the request is over when the channel told.
+      this.pending.delete(id);
+      if (this.pending.size === 0) this.setRef(false);
+    });
+  }
+
+  /** Writes one request; `done` gets its reply. The request's id. */
+  private send(fields: readonly string[], data: Buffer | undefined, done: (r: Reply | Error) => void): number {
     const child = this.child ?? this.start();
     const id = this.nextId++;
     const body = Buffer.concat([Buffer.from(fields.map((f, i) => `${i === 1 ? id : f}\0`).join(''), 'utf8'), data ?? Buffer.alloc(0)]);
     const header = Buffer.alloc(4);
     header.writeUInt32BE(body.length);
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, (r) => (r instanceof Error ? reject(r) : resolve(r)));
-      this.setRef(true);
-      child.stdin?.write(Buffer.concat([header, body]));
-    });
+    this.pending.set(id, done);
+    this.setRef(true);
+    child.stdin?.write(Buffer.concat([header, body]));
+    return id;
   }
 
   get pid(): number | undefined {
@@ -184,6 +210,11 @@ export function launcherPid(): number | undefined {
 /** Whether requests go through berth-launch. */
 export function launcherInUse(): boolean {
   return launcher !== undefined;
+}
+
+/** Starts a berth-exec supervisor (`binary`, EXEC.md) waiting for its RUN frame; rejects with a typed error. */
+export function launchSupervisor(binary: string, stdin: boolean): Promise<LaunchedSupervisor> {
+  return launcher ? launcher.supervise(binary, stdin) : superviseDirect(binary, stdin);
 }
 
 /** Runs `file` with `args` to completion; rejects (as child_process's 'error') only when it cannot be started. */

@@ -1,5 +1,6 @@
-// berth-exec's RUN frame and the pool of supervisors started ahead of need,
-// driven through a stand-in runtime (a shell script that does what
+// berth-exec's RUN frame and the pool of supervisors started ahead of need
+// (by berth-launch, which hands their sockets over Node's IPC channel, or by
+// this process where there is no berth-launch), driven through a stand-in runtime (a shell script that does what
 // `runc exec --detach` does for the supervisor: start a process, write its
 // pid file, exit), so no container is needed.
 import { strict as assert } from 'node:assert';
@@ -10,6 +11,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BerthError, internal } from '../../src/errors';
 import { execSupervisorPath, startSupervisedExec, SupervisorPool, type SupervisedExecSpawn } from '../../src/runtime/exec_supervisor';
+import { findHelper } from '../../src/runtime/handlers';
+import { launcherPid, useLauncher } from '../../src/util/launch';
+
+const LAUNCHER = findHelper('berth-launch', 'BERTH_LAUNCH');
 
 // The process prints the process JSON it was given and exits 7; "fail" in it makes the runtime refuse, with a logged error.
 const FAKE_RUNTIME = `#!/bin/sh
@@ -47,13 +52,13 @@ function statOf(pid: string | number): { state: string; ppid: number } | undefin
 /** Supervisors of other tests' launchers, present before each test here. */
 let others = new Set<number>();
 
-/** Live supervisors our launcher started (its children running `berth-exec --control-fd`). */
-function supervisorChildren(): number[] {
+/** Live supervisors our launcher started (its children running `berth-exec --control-fd`), or this process did. */
+function supervisorChildren(parent: 'launcher' | 'self' = 'launcher'): number[] {
   const out: number[] = [];
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     const st = statOf(e);
-    if (!st || st.state === 'Z' || statOf(st.ppid)?.ppid !== process.pid) continue;
+    if (!st || st.state === 'Z' || (parent === 'launcher' ? statOf(st.ppid)?.ppid : st.ppid) !== process.pid) continue;
     try {
       if (!others.has(Number(e)) && fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes('--control-fd')) out.push(Number(e));
     } catch {
@@ -81,8 +86,12 @@ describe('runtime/exec_supervisor: berth-exec started ahead of need', () => {
   before(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-exec-sup-'));
     fs.writeFileSync(path.join(tmp, 'runtime'), FAKE_RUNTIME, { mode: 0o755 });
+    useLauncher(LAUNCHER);
   });
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  after(() => {
+    useLauncher(undefined);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
 
   beforeEach(() => {
     others = new Set();
@@ -132,16 +141,29 @@ describe('runtime/exec_supervisor: berth-exec started ahead of need', () => {
 
   it('starts a new launcher when its launcher died', async () => {
     assert.equal(await (await startSupervisedExec(pool, opts, { args: ['1'] })).exited, 7);
-    const launcher = await until('the launcher', () =>
-      fs
-        .readdirSync('/proc')
-        .filter((e) => /^\d+$/.test(e) && statOf(e)?.ppid === process.pid)
-        .find((e) => fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes('--launcher')),
-    );
-    process.kill(Number(launcher), 'SIGKILL');
+    const launcher = await until('the launcher', launcherPid);
+    await until('a waiting supervisor', () => (supervisorChildren().length ? true : undefined));
+    process.kill(launcher, 'SIGKILL');
     await until('the launcher to go', () => (fs.existsSync(`/proc/${launcher}`) ? undefined : true));
     await new Promise((r) => setTimeout(r, 50)); // its waiting supervisor leaves too (PDEATHSIG)
-    assert.equal(await (await startSupervisedExec(pool, opts, { args: ['2'] })).exited, 7);
+    const second = await startSupervisedExec(pool, opts, { args: ['2'] });
+    assert.equal(await second.exited, 7);
+    assert.notEqual(launcherPid(), launcher);
+  });
+
+  it('starts the supervisors itself where there is no berth-launch', async () => {
+    useLauncher(undefined);
+    try {
+      const ex = await startSupervisedExec(pool, opts, { args: ['direct'] });
+      const out = collect(ex.stdout);
+      assert.equal(await ex.exited, 7);
+      assert.equal(await out, JSON.stringify({ args: ['direct'] }));
+      // The pool's next supervisor is this process's child, not berth-launch's.
+      await until('a waiting supervisor of its own', () => (supervisorChildren('self').length ? true : undefined));
+    } finally {
+      pool.close();
+      useLauncher(LAUNCHER);
+    }
   });
 
   it('lets its waiting supervisors go when closed', async () => {

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findHelper } from '../../src/runtime/handlers';
-import { launch, launcherInUse, launcherPid, mountSyscall, umountSyscall, useLauncher } from '../../src/util/launch';
+import { execSupervisorPath } from '../../src/runtime/exec_supervisor';
+import { launch, launcherInUse, launcherPid, launchSupervisor, mountSyscall, umountSyscall, useLauncher } from '../../src/util/launch';
 import { isMountPoint } from '../../src/snapshotter/mount';
 
 const LAUNCHER = findHelper('berth-launch', 'BERTH_LAUNCH');
@@ -117,6 +118,28 @@ describe('berth-launch itself', () => {
     const r = await launch('/bin/sh', ['-c', 'echo again']);
     assert.equal(r.stdout.toString(), 'again\n');
     assert.notEqual(launcherPid(), pid);
+  });
+
+  it('starts an exec supervisor as its child, hands over its sockets and reports its exit', async () => {
+    const sup = await launchSupervisor(execSupervisorPath(), true);
+    assert.ok(sup.stdin);
+    const ppid = Number(fs.readFileSync(`/proc/${sup.pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    assert.equal(ppid, launcherPid());
+    sup.control.end(); // EOF before a RUN frame: it leaves quietly
+    assert.deepEqual(await sup.outcome, { code: 0, signal: null });
+    const noStdin = await launchSupervisor(execSupervisorPath(), false);
+    assert.equal(noStdin.stdin, null);
+    process.kill(noStdin.pid, 'SIGKILL');
+    assert.deepEqual(await noStdin.outcome, { code: null, signal: 'SIGKILL' });
+  });
+
+  it('fails a supervisor it cannot start, and reports its supervisors lost when it dies', async () => {
+    await assert.rejects(launchSupervisor(path.join(os.tmpdir(), 'no-such-berth-exec'), false), /cannot start berth-exec: No such file/);
+    const sup = await launchSupervisor(execSupervisorPath(), false);
+    const pid = launcherPid();
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    assert.match((await sup.outcome).lost ?? '', /berth-launch exited/);
   });
 });
 

@@ -129,6 +129,14 @@ int supervisor_start(unsigned long long id, int with_stdin, const char *file)
 			break;
 		}
 		child_end[made] = ends[made][1];
+		/* berthd's end non-blocking: libuv takes a handle received over IPC as it
+		 * is, and reads until EAGAIN, so a blocking one would stop berthd's event
+		 * loop in read(2) as soon as a stream has nothing more for now. */
+		if (fcntl(ends[made][0], F_SETFL, fcntl(ends[made][0], F_GETFL) | O_NONBLOCK) < 0) {
+			err = errno;
+			made++;
+			break;
+		}
 	}
 	pid_t pid = err ? -err : fork_supervisor(child_end, file);
 	char msg[256];

@@ -125,6 +125,13 @@ describe('berth-launch itself', () => {
     assert.ok(sup.stdin);
     const ppid = Number(fs.readFileSync(`/proc/${sup.pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
     assert.equal(ppid, launcherPid());
+    // libuv reads a handed-over socket until EAGAIN: a blocking one would stop berthd's event loop.
+    for (const sock of [sup.stdin, sup.stdout, sup.stderr, sup.control]) {
+      const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      assert.ok(fd !== undefined && fd >= 0);
+      const flags = Number.parseInt(/^flags:\s*([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '0', 8);
+      assert.ok(flags & fs.constants.O_NONBLOCK, `fd ${fd} is blocking`);
+    }
     sup.control.end(); // EOF before a RUN frame: it leaves quietly
     assert.deepEqual(await sup.outcome, { code: 0, signal: null });
     const noStdin = await launchSupervisor(execSupervisorPath(), false);

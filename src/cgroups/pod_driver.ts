@@ -5,6 +5,8 @@
 // each hierarchy, so usage is read from the files the same way (cgroups.ts).
 import { PodCgroup, validateCgroupPath, type CgroupLayout } from './cgroups';
 import { applyWrites, limitWrites, type PodLimits } from './limits';
+import { SystemdManager } from './systemd/manager';
+import { SystemdPodDriver } from './systemd/pod_driver';
 
 /** A pod's cgroup as its record keeps it. */
 export interface PodCgroupRef {
@@ -43,6 +45,16 @@ export interface PodCgroupDriver {
   applyLimits(c: PodCgroupRef, limits: PodLimits): Promise<FailedLimit[]>;
   /** The container's cgroup: what the OCI spec's linux.cgroupsPath says, and its path in every hierarchy. */
   container(c: PodCgroupRef, containerId: string): { specPath: string; path: string };
+}
+
+/** The driver runtime.cgroup_driver names: systemd units, or directories under `defaultParent` (cgroupfs). */
+export function podCgroupDriver(
+  driver: 'cgroupfs' | 'systemd',
+  layout: () => CgroupLayout,
+  systemd: SystemdManager | undefined,
+  defaultParent: string | undefined,
+): PodCgroupDriver {
+  return driver === 'systemd' ? new SystemdPodDriver(layout, systemd ?? new SystemdManager()) : new CgroupfsPodDriver(layout, defaultParent);
 }
 
 export class CgroupfsPodDriver implements PodCgroupDriver {

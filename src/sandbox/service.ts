@@ -5,9 +5,8 @@
 // recovery.ts (start-up) and namespaces/ (pinning, berth-pause, propagation).
 import * as path from 'node:path';
 import { PodCgroup, type CgroupLayout, type CgroupStats } from '../cgroups/cgroups';
-import { CgroupfsPodDriver, type PodCgroupDriver } from '../cgroups/pod_driver';
-import { SystemdManager } from '../cgroups/systemd/manager';
-import { SystemdPodDriver } from '../cgroups/systemd/pod_driver';
+import { podCgroupDriver, type PodCgroupDriver } from '../cgroups/pod_driver';
+import type { SystemdManager } from '../cgroups/systemd/manager';
 import { UsageSampler, type UsageSample } from '../cgroups/usage';
 import type { BerthConfig } from '../config/config';
 import type { ContainerEventBus } from '../container/events';
@@ -87,10 +86,7 @@ export class SandboxService {
     const pinner = opts.pinner ?? new NamespacePinner();
     this.store = new SandboxStore(podsRootDir, logger);
     const cgroupLayout = lazyCgroupLayout(opts.cgroupLayout);
-    this.cgroupDriver =
-      opts.config.runtime.cgroup_driver === 'systemd'
-        ? new SystemdPodDriver(cgroupLayout, opts.systemd ?? new SystemdManager())
-        : new CgroupfsPodDriver(cgroupLayout, opts.defaultCgroupParent);
+    this.cgroupDriver = podCgroupDriver(opts.config.runtime.cgroup_driver, cgroupLayout, opts.systemd, opts.defaultCgroupParent);
     this.parts = { store: this.store, pinner, network: opts.network, cgroupLayout, cgroups: this.cgroupDriver, logger, podsStateDir, podsRootDir };
     this.propagation = new PodsMountPropagation(podsStateDir, pinner, logger);
     this.sampler = new UsageSampler(cgroupLayout);

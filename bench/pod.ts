@@ -39,17 +39,27 @@ const RUNS = 20;
 const CNI_RUNS = 10;
 const MANY = 50;
 const PARALLEL = 10;
+const SHARED_PID_RUNS = 10;
 export const CNI_BIN = '/usr/lib/cni';
 
 let podSeq = 0;
 
-function podConfig(logRoot: string, hostNetwork: boolean): PodSandboxConfig {
+/**
+ * The namespace options a kubelet sends: a PID namespace per container unless
+ * the pod sets shareProcessNamespace (`sharedPid`), which gives the pod a
+ * berth-pause as its PID 1.
+ */
+function namespaceOptions(hostNetwork: boolean, sharedPid: boolean) {
+  return { network: hostNetwork ? 'NODE' : 'POD', pid: sharedPid ? 'POD' : 'CONTAINER', ipc: 'POD' } as const;
+}
+
+function podConfig(logRoot: string, hostNetwork: boolean, sharedPid: boolean): PodSandboxConfig {
   const n = ++podSeq;
   return {
     metadata: { name: `bench${n}`, namespace: 'bench', uid: benchUid(n), attempt: 0 },
     hostname: `bench${n}`,
     logDirectory: path.join(logRoot, `pod${n}`),
-    linux: { securityContext: { namespaceOptions: { network: hostNetwork ? 'NODE' : 'POD' } } },
+    linux: { securityContext: { namespaceOptions: namespaceOptions(hostNetwork, sharedPid) } },
   };
 }
 
@@ -59,16 +69,22 @@ function phase(name: string, ms: number): void {
   phases.set(name, [...(phases.get(name) ?? []), ms]);
 }
 
-async function startPod(b: BerthBench, logRoot: string, hostNetwork: boolean, record = false): Promise<string> {
+async function startPod(b: BerthBench, logRoot: string, hostNetwork: boolean, record = false, sharedPid = false): Promise<string> {
   const rt = b.berthd.cri.runtime;
-  const config = podConfig(logRoot, hostNetwork);
+  const config = podConfig(logRoot, hostNetwork, sharedPid);
   let t = nowMs();
   const { podSandboxId } = await rt.RunPodSandbox({ config });
   if (record) phase('RunPodSandbox', nowMs() - t);
   t = nowMs();
   const { containerId } = await rt.CreateContainer({
     podSandboxId,
-    config: { metadata: { name: 'sleep' }, image: { image: b.image }, command: ['sleep', '3600'], logPath: 'sleep.log' },
+    config: {
+      metadata: { name: 'sleep' },
+      image: { image: b.image },
+      command: ['sleep', '3600'],
+      logPath: 'sleep.log',
+      linux: { securityContext: { namespaceOptions: namespaceOptions(hostNetwork, sharedPid) } },
+    },
     sandboxConfig: config,
   });
   if (record) phase('CreateContainer', nowMs() - t);
@@ -97,14 +113,14 @@ function breakdown(names: string[], whole: number[]): void {
   for (const n of names) phases.delete(n);
 }
 
-async function berthPodRows(b: BerthBench, logRoot: string, hostNetwork: boolean, runs: number): Promise<{ start: number[]; stop: number[] }> {
+async function berthPodRows(b: BerthBench, logRoot: string, hostNetwork: boolean, runs: number, sharedPid = false): Promise<{ start: number[]; stop: number[] }> {
   // One untimed warm-up: first-use costs (runtime probing, image config read) are not per-pod.
-  await teardownPod(b, await startPod(b, logRoot, hostNetwork));
+  await teardownPod(b, await startPod(b, logRoot, hostNetwork, false, sharedPid));
   const start: number[] = [];
   const stop: number[] = [];
   for (let i = 0; i < runs; i++) {
     let id = '';
-    start.push(await timed(async () => (id = await startPod(b, logRoot, hostNetwork, true))));
+    start.push(await timed(async () => (id = await startPod(b, logRoot, hostNetwork, true, sharedPid))));
     stop.push(await timed(() => teardownPod(b, id, true)));
   }
   return { start, stop };
@@ -261,6 +277,11 @@ export async function benchPod(): Promise<void> {
     out(latencyRow('floor  runc delete -f', bare.stop));
     out(latencyRow('berthd pod teardown (StopPod+RemovePod)', host.stop, bare.stop));
     breakdown(['StopPodSandbox', 'RemovePodSandbox'], host.stop);
+    // A pod with shareProcessNamespace: berth-pause is its PID 1 (for information; the targets are the kubelet's default pods).
+    const shared = await berthPodRows(b, logRoot, true, SHARED_PID_RUNS, true);
+    out(`host-network pod with shareProcessNamespace (berth-pause as its PID 1), ${SHARED_PID_RUNS} runs:`);
+    out(latencyRow('berthd pod start, shared PID namespace', shared.start, bare.start));
+    out(latencyRow('berthd pod teardown, shared PID namespace', shared.stop, bare.stop));
 
     // CNI: by hand (ip netns add + bridge/host-local/portmap ADD, then runc run in that netns), then through berthd.
     const byHand = new CniByHand(floorNet);

@@ -95,6 +95,10 @@ export async function idmapBindMounts(
 
 /** Detaches whatever is still mounted under idmapDir (a create cut short, a crash). */
 export async function releaseIdmapMounts(helper: IdmapHelper, idmapDir: string): Promise<void> {
+  // Only a container in a user namespace has this directory, and nothing can
+  // be mounted under one that does not exist: then the mount table (hundreds
+  // of lines on a busy node, read twice below) is left alone.
+  if (!(await fs.promises.stat(idmapDir).then(() => true, () => false))) return;
   const left = mountsUnder(idmapDir).map((m) => m.mountpoint);
   // Deepest first, so a parent is never detached with a child still in the list.
   left.sort((a, b) => b.length - a.length);

@@ -26,8 +26,16 @@ export interface MountInfo {
   superOptions: string;
 }
 
+/** The mount table as the kernel prints it; parse it with parseMountInfo, or look for a string first. */
+export function readMountInfoText(): Promise<string> {
+  return fsp.readFile('/proc/self/mountinfo', 'utf8');
+}
+
 export async function readMountInfo(): Promise<MountInfo[]> {
-  const text = await fsp.readFile('/proc/self/mountinfo', 'utf8');
+  return parseMountInfo(await readMountInfoText());
+}
+
+export function parseMountInfo(text: string): MountInfo[] {
   const out: MountInfo[] = [];
   for (const line of text.split('\n')) {
     if (line === '') continue;
@@ -45,8 +53,17 @@ export async function readMountInfo(): Promise<MountInfo[]> {
   return out;
 }
 
+/** mountinfo's escaping of a path (octal for space, tab, newline and backslash). */
+function escapeMountPath(p: string): string {
+  return p.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
 export async function isMountPoint(target: string): Promise<boolean> {
-  return (await readMountInfo()).some((m) => m.mountPoint === target);
+  const text = await readMountInfoText();
+  // Most asks are answered "no" (the last check of an unmount): a path the
+  // table does not even contain needs no parse of the whole table.
+  if (!text.includes(escapeMountPath(target))) return false;
+  return parseMountInfo(text).some((m) => m.mountPoint === target);
 }
 
 /** `mount -t overlay overlay -o <options> <target>`, run in `cwd` so lowerdir paths can be relative. */

@@ -30,7 +30,7 @@ import type { Logger } from '../log/logger';
 import { digestOfHex, isSha256Digest } from '../oci/digest';
 import { toReadable } from './decompress';
 import { MetadataStore, type SnapshotKind, type SnapshotRecord } from './metadata';
-import { MAX_MOUNT_OPTIONS, isMountPoint, mountOverlay, readMountInfo, umount } from './mount';
+import { MAX_MOUNT_OPTIONS, isMountPoint, mountOverlay, parseMountInfo, readMountInfo, readMountInfoText, umount } from './mount';
 import { UnpackPool } from './unpack_pool';
 import { KeyedMutex } from '../util/keyed_mutex';
 import { SingleFlight } from '../util/single_flight';
@@ -438,8 +438,11 @@ export class Snapshotter {
 
   private async isMounted(rec: SnapshotRecord): Promise<boolean> {
     const key = rec.kind === 'active' ? 'upperdir' : 'lowerdir';
+    const text = await readMountInfoText();
+    // The usual answer is "no": then the option is nowhere in the table, and the table need not be parsed.
+    if (!text.includes(`${key}=${this.fsDir(rec)}`)) return false;
     const pattern = new RegExp(`(^|,)${key}=${escapeRegExp(this.fsDir(rec))}($|[:,])`);
-    for (const m of await readMountInfo()) {
+    for (const m of parseMountInfo(text)) {
       if (m.fsType === 'overlay' && pattern.test(m.superOptions)) return true;
     }
     return false;

@@ -5,7 +5,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { idmapBindMounts } from '../../src/container/idmap_mounts';
+import { idmapBindMounts, releaseIdmapMounts } from '../../src/container/idmap_mounts';
 import { BerthError } from '../../src/errors';
 import type { RuntimeHandler } from '../../src/runtime/handlers';
 import { ensureTraversable, hostIdOf, IdmapHelper, mapArg } from '../../src/runtime/idmap';
@@ -31,6 +31,22 @@ describe('runtime/idmap and the user namespace checks', () => {
     assert.match(kind(() => checkUsernsSupport(handler(undefined), false)), /^FAILED_PRECONDITION: .*not probed/);
     assert.match(kind(() => checkUsernsSupport(handler({ ok: true, problem: '', hostNetwork: false, hostNetworkProblem: 'sysfs' }), true)), /^INVALID_ARGUMENT: .*on the host network on this host: sysfs/);
     assert.equal(kind(() => checkUsernsSupport(handler({ ok: true, problem: '', hostNetwork: false, hostNetworkProblem: 'sysfs' }), false)), 'ok');
+  });
+
+  it('a container without an idmap directory (no user namespace) has nothing to detach: the helper is not asked', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-idmap-'));
+    try {
+      const asked: string[][] = [];
+      const helper = { umount: async (paths: readonly string[]) => void asked.push([...paths]) } as unknown as IdmapHelper;
+      await releaseIdmapMounts(helper, path.join(tmp, 'idmap'));
+      assert.deepEqual(asked, []);
+      // With the directory (nothing mounted in it) the mount table is read and the helper asked with nothing.
+      fs.mkdirSync(path.join(tmp, 'idmap'));
+      await releaseIdmapMounts(helper, path.join(tmp, 'idmap'));
+      assert.deepEqual(asked, [[]]);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('maps ids and formats the helper argument', () => {

@@ -267,6 +267,22 @@ describe('snapshotter: overlay snapshots', function () {
     assert.deepEqual(fs.readdirSync(path.join(env.root, 'tmp')), []);
   });
 
+  it('unmounts every mount stacked on a target whose path has a space and a backslash', async () => {
+    const layer = fakeChainId('sp1');
+    await applyTar(env.snap, buildTar([{ name: 'a', body: 'a' }]), layer);
+    await env.snap.prepare('ctr', layer);
+    const target = path.join(env.base, 'm n\\x');
+    fs.mkdirSync(target);
+    await env.snap.mount('ctr', target, true);
+    await env.snap.mount('ctr', target, true);
+    const at = async (): Promise<number> => (await readMountInfo()).filter((m) => m.mountPoint === target).length;
+    assert.equal(await at(), 2);
+    await env.snap.unmount(target);
+    assert.equal(await at(), 0);
+    await env.snap.remove('ctr');
+    await env.snap.remove(layer);
+  });
+
   it('lists snapshots and survives a restart; init() cleans up after a crash', async () => {
     const [base] = chainIds([fakeChainId('l1')]) as [string];
     await applyTar(env.snap, buildTar([{ name: 'a', body: 'a' }]), base);

@@ -321,14 +321,15 @@ static void do_umount(char *p, size_t len)
 	reply_syscall(id, umount2(fs.f[3], (int)flags) < 0 ? errno : 0);
 }
 
-/* `supervise`: id flags file (flags: 1 = a stdin socket); the outcome goes on the IPC channel. */
+/* `supervise`: id flags file runtime (flags: 1 = a stdin socket; runtime: the binary to give a sealed
+ * copy of, or empty); the outcome goes on the IPC channel. */
 static void do_supervise(char *p, size_t len)
 {
 	struct fields fs = { .n = 0 };
 	long long id = 0, flags;
-	if (syscall_request(&fs, p, len, 4, 2, 1, &id, &flags) < 0)
+	if (syscall_request(&fs, p, len, 5, 2, 1, &id, &flags) < 0)
 		return;
-	int err = supervisor_start((unsigned long long)id, flags & 1, fs.f[3]);
+	int err = supervisor_start((unsigned long long)id, flags & 1, fs.f[3], fs.f[4]);
 	if (err)
 		reply_error((unsigned long long)id, err);
 }

@@ -21,7 +21,7 @@
  * every inherited fd but stdio and the ready fd. */
 void close_inherited_fds(void)
 {
-	close_fds_except(opt.ready_fd);
+	close_fds_except(opt.ready_fd, -1);
 	if (opt.ready_fd >= 0)
 		fcntl(opt.ready_fd, F_SETFD, FD_CLOEXEC);
 }

@@ -28,6 +28,13 @@ export interface LaunchOptions {
   detached?: boolean;
   /** Give the child a pipe as fd 3 and return what it wrote there (berth-shim's --ready-fd). */
   readyFd?: boolean;
+  /**
+   * The absolute path of a runc binary: through berth-launch the child gets a
+   * sealed memfd copy of it as its next fd after stdio, and `--runtime-fd N`
+   * after its arguments (berth-shim execs runc from it; src/launch/PROTOCOL.md,
+   * runtime copies). Nothing is added when no copy was made, or without berth-launch.
+   */
+  runtimeCopy?: string;
   /** Bytes kept of each stream; the rest is read and dropped (defaults 4 MiB, 64 KiB, 4 KiB). */
   stdoutCap?: number;
   stderrCap?: number;
@@ -239,6 +246,7 @@ export async function launch(file: string, args: readonly string[], opts: Launch
       String(opts.stdoutCap ?? DEFAULT_CAPS.stdout),
       String(opts.stderrCap ?? DEFAULT_CAPS.stderr),
       String(opts.readyCap ?? DEFAULT_CAPS.ready),
+      opts.runtimeCopy ?? '',
       file,
       String(args.length),
       ...args,

@@ -191,6 +191,14 @@ describe('berth-launch itself', () => {
     }
   });
 
+  it('gives a `run` child a sealed copy of the runtime asked for as its next fd, named after its arguments', async () => {
+    const script = 'echo "$@"; readlink /proc/self/fd/$2';
+    const withCopy = await launch('/bin/sh', ['-c', script, 'sh'], { runtimeCopy: '/bin/true', readyFd: true });
+    assert.match(withCopy.stdout.toString(), /^--runtime-fd 4\n\/memfd:berth-runtime/);
+    const plain = await launch('/bin/sh', ['-c', 'echo "[$@]"', 'sh'], { runtimeCopy: 'not/absolute' });
+    assert.equal(plain.stdout.toString(), '[]\n');
+  });
+
   it('fails a supervisor it cannot start, and reports its supervisors lost when it dies', async () => {
     await assert.rejects(launchSupervisor(path.join(os.tmpdir(), 'no-such-berth-exec'), false), /cannot start berth-exec: No such file/);
     const sup = await launchSupervisor(execSupervisorPath(), false);

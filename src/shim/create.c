@@ -100,6 +100,7 @@ void create_container(const sigset_t *orig_mask)
 	close_fd(&in_pipe[0]);
 	close_fd(&out_pipe[1]);
 	close_fd(&err_pipe[1]);
+	close_fd(&opt.runtime_fd); /* not needed again; held, it would keep a replaced runc's copy in memory */
 	close(nul);
 
 	/* Wait for the runtime, taking the pty master meanwhile. */

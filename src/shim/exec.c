@@ -477,6 +477,10 @@ static void start_runtime(const sigset_t *orig_mask)
 		dprintf(2, "berth-exec: exec %s: %s\n", runtime, strerror(errno));
 		_exit(127);
 	}
+	if (runtime_fd >= 0) {
+		close(runtime_fd); /* not needed again; held, it would keep a replaced runc's copy in memory */
+		runtime_fd = -1;
+	}
 	if (!tty) {
 		/* Only the process holds the pipes now, so its EOF is the reader's EOF. */
 		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -218,6 +218,19 @@ for (const runtimeName of runtimes) {
               pool,
             );
             for (let i = 0; i < 2; i++) assert.equal((await oci.exec(id, execProcess(spec.process, ['echo', 'hi']))).stdout.toString(), 'hi\n');
+            // Once runc is started the supervisor lets go of the copy (held, a replaced runc's would stay in memory).
+            const long = await oci.startExec(id, execProcess(spec.process, ['sleep', '30']), { tty: false, stdin: false });
+            assert.ok(((await long.pid) ?? 0) > 0);
+            const held = fs.readdirSync(`/proc/${long.supervisor.pid}/fd`).filter((fd) => {
+              try {
+                return fs.readlinkSync(`/proc/${long.supervisor.pid}/fd/${fd}`).startsWith('/memfd:');
+              } catch {
+                return false;
+              }
+            });
+            long.kill();
+            assert.equal(await long.exited, 137);
+            assert.deepEqual(held, []);
             await new Promise((r) => setTimeout(r, 100));
           } finally {
             watcher.close();

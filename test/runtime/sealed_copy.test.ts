@@ -45,6 +45,15 @@ describe('runtime/sealed_copy: runc from a sealed copy of its binary', function 
     made.push(c);
     c.bundle = makeBundle(c.dir, rootfs, { args: ['true'] });
     const shim = await ShimClient.spawn({ id: c.id, bundle: c.bundle, stateDir: c.stateDir, runtimeRoot: c.runtimeRoot, runtime: RUNC, sealedCopy });
+    // The shim lets go of the copy once runc is started: held, a replaced runc's copy would stay in memory.
+    const shimFds = fs.readdirSync(`/proc/${shim.shimPid}/fd`).map((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/${shim.shimPid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    assert.equal(shimFds.filter((l) => l.startsWith('/memfd:')).length, 0, shimFds.join(' '));
     return fs.readlinkSync(`/proc/${shim.containerPid}/exe`);
   }
 

@@ -1,6 +1,9 @@
 // ExecSync and streaming exec (SPDY, as kubectl/crictl do it: Exec RPC, then
 // the URL) of `true` in a running busybox container through berthd, next to
 // the floor `runc exec <id> true` on a bare runc container of the same rootfs.
+//
+// EXEC_CPU_PROF=DIR: run berthd under `node --cpu-prof` and write its profile
+// into DIR when it stops (bench/cpuprofile_summary.ts summarises it).
 import * as path from 'node:path';
 import { connectSpdy, execSpdy, isFailure } from '../test/helpers/stream_client';
 import { benchUid, latencyRow, out, RuncFloor, startBerth, tempDir, timed, withCleanups } from './common';
@@ -16,7 +19,8 @@ export async function benchExec(): Promise<void> {
     const floorId = `bench-exec-${process.pid}`;
     await floor.start(floorId);
 
-    const b = await startBerth(c);
+    const profDir = process.env.EXEC_CPU_PROF;
+    const b = await startBerth(c, { nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`, '--cpu-prof-interval', '100'] : [] });
     const rt = b.berthd.cri.runtime;
     const config = {
       metadata: { name: 'exec', namespace: 'bench', uid: benchUid('exec'), attempt: 0 },

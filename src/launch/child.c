@@ -40,7 +40,7 @@ static void exec_file(const char *file, char *const argv[], char *const envp[])
 
 /* In the child: what berthd's own children got from Node (default signal
  * dispositions, nothing blocked), the requested stdio, then exec. */
-void child_exec(int stdio[4], int nfds, int setsid_flag, const char *cwd, const char *file, char **argv,
+void child_exec(int stdio[], int nfds, int setsid_flag, const char *cwd, const char *file, char **argv,
 		       char **envp, int errpipe)
 {
 	sigset_t none;
@@ -52,9 +52,10 @@ void child_exec(int stdio[4], int nfds, int setsid_flag, const char *cwd, const 
 		goto fail;
 	if (*cwd && chdir(cwd) < 0)
 		goto fail;
-	/* Out of the way of 0..3 first, so no dup2 below overwrites a source. */
+	/* Out of the way of 0..nfds-1 first, so no dup2 below overwrites a source
+	 * (nor is a no-op that would leave a source close-on-exec). */
 	for (int i = 0; i < nfds; i++)
-		if (stdio[i] < 4 && (stdio[i] = fcntl(stdio[i], F_DUPFD_CLOEXEC, 10)) < 0)
+		if (stdio[i] < nfds && (stdio[i] = fcntl(stdio[i], F_DUPFD_CLOEXEC, 10)) < 0)
 			goto fail;
 	for (int i = 0; i < nfds; i++)
 		if (dup2(stdio[i], i) < 0)

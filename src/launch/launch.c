@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "runtime_copy.h"
 #include "supervise.h"
 
 #define MAX_REQUEST (8u << 20)   /* one request frame, stdin data included */
@@ -183,23 +184,24 @@ static int nonblock_cloexec_pipe(int p[2])
 	return pipe2(p, O_CLOEXEC | O_NONBLOCK);
 }
 
-/* `run`: id timeout_ms kill_signal flags cwd cap_out cap_err cap_ready file argc argv... envc env... [stdin bytes] */
+/* `run`: id timeout_ms kill_signal flags cwd cap_out cap_err cap_ready runtime file argc argv... envc env... [stdin bytes] */
 static void start_run(char *p, size_t len)
 {
 	struct fields fs = { .n = 0 };
 	long long id = 0, timeout, sig, flags, caps[3], argc, envc;
-	if (take_fields(&fs, p, len, 10) < 0 || parse_num(fs.f[1], LLONG_MAX, &id) < 0)
+	if (take_fields(&fs, p, len, 11) < 0 || parse_num(fs.f[1], LLONG_MAX, &id) < 0)
 		return reply_error((unsigned long long)id, EINVAL);
 	if (parse_num(fs.f[2], INT_MAX, &timeout) < 0 || parse_num(fs.f[3], NSIG - 1, &sig) < 0 ||
 	    parse_num(fs.f[4], 7, &flags) < 0 || parse_num(fs.f[6], MAX_CAP, &caps[0]) < 0 ||
 	    parse_num(fs.f[7], MAX_CAP, &caps[1]) < 0 || parse_num(fs.f[8], MAX_CAP, &caps[2]) < 0)
 		return reply_error((unsigned long long)id, EINVAL);
 	const char *cwd = fs.f[5];
-	const char *file = fs.f[9];
-	if (take_fields(&fs, p, len, 11) < 0 || parse_num(fs.f[10], MAX_FIELDS / 2, &argc) < 0 ||
-	    take_fields(&fs, p, len, 11 + (int)argc + 1) < 0 ||
-	    parse_num(fs.f[11 + argc], MAX_FIELDS / 2, &envc) < 0 ||
-	    take_fields(&fs, p, len, 11 + (int)argc + 1 + (int)envc) < 0)
+	const char *runtime = fs.f[9];
+	const char *file = fs.f[10];
+	if (take_fields(&fs, p, len, 12) < 0 || parse_num(fs.f[11], MAX_FIELDS / 2, &argc) < 0 ||
+	    take_fields(&fs, p, len, 12 + (int)argc + 1) < 0 ||
+	    parse_num(fs.f[12 + argc], MAX_FIELDS / 2, &envc) < 0 ||
+	    take_fields(&fs, p, len, 12 + (int)argc + 1 + (int)envc) < 0)
 		return reply_error((unsigned long long)id, EINVAL);
 	struct child *c = NULL;
 	for (int i = 0; i < MAX_CHILDREN && !c; i++)
@@ -208,13 +210,24 @@ static void start_run(char *p, size_t len)
 	if (!c)
 		return reply_error((unsigned long long)id, EAGAIN);
 
-	char *argv[MAX_FIELDS / 2 + 2], *envp[MAX_FIELDS / 2 + 1];
+	/* A sealed copy of `runtime` (runtime_copy.c), the child's next fd after its stdio, named by
+	 * `--runtime-fd N` after its arguments; none (not asked for, or not made): nothing added. */
+	int nfds = (flags & F_READY_FD) ? 4 : 3;
+	int runtime_fd = *runtime ? runtime_copy(runtime) : -1;
+	char runtime_fd_arg[16];
+	snprintf(runtime_fd_arg, sizeof(runtime_fd_arg), "%d", nfds);
+	char *argv[MAX_FIELDS / 2 + 4], *envp[MAX_FIELDS / 2 + 1];
 	argv[0] = (char *)file;
 	for (int i = 0; i < argc; i++)
-		argv[i + 1] = fs.f[11 + i];
+		argv[i + 1] = fs.f[12 + i];
 	argv[argc + 1] = NULL;
+	if (runtime_fd >= 0) {
+		argv[argc + 1] = "--runtime-fd";
+		argv[argc + 2] = runtime_fd_arg;
+		argv[argc + 3] = NULL;
+	}
 	for (int i = 0; i < envc; i++)
-		envp[i] = fs.f[12 + argc + i];
+		envp[i] = fs.f[13 + argc + i];
 	envp[envc] = NULL;
 
 	int pipes[N_STREAMS][2], in_pipe[2] = { -1, -1 }, nul = -1;
@@ -234,10 +247,11 @@ static void start_run(char *p, size_t len)
 				fcntl(pipes[i][1], F_SETFL, 0);
 		if (in_pipe[0] >= 0)
 			fcntl(in_pipe[0], F_SETFL, 0);
-		int stdio[4] = { in_pipe[0] >= 0 ? in_pipe[0] : nul, pipes[S_OUT][1], pipes[S_ERR][1], pipes[S_READY][1] };
+		int stdio[5] = { in_pipe[0] >= 0 ? in_pipe[0] : nul, pipes[S_OUT][1], pipes[S_ERR][1], pipes[S_READY][1], -1 };
+		stdio[nfds] = runtime_fd;
 		pid = fork();
 		if (pid == 0)
-			child_exec(stdio, (flags & F_READY_FD) ? 4 : 3, (flags & F_SETSID) != 0, cwd, file, argv, envp,
+			child_exec(stdio, runtime_fd >= 0 ? nfds + 1 : nfds, (flags & F_SETSID) != 0, cwd, file, argv, envp,
 				   pipes[S_EXECERR][1]);
 		if (pid < 0)
 			err = errno;
@@ -321,14 +335,15 @@ static void do_umount(char *p, size_t len)
 	reply_syscall(id, umount2(fs.f[3], (int)flags) < 0 ? errno : 0);
 }
 
-/* `supervise`: id flags file (flags: 1 = a stdin socket); the outcome goes on the IPC channel. */
+/* `supervise`: id flags file runtime (flags: 1 = a stdin socket; runtime: the binary to give a sealed
+ * copy of, or empty); the outcome goes on the IPC channel. */
 static void do_supervise(char *p, size_t len)
 {
 	struct fields fs = { .n = 0 };
 	long long id = 0, flags;
-	if (syscall_request(&fs, p, len, 4, 2, 1, &id, &flags) < 0)
+	if (syscall_request(&fs, p, len, 5, 2, 1, &id, &flags) < 0)
 		return;
-	int err = supervisor_start((unsigned long long)id, flags & 1, fs.f[3]);
+	int err = supervisor_start((unsigned long long)id, flags & 1, fs.f[3], fs.f[4]);
 	if (err)
 		reply_error((unsigned long long)id, err);
 }

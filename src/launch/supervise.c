@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "supervise.h"
 #include "child.h"
+#include "runtime_copy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -79,20 +80,20 @@ static void send_message(const char *msg, int fd)
 	}
 }
 
-/* Forks and waits for the exec (a CLOEXEC pipe closes, or carries the errno): the pid, or -errno. */
-static pid_t fork_supervisor(const int child_end[4], const char *file)
+/* Forks and waits for the exec (a CLOEXEC pipe closes, or carries the errno): the pid, or -errno.
+ * With a runtime copy (>= 0) it is the supervisor's fd 4, named on its command line. */
+static pid_t fork_supervisor(const int child_end[4], int runtime_fd, const char *file)
 {
 	int errpipe[2];
 	if (pipe2(errpipe, O_CLOEXEC) < 0)
 		return -errno;
-	int stdio[4];
-	char *argv[] = { "berth-exec", "--control-fd", "3", NULL };
-	memcpy(stdio, child_end, sizeof(stdio));
+	int stdio[5] = { child_end[0], child_end[1], child_end[2], child_end[3], runtime_fd };
+	char *argv[] = { "berth-exec", "--control-fd", "3", runtime_fd >= 0 ? "--runtime-fd" : NULL, "4", NULL };
 	pid_t pid = fork();
 	if (pid == 0) {
 		if (stdio[0] < 0 && (stdio[0] = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
 			_exit(127);
-		child_exec(stdio, 4, 0, "", file, argv, environ, errpipe[1]);
+		child_exec(stdio, runtime_fd >= 0 ? 5 : 4, 0, "", file, argv, environ, errpipe[1]);
 	}
 	int err = pid < 0 ? errno : 0;
 	close(errpipe[1]);
@@ -108,7 +109,7 @@ static pid_t fork_supervisor(const int child_end[4], const char *file)
 	return err ? -err : pid;
 }
 
-int supervisor_start(unsigned long long id, int with_stdin, const char *file)
+int supervisor_start(unsigned long long id, int with_stdin, const char *file, const char *runtime)
 {
 	int slot = -1;
 	for (int i = 0; i < MAX_SUPERVISORS && slot < 0; i++)
@@ -138,7 +139,9 @@ int supervisor_start(unsigned long long id, int with_stdin, const char *file)
 			break;
 		}
 	}
-	pid_t pid = err ? -err : fork_supervisor(child_end, file);
+	/* No copy (not made, or not asked for): the runtime is exec'd by path and protects itself. */
+	int runtime_fd = *runtime ? runtime_copy(runtime) : -1;
+	pid_t pid = err ? -err : fork_supervisor(child_end, runtime_fd, file);
 	char msg[256];
 	for (int k = 0; k < made; k++) {
 		if (ends[k][1] >= 0)

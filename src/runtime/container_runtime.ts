@@ -8,6 +8,7 @@ import { BerthError } from '../errors';
 import { OciRuntime, type ExecOptions, type ExecResult, type OciState } from './oci_runtime';
 import { ShimClient, stopLeftoverShim, type ShimAttach, type ShimAttachOptions, type ShimExit, type ShimSpawnOptions } from './shim_client';
 import { SupervisorPool, type SupervisedExec } from './exec_supervisor';
+import { runsFromSealedCopy } from './sealed_copy';
 import type { OciLinuxResources, OciProcess, OciSpec } from './spec/oci_types';
 
 /** An OCI runtime binary and its --root: what a runtime handler resolves to. */
@@ -76,6 +77,7 @@ export class ContainerRuntime {
       id: c.id,
       stateDir: c.shimDir,
       runtime: target.binary,
+      sealedCopy: runsFromSealedCopy(target),
       runtimeRoot: target.root,
       runtimeArgs: target.globalArgs ?? [],
     });

@@ -23,6 +23,12 @@ export function execSupervisorPath(): string {
 export interface SupervisedExecSpawn {
   /** Runtime binary and its --root. */
   runtime: string;
+  /**
+   * Exec the runtime from a sealed memfd copy berth-launch made of it (only
+   * for runc, whose `runc init` then skips cloning its own binary per call:
+   * runtime_copy.c); without berth-launch it is exec'd by path.
+   */
+  sealedCopy: boolean;
   runtimeRoot: string;
   containerId: string;
   /** Where the supervisor makes its private scratch directory (process.json, pid file, log, console socket) and removes it. */
@@ -70,29 +76,37 @@ function setRef(w: LaunchedSupervisor, ref: boolean): void {
   }
 }
 
+/** What a waiting supervisor was started with: a stdin socket or not, and the runtime it holds a copy of ('' none). */
+export interface SupervisorShape {
+  stdin: boolean;
+  runtimeCopy: string;
+}
+
 /**
- * Supervisors started ahead of need, one per stdio shape (with or without a
- * stdin socket), so an exec only sends its orders: the one taken is replaced
- * (by berth-launch, off berthd's thread) while the runtime starts the
- * process. Nothing is held for a shape not yet used.
+ * Supervisors started ahead of need, one per shape (with or without a stdin
+ * socket; the runtime binary whose sealed copy it holds), so an exec only
+ * sends its orders: the one taken is replaced (by berth-launch, off berthd's
+ * thread) while the runtime starts the process. Nothing is held for a shape
+ * not yet used.
  */
 export class SupervisorPool {
-  private readonly waiting = new Map<boolean, LaunchedSupervisor>();
-  private readonly filling = new Set<boolean>();
+  private readonly waiting = new Map<string, LaunchedSupervisor>();
+  private readonly filling = new Set<string>();
   private closed = false;
 
   constructor(private readonly binary: string = execSupervisorPath()) {}
 
-  take(stdin: boolean): Promise<LaunchedSupervisor> {
-    const held = this.waiting.get(stdin);
-    this.waiting.delete(stdin);
+  take(shape: SupervisorShape): Promise<LaunchedSupervisor> {
+    const key = shapeKey(shape);
+    const held = this.waiting.get(key);
+    this.waiting.delete(key);
     // After the caller has sent its orders: the launcher is asked while the runtime starts the process.
-    setImmediate(() => this.refill(stdin));
+    setImmediate(() => this.refill(key, shape));
     if (held && !held.control.destroyed) {
       setRef(held, true);
       return Promise.resolve(held);
     }
-    return launchSupervisor(this.binary, stdin);
+    return launchSupervisor(this.binary, shape.stdin, shape.runtimeCopy);
   }
 
   /** Lets the waiting supervisors go (each leaves at its control socket's EOF); nothing is started after. */
@@ -102,22 +116,26 @@ export class SupervisorPool {
     this.waiting.clear();
   }
 
-  private refill(stdin: boolean): void {
-    if (this.closed || this.waiting.has(stdin) || this.filling.has(stdin)) return;
-    this.filling.add(stdin);
-    launchSupervisor(this.binary, stdin).then(
+  private refill(key: string, shape: SupervisorShape): void {
+    if (this.closed || this.waiting.has(key) || this.filling.has(key)) return;
+    this.filling.add(key);
+    launchSupervisor(this.binary, shape.stdin, shape.runtimeCopy).then(
       (w) => {
-        this.filling.delete(stdin);
-        if (this.closed || this.waiting.has(stdin)) return void w.control.destroy();
+        this.filling.delete(key);
+        if (this.closed || this.waiting.has(key)) return void w.control.destroy();
         setRef(w, false);
-        this.waiting.set(stdin, w);
+        this.waiting.set(key, w);
         void w.outcome.then(() => {
-          if (this.waiting.get(stdin) === w) this.waiting.delete(stdin);
+          if (this.waiting.get(key) === w) this.waiting.delete(key);
         });
       },
-      () => this.filling.delete(stdin), // the exec that needs one launches it and reports the error
+      () => this.filling.delete(key), // the exec that needs one launches it and reports the error
     );
   }
+}
+
+function shapeKey(shape: SupervisorShape): string {
+  return `${shape.stdin ? 1 : 0}${shape.runtimeCopy}`;
 }
 
 /** The RUN frame (EXEC.md): its header, the NUL-terminated arguments, the process JSON. */
@@ -129,7 +147,8 @@ function runFrame(opts: SupervisedExecSpawn, processSpec: unknown): Buffer {
 }
 
 export async function startSupervisedExec(pool: SupervisorPool, opts: SupervisedExecSpawn, processSpec: unknown): Promise<SupervisedExec> {
-  const sup = await pool.take(opts.stdin);
+  const shape = { stdin: opts.stdin, runtimeCopy: opts.sealedCopy ? opts.runtime : '' };
+  const sup = await pool.take(shape);
   const { control, outcome } = sup;
   control.on('error', () => undefined);
   sup.stdin?.on('error', () => undefined); // EPIPE when the process exits without reading

@@ -16,6 +16,7 @@ import {
 } from '../errors';
 import { startSupervisedExec, type SupervisedExec, type SupervisorPool } from './exec_supervisor';
 import type { RuntimeHandler } from './handlers';
+import { runsFromSealedCopy } from './sealed_copy';
 import type { OciLinuxResources, OciProcess, OciSpec } from './spec/oci_types';
 import { writeFileAtomic } from '../util/atomic_file';
 import { launch } from '../util/launch';
@@ -125,7 +126,7 @@ function closeStream(s: Readable | null): void {
 
 export class OciRuntime {
   constructor(
-    private readonly handler: Pick<RuntimeHandler, 'name' | 'binary' | 'root' | 'tmpDir' | 'globalArgs'>,
+    private readonly handler: Pick<RuntimeHandler, 'name' | 'binary' | 'root' | 'tmpDir' | 'globalArgs'> & { version?: string },
     /** Where exec supervisors come from (ContainerRuntime keeps one pool for all calls). */
     private readonly supervisors: SupervisorPool,
   ) {}
@@ -225,6 +226,7 @@ export class OciRuntime {
       this.supervisors,
       {
         runtime: this.handler.binary,
+        sealedCopy: runsFromSealedCopy(this.handler),
         runtimeRoot: this.handler.root,
         containerId: id,
         tmpDir: this.handler.tmpDir,

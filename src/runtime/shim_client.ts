@@ -52,6 +52,8 @@ export interface ShimSpawnOptions {
   runtimeRoot: string;
   /** OCI runtime binary (default: runc from PATH). */
   runtime?: string;
+  /** Exec `runtime` (an absolute path) from a sealed memfd copy berth-launch makes (runc only: sealed_copy.ts). */
+  sealedCopy?: boolean;
   /** Extra global runtime arguments, placed before --root (e.g. --systemd-cgroup). */
   runtimeArgs?: string[];
   /** CRI log file for the container's output; omitted: output is only served to attach. */
@@ -326,7 +328,14 @@ export class ShimClient {
     let stderrText: string;
     try {
       const r = await Promise.race([
-        launch(bin, args, { detached: true, readyFd: true, env: opts.env ?? process.env, stdoutCap: 0, stderrCap: 4096 }),
+        launch(bin, args, {
+          detached: true,
+          readyFd: true,
+          env: opts.env ?? process.env,
+          stdoutCap: 0,
+          stderrCap: 4096,
+          runtimeCopy: opts.sealedCopy ? opts.runtime : undefined,
+        }),
         new Promise<never>((_resolve, reject) => {
           timer = setTimeout(() => {
             reject(deadlineExceeded(`berth-shim for ${opts.id}: runtime create did not finish within ${timeoutMs} ms`));

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct options opt = { .log_max_line = 16384, .ready_fd = -1 };
+struct options opt = { .log_max_line = 16384, .ready_fd = -1, .runtime_fd = -1 };
 
 static void usage(void)
 {
@@ -14,6 +14,7 @@ static void usage(void)
 		"usage: berth-shim --id ID --bundle DIR --state-dir DIR --runtime-root DIR [options]\n"
 		"  --runtime PATH        OCI runtime binary (default: runc)\n"
 		"  --runtime-arg ARG     extra global runtime argument (repeatable)\n"
+		"  --runtime-fd N        exec the runtime from fd N, a sealed copy of it (berth-launch)\n"
 		"  --log-path FILE       CRI log file for the container's output\n"
 		"  --log-max-line N      split log lines longer than N bytes into P records (default 16384)\n"
 		"  --stdin               keep the container's stdin open for attach\n"
@@ -61,7 +62,7 @@ void parse_args(int argc, char **argv)
 		else if (!strcmp(a, "--stdin-once")) opt.stdin_once = 1;
 		else if (!strcmp(a, "--tty")) opt.tty = 1;
 		else if (!strcmp(a, "--foreground")) opt.foreground = 1;
-		else if (!strcmp(a, "--log-max-line") || !strcmp(a, "--ready-fd")) {
+		else if (!strcmp(a, "--log-max-line") || !strcmp(a, "--ready-fd") || !strcmp(a, "--runtime-fd")) {
 			VAL();
 			char *end;
 			errno = 0;
@@ -76,8 +77,10 @@ void parse_args(int argc, char **argv)
 					exit(2);
 				}
 				opt.log_max_line = (size_t)n;
-			} else {
+			} else if (!strcmp(a, "--ready-fd")) {
 				opt.ready_fd = (int)n;
+			} else {
+				opt.runtime_fd = (int)n;
 			}
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			usage();
@@ -93,6 +96,10 @@ void parse_args(int argc, char **argv)
 	if (!opt.id || !opt.bundle || !opt.state_dir || !opt.runtime_root) {
 		fprintf(stderr, "berth-shim: --id, --bundle, --state-dir and --runtime-root are required\n");
 		usage();
+	}
+	if (opt.runtime_fd >= 0 && (opt.runtime_fd < 3 || opt.runtime_fd == opt.ready_fd)) {
+		fprintf(stderr, "berth-shim: --runtime-fd must be >= 3 and not the --ready-fd\n");
+		exit(2);
 	}
 	if (opt.ready_fd >= 0 && opt.ready_fd < 3) {
 		fprintf(stderr, "berth-shim: --ready-fd must be >= 3 (stdio goes to /dev/null)\n");

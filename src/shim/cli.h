@@ -17,6 +17,7 @@ struct options {
 	int use_stdin, stdin_once, tty, foreground;
 	size_t log_max_line;
 	int ready_fd;
+	int runtime_fd; /* a sealed copy of the runtime binary to exec (berth-launch), or -1 */
 };
 
 extern struct options opt;

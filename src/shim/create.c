@@ -89,6 +89,10 @@ void create_container(const sigset_t *orig_mask)
 		int ferr = err_pipe[1];
 		if (dup2(fin, 0) < 0 || dup2(fout, 1) < 0 || dup2(ferr, 2) < 0)
 			_exit(127);
+		/* From berth-launch's sealed copy, so runc init need not clone its binary
+		 * (src/launch/runtime_copy.c); by path when there is none or it fails. */
+		if (opt.runtime_fd >= 0)
+			fexecve(opt.runtime_fd, (char *const *)argv, environ);
 		execvp(opt.runtime, (char *const *)argv);
 		dprintf(2, "exec %s: %s\n", opt.runtime, strerror(errno));
 		_exit(127);
@@ -96,6 +100,7 @@ void create_container(const sigset_t *orig_mask)
 	close_fd(&in_pipe[0]);
 	close_fd(&out_pipe[1]);
 	close_fd(&err_pipe[1]);
+	close_fd(&opt.runtime_fd); /* not needed again; held, it would keep a replaced runc's copy in memory */
 	close(nul);
 
 	/* Wait for the runtime, taking the pty master meanwhile. */

@@ -49,6 +49,9 @@
 static const char *runtime = "runc", *root, *tmp_dir, *log_path, *process_file, *pid_file, *console_path, *id;
 static const char *runtime_args[MAX_RUNTIME_ARGS];
 static int n_runtime_args, tty, ctl_fd = -1;
+/* A sealed memfd copy of the runtime binary from berth-launch (--runtime-fd), exec'd instead of the path: runc
+ * then skips re-exec'ing itself from a copy of its own (src/launch/runtime_copy.c). -1: none. */
+static int runtime_fd = -1;
 /* The private scratch directory (empty until made) and the files in it. */
 static char scratch[PATH_MAX], process_buf[PATH_MAX], pid_buf[PATH_MAX], log_buf[PATH_MAX], console_buf[PATH_MAX];
 
@@ -113,19 +116,31 @@ static void fail(const char *fmt, ...)
 
 static void usage(void)
 {
-	dprintf(2, "usage: berth-exec --control-fd N   (then a RUN frame on fd N, see EXEC.md)\n");
+	dprintf(2, "usage: berth-exec --control-fd N [--runtime-fd M]   (then a RUN frame on fd N, see EXEC.md)\n");
 	_exit(2);
+}
+
+static int fd_argument(const char *s)
+{
+	char *end;
+	long n = strtol(s, &end, 10);
+	if (*end || n < 3 || n > 1024)
+		usage();
+	return (int)n;
 }
 
 static void parse_command_line(int argc, char **argv)
 {
-	if (argc != 3 || strcmp(argv[1], "--control-fd"))
+	if ((argc != 3 && argc != 5) || strcmp(argv[1], "--control-fd"))
 		usage();
-	char *end;
-	long n = strtol(argv[2], &end, 10);
-	if (*end || n < 3 || n > 1024)
-		usage();
-	ctl_fd = (int)n;
+	ctl_fd = fd_argument(argv[2]);
+	if (argc == 5) {
+		if (strcmp(argv[3], "--runtime-fd"))
+			usage();
+		runtime_fd = fd_argument(argv[4]);
+		if (runtime_fd == ctl_fd)
+			usage();
+	}
 }
 
 /* The RUN frame's arguments: [--runtime PATH] [--runtime-arg ARG]... --root DIR --tmp-dir DIR [--tty] ID. */
@@ -248,10 +263,14 @@ static void receive_run(void)
 	close(fd);
 }
 
-/* Only 0-2 and the control fd are kept; nothing else may leak into the runtime. */
+/* Only 0-2, the control fd and the runtime copy are kept, both close-on-exec:
+ * nothing else may leak into the runtime (which is exec'd from the copy, not
+ * given it). */
 static void close_inherited_fds(void)
 {
-	close_fds_except(ctl_fd);
+	close_fds_except(ctl_fd, runtime_fd);
+	if (runtime_fd >= 0 && fcntl(runtime_fd, F_SETFD, FD_CLOEXEC) < 0)
+		runtime_fd = -1; /* not open: the runtime is exec'd by path */
 	if (ctl_fd >= 0 && fcntl(ctl_fd, F_SETFD, FD_CLOEXEC) < 0)
 		fail("control fd %d: %s", ctl_fd, strerror(errno));
 }
@@ -450,9 +469,17 @@ static void start_runtime(const sigset_t *orig_mask)
 			if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0)
 				_exit(127);
 		}
+		/* argv[0] stays the runtime's path. A copy that cannot be exec'd (a script: its
+		 * interpreter cannot open the close-on-exec fd) falls back to the path. */
+		if (runtime_fd >= 0)
+			fexecve(runtime_fd, (char *const *)argv, environ);
 		execvp(runtime, (char *const *)argv);
 		dprintf(2, "berth-exec: exec %s: %s\n", runtime, strerror(errno));
 		_exit(127);
+	}
+	if (runtime_fd >= 0) {
+		close(runtime_fd); /* not needed again; held, it would keep a replaced runc's copy in memory */
+		runtime_fd = -1;
 	}
 	if (!tty) {
 		/* Only the process holds the pipes now, so its EOF is the reader's EOF. */

@@ -21,9 +21,11 @@
  * every inherited fd but stdio and the ready fd. */
 void close_inherited_fds(void)
 {
-	close_fds_except(opt.ready_fd);
+	close_fds_except(opt.ready_fd, opt.runtime_fd);
 	if (opt.ready_fd >= 0)
 		fcntl(opt.ready_fd, F_SETFD, FD_CLOEXEC);
+	if (opt.runtime_fd >= 0 && fcntl(opt.runtime_fd, F_SETFD, FD_CLOEXEC) < 0)
+		opt.runtime_fd = -1; /* not open: the runtime is exec'd by path */
 }
 
 void daemonize(void)

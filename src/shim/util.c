@@ -70,7 +70,7 @@ int exit_code(int status)
 	return 255;
 }
 
-void close_fds_except(int keep)
+void close_fds_except(int keep, int keep_too)
 {
 	DIR *d = opendir("/proc/self/fd");
 	if (!d)
@@ -85,7 +85,7 @@ void close_fds_except(int keep)
 		rewinddir(d);
 		while ((e = readdir(d))) {
 			int fd = atoi(e->d_name);
-			if (e->d_name[0] == '.' || fd < 3 || fd == dfd || fd == keep)
+			if (e->d_name[0] == '.' || fd < 3 || fd == dfd || fd == keep || fd == keep_too)
 				continue;
 			if (n == (int)(sizeof(fds) / sizeof(fds[0]))) {
 				more = 1;

@@ -23,9 +23,9 @@ int format_line(char *buf, size_t cap, const char *fmt, va_list ap) __attribute_
  * for a killed process, 255 otherwise. */
 int exit_code(int status);
 
-/* Closes every fd above stdio but `keep` (-1 for none), so nothing inherited
- * leaks into the runtime or the container. */
-void close_fds_except(int keep);
+/* Closes every fd above stdio but `keep` and `keep_too` (-1 for none), so
+ * nothing inherited leaks into the runtime or the container. */
+void close_fds_except(int keep, int keep_too);
 
 /* A non-blocking, close-on-exec listening unix socket at path (mode 0600,
  * replacing a stale one). -1 with errno set on failure. */

@@ -28,6 +28,13 @@ export interface LaunchOptions {
   detached?: boolean;
   /** Give the child a pipe as fd 3 and return what it wrote there (berth-shim's --ready-fd). */
   readyFd?: boolean;
+  /**
+   * The absolute path of a runc binary: through berth-launch the child gets a
+   * sealed memfd copy of it as its next fd after stdio, and `--runtime-fd N`
+   * after its arguments (berth-shim execs runc from it; src/launch/PROTOCOL.md,
+   * runtime copies). Nothing is added when no copy was made, or without berth-launch.
+   */
+  runtimeCopy?: string;
   /** Bytes kept of each stream; the rest is read and dropped (defaults 4 MiB, 64 KiB, 4 KiB). */
   stdoutCap?: number;
   stderrCap?: number;
@@ -148,13 +155,13 @@ class Launcher {
     return new Promise((resolve, reject) => this.send(fields, data, (r) => (r instanceof Error ? reject(r) : resolve(r))));
   }
 
-  /** A new exec supervisor (`binary`), with a stdin socket or not; its sockets come on the IPC channel. */
-  supervise(binary: string, stdin: boolean): Promise<LaunchedSupervisor> {
+  /** A new exec supervisor (`binary`), with a stdin socket or not (and a runtime copy); its sockets come on the IPC channel. */
+  supervise(binary: string, stdin: boolean, runtimeCopy: string): Promise<LaunchedSupervisor> {
     let id = 0;
     // A reply on stdout means it was refused (no channel, too many supervisors), or berth-launch is gone.
     const reply = (r: Reply | Error): void =>
       this.handover.fail(id, internal(r instanceof Error ? r.message : `berth-launch cannot start ${binary}: ${errnoNames.get(r.value) ?? r.value}`));
-    id = this.send(['supervise', '', stdin ? '1' : '0', binary], undefined, reply);
+    id = this.send(['supervise', '', stdin ? '1' : '0', binary, runtimeCopy], undefined, reply);
     return this.handover.expect(id).finally(() => {
       // Success has no reply on stdout: the request is over when the channel told.
       this.pending.delete(id);
@@ -212,9 +219,14 @@ export function launcherInUse(): boolean {
   return launcher !== undefined;
 }
 
-/** Starts a berth-exec supervisor (`binary`, EXEC.md) waiting for its RUN frame; rejects with a typed error. */
-export function launchSupervisor(binary: string, stdin: boolean): Promise<LaunchedSupervisor> {
-  return launcher ? launcher.supervise(binary, stdin) : superviseDirect(binary, stdin);
+/**
+ * Starts a berth-exec supervisor (`binary`, EXEC.md) waiting for its RUN frame; rejects with a typed error.
+ * `runtimeCopy`: the absolute path of a runc binary that berth-launch gives the supervisor as a sealed memfd
+ * copy to exec (src/launch/runtime_copy.c); only for runc, whose runc init then skips cloning itself. Without
+ * berth-launch there is no copy: runc protects itself, at the cost of its own clone per call.
+ */
+export function launchSupervisor(binary: string, stdin: boolean, runtimeCopy = ''): Promise<LaunchedSupervisor> {
+  return launcher ? launcher.supervise(binary, stdin, runtimeCopy) : superviseDirect(binary, stdin);
 }
 
 /** Runs `file` with `args` to completion; rejects (as child_process's 'error') only when it cannot be started. */
@@ -234,6 +246,7 @@ export async function launch(file: string, args: readonly string[], opts: Launch
       String(opts.stdoutCap ?? DEFAULT_CAPS.stdout),
       String(opts.stderrCap ?? DEFAULT_CAPS.stderr),
       String(opts.readyCap ?? DEFAULT_CAPS.ready),
+      opts.runtimeCopy ?? '',
       file,
       String(args.length),
       ...args,

@@ -100,6 +100,7 @@ describe('runtime/exec_supervisor: berth-exec started ahead of need', () => {
     pool = new SupervisorPool();
     opts = {
       runtime: path.join(tmp, 'runtime'),
+      sealedCopy: false,
       runtimeRoot: path.join(tmp, 'root'),
       containerId: 'c1',
       tmpDir: scratch,

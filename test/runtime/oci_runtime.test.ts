@@ -2,12 +2,13 @@
 // INSIDE the container through OciRuntime.exec. Needs root, runc and
 // busybox-static. BERTH_TEST_RUNTIMES=runc,crun runs them per handler.
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
-import { resolveBinary } from '../../src/runtime/handlers';
+import { findHelper, resolveBinary } from '../../src/runtime/handlers';
+import { useLauncher } from '../../src/util/launch';
 import { SupervisorPool } from '../../src/runtime/exec_supervisor';
 import { OciRuntime } from '../../src/runtime/oci_runtime';
 import { buildContainerSpec, execProcess, type ContainerSpecInput } from '../../src/runtime/spec/builder';
@@ -200,6 +201,51 @@ for (const runtimeName of runtimes) {
         assert.ok(seen.some((f) => f.startsWith('exec-')), seen.join(' '));
         assert.ok(seen.some((f) => f.startsWith(`${runtimeName}-`)), seen.join(' '));
         assert.deepEqual(fs.readdirSync(scratch), []);
+      });
+
+      it('execs runc from berth-launch\'s sealed copy, so runc init skips its own clone; by path otherwise', async function () {
+        if (runtimeName !== 'runc') this.skip();
+        const version = execFileSync(binary as string, ['--version'], { encoding: 'utf8' }).split('\n')[0];
+        // runc 1.1's runc init, unless it already runs from a sealed memfd, clones its binary first: a
+        // runc.XXXXXX file in the container's state directory (a bind mount target), gone at once.
+        const clones = async (handlerVersion: string): Promise<string[]> => {
+          const seen: string[] = [];
+          const watcher = fs.watch(path.join(tmp, 'state', id), (_event, file) => file?.startsWith('runc.') && seen.push(file));
+          const pool = new SupervisorPool();
+          try {
+            const oci = new OciRuntime(
+              { name: runtimeName, binary: binary as string, root: path.join(tmp, 'state'), tmpDir: tmp, version: handlerVersion },
+              pool,
+            );
+            for (let i = 0; i < 2; i++) assert.equal((await oci.exec(id, execProcess(spec.process, ['echo', 'hi']))).stdout.toString(), 'hi\n');
+            // Once runc is started the supervisor lets go of the copy (held, a replaced runc's would stay in memory).
+            const long = await oci.startExec(id, execProcess(spec.process, ['sleep', '30']), { tty: false, stdin: false });
+            assert.ok(((await long.pid) ?? 0) > 0);
+            const held = fs.readdirSync(`/proc/${long.supervisor.pid}/fd`).filter((fd) => {
+              try {
+                return fs.readlinkSync(`/proc/${long.supervisor.pid}/fd/${fd}`).startsWith('/memfd:');
+              } catch {
+                return false;
+              }
+            });
+            long.kill();
+            assert.equal(await long.exited, 137);
+            assert.deepEqual(held, []);
+            await new Promise((r) => setTimeout(r, 100));
+          } finally {
+            watcher.close();
+            pool.close();
+          }
+          return seen;
+        };
+        useLauncher(findHelper('berth-launch', 'BERTH_LAUNCH'));
+        try {
+          assert.deepEqual(await clones(version), []);
+          assert.notDeepEqual(await clones('crun version 1.8'), [], 'another runtime is exec\'d by path');
+        } finally {
+          useLauncher(undefined);
+        }
+        assert.notDeepEqual(await clones(version), [], 'without berth-launch runc clones itself');
       });
 
       it('reports state, and NOT_FOUND for an unknown container', async () => {

@@ -140,6 +140,65 @@ describe('berth-launch itself', () => {
     assert.deepEqual(await noStdin.outcome, { code: null, signal: 'SIGKILL' });
   });
 
+  it('gives a supervisor a sealed, read-only copy of the runtime asked for, re-made when the file changes', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-launch-copy-'));
+    const started: number[] = [];
+    /** The supervisor's fd 4 and command line, once started with a copy of `runtime`. */
+    const supervisorWith = async (runtime: string): Promise<{ cmdline: string; link?: string; ino?: number; bytes?: Buffer; fd4?: string }> => {
+      const sup = await launchSupervisor(execSupervisorPath(), false, runtime);
+      started.push(sup.pid);
+      const fd4 = `/proc/${sup.pid}/fd/4`;
+      const cmdline = fs.readFileSync(`/proc/${sup.pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      const link = ((): string | undefined => {
+        try {
+          return fs.readlinkSync(fd4);
+        } catch {
+          return undefined;
+        }
+      })();
+      // Without a copy its fd 4 may briefly be something of its own (the /proc/self/fd it reads at start).
+      if (!link?.startsWith('/memfd:')) return { cmdline };
+      return { cmdline, link, ino: fs.statSync(fd4).ino, bytes: fs.readFileSync(fd4), fd4 };
+    };
+    try {
+      const runtime = path.join(dir, 'runtime');
+      fs.copyFileSync('/bin/true', runtime);
+      const first = await supervisorWith(runtime);
+      assert.match(first.cmdline, /--control-fd 3 --runtime-fd 4$/);
+      assert.match(first.link ?? '', /^\/memfd:berth-runtime/);
+      assert.deepEqual(first.bytes, fs.readFileSync(runtime));
+      // Sealed: no write, no truncation, whoever opens it.
+      const rw = fs.openSync(first.fd4 as string, 'r+');
+      try {
+        assert.throws(() => fs.writeSync(rw, 'x'), { code: 'EPERM' });
+        assert.throws(() => fs.ftruncateSync(rw, 0), { code: 'EPERM' });
+      } finally {
+        fs.closeSync(rw);
+      }
+      assert.equal((await supervisorWith(runtime)).ino, first.ino, 'made once');
+      fs.appendFileSync(runtime, 'changed');
+      const changed = await supervisorWith(runtime);
+      assert.notEqual(changed.ino, first.ino);
+      assert.deepEqual(changed.bytes, fs.readFileSync(runtime));
+      for (const none of ['', 'relative/runtime', path.join(dir, 'missing'), dir]) {
+        const plain = await supervisorWith(none);
+        assert.match(plain.cmdline, /--control-fd 3$/, none);
+        assert.equal(plain.link, undefined);
+      }
+    } finally {
+      for (const pid of started) process.kill(pid, 'SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gives a `run` child a sealed copy of the runtime asked for as its next fd, named after its arguments', async () => {
+    const script = 'echo "$@"; readlink /proc/self/fd/$2';
+    const withCopy = await launch('/bin/sh', ['-c', script, 'sh'], { runtimeCopy: '/bin/true', readyFd: true });
+    assert.match(withCopy.stdout.toString(), /^--runtime-fd 4\n\/memfd:berth-runtime/);
+    const plain = await launch('/bin/sh', ['-c', 'echo "[$@]"', 'sh'], { runtimeCopy: 'not/absolute' });
+    assert.equal(plain.stdout.toString(), '[]\n');
+  });
+
   it('fails a supervisor it cannot start, and reports its supervisors lost when it dies', async () => {
     await assert.rejects(launchSupervisor(path.join(os.tmpdir(), 'no-such-berth-exec'), false), /cannot start berth-exec: No such file/);
     const sup = await launchSupervisor(execSupervisorPath(), false);

@@ -221,12 +221,35 @@ async function netnsAdd(c: Cleanups, name: string): Promise<string> {
 
 // ---------------------------------------------------------------- memory
 
+/** Size of the distinct memfds named `name` that `pid` holds open, in KiB. */
+function memfdKb(pid: number, name: string): number {
+  const seen = new Set<number>();
+  let kb = 0;
+  const dir = `/proc/${pid}/fd`;
+  for (const fd of fs.readdirSync(dir)) {
+    try {
+      if (!fs.readlinkSync(path.join(dir, fd)).startsWith(name)) continue;
+      const st = fs.statSync(path.join(dir, fd));
+      if (!seen.has(st.ino)) kb += Math.ceil(st.size / 1024);
+      seen.add(st.ino);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return kb;
+}
+
 function podMemory(b: BerthBench, pods: number, daemonBeforeKb: number): void {
   const helpers = berthHelpers(b.berthd.dir);
   const byComm = new Map<string, number[]>();
   for (const h of helpers) byComm.set(h.comm, [...(byComm.get(h.comm) ?? []), pssKb(h.pid)]);
   // berth-launch is berthd's own (one per daemon, not per pod): counted with it.
-  for (const pid of pidsNamed('berth-launch').filter((p) => parentOf(p) === b.pid)) byComm.set('berth-launch (one per berthd)', [pssKb(pid)]);
+  for (const pid of pidsNamed('berth-launch').filter((p) => parentOf(p) === b.pid)) {
+    byComm.set('berth-launch (one per berthd)', [pssKb(pid)]);
+    // Its sealed copy of runc is shared memory no process maps while idle, so no Pss shows it.
+    const copyKb = memfdKb(pid, '/memfd:berth-runtime');
+    if (copyKb > 0) byComm.set('runc copy (berth-launch\'s sealed memfd)', [copyKb]);
+  }
   const daemon = pssKb(b.pid);
   let total = daemon;
   out(`memory with ${pods} pods running (Pss from /proc/PID/smaps_rollup):`);

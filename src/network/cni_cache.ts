@@ -38,10 +38,16 @@ export class AttachmentCache {
     return path.join(this.dir, `${network}-${podId}`);
   }
 
-  /** Writes the record atomically (temp file, fsync, rename, fsync dir). */
+  /** Writes the record atomically (temp file, fsync, rename, fsync dir); the directory is made when missing. */
   async save(rec: AttachmentRecord): Promise<void> {
-    await fs.promises.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.file(rec.network, rec.podId), JSON.stringify(rec));
+    const write = (): Promise<void> => writeFileAtomic(this.file(rec.network, rec.podId), JSON.stringify(rec));
+    try {
+      await write();
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      await fs.promises.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await write();
+    }
   }
 
 

@@ -343,7 +343,8 @@ describe('sandbox service', function () {
     const calls: string[] = [];
     let fail = true;
     const network: PodNetwork = {
-      async setupPodNetwork(pod: PodNetworkSpec) {
+      async setupPodNetwork(pod: PodNetworkSpec, netnsPinned: Promise<void>) {
+        await netnsPinned;
         calls.push(`setup ${pod.name} ${fs.existsSync(pod.netnsPath)}`);
         if (fail) throw new Error('no IP addresses available in range set');
         return { ips: ['10.88.0.7', 'fd00::7'] };

@@ -290,7 +290,7 @@ export class CniManager {
         // Without the record a later teardown could not DEL, so failing to save it fails the setup.
         try {
           record.result = prevResult;
-          await this.cache.save(record);
+          await this.cache.save(record, { replacing: true });
         } catch (err) {
           record.result = null;
           failed = { index: lastIndex, err: new Error(`saving the CNI result: ${errorMessage(err)}`) };

@@ -38,9 +38,15 @@ export class AttachmentCache {
     return path.join(this.dir, `${network}-${podId}`);
   }
 
-  /** Writes the record atomically (temp file, fsync, rename, fsync dir); the directory is made when missing. */
-  async save(rec: AttachmentRecord): Promise<void> {
-    const write = (): Promise<void> => writeFileAtomic(this.file(rec.network, rec.podId), JSON.stringify(rec));
+  /**
+   * Writes the record atomically (temp file, fsync, rename, fsync dir); the
+   * directory is made when missing. `replacing`: the record saved before ADD
+   * is being given its result, and the directory is not fsynced: a power loss
+   * may keep the earlier record, which is enough to DEL (without prevResult)
+   * after the reboot that took the netns, veths and iptables rules with it.
+   */
+  async save(rec: AttachmentRecord, { replacing = false }: { replacing?: boolean } = {}): Promise<void> {
+    const write = (): Promise<void> => writeFileAtomic(this.file(rec.network, rec.podId), JSON.stringify(rec), { syncDir: !replacing });
     try {
       await write();
     } catch (err) {

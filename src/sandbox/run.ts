@@ -135,13 +135,12 @@ export class PodCreator {
         const logDir = spec.config.logDirectory;
         const podNetwork = spec.namespaceModes.network === 'POD';
         // berth-pinns makes the pod's state directories itself: pinning waits
-        // only for the cgroup its berth-pause is born in. The pod files, the log
-        // directory and the network's preparation (CNI ADD once the netns is
-        // pinned) go on beside it.
+        // for nothing but, with a berth-pause, the cgroup it is born in. The
+        // pod files, the log directory and the network's preparation (CNI ADD
+        // once the netns is pinned) go on beside it.
+        const pause = spec.namespaceModes.pid === 'POD';
         let pinned: PinResult = { nsPaths: {} };
-        const pinning = (async () => {
-          await inStep(`create the pod cgroup ${rec.cgroup.path}`, () => trace.time('cgroup', () => this.d.cgroups.create(rec.cgroup)));
-          crashPoint('pod-run:after-cgroup');
+        const pin = async (): Promise<void> => {
           await inStep('pin the pod namespaces', async () => {
             await this.o.propagation.ensurePrivate();
             pinned = await trace.time('pin', () => this.d.pinner.pin({
@@ -149,16 +148,26 @@ export class PodCreator {
               net: podNetwork,
               ipc: spec.namespaceModes.ipc === 'POD',
               uts: podNetwork,
-              pid: spec.namespaceModes.pid === 'POD',
+              pid: pause,
               userns: spec.userns,
               hostname: spec.hostname,
               sysctls: podNetwork ? { ...defaultsForPod(this.o.podNetworkSysctls, spec.userns), ...spec.sysctls } : spec.sysctls,
-              cgroupProcs: this.d.cgroups.procsFiles(rec.cgroup),
+              cgroupProcs: pause ? this.d.cgroups.procsFiles(rec.cgroup) : [],
               shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
             }));
           });
           crashPoint('pod-run:after-pin');
-        })();
+        };
+        // Without a berth-pause the helper is asked for first, and the cgroup
+        // (synchronous with cgroupfs) made while it runs: the request goes out
+        // within this turn's microtasks, the cgroup at the next turn.
+        const pinFirst = pause ? undefined : pin();
+        const cgroup = inStep(`create the pod cgroup ${rec.cgroup.path}`, async () => {
+          if (pinFirst) await new Promise((r) => setImmediate(r));
+          await trace.time('cgroup', () => this.d.cgroups.create(rec.cgroup));
+          crashPoint('pod-run:after-cgroup');
+        });
+        const pinning = pinFirst ?? cgroup.then(pin);
         // A pod network's hosts file names the pod's IP, so it waits for CNI ADD.
         const podFiles = [
           { file: rec.hostnameFile, data: rec.hostname + '\n' },
@@ -168,6 +177,7 @@ export class PodCreator {
         const durable = podFilesOutliveReboot(rec);
         let ips: string[] = [];
         await together([
+          cgroup,
           pinning,
           inStep('write the pod files', () => trace.time('pod_files', async () => {
             await makeDirs(rec.filesDir, 0o755);

@@ -14,7 +14,7 @@ import { makeDirs } from '../util/dirs';
 import { nowNs } from '../util/time';
 import { podNetworkSpec } from './cni_adapter';
 import type { PodsMountPropagation } from './namespaces/propagation';
-import type { PinResult } from './namespaces/pinner';
+import type { PinRequest, PinResult } from './namespaces/pinner';
 import type { SandboxParts } from './parts';
 import { defaultsForPod } from './network_sysctls';
 import { hostResolvConf, hostsFor, podFilesOutliveReboot, writeNewPodFiles } from './pod_files';
@@ -133,7 +133,6 @@ export class PodCreator {
         await trace.time('record', () => this.d.store.create(rec));
         crashPoint('pod-run:after-record');
         const logDir = spec.config.logDirectory;
-        const podNetwork = spec.namespaceModes.network === 'POD';
         // berth-pinns makes the pod's state directories itself: pinning waits
         // for nothing but, with a berth-pause, the cgroup it is born in. The
         // pod files, the log directory and the network's preparation (CNI ADD
@@ -143,18 +142,7 @@ export class PodCreator {
         const pin = async (): Promise<void> => {
           await inStep('pin the pod namespaces', async () => {
             await this.o.propagation.ensurePrivate();
-            pinned = await trace.time('pin', () => this.d.pinner.pin({
-              nsDir: path.join(rec.stateDir, 'ns'),
-              net: podNetwork,
-              ipc: spec.namespaceModes.ipc === 'POD',
-              uts: podNetwork,
-              pid: pause,
-              userns: spec.userns,
-              hostname: spec.hostname,
-              sysctls: podNetwork ? { ...defaultsForPod(this.o.podNetworkSysctls, spec.userns), ...spec.sysctls } : spec.sysctls,
-              cgroupProcs: pause ? this.d.cgroups.procsFiles(rec.cgroup) : [],
-              shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
-            }));
+            pinned = await trace.time('pin', () => this.d.pinner.pin(this.pinRequest(rec, spec)));
           });
           crashPoint('pod-run:after-pin');
         };
@@ -186,13 +174,7 @@ export class PodCreator {
           logDir ? inStep(`create the log directory ${logDir}`, () => trace.time('log_dir', () => makeDirs(logDir, 0o755))) : undefined,
           rec.networkAttached
             ? inStep('set up the pod network', async () => {
-                // The netns path is known before it is pinned; the network touches it only once pinning is done.
-                const netnsPinned = pinning.then(() => undefined);
-                const adding = this.d.network.setupPodNetwork(podNetworkSpec(rec), netnsPinned);
-                // Awaited below, once pinning has settled (a failure there is pinning's to report).
-                adding.catch(() => undefined);
-                await netnsPinned.catch(() => undefined);
-                ({ ips } = await trace.time('cni_add', () => adding));
+                ({ ips } = await this.attachNetwork(rec, pinning, trace));
               })
             : undefined,
         ]);
@@ -223,6 +205,37 @@ export class PodCreator {
         throw await this.rollBack(rec, wrapError(`RunPodSandbox ${key}: cannot ${step}`, err));
       }
     });
+  }
+
+  /** What berth-pinns makes: the pod's namespaces (and berth-pause for a pod PID namespace, born in the pod cgroup), its shm. */
+  private pinRequest(rec: SandboxRecord, spec: PodSpec): PinRequest {
+    const podNetwork = spec.namespaceModes.network === 'POD';
+    const pause = spec.namespaceModes.pid === 'POD';
+    return {
+      nsDir: path.join(rec.stateDir, 'ns'),
+      net: podNetwork,
+      ipc: spec.namespaceModes.ipc === 'POD',
+      uts: podNetwork,
+      pid: pause,
+      userns: spec.userns,
+      hostname: spec.hostname,
+      sysctls: podNetwork ? { ...defaultsForPod(this.o.podNetworkSysctls, spec.userns), ...spec.sysctls } : spec.sysctls,
+      cgroupProcs: pause ? this.d.cgroups.procsFiles(rec.cgroup) : [],
+      shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
+    };
+  }
+
+  /**
+   * CNI ADD of a pod network, started beside pinning: the netns path is known
+   * before it exists, and the network touches it only once `pinning` is done.
+   * A failure of pinning is pinning's to report. The phase is timed from then.
+   */
+  private async attachNetwork(rec: SandboxRecord, pinning: Promise<void>, trace: PhaseTrace): Promise<{ ips: string[] }> {
+    const netnsPinned = pinning.then(() => undefined);
+    const adding = this.d.network.setupPodNetwork(podNetworkSpec(rec), netnsPinned);
+    adding.catch(() => undefined); // awaited below, once pinning has settled
+    await netnsPinned.catch(() => undefined);
+    return trace.time('cni_add', () => adding);
   }
 
   /**

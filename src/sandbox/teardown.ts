@@ -141,11 +141,16 @@ export class PodTeardown {
     }
   }
 
-  /** Remove-time cleanup: cgroup (when berth made it and no other pod uses it), directories. */
+  /** Remove-time cleanup: cgroup (when berth made it and no other pod uses it) and directories. */
   async removeResources(rec: SandboxRecord, trace?: PhaseTrace): Promise<void> {
     const shared = this.d.store.list((o) => o.id !== rec.id && o.cgroup.path === rec.cgroup.path).length > 0;
-    await timed(trace, 'cgroup', () => this.d.cgroups.remove(rec.cgroup, rec.id, rec.cgroup.createdByBerth && !shared));
-    await timed(trace, 'dirs', () => removeDirs([rec.stateDir, rec.filesDir]));
+    // Independent: side by side, both settled before a failure is thrown (a retry redoes what is left).
+    const [cgroup, dirs] = await Promise.allSettled([
+      timed(trace, 'cgroup', () => this.d.cgroups.remove(rec.cgroup, rec.id, rec.cgroup.createdByBerth && !shared)),
+      timed(trace, 'dirs', () => removeDirs([rec.stateDir, rec.filesDir])),
+    ]);
+    if (cgroup.status === 'rejected') throw cgroup.reason;
+    if (dirs.status === 'rejected') throw dirs.reason;
   }
 }
 

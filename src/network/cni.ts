@@ -191,42 +191,84 @@ export class CniManager {
     return this.ipRanges.map((r) => r[0]?.subnet ?? '').join(',');
   }
 
-  /** Attaches the pod to the network (and brings its loopback up). On failure nothing stays attached. */
-  async setup(pod: PodNetworkSpec): Promise<PodNetworkResult> {
+  /**
+   * Attaches the pod to the network (and brings its loopback up). On failure
+   * nothing stays attached. What needs no netns (the config, the release of a
+   * leftover attachment, the attachment record) is done first; the plugins run
+   * once `netnsPinned` resolves (when it rejects, with that failure and
+   * nothing attached). `timed` wraps the rest, and any failure before it: the
+   * ADD as the metrics count it.
+   */
+  async setup(
+    pod: PodNetworkSpec,
+    netnsPinned: Promise<void> = Promise.resolve(),
+    timed: <T>(add: () => Promise<T>) => Promise<T> = (add) => add(),
+  ): Promise<PodNetworkResult> {
     this.checkPodId(pod.id);
-    if (!path.isAbsolute(pod.netnsPath) || !isNetnsUsable(pod.netnsPath))
-      throw invalidArgument(`network namespace "${pod.netnsPath}" of pod ${pod.id} is not a network namespace`);
+    if (!path.isAbsolute(pod.netnsPath)) throw invalidArgument(`network namespace "${pod.netnsPath}" of pod ${pod.id} is not an absolute path`);
     const cniArgs = this.cniArgs(pod);
     const capabilityArgs = this.capabilityArgs(pod);
     return this.podLocks.run(pod.id, async () => {
-      const lookup = this.loader.lookup();
-      if (lookup.state !== 'ok') throw failedPrecondition(`pod network is not ready: ${lookup.message}`);
-      const { list } = lookup.config;
+      let record: AttachmentRecord;
+      try {
+        record = await this.prepareAttachment(pod, cniArgs, capabilityArgs);
+      } catch (err) {
+        return timed(() => Promise.reject(err));
+      }
+      try {
+        await netnsPinned;
+      } catch (err) {
+        // No plugin ran: the record alone goes.
+        await this.cache.remove(record.network, record.podId);
+        throw err;
+      }
+      return timed(() => this.addAll(pod, record));
+    });
+  }
 
-      // A leftover attachment of the same sandbox (a retried setup) is released first so nothing is held twice.
-      await this.teardownLocked({ ...pod });
+  /** The config, a leftover attachment of the same sandbox released, and the record written before any ADD. */
+  private async prepareAttachment(pod: PodNetworkSpec, cniArgs: string, capabilityArgs: CapabilityArgs): Promise<AttachmentRecord> {
+    const lookup = this.loader.lookup();
+    if (lookup.state !== 'ok') throw failedPrecondition(`pod network is not ready: ${lookup.message}`);
+    const { list } = lookup.config;
 
-      if (!pod.loopbackUp && !list.plugins.some((p) => p.type === 'loopback')) await this.loopbackUp(pod, list.cniVersion, cniArgs);
+    // A leftover attachment of the same sandbox (a retried setup) is released first so nothing is held twice.
+    await this.teardownLocked({ ...pod });
 
-      const record: AttachmentRecord = {
-        kind: 'berthCniAttachmentV1',
-        network: list.name,
-        podId: pod.id,
-        podName: pod.name,
-        podNamespace: pod.namespace,
-        podUid: pod.uid,
-        ifName: IF_NAME,
-        netnsPath: pod.netnsPath,
-        cniArgs,
-        list,
-        capabilityArgs,
-        result: null,
-      };
-      await this.cache.save(record);
+    const record: AttachmentRecord = {
+      kind: 'berthCniAttachmentV1',
+      network: list.name,
+      podId: pod.id,
+      podName: pod.name,
+      podNamespace: pod.namespace,
+      podUid: pod.uid,
+      ifName: IF_NAME,
+      netnsPath: pod.netnsPath,
+      cniArgs,
+      list,
+      capabilityArgs,
+      result: null,
+    };
+    await this.cache.save(record);
+    return record;
+  }
 
-      let prevResult: unknown = undefined;
-      let parsed: CniResult | undefined;
-      let failed: { index: number; err: unknown } | undefined;
+  /** ADD of every plugin in order, in the pinned netns; the result saved, or everything rolled back. */
+  private async addAll(pod: PodNetworkSpec, record: AttachmentRecord): Promise<PodNetworkResult> {
+    const { list } = record;
+    let prevResult: unknown = undefined;
+    let parsed: CniResult | undefined;
+    let failed: { index: number; err: unknown } | undefined;
+    if (!isNetnsUsable(pod.netnsPath)) {
+      failed = { index: -1, err: invalidArgument(`network namespace "${pod.netnsPath}" of pod ${pod.id} is not a network namespace`) };
+    } else if (!pod.loopbackUp && !list.plugins.some((p) => p.type === 'loopback')) {
+      try {
+        await this.loopbackUp(pod, list.cniVersion, record.cniArgs);
+      } catch (err) {
+        failed = { index: -1, err };
+      }
+    }
+    if (!failed) {
       for (const [index, plugin] of list.plugins.entries()) {
         try {
           const out = await this.run('ADD', record, plugin, pod.netnsPath, prevResult);
@@ -236,38 +278,43 @@ export class CniManager {
           break;
         }
       }
-      if (!failed) {
-        const lastIndex = list.plugins.length - 1;
+    }
+    if (!failed) {
+      const lastIndex = list.plugins.length - 1;
+      try {
+        parsed = parseResult(prevResult, list.cniVersion);
+      } catch (err) {
+        failed = { index: lastIndex, err: new Error(`network "${list.name}" gave an unusable result: ${errorMessage(err)}`) };
+      }
+      if (parsed) {
+        // Without the record a later teardown could not DEL, so failing to save it fails the setup.
         try {
-          parsed = parseResult(prevResult, list.cniVersion);
+          record.result = prevResult;
+          await this.cache.save(record, { replacing: true });
         } catch (err) {
-          failed = { index: lastIndex, err: new Error(`network "${list.name}" gave an unusable result: ${errorMessage(err)}`) };
-        }
-        if (parsed) {
-          // Without the record a later teardown could not DEL, so failing to save it fails the setup.
-          try {
-            record.result = prevResult;
-            await this.cache.save(record);
-          } catch (err) {
-            record.result = null;
-            failed = { index: lastIndex, err: new Error(`saving the CNI result: ${errorMessage(err)}`) };
-          }
+          record.result = null;
+          failed = { index: lastIndex, err: new Error(`saving the CNI result: ${errorMessage(err)}`) };
         }
       }
-      if (failed || !parsed) {
-        const cause = failed?.err;
-        await this.rollback(record, failed?.index ?? list.plugins.length - 1, prevResult, pod.netnsPath);
-        throw wrapError(`setting up network "${list.name}" for pod ${pod.namespace}/${pod.name} (${pod.id})`, cause);
+    }
+    if (failed || !parsed) {
+      const cause = failed?.err;
+      if (failed?.index === -1) {
+        // No plugin of the list ran: the record alone goes, and the failure (already described) is thrown as it is.
+        await this.cache.remove(record.network, record.podId);
+        throw cause;
       }
-      const ips = podIps(parsed).map(({ ip, prefixLength, gateway, version }) => ({
-        ip,
-        prefixLength,
-        version,
-        ...(gateway ? { gateway } : {}),
-      }));
-      this.logger.info('pod network set up', { pod: pod.id, network: list.name, ips: ips.map((i) => i.ip) });
-      return { network: list.name, interfaces: parsed.interfaces, ips, result: parsed };
-    });
+      await this.rollback(record, failed?.index ?? list.plugins.length - 1, prevResult, pod.netnsPath);
+      throw wrapError(`setting up network "${list.name}" for pod ${pod.namespace}/${pod.name} (${pod.id})`, cause);
+    }
+    const ips = podIps(parsed).map(({ ip, prefixLength, gateway, version }) => ({
+      ip,
+      prefixLength,
+      version,
+      ...(gateway ? { gateway } : {}),
+    }));
+    this.logger.info('pod network set up', { pod: pod.id, network: list.name, ips: ips.map((i) => i.ip) });
+    return { network: list.name, interfaces: parsed.interfaces, ips, result: parsed };
   }
 
   /**

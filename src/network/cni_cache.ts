@@ -38,10 +38,22 @@ export class AttachmentCache {
     return path.join(this.dir, `${network}-${podId}`);
   }
 
-  /** Writes the record atomically (temp file, fsync, rename, fsync dir). */
-  async save(rec: AttachmentRecord): Promise<void> {
-    await fs.promises.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.file(rec.network, rec.podId), JSON.stringify(rec));
+  /**
+   * Writes the record atomically (temp file, fsync, rename, fsync dir); the
+   * directory is made when missing. `replacing`: the record saved before ADD
+   * is being given its result, and the directory is not fsynced: a power loss
+   * may keep the earlier record, which is enough to DEL (without prevResult)
+   * after the reboot that took the netns, veths and iptables rules with it.
+   */
+  async save(rec: AttachmentRecord, { replacing = false }: { replacing?: boolean } = {}): Promise<void> {
+    const write = (): Promise<void> => writeFileAtomic(this.file(rec.network, rec.podId), JSON.stringify(rec), { syncDir: !replacing });
+    try {
+      await write();
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      await fs.promises.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await write();
+    }
   }
 
 

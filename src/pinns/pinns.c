@@ -10,7 +10,8 @@
  *   berth-pinns idmap (--userns FILE | --uid-map C:H:L --gid-map C:H:L) [--recursive] SRC DST
  *   berth-pinns umount PATH...
  *
- * pin: unshares the requested namespaces in this (short-lived) process, brings
+ * pin: makes DIR (and its parent) and the --shm directory when missing,
+ * unshares the requested namespaces in this (short-lived) process, brings
  * a new network namespace's loopback up, sets
  * the hostname and the namespaced sysctls from inside them, then bind-mounts
  * /proc/self/ns/<ns> onto DIR/<ns> so they outlive the process. A PID
@@ -172,6 +173,11 @@ static void set_sysctl(const char *spec) {
   char what[PATH_MAX + 16];
   snprintf(what, sizeof what, "sysctl %.*s", (int)(eq - spec), spec);
   write_file(path, eq + 1, what);
+}
+
+/* mkdir that accepts an existing directory. */
+static void make_dir(const char *path, mode_t mode) {
+  if (mkdir(path, mode) < 0 && errno != EEXIST) fail("mkdir %s", path);
 }
 
 static void bind_ns(int i, const char *source) {
@@ -425,7 +431,17 @@ static int do_pin(int argc, char **argv) {
     parse_map(gid_spec, gid_map, sizeof gid_map, "--gid-map");
     want[NS_USER] = 1;
   }
-  if (mkdir(dir, 0700) < 0 && errno != EEXIST) fail("mkdir %s", dir);
+  /* DIR and its parent (the pod's state directory), then the shm mount point:
+   * made here so that pinning need not wait for berthd to make them. */
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", dir);
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) {
+    *slash = '\0';
+    make_dir(parent, 0700);
+  }
+  make_dir(dir, 0700);
+  if (shm_path) make_dir(shm_path, 0755);
 
   /* Join the pod cgroup first so the pause process is born in it. */
   int clone_into_v2 = want[NS_PID] && !want[NS_USER];

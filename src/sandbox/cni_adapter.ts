@@ -9,7 +9,12 @@ import type { SandboxRecord } from './record';
 
 /** The pod network (CNI); wired in by the daemon. */
 export interface PodNetwork {
-  setupPodNetwork(pod: PodNetworkSpec): Promise<{ ips: string[] }>;
+  /**
+   * Attaches the pod. Called while its netns is being pinned: does what it
+   * can beforehand, touches pod.netnsPath only once `netnsPinned` resolves,
+   * and rejects, leaving nothing attached, when that rejects.
+   */
+  setupPodNetwork(pod: PodNetworkSpec, netnsPinned: Promise<void>): Promise<{ ips: string[] }>;
   /** Must be idempotent: called by every StopPodSandbox and on rollback. */
   teardownPodNetwork(pod: PodNetworkRef): Promise<void>;
 }
@@ -36,8 +41,9 @@ export function podNetworkSpec(rec: SandboxRecord, nsPaths = rec.nsPaths): PodNe
 /** CNI ADD and DEL, timed and their failures counted (berth_cni_operation_*). */
 export function cniPodNetwork(cni: CniManager, metrics: Pick<RuntimeMetrics, 'cni'>): PodNetwork {
   return {
-    async setupPodNetwork(pod: PodNetworkSpec): Promise<{ ips: string[] }> {
-      const res = await metrics.cni('add', () => cni.setup(pod));
+    async setupPodNetwork(pod: PodNetworkSpec, netnsPinned: Promise<void>): Promise<{ ips: string[] }> {
+      // Timed from the moment the netns is pinned: the preparation beside pinning is not ADD's time.
+      const res = await cni.setup(pod, netnsPinned, (add) => metrics.cni('add', add));
       return { ips: res.ips.map((i) => i.ip) };
     },
     teardownPodNetwork: (pod: PodNetworkRef) => metrics.cni('del', () => cni.teardown(pod)),

@@ -1,9 +1,11 @@
 // The per-pod files containers bind-mount: /etc/resolv.conf, /etc/hosts and
 // /etc/hostname.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { DNSConfig__Output } from '../gen/runtime/v1/DNSConfig';
 import { invalidArgument } from '../errors';
-import { writeFileAtomic, writeFilesAtomic } from '../util/atomic_file';
+import { fsyncDir } from '../util/atomic_file';
+import type { SandboxRecord } from './record';
 
 export const HOST_RESOLV_CONF = '/etc/resolv.conf';
 
@@ -49,14 +51,38 @@ export function validateHostname(hostname: string): void {
   }
 }
 
-/** Writes a pod file (0644) atomically, so a container never sees it half-written nor a crash a torn one. */
-export function writePodFile(file: string, content: string): Promise<void> {
-  return writeFileAtomic(file, content, { mode: 0o644 });
+/**
+ * Whether a pod's files must survive a power loss: only when the pod does.
+ * A pod with a namespace of its own (pinned) or a berth-pause is NOTREADY
+ * after a reboot (recovery.ts), so no container ever mounts its files again;
+ * a pod on the host's namespaces stays READY.
+ */
+export function podFilesOutliveReboot(rec: Pick<SandboxRecord, 'namespaceModes' | 'userns'>): boolean {
+  const m = rec.namespaceModes;
+  return m.network !== 'POD' && m.ipc !== 'POD' && m.pid !== 'POD' && !rec.userns;
 }
 
-/** Pod files (0644), each atomic as writePodFile's, with one fsync of their directory for all. */
-export function writePodFiles(files: ReadonlyArray<{ file: string; data: string }>): Promise<void> {
-  return writeFilesAtomic(files, { mode: 0o644 });
+/**
+ * Creates pod files (0644) that do not exist yet, side by side. No temp file
+ * and rename: no container sees them before the pod is ready, and a crash
+ * before that rolls the pod back. `durable`: fsynced, with their directory.
+ */
+export async function writeNewPodFiles(files: ReadonlyArray<{ file: string; data: string }>, durable: boolean): Promise<void> {
+  const write = async ({ file, data }: { file: string; data: string }): Promise<void> => {
+    if (!durable) return fs.promises.writeFile(file, data, { flag: 'wx', mode: 0o644 });
+    const fh = await fs.promises.open(file, 'wx', 0o644);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  };
+  // Every write settles before a failure is reported (the rollback removes the directory).
+  const results = await Promise.allSettled(files.map(write));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  if (durable) await Promise.all([...new Set(files.map((f) => path.dirname(f.file)))].map((dir) => fsyncDir(dir)));
 }
 
 /** The host's resolv.conf, or an empty file when it has none. */

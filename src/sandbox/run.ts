@@ -2,7 +2,6 @@
 // pinned namespaces, pod files, network) and the rollback of all of them
 // when one fails. The request reaches here already checked.
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { alreadyExists, errorMessage, failedPrecondition, invalidArgument, wrapError } from '../errors';
@@ -15,10 +14,10 @@ import { makeDirs } from '../util/dirs';
 import { nowNs } from '../util/time';
 import { podNetworkSpec } from './cni_adapter';
 import type { PodsMountPropagation } from './namespaces/propagation';
-import type { PinResult } from './namespaces/pinner';
+import type { PinRequest, PinResult } from './namespaces/pinner';
 import type { SandboxParts } from './parts';
 import { defaultsForPod } from './network_sysctls';
-import { hostResolvConf, hostsFor, writePodFile, writePodFiles } from './pod_files';
+import { hostResolvConf, hostsFor, podFilesOutliveReboot, writeNewPodFiles } from './pod_files';
 import { sandboxNameKey, type SandboxRecord } from './record';
 import { initialSandboxState, markReady } from './state';
 import type { PodTeardown } from './teardown';
@@ -54,6 +53,23 @@ export interface PodCreatorOptions {
   shmSizeBytes: number;
   /** Sysctls every pod with its own network namespace gets unless it sets them itself (containerd 2.x's unprivileged ports and ICMP). */
   podNetworkSysctls: Record<string, string>;
+}
+
+/** A step of RunPodSandbox that failed, named for the error message. */
+class StepFailed {
+  constructor(
+    readonly step: string,
+    readonly cause: unknown,
+  ) {}
+}
+
+/** Runs one step, its failure tagged with the step's name (see together() in PodCreator.run). */
+async function inStep<T>(step: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new StepFailed(step, err);
+  }
 }
 
 /** A pod in a user namespace needs a handler whose start-up probe ran one (and, with the host network, that too). */
@@ -97,58 +113,71 @@ export class PodCreator {
         throw err;
       }
       let step = 'write the sandbox record';
-      /** Runs independent steps side by side; every one has settled before the first failure is thrown (and rolled back). */
-      const together = async (steps: Array<[string, () => Promise<unknown>]>): Promise<void> => {
-        const results = await Promise.allSettled(steps.map(([, run]) => run()));
-        const failed = results.findIndex((r) => r.status === 'rejected');
-        if (failed >= 0) {
-          step = steps[failed][0];
-          throw (results[failed] as PromiseRejectedResult).reason;
+      /**
+       * Runs independent chains of steps side by side. Every chain has settled
+       * before the first failure (in the order given) is thrown, named by its
+       * step, and rolled back: nothing is still being made while it is undone.
+       */
+      const together = async (chains: Array<Promise<unknown> | undefined>): Promise<void> => {
+        const results = await Promise.allSettled(chains);
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (!failed) return;
+        const reason: unknown = failed.reason;
+        if (reason instanceof StepFailed) {
+          step = reason.step;
+          throw reason.cause;
         }
+        throw reason;
       };
       try {
         await trace.time('record', () => this.d.store.create(rec));
         crashPoint('pod-run:after-record');
         const logDir = spec.config.logDirectory;
-        // What the namespaces and pod files need, side by side.
-        await together([
-          ['create the pod directories', () => trace.time('dirs', async () => {
-            await makeDirs(path.join(rec.stateDir, 'ns'), 0o700);
-            if (rec.shmPath) await fs.promises.mkdir(rec.shmPath, { mode: 0o755 });
-            await makeDirs(rec.filesDir, 0o755);
-          })],
-          [`create the pod cgroup ${rec.cgroup.path}`, () => trace.time('cgroup', () => this.d.cgroups.create(rec.cgroup))],
-          [`create the log directory ${logDir}`, () => (logDir ? trace.time('log_dir', () => makeDirs(logDir, 0o755)) : Promise.resolve())],
-          ['pin the pod namespaces', () => this.o.propagation.ensurePrivate()],
-        ]);
-        crashPoint('pod-run:after-cgroup');
-
-        // Pinning is a process (berth-pinns); the pod files are written meanwhile. A
-        // pod network's hosts file names the pod's IP, so it waits for CNI ADD.
+        // berth-pinns makes the pod's state directories itself: pinning waits
+        // for nothing but, with a berth-pause, the cgroup it is born in. The
+        // pod files, the log directory and the network's preparation (CNI ADD
+        // once the netns is pinned) go on beside it.
+        const pause = spec.namespaceModes.pid === 'POD';
+        let pinned: PinResult = { nsPaths: {} };
+        const pin = async (): Promise<void> => {
+          await inStep('pin the pod namespaces', async () => {
+            await this.o.propagation.ensurePrivate();
+            pinned = await trace.time('pin', () => this.d.pinner.pin(this.pinRequest(rec, spec)));
+          });
+          crashPoint('pod-run:after-pin');
+        };
+        // Without a berth-pause the helper is asked for first, and the cgroup
+        // (synchronous with cgroupfs) made while it runs: the request goes out
+        // within this turn's microtasks, the cgroup at the next turn.
+        const pinFirst = pause ? undefined : pin();
+        const cgroup = inStep(`create the pod cgroup ${rec.cgroup.path}`, async () => {
+          if (pinFirst) await new Promise((r) => setImmediate(r));
+          await trace.time('cgroup', () => this.d.cgroups.create(rec.cgroup));
+          crashPoint('pod-run:after-cgroup');
+        });
+        const pinning = pinFirst ?? cgroup.then(pin);
+        // A pod network's hosts file names the pod's IP, so it waits for CNI ADD.
         const podFiles = [
           { file: rec.hostnameFile, data: rec.hostname + '\n' },
           { file: rec.resolvConfFile, data: spec.resolvConf ?? hostResolvConf() },
           ...(rec.networkAttached ? [] : [{ file: rec.hostsFile, data: hostsFor(rec.hostname, []) }]),
         ];
-        let pinned: PinResult = { nsPaths: {} };
+        const durable = podFilesOutliveReboot(rec);
+        let ips: string[] = [];
         await together([
-          ['pin the pod namespaces', async () => {
-            pinned = await trace.time('pin', () => this.d.pinner.pin({
-              nsDir: path.join(rec.stateDir, 'ns'),
-              net: spec.namespaceModes.network === 'POD',
-              ipc: spec.namespaceModes.ipc === 'POD',
-              uts: spec.namespaceModes.network === 'POD',
-              pid: spec.namespaceModes.pid === 'POD',
-              userns: spec.userns,
-              hostname: spec.hostname,
-              sysctls: spec.namespaceModes.network === 'POD' ? { ...defaultsForPod(this.o.podNetworkSysctls, spec.userns), ...spec.sysctls } : spec.sysctls,
-              cgroupProcs: this.d.cgroups.procsFiles(rec.cgroup),
-              shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
-            }));
-          }],
-          ['write the pod files', () => trace.time('pod_files', () => writePodFiles(podFiles))],
+          cgroup,
+          pinning,
+          inStep('write the pod files', () => trace.time('pod_files', async () => {
+            await makeDirs(rec.filesDir, 0o755);
+            await writeNewPodFiles(podFiles, durable);
+          })),
+          logDir ? inStep(`create the log directory ${logDir}`, () => trace.time('log_dir', () => makeDirs(logDir, 0o755))) : undefined,
+          rec.networkAttached
+            ? inStep('set up the pod network', async () => {
+                ({ ips } = await this.attachNetwork(rec, pinning, trace));
+              })
+            : undefined,
         ]);
-        crashPoint('pod-run:after-pin');
         if (pinned.pausePid) {
           step = 'place berth-pause in the pod cgroup';
           const pausePid = pinned.pausePid;
@@ -157,11 +186,9 @@ export class PodCreator {
 
         let network = rec.network;
         if (rec.networkAttached) {
-          step = 'set up the pod network';
-          const { ips } = await trace.time('cni_add', () => this.d.network.setupPodNetwork(podNetworkSpec(rec, pinned.nsPaths)));
           network = { ip: ips[0] ?? '', additionalIps: ips.slice(1) };
           step = 'write the pod files';
-          await trace.time('hosts_file', () => writePodFile(rec.hostsFile, hostsFor(rec.hostname, ips.slice(0, 1))));
+          await trace.time('hosts_file', () => writeNewPodFiles([{ file: rec.hostsFile, data: hostsFor(rec.hostname, ips.slice(0, 1)) }], durable));
           crashPoint('pod-run:after-network');
         }
         step = 'write the sandbox record';
@@ -178,6 +205,37 @@ export class PodCreator {
         throw await this.rollBack(rec, wrapError(`RunPodSandbox ${key}: cannot ${step}`, err));
       }
     });
+  }
+
+  /** What berth-pinns makes: the pod's namespaces (and berth-pause for a pod PID namespace, born in the pod cgroup), its shm. */
+  private pinRequest(rec: SandboxRecord, spec: PodSpec): PinRequest {
+    const podNetwork = spec.namespaceModes.network === 'POD';
+    const pause = spec.namespaceModes.pid === 'POD';
+    return {
+      nsDir: path.join(rec.stateDir, 'ns'),
+      net: podNetwork,
+      ipc: spec.namespaceModes.ipc === 'POD',
+      uts: podNetwork,
+      pid: pause,
+      userns: spec.userns,
+      hostname: spec.hostname,
+      sysctls: podNetwork ? { ...defaultsForPod(this.o.podNetworkSysctls, spec.userns), ...spec.sysctls } : spec.sysctls,
+      cgroupProcs: pause ? this.d.cgroups.procsFiles(rec.cgroup) : [],
+      shm: rec.shmPath ? { path: rec.shmPath, sizeBytes: this.o.shmSizeBytes } : undefined,
+    };
+  }
+
+  /**
+   * CNI ADD of a pod network, started beside pinning: the netns path is known
+   * before it exists, and the network touches it only once `pinning` is done.
+   * A failure of pinning is pinning's to report. The phase is timed from then.
+   */
+  private async attachNetwork(rec: SandboxRecord, pinning: Promise<void>, trace: PhaseTrace): Promise<{ ips: string[] }> {
+    const netnsPinned = pinning.then(() => undefined);
+    const adding = this.d.network.setupPodNetwork(podNetworkSpec(rec), netnsPinned);
+    adding.catch(() => undefined); // awaited below, once pinning has settled
+    await netnsPinned.catch(() => undefined);
+    return trace.time('cni_add', () => adding);
   }
 
   /**

@@ -8,7 +8,7 @@ import { internal, wrapError } from '../errors';
 import type { PhaseTrace } from '../metrics/phase_trace';
 import { crashPoint, type CrashPointName } from '../util/crashpoint';
 import { podNetworkRef } from './cni_adapter';
-import { mountsUnder } from './namespaces/mounts';
+import { mountsUnder, readMountInfo } from './namespaces/mounts';
 import { killPause } from './namespaces/pause';
 import type { SandboxParts } from './parts';
 import { sandboxNameKey, type SandboxRecord } from './record';
@@ -141,22 +141,27 @@ export class PodTeardown {
     }
   }
 
-  /** Remove-time cleanup: cgroup (when berth made it and no other pod uses it), directories. */
+  /** Remove-time cleanup: cgroup (when berth made it and no other pod uses it) and directories. */
   async removeResources(rec: SandboxRecord, trace?: PhaseTrace): Promise<void> {
     const shared = this.d.store.list((o) => o.id !== rec.id && o.cgroup.path === rec.cgroup.path).length > 0;
-    await timed(trace, 'cgroup', () => this.d.cgroups.remove(rec.cgroup, rec.id, rec.cgroup.createdByBerth && !shared));
-    await timed(trace, 'dirs', async () => {
-      removeDir(rec.stateDir);
-      removeDir(rec.filesDir);
-    });
+    // Independent: side by side, both settled before a failure is thrown (a retry redoes what is left).
+    const [cgroup, dirs] = await Promise.allSettled([
+      timed(trace, 'cgroup', () => this.d.cgroups.remove(rec.cgroup, rec.id, rec.cgroup.createdByBerth && !shared)),
+      timed(trace, 'dirs', () => removeDirs([rec.stateDir, rec.filesDir])),
+    ]);
+    if (cgroup.status === 'rejected') throw cgroup.reason;
+    if (dirs.status === 'rejected') throw dirs.reason;
   }
 }
 
-/** rm -r that refuses to descend into anything still mounted. */
-export function removeDir(dir: string): void {
-  const mounted = mountsUnder(dir);
-  if (mounted.length > 0) {
-    throw internal(`cannot remove ${dir}: still mounted: ${mounted.map((m) => m.mountpoint).join(', ')}`);
+/** rm -r of each directory, side by side and off the event loop; refuses (removing none) when anything below one is still mounted. */
+export async function removeDirs(dirs: readonly string[]): Promise<void> {
+  const table = readMountInfo();
+  for (const dir of dirs) {
+    const mounted = mountsUnder(dir, table);
+    if (mounted.length > 0) {
+      throw internal(`cannot remove ${dir}: still mounted: ${mounted.map((m) => m.mountpoint).join(', ')}`);
+    }
   }
-  fs.rmSync(dir, { recursive: true, force: true });
+  await Promise.all(dirs.map((dir) => fs.promises.rm(dir, { recursive: true, force: true })));
 }

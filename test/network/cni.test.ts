@@ -267,15 +267,59 @@ describe('network/CniManager with real plugins', function () {
     assert.deepEqual(await net.iptablesMentioning(pod.id), []);
   });
 
-  it('refuses a netns path that is not a network namespace', async () => {
+  it('refuses a netns path that is not a network namespace, and keeps no attachment record', async () => {
     net.writeConflist();
     const mgr = net.manager();
     const notNs = path.join(net.dir, 'not-a-netns');
     fs.writeFileSync(notNs, '');
+    const id = hex(32);
     await assert.rejects(
-      mgr.setup({ id: hex(32), name: 'x', namespace: 'default', uid: 'u', netnsPath: notNs }),
+      mgr.setup({ id, name: 'x', namespace: 'default', uid: 'u', netnsPath: notNs }),
       (err: unknown) => err instanceof BerthError && err.kind === 'INVALID_ARGUMENT',
     );
+    assert.deepEqual(await mgr.attachedPodIds(), []);
+  });
+
+  it('prepares the attachment while the netns is being pinned, and runs the plugins only once it is', async () => {
+    net.writeConflist();
+    const mgr = net.manager();
+    const pod = await net.pod();
+    let pinned!: () => void;
+    const netnsPinned = new Promise<void>((resolve) => (pinned = resolve));
+    const setup = mgr.setup(pod, netnsPinned);
+    // The record is written before any ADD (so a crash from here on can DEL); no plugin has run yet.
+    for (let i = 0; i < 200 && !(await mgr.attachedPodIds()).includes(pod.id); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(await mgr.attachedPodIds(), [pod.id]);
+    assert.deepEqual(net.leases(), []);
+    assert.deepEqual(await net.bridgePorts(), []);
+    pinned();
+    const res = await setup;
+    assert.equal(net.leases().length, 1);
+    assert.equal((await net.bridgePorts()).length, 1);
+    assert.ok(res.ips[0]?.ip.startsWith(`10.91.${net.octet}.`));
+    await mgr.teardown(pod);
+    assert.deepEqual(net.leases(), []);
+    assert.deepEqual(await mgr.attachedPodIds(), []);
+  });
+
+  it('fails with the pinning failure when the netns cannot be pinned: no plugin run, no record kept', async () => {
+    net.writeConflist();
+    const mgr = net.manager();
+    const pod = await net.pod();
+    const timedCalls: string[] = [];
+    const pinFailure = new Error('berth-pinns: unshare: Operation not permitted');
+    await assert.rejects(
+      mgr.setup(pod, Promise.reject(pinFailure), (add) => {
+        timedCalls.push('add');
+        return add();
+      }),
+      (err: unknown) => err === pinFailure,
+    );
+    assert.deepEqual(timedCalls, [], 'no ADD was timed (none ran)');
+    assert.deepEqual(await mgr.attachedPodIds(), []);
+    assert.deepEqual(net.leases(), []);
+    assert.deepEqual(await net.bridgePorts(), []);
+    assert.deepEqual(await net.iptablesMentioning(pod.id), []);
   });
 
   it('accepts /proc/PID/ns/net as the netns path', async () => {

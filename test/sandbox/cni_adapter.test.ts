@@ -45,16 +45,17 @@ describe('sandbox → CNI requests and adapter', () => {
     const registry = new Registry();
     const calls: unknown[] = [];
     const fake = {
-      setup: async (pod: unknown) => {
+      setup: async (pod: unknown, netnsPinned: Promise<void>, timed: <T>(add: () => Promise<T>) => Promise<T>) => {
         calls.push(pod);
-        return { network: 'n', interfaces: [], ips: [{ ip: '10.0.0.2', prefixLength: 24, version: 4 }], result: {} };
+        await netnsPinned;
+        return timed(async () => ({ network: 'n', interfaces: [], ips: [{ ip: '10.0.0.2', prefixLength: 24, version: 4 }], result: {} }));
       },
       teardown: async (pod: unknown) => void calls.push(pod),
     } as unknown as CniManager;
     const metrics = new RuntimeMetrics(registry);
     const net = cniPodNetwork(fake, metrics);
     const spec = podNetworkSpec(record({}));
-    assert.deepEqual(await net.setupPodNetwork(spec), { ips: ['10.0.0.2'] });
+    assert.deepEqual(await net.setupPodNetwork(spec, Promise.resolve()), { ips: ['10.0.0.2'] });
     const ref = podNetworkRef(record({}));
     await net.teardownPodNetwork(ref);
     assert.equal(calls[0], spec);

@@ -3,6 +3,8 @@
 // StopPodSandbox gives the lease and the veth back.
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { CniManager } from '../../src/network/cni';
 import { cniPodNetwork } from '../../src/sandbox/cni_adapter';
 import { RuntimeMetrics } from '../../src/metrics/runtime_metrics';
 import { Registry } from 'prom-client';
@@ -15,12 +17,14 @@ describe('sandbox with a CNI network', function () {
   const fx = new SandboxFixture();
   let net: TestNetwork;
   let svc: SandboxService;
+  let manager: CniManager;
 
   before(async () => {
     await fx.init();
     net = new TestNetwork();
     net.writeConflist({ plugins: [net.bridgePlugin()] });
-    svc = await fx.service({ network: cniPodNetwork(net.manager(), new RuntimeMetrics(new Registry())) });
+    manager = net.manager();
+    svc = await fx.service({ network: cniPodNetwork(manager, new RuntimeMetrics(new Registry())) });
   });
 
   after(async () => {
@@ -47,5 +51,36 @@ describe('sandbox with a CNI network', function () {
     await svc.stop(id); // teardown is not repeated once done
     await svc.remove(id);
     assert.deepEqual(svc.list(), []);
+  });
+
+  /** Nothing of a pod that failed to start: no attachment record, lease, veth, pod directory or mount. */
+  async function assertNothingLeft(): Promise<void> {
+    assert.deepEqual(await manager.attachedPodIds(), [], 'CNI attachment records');
+    assert.deepEqual(net.leases(), []);
+    assert.deepEqual(await net.bridgePorts(), []);
+    assert.deepEqual(fs.readdirSync(path.join(fx.config.state, 'pods')).filter((n) => !n.startsWith('.')), []);
+    assert.deepEqual(fx.mountsUnderDir().filter((m) => m !== path.join(fx.config.state, 'pods')), []);
+  }
+
+  it('rolls back a network prepared beside a pinning that fails', async () => {
+    const cfg = podConfig({}, 'pinfails');
+    cfg.linux!.sysctls = { 'net.ipv4.no_such_sysctl': '1' };
+    cfg.linux!.securityContext!.namespaceOptions!.pid = 'POD';
+    await assert.rejects(runPod(svc, cfg, ''), /pin the pod namespaces.*no_such_sysctl/);
+    await assertNothingLeft();
+  });
+
+  it('detaches a network attached beside a step that fails', async () => {
+    const blocker = path.join(fx.dir, 'not-a-dir');
+    fs.writeFileSync(blocker, '');
+    const cfg = podConfig({ logDirectory: path.join(blocker, 'logs') }, 'logdirfails');
+    await assert.rejects(runPod(svc, cfg, ''), /create the log directory/);
+    await assertNothingLeft();
+    // The name is free again and the network usable.
+    cfg.logDirectory = '';
+    const id = await runPod(svc, cfg, '');
+    assert.equal(net.leases().length, 1);
+    await svc.remove(id);
+    await assertNothingLeft();
   });
 });

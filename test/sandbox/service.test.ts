@@ -2,7 +2,7 @@
 // sysctls, shm, pod files, cgroups, stop/remove, restart reconciliation and
 // rollback of failed creations.
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
@@ -343,7 +343,8 @@ describe('sandbox service', function () {
     const calls: string[] = [];
     let fail = true;
     const network: PodNetwork = {
-      async setupPodNetwork(pod: PodNetworkSpec) {
+      async setupPodNetwork(pod: PodNetworkSpec, netnsPinned: Promise<void>) {
+        await netnsPinned;
         calls.push(`setup ${pod.name} ${fs.existsSync(pod.netnsPath)}`);
         if (fail) throw new Error('no IP addresses available in range set');
         return { ips: ['10.88.0.7', 'fd00::7'] };
@@ -426,6 +427,29 @@ describe('sandbox service', function () {
     assertGone(lost);
     assertGone(keep);
     svc = restarted;
+  });
+
+  it('removes the directories beside a pod cgroup that is still busy, and finishes on the next RemovePodSandbox', async function () {
+    this.timeout(20_000);
+    const id = await runPod(svc, podConfig({}, 'busycg'), '');
+    const rec = svc.get(id);
+    const sub = `poduid-busycg-${process.pid}`;
+    const pids = fx.cgroupDirs(sub).find((d) => d.includes('/pids/'));
+    if (!pids) return this.skip(); // needs a cgroup v1 pids hierarchy to put a process in
+    const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => holder.once('spawn', r));
+      fs.writeFileSync(path.join(pids, 'cgroup.procs'), String(holder.pid));
+      await assert.rejects(svc.remove(id), /busy|EBUSY/i);
+      assert.equal(fs.existsSync(rec.stateDir), false, 'state dir removed beside the busy cgroup');
+      assert.equal(fs.existsSync(rec.filesDir), false, 'files dir removed beside the busy cgroup');
+      assert.ok(svc.find(id), 'the record stays for the retry');
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
+    await svc.remove(id);
+    assertGone(id, sub);
   });
 
   it('keeps a pod cgroup it did not create, and one still used by another attempt', async () => {

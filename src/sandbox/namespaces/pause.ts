@@ -39,17 +39,45 @@ export function pauseAlive(rec: PausedPod, pid = pausePidOf(rec)): boolean {
   return stat.includes('(berth-pause)');
 }
 
-/** Kills berth-pause (and with it every process left in the pod PID namespace). */
+/** Whether the process whose /proc/<pid>/stat `fd` holds still runs: reads through it fail once that very process is gone. */
+function runsByStat(fd: number, buf: Buffer): boolean {
+  try {
+    return !ZOMBIE.test(buf.toString('latin1', 0, fs.readSync(fd, buf, 0, buf.length, 0)));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Kills berth-pause and waits until it is gone: its exit, as init of the pod
+ * PID namespace, waits for every process left in that namespace to die.
+ */
 export async function killPause(rec: PausedPod): Promise<void> {
   const pid = pausePidOf(rec);
-  if (pid === undefined || !pauseAlive(rec, pid)) return;
+  if (pid === undefined) return;
+  let fd: number;
   try {
-    process.kill(pid, 'SIGKILL');
+    // Opened before the identity check and the kill, so the polls below read this process, whatever reuses its PID.
+    fd = fs.openSync(`/proc/${pid}/stat`, 'r');
   } catch {
     return;
   }
-  const deadline = Date.now() + 5000;
-  while (pauseAlive(rec, pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  try {
+    if (!pauseAlive(rec, pid)) return;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      return;
+    }
+    // It dies within a scheduler slice or two: poll soon, then less often (one read of its stat each time).
+    const buf = Buffer.alloc(512);
+    const deadline = performance.now() + 5000;
+    for (let waitMs = 1; runsByStat(fd, buf) && performance.now() < deadline; waitMs = Math.min(waitMs * 2, 10)) {
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 const ZOMBIE = /^\d+ \(.*\) Z/s;

@@ -27,6 +27,24 @@ export interface PinResult {
   pausePid?: number;
 }
 
+/** Whether the directory exists and holds anything (a pinned namespace file, berth-pause's pid file). */
+function hasEntries(dir: string): boolean {
+  try {
+    return fs.readdirSync(dir).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether something is mounted on `p`: it then sits on another device than its parent. */
+function isMountPoint(p: string): boolean {
+  try {
+    return fs.statSync(p).dev !== fs.statSync(path.dirname(p)).dev;
+  } catch {
+    return false;
+  }
+}
+
 export class NamespacePinner {
   constructor(private readonly binary: string | undefined = findPinns()) {}
 
@@ -53,9 +71,9 @@ export class NamespacePinner {
     };
   }
 
-  /** Unmounts and deletes the ns files in nsDir and the shm mount; idempotent. */
+  /** Unmounts and deletes the ns files in nsDir and the shm mount; idempotent (no process is run when there is nothing to undo). */
   async unpin(nsDir: string, shmPath?: string): Promise<void> {
-    if (!fs.existsSync(nsDir) && !(shmPath && fs.existsSync(shmPath))) return;
+    if (!hasEntries(nsDir) && !(shmPath && isMountPoint(shmPath))) return;
     const args = ['unpin', '--dir', nsDir];
     if (shmPath) args.push('--shm', shmPath);
     await runPinns(this.binary, args);

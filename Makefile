@@ -18,7 +18,7 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch node_modules
 
-# The native parts (shim, namespace pinner): plain C, the system compiler.
+# The native parts (shim, namespace pinner, ...): C, the system compiler (berth-malloc.node's V8 call is C++).
 native:
 	@mkdir -p $(BUILD)
 	@for mk in $(NATIVE); do $(MAKE) -C $$(dirname $$mk) OUT=$(BUILD) || exit 1; done

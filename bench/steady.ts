@@ -13,6 +13,8 @@
 // STEADY_LOOP_DELAY=0: berthd without the event-loop delay gauge (its 10 ms
 // timer costs about 0.5 % of a core here), /metrics still served as deployed:
 // CPU as deployed, no event-loop figures.
+// STEADY_NODE_ARGS="--flag ...": more node flags for berthd, after the
+// deployed ones (deploy/node-flags), to compare V8 settings in one tree.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -105,6 +107,36 @@ async function scrape(port: number): Promise<string> {
   return res.text();
 }
 
+/** V8's collections so far (berthd's /metrics, from Node's gc performance entries) and the young generation's size. */
+interface GcFigures {
+  /** By kind (minor, major, incremental, weakcb): count and seconds. */
+  byKind: Map<string, { count: number; seconds: number }>;
+  newSpaceBytes: number;
+}
+
+async function gcFigures(port: number): Promise<GcFigures> {
+  const text = await scrape(port);
+  const byKind = new Map<string, { count: number; seconds: number }>();
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
+    const k = byKind.get(m[2]) ?? { count: 0, seconds: 0 };
+    if (m[1] === 'sum') k.seconds = Number(m[3]);
+    else k.count = Number(m[3]);
+    byKind.set(m[2], k);
+  }
+  const ns = /^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(text);
+  return { byKind, newSpaceBytes: ns ? Number(ns[1]) : NaN };
+}
+
+/** The collections between two scrapes, one line: "minor 120 x, 85 ms; major 2 x, 30 ms; new space 2.0 MiB". */
+function gcLine(from: GcFigures, to: GcFigures): string {
+  const parts: string[] = [];
+  for (const [kind, k] of to.byKind) {
+    const was = from.byKind.get(kind) ?? { count: 0, seconds: 0 };
+    if (k.count > was.count) parts.push(`${kind} ${k.count - was.count} x, ${((k.seconds - was.seconds) * 1000).toFixed(0)} ms`);
+  }
+  return `${parts.length > 0 ? parts.join('; ') : 'none'}; new space ${(to.newSpaceBytes / 1048576).toFixed(1)} MiB`;
+}
+
 /** berth_event_loop_delay_seconds p99 and max (ms) since the previous scrape (each scrape starts a new window). */
 async function eventLoopDelay(port: number): Promise<{ p99: number; max: number }> {
   const text = await scrape(port);
@@ -162,6 +194,10 @@ interface CallRecord {
 class Samples {
   readonly byRpc = new Map<string, number[]>();
   readonly relist: number[] = [];
+  /** When each relist began (ms after the window began), beside `relist`. */
+  readonly relistAt: number[] = [];
+  /** When each 10 s stats and log-manager pass began (ms after the window began). */
+  readonly burstAt: number[] = [];
   /** Every call in order, to replay the same calls at the same times against the floor server. */
   readonly calls: CallRecord[] = [];
   errors = 0;
@@ -218,6 +254,7 @@ async function replayKubelet(rtCall: (m: string) => Unary, imCall: (m: string) =
       await listPods('ListPodSandbox', null);
       await listContainers('ListContainers', {});
       s.relist.push(nowMs() - t);
+      s.relistAt.push(t - t0);
     }),
     // Housekeeping.
     loop(2000, async () => {
@@ -230,6 +267,7 @@ async function replayKubelet(rtCall: (m: string) => Unary, imCall: (m: string) =
     }),
     // Eviction manager's stats.
     loop(10_000, async () => {
+      s.burstAt.push(nowMs() - t0);
       await timed('ImageFsInfo', im('ImageFsInfo'), {});
       await listContainers('ListContainers', {});
       await listPods('ListPodSandbox', null);
@@ -308,6 +346,20 @@ function latencyLine(label: string, samples: number[], floor: { median: number; 
   );
 }
 
+/** The three slowest relists: "31.2 ms at +0.4 s" (after the last 10 s stats pass began; negative: it began just before), to see what they coincide with. */
+function slowRelists(s: Samples): string {
+  const order = s.relist.map((ms, i) => i).sort((a, b) => s.relist[b] - s.relist[a]);
+  return order
+    .slice(0, 3)
+    .map((i) => {
+      const at = s.relistAt[i];
+      const burst = s.burstAt.filter((b) => b <= at + s.relist[i]).pop();
+      const after = burst === undefined ? undefined : (at - burst) / 1000;
+      return `${fmt(s.relist[i])} ms at ${after === undefined ? '?' : `${after < 0 ? '' : '+'}${after.toFixed(1)} s`}`;
+    })
+    .join(', ');
+}
+
 // ---------------------------------------------------------------- the benchmark
 
 function podCount(): number {
@@ -327,7 +379,9 @@ export async function benchSteady(): Promise<void> {
     const loopDelay = process.env.STEADY_LOOP_DELAY !== '0';
     const metricsPort = loopDelay ? await freePort() : undefined;
     const profDir = process.env.STEADY_CPU_PROF;
-    const b = await startBerth(c, { metricsPort, phaseMetrics: !loopDelay, nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`] : [] });
+    const nodeArgs = [...(process.env.STEADY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean), ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`] : [])];
+    const b = await startBerth(c, { metricsPort, phaseMetrics: !loopDelay, nodeArgs });
+    const gcNow = (): Promise<GcFigures> => gcFigures(b.berthd.metricsPort);
 
     // Floor of a round trip: a bare grpc-js server answering Version, over its own connection.
     const floorSock = path.join(base, 'floor.sock');
@@ -368,12 +422,14 @@ export async function benchSteady(): Promise<void> {
     // Idle window: the floor of CPU and event-loop delay.
     const delay = async (): Promise<{ p99: number; max: number }> => (metricsPort ? eventLoopDelay(metricsPort) : { p99: NaN, max: NaN });
     await delay(); // starts a new window
+    const idleGc0 = await gcNow();
     const idleFromUs = monotonicUs();
     const idleCpu0 = cpuSeconds(b.pid);
     await sleep(seconds * 1000);
     const idleCpu = ((cpuSeconds(b.pid) - idleCpu0) / seconds) * 100;
     const idleToUs = monotonicUs();
     const idleDelay = await delay();
+    const idleGc1 = await gcNow();
     const idleMem = berthPssKb(b);
 
     // Polling window.
@@ -390,6 +446,7 @@ export async function benchSteady(): Promise<void> {
     await rtConn.call('Version')({ version: '' });
     await replayKubelet(rtConn.call, imConn.call, 0, new Samples());
     await delay();
+    const pollGc0 = await gcNow();
     const samples = new Samples();
     const cpu0 = cpuSeconds(b.pid);
     const pollFromUs = monotonicUs();
@@ -399,6 +456,7 @@ export async function benchSteady(): Promise<void> {
     const pollToUs = monotonicUs();
     const busyCpu = ((cpuSeconds(b.pid) - cpu0) / elapsed) * 100;
     const busyDelay = await delay();
+    const pollGc1 = await gcNow();
     const busyMem = berthPssKb(b);
     const floorCpuPct = await floorCpu(c, base, samples.calls, seconds);
 
@@ -415,6 +473,7 @@ export async function benchSteady(): Promise<void> {
       `one relist (ListPodSandbox+ListContainers) n=${relist.n}  median ${fmt(relist.median)}  p90 ${fmt(relist.p90)}  max ${fmt(relist.max)} ms` +
         `  ratio ${(relist.median / floor.median).toFixed(1)}x of one floor round trip (p90 ${(relist.p90 / floor.p90).toFixed(1)}x)  p90 ${target(relist.p90, 10, ' ms')}`,
     );
+    out(`  the slowest relists, each with how long after a 10 s stats pass began: ${slowRelists(samples)}`);
     out(`per RPC (ms; ratio: median and p90 against the floor round trip's):`);
     const order = [
       'ListPodSandbox',
@@ -436,6 +495,7 @@ export async function benchSteady(): Promise<void> {
       `event-loop delay in berthd (its /metrics)  polling p99 ${fmt(busyDelay.p99)} ms, max ${fmt(busyDelay.max)} ms` +
         `   floor (idle) p99 ${fmt(idleDelay.p99)} ms, max ${fmt(idleDelay.max)} ms  p99 ${target(busyDelay.p99, 20, ' ms')}`,
     );
+    out(`V8 collections in berthd (its /metrics)  idle: ${gcLine(idleGc0, idleGc1)}\n  polling: ${gcLine(pollGc0, pollGc1)}`);
     out(
       `memory per pod (Pss of berthd + shims + pauses / ${pods})  idle ${(idleMem.total / pods).toFixed(0)} KiB, polling ${(busyMem.total / pods).toFixed(0)} KiB` +
         `  (berthd ${mib(idleMem.daemon)} idle, ${mib(busyMem.daemon)} polling; helpers ${mib(busyMem.helpers)})` +

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="runc crun containernetworking-plugins iproute2 iptables util-linux mount \
   attr zstd busybox-static docker-registry skopeo prometheus curl jq tinyproxy python3 systemd-container \
-  openssl gcc clang libclang-rt-14-dev make"
+  openssl gcc g++ clang libclang-rt-14-dev make"
 
 missing=""
 for p in $PACKAGES; do

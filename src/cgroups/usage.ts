@@ -13,6 +13,8 @@ export interface UsageSample extends CgroupStats {
 export class UsageSampler {
   private readonly last = new Map<string, { t: bigint; cpu: bigint }>();
   private readonly files?: KeptCgroupFiles;
+  /** Each cgroup's PodCgroup, which joins its file paths once (kept until the cgroup is forgotten). */
+  private readonly cgroups = new Map<string, PodCgroup>();
 
   constructor(
     private readonly layout: () => CgroupLayout,
@@ -23,7 +25,7 @@ export class UsageSampler {
   }
 
   sample(cgroupPath: string): UsageSample {
-    const out: UsageSample = new PodCgroup(this.layout(), cgroupPath).stats(this.scope, this.files?.reader(cgroupPath));
+    const out: UsageSample = this.cgroup(cgroupPath).stats(this.scope, this.files?.reader(cgroupPath));
     if (out.cpuUsageNs !== undefined) {
       const t = BigInt(out.timestampNs);
       const cpu = BigInt(out.cpuUsageNs);
@@ -36,18 +38,31 @@ export class UsageSampler {
 
   /** The cgroup's cumulative CPU time alone (decimal ns), or undefined; no sample is taken. */
   cpuUsage(cgroupPath: string): string | undefined {
-    return new PodCgroup(this.layout(), cgroupPath).cpuUsageNs(this.files?.reader(cgroupPath));
+    return this.cgroup(cgroupPath).cpuUsageNs(this.files?.reader(cgroupPath));
   }
 
   forget(cgroupPath: string): void {
     this.last.delete(cgroupPath);
+    this.cgroups.delete(cgroupPath);
     this.files?.forget(cgroupPath);
   }
 
   /** Forgets every cgroup not in `keep`. */
   retain(keep: ReadonlySet<string>): void {
     for (const cgroupPath of [...this.last.keys()]) if (!keep.has(cgroupPath)) this.last.delete(cgroupPath);
+    for (const cgroupPath of [...this.cgroups.keys()]) if (!keep.has(cgroupPath)) this.cgroups.delete(cgroupPath);
     this.files?.retain(keep);
+  }
+
+  /** Cgroups whose PodCgroup is kept, for tests. */
+  get keptCgroups(): number {
+    return this.cgroups.size;
+  }
+
+  private cgroup(cgroupPath: string): PodCgroup {
+    let cg = this.cgroups.get(cgroupPath);
+    if (!cg) this.cgroups.set(cgroupPath, (cg = new PodCgroup(this.layout(), cgroupPath)));
+    return cg;
   }
 
   /** Cgroup files held open (keepFiles), for tests. */

@@ -111,7 +111,7 @@ export class CriServer {
     private readonly metrics: Metrics | undefined,
     private readonly handlers: Record<string, Handler | undefined> = HANDLERS,
     private readonly streamHandlers: Record<string, StreamHandler | undefined> = STREAM_HANDLERS,
-    /** Told each time a call ends, so malloc's freed memory goes back once berthd is quiet. */
+    /** Told each time a call begins and ends, so freed memory goes back once berthd is quiet. */
     private readonly trimmer: Pick<QuietTrimmer, 'activity'> = quietTrimmer,
   ) {
     const cri = loadCri();
@@ -172,6 +172,7 @@ export class CriServer {
     this.metrics?.started.inc(labels.labels);
     const started = process.hrtime.bigint();
     this.inFlight++;
+    this.trimmer.activity();
     let code = grpc.status.OK;
     let response: unknown;
     try {
@@ -235,6 +236,7 @@ export class CriServer {
     call.once('close', leave);
     call.once('error', leave);
     this.streams.add(gone);
+    this.trimmer.activity();
     let code = grpc.status.OK;
     try {
       if (call.request instanceof MalformedRequest) {

@@ -1,16 +1,20 @@
-// Gives the memory glibc's malloc holds free back to the kernel. glibc
-// returns freed memory only from the top of a heap, so what a burst of work
-// frees below a chunk still in use stays resident: after pulling one small
-// image berthd's main heap kept ~5 MiB that malloc_trim(0) releases
-// (measured). The call is in build/berth-malloc.node (src/malloc/), loaded on
-// first use; where it is missing (a libc without malloc_trim, a tree not
-// built) trimming does nothing.
+// Gives the memory berthd holds free back to the kernel once it is quiet.
+// glibc returns freed memory only from the top of a heap, so what a burst of
+// work frees below a chunk still in use stays resident: after pulling one
+// small image berthd's main heap kept ~5 MiB that malloc_trim(0) releases
+// (measured). V8 keeps a young generation a burst grew, and the old
+// generation's partly empty pages, until told the process is low on memory.
+// Both calls are in build/berth-malloc.node (src/malloc/), loaded on first
+// use; where it is missing (a libc without malloc_trim, a tree not built)
+// releasing does nothing.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
 
 interface MallocModule {
   trim(): boolean;
+  /** V8's Isolate::LowMemoryNotification: collects with memory-reducing flags and shrinks the young generation. */
+  lowMemory(): void;
 }
 
 /** $BERTH_MALLOC, else build/ of the repository or of the installed tree (dist/src/util -> <root>/build). */
@@ -30,7 +34,7 @@ function mallocModule(): MallocModule | null {
     const file = modulePath();
     const mod = { exports: {} as Partial<MallocModule> };
     if (file !== undefined) process.dlopen(mod, file);
-    loaded = typeof mod.exports.trim === 'function' ? (mod.exports as MallocModule) : null;
+    loaded = typeof mod.exports.trim === 'function' && typeof mod.exports.lowMemory === 'function' ? (mod.exports as MallocModule) : null;
   }
   return loaded;
 }
@@ -41,28 +45,26 @@ export function trimMalloc(): boolean {
 }
 
 /**
- * A quiet spell runs a full collection only once V8's heap has grown by this
- * much since the last one it ran: after a burst, not after the few calls of a
- * kubelet polling every second (a collection costs 10-20 ms of the main thread).
+ * A quiet spell runs V8's collection only once its heap has grown by this
+ * much since the last one it ran: after a burst, not after a few stray calls
+ * (the collection costs tens of ms of the main thread).
  */
 const COLLECT_AFTER_GROWTH_BYTES = 2 * 1024 * 1024;
 let heapAfterLastCollection = 0;
 
 /**
- * Gives back what a burst of work left: a full V8 collection, then
- * malloc_trim. berthd runs with --expose-gc and --compact-on-every-full-gc
- * (deploy/node-flags): a burst leaves the old generation's pages partly
- * garbage (after 50 pod starts: 21.7 MiB of pages, 12.9 MiB live), and only a
- * compacting collection empties whole pages so V8 can release them. Where
- * gc is not exposed (tests, other launchers) this only trims.
+ * Gives back what a burst of work left: V8's low-memory collection (it
+ * compacts the old generation so its emptied pages go back to the kernel,
+ * and shrinks the young generation to its initial size), then malloc_trim.
  */
 export function releaseFreeMemory(): void {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc !== undefined && v8.getHeapStatistics().total_heap_size >= heapAfterLastCollection + COLLECT_AFTER_GROWTH_BYTES) {
-    gc();
+  const mod = mallocModule();
+  if (mod === null) return;
+  if (v8.getHeapStatistics().total_heap_size >= heapAfterLastCollection + COLLECT_AFTER_GROWTH_BYTES) {
+    mod.lowMemory();
     heapAfterLastCollection = v8.getHeapStatistics().total_heap_size;
   }
-  trimMalloc();
+  mod.trim();
 }
 
 /**
@@ -73,6 +75,7 @@ export function releaseFreeMemory(): void {
 export class QuietTrimmer {
   private lastActivity = 0;
   private timer?: NodeJS.Timeout;
+  private recheck?: NodeJS.Immediate;
 
   constructor(
     private readonly quietMs: number,
@@ -81,29 +84,45 @@ export class QuietTrimmer {
 
   activity(): void {
     this.lastActivity = performance.now();
-    if (this.timer === undefined) this.arm(this.quietMs);
+    if (this.timer === undefined && this.recheck === undefined) this.arm(this.quietMs);
   }
 
   /** Drops a pending trim (shutdown). */
   close(): void {
     clearTimeout(this.timer);
-    this.timer = undefined;
+    clearImmediate(this.recheck);
+    this.timer = this.recheck = undefined;
+  }
+
+  private quietFor(): number {
+    return performance.now() - this.lastActivity;
   }
 
   private arm(ms: number): void {
     this.timer = setTimeout(() => {
-      const quietFor = performance.now() - this.lastActivity;
-      if (quietFor < this.quietMs) return this.arm(this.quietMs - quietFor);
       this.timer = undefined;
-      this.trim();
+      if (this.quietFor() < this.quietMs) return this.arm(this.quietMs - this.quietFor());
+      // Timers run before I/O in a turn of the event loop: after a stall (the
+      // process descheduled on a busy machine) a call may be waiting unread.
+      // Look again once this turn's I/O has been taken in.
+      this.recheck = setImmediate(() => {
+        this.recheck = undefined;
+        if (this.quietFor() < this.quietMs) return this.arm(this.quietMs - this.quietFor());
+        this.trim();
+      });
     }, ms);
     this.timer.unref();
   }
 }
 
 /**
- * berthd's: trims a second after the last CRI call ends. A second is longer
- * than the gaps within a burst (pod starts, the layers of a pull) and short
- * enough that a berthd gone quiet holds no freed memory.
+ * berthd's: trims 1.5 s after the last CRI call began or ended. That is
+ * longer than the gaps within a burst (pod starts, the layers of a pull) and
+ * than a kubelet's: it relists a second after its last relist ended, so a
+ * node under a kubelet's polling is never quiet (at 1 s, the trim fired
+ * between relists and its compacting collection cost berthd 50-80 ms of CPU
+ * every few seconds); and short enough that a berthd gone quiet holds no
+ * freed memory for long.
  */
-export const quietTrimmer = new QuietTrimmer(1000);
+export const BERTHD_QUIET_MS = 1500;
+export const quietTrimmer = new QuietTrimmer(BERTHD_QUIET_MS);

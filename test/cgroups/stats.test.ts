@@ -107,6 +107,24 @@ describe('cgroup usage figures', () => {
     assert.equal(b.cpuNanoCores, expected.toString());
   });
 
+  it('the sampler keeps one PodCgroup (its joined file paths) per cgroup until it is forgotten, and reads the files anew each time', () => {
+    write(path.join(dir, 'a'), { 'cpu.stat': 'usage_usec 1\n', 'memory.current': '100\n' });
+    write(path.join(dir, 'b'), { 'cpu.stat': 'usage_usec 2\n' });
+    const sampler = new UsageSampler(() => ({ version: 2, hierarchies: [{ mountpoint: dir, controllers: [] }] }), 'cpuMemory');
+    assert.equal(sampler.sample('/a').memoryUsageBytes, '100');
+    sampler.sample('/b');
+    assert.equal(sampler.cpuUsage('/a'), '1000');
+    assert.equal(sampler.keptCgroups, 2);
+    fs.writeFileSync(path.join(dir, 'a', 'memory.current'), '200\n');
+    assert.equal(sampler.sample('/a').memoryUsageBytes, '200', 'the same PodCgroup reads the file again');
+    sampler.forget('/a');
+    assert.equal(sampler.keptCgroups, 1);
+    sampler.sample('/a');
+    sampler.retain(new Set(['/a']));
+    assert.equal(sampler.keptCgroups, 1, 'retain drops the others');
+    assert.equal(sampler.sample('/a').memoryUsageBytes, '200');
+  });
+
   it('parses pressure files and /proc/net/dev', () => {
     assert.deepEqual(parsePressure(PRESSURE), { someUsec: '1500', fullUsec: '700' });
     assert.equal(parsePressure(''), undefined);

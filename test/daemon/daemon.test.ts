@@ -149,7 +149,7 @@ describe('berthd', function () {
     for (const [name, value] of Object.entries(env)) assert.ok(environ.includes(`${name}=${value}`), `berthd runs with ${name}=${value}`);
   });
 
-  it('gives freed malloc memory back once quiet: the trim module is loaded a second after its calls', async () => {
+  it('gives freed malloc memory back once quiet: the trim module is loaded once its calls have stopped', async () => {
     await d.cri.runtime.Version({ version: '' });
     const trimModule = path.join(BUILD_DIR, 'berth-malloc.node');
     const mapped = (): boolean => fs.readFileSync(`/proc/${d.proc?.pid}/maps`, 'utf8').includes(trimModule);

@@ -1,15 +1,17 @@
 // Freed memory goes back to the kernel once berthd is quiet: the native trim
-// releases malloc's, a compacting collection V8's, QuietTrimmer runs them once
-// work has stopped, and the CRI server counts every call's end as work.
+// releases malloc's, V8's low-memory collection its own, QuietTrimmer runs
+// them once work has stopped, and the CRI server counts every call's start
+// and end as work.
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CriClient } from '../../src/client/cri_client';
 import { defaultConfig } from '../../src/config/config';
 import { CriServer } from '../../src/cri/server';
-import { QuietTrimmer } from '../../src/util/malloc_trim';
+import { BERTHD_QUIET_MS, QuietTrimmer } from '../../src/util/malloc_trim';
 import { berthdNodeFlags } from '../helpers/berthd';
 import { testCriContext } from '../helpers/cri_context';
 
@@ -38,34 +40,45 @@ describe('malloc trim', () => {
     assert.ok(r.before - r.after >= 8 * 1024, `[heap] resident ${r.before} KiB -> ${r.after} KiB`);
   });
 
-  it('releaseFreeMemory compacts the old generation (node-flags: --expose-gc --compact-on-every-full-gc), and collects again only once the heap has grown', () => {
+  it("releaseFreeMemory shrinks V8's young generation back and compacts the old one, and collects again only once the heap has grown", () => {
+    // A child with berthd's node flags and a young generation free to grow (a later
+    // --max-semi-space-size wins), so a burst grows it; --trace-gc shows each collection's reason.
     const trimModule = path.resolve(__dirname, '..', '..', 'src', 'util', 'malloc_trim.js');
     const script = `
       const v8 = require('node:v8');
-      const oldSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space').space_size;
-      let all = [];
-      for (let i = 0; i < 200000; i++) all.push({ i, s: 'x' + i });
-      const kept = all.filter((_, i) => i % 20 === 0);
-      all = null;
-      const realGc = globalThis.gc;
-      let collections = 0;
-      globalThis.gc = () => { collections++; realGc(); };
-      const before = oldSpace();
+      const space = (name) => v8.getHeapSpaceStatistics().find((s) => s.space_name === name).space_size;
+      const initialNew = space('new_space');
+      // A burst: short-lived objects, a few generations of them alive at once (the young generation grows),
+      // and many promoted then mostly dropped (the old generation's pages end partly empty).
+      let recent = [];
+      for (let r = 0; r < 200; r++) {
+        recent.push(Array.from({ length: 20000 }, (_, i) => ({ i, s: 'x' + i })));
+        if (recent.length > 5) recent.shift();
+      }
+      const kept = recent.flat().filter((_, i) => i % 20 === 0);
+      recent = null;
+      const before = { young: space('new_space'), old: space('old_space') };
       const { releaseFreeMemory } = require(${JSON.stringify(trimModule)});
       releaseFreeMemory();
-      const after = oldSpace();
+      const after = { young: space('new_space'), old: space('old_space') };
+      console.log('--- second call');
       releaseFreeMemory();
-      const once = collections;
-      let more = [];
-      for (let i = 0; i < 100000; i++) more.push({ i, s: 'y' + i });
+      console.log('--- after growth');
+      const more = Array.from({ length: 100000 }, (_, i) => ({ i, s: 'y' + i }));
       releaseFreeMemory();
-      process.stdout.write(JSON.stringify({ before, after, once, collections, kept: kept.length + more.length }));`;
-    const flags = berthdNodeFlags().filter((f) => f === '--expose-gc' || f === '--compact-on-every-full-gc');
-    assert.equal(flags.length, 2, 'deploy/node-flags exposes gc and compacts on full collections');
-    const r = JSON.parse(execFileSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8' })) as { before: number; after: number; once: number; collections: number };
-    assert.equal(r.once, 1, 'one collection; a second call with the heap as it was only trims');
-    assert.equal(r.collections, 2, 'a call after the heap has grown collects again');
-    assert.ok(r.after < r.before / 2, `old space ${r.before} -> ${r.after} bytes`);
+      console.log(JSON.stringify({ initialNew, before, after, kept: kept.length + more.length }));`;
+    const out = execFileSync(process.execPath, [...berthdNodeFlags(), '--max-semi-space-size=16', '--trace-gc', '-e', script], { encoding: 'utf8' });
+    const lines = out.trim().split('\n');
+    const r = JSON.parse(lines[lines.length - 1]) as { initialNew: number; before: { young: number; old: number }; after: { young: number; old: number } };
+    const lowMemoryCollections = (from: number, to: number): number => lines.slice(from, to).filter((l) => l.includes('low memory notification')).length;
+    const second = lines.indexOf('--- second call');
+    const growth = lines.indexOf('--- after growth');
+    assert.ok(r.before.young >= 4 * r.initialNew, `the burst grew the young generation: ${r.initialNew} -> ${r.before.young} bytes`);
+    assert.equal(r.after.young, r.initialNew, 'the young generation is back to its initial size');
+    assert.ok(r.after.old < r.before.old / 2, `old space ${r.before.old} -> ${r.after.old} bytes`);
+    assert.ok(lowMemoryCollections(0, second) >= 1, 'the first call collects');
+    assert.equal(lowMemoryCollections(second, growth), 0, 'a second call with the heap as it was only trims');
+    assert.ok(lowMemoryCollections(growth, lines.length) >= 1, 'a call after the heap has grown collects again');
   });
 
   it('QuietTrimmer trims once work has stopped for its quiet time, not while it goes on, and never without work', async () => {
@@ -88,17 +101,63 @@ describe('malloc trim', () => {
     busy.close();
   });
 
-  it('the CRI server counts the end of every call as work', async () => {
+  it("berthd's trimmer never fires under a kubelet's relist (a call a second after the last one ended), and once it stops", async () => {
+    let trims = 0;
+    const trimmer = new QuietTrimmer(BERTHD_QUIET_MS, () => trims++);
+    try {
+      // Five relists as the server sees them: activity at a call's start and end, the next a second after.
+      for (let i = 0; i < 5; i++) {
+        trimmer.activity();
+        await sleep(5);
+        trimmer.activity();
+        await sleep(1000);
+      }
+      assert.equal(trims, 0, 'no trim between relists');
+      await sleep(BERTHD_QUIET_MS);
+      assert.equal(trims, 1, 'one once the relists stop');
+    } finally {
+      trimmer.close();
+    }
+  });
+
+  it('QuietTrimmer does not trim when a call was waiting unread behind a stall of the event loop', async () => {
+    let trims = 0;
+    const trimmer = new QuietTrimmer(200, () => trims++);
+    const server = net.createServer((sock) => sock.on('data', () => trimmer.activity()));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    try {
+      await new Promise<void>((resolve) => client.once('connect', resolve));
+      await sleep(50); // the server side is set up
+      trimmer.activity();
+      // A call arrives while the process is stalled past the quiet time: its bytes wait in the socket.
+      client.write('call');
+      const until = performance.now() + 400;
+      while (performance.now() < until) {
+        // stalled
+      }
+      await sleep(100);
+      assert.equal(trims, 0, 'the waiting call counts before the trim runs');
+      await sleep(400);
+      assert.equal(trims, 1, 'once quiet after it');
+    } finally {
+      client.destroy();
+      server.close();
+      trimmer.close();
+    }
+  });
+
+  it('the CRI server counts the start and the end of every call as work', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-trim-'));
-    let ended = 0;
-    const server = new CriServer(testCriContext({ config: defaultConfig() }), undefined, undefined, undefined, { activity: () => ended++ });
+    let activities = 0;
+    const server = new CriServer(testCriContext({ config: defaultConfig() }), undefined, undefined, undefined, { activity: () => activities++ });
     const sock = path.join(dir, 's.sock');
     await server.bind(sock);
     const client = new CriClient(sock);
     try {
       await client.runtime.Version({ version: '' });
       await assert.rejects(client.runtime.CheckpointContainer({ containerId: '' }));
-      assert.equal(ended, 2);
+      assert.equal(activities, 4);
     } finally {
       client.close();
       await server.shutdown(1000);

@@ -2,9 +2,17 @@
 // disk: write a temp file, fsync it, rename it over the target, fsync the
 // directory. After a crash the target is the old or the new version, never a
 // torn one; a left-over temp file is the caller's to sweep at start.
+//
+// The directory fsyncs are group-committed (src/util/group_commit.ts): writes
+// finishing while a directory's fsync is under way share the next one, so ten
+// records written at once into one directory cost two directory fsyncs, not
+// ten. Each write still resolves only once an fsync begun after its rename has
+// finished.
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { nativeDurableFs, nodeDurableFs, type DurableFs } from './durable_fs';
+import { GroupCommit } from './group_commit';
+import { lazy } from './lazy';
 
 export interface AtomicWriteOptions {
   /** File mode of the new file (default 0600). */
@@ -21,32 +29,52 @@ export interface AtomicWriteOptions {
   syncFile?: boolean;
 }
 
-/** fsyncs a directory, making a rename or unlink in it durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.promises.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
+/** Atomic writes through one set of file system steps, with the directory fsyncs group-committed. */
+export class AtomicWriter {
+  /** The directories being synced (dropped again when idle, so one per pod directory does not pile up). */
+  private readonly dirSyncs = new Map<string, GroupCommit>();
+
+  constructor(private readonly steps: DurableFs) {}
+
+  async write(file: string, data: string | Buffer, opts: AtomicWriteOptions = {}): Promise<void> {
+    const tmp = opts.tmp ?? `${file}.tmp-${randomBytes(4).toString('hex')}`;
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    await this.steps.replaceFile(tmp, file, bytes, opts.mode ?? 0o600, opts.syncFile ?? true);
+    if (opts.syncDir ?? true) await this.syncDir(path.dirname(file));
+  }
+
+  /** Resolves once an fsync of `dir` begun after this call has finished: every rename or unlink in it made before is durable. */
+  syncDir(dir: string): Promise<void> {
+    let group = this.dirSyncs.get(dir);
+    if (group === undefined) {
+      const made: GroupCommit = new GroupCommit(
+        () => this.steps.syncDir(dir),
+        () => {
+          if (this.dirSyncs.get(dir) === made) this.dirSyncs.delete(dir);
+        },
+      );
+      this.dirSyncs.set(dir, made);
+      group = made;
+    }
+    return group.request();
+  }
+
+  /** How many directories have an fsync under way or wanted (for tests: none are kept once idle). */
+  get dirsInUse(): number {
+    return this.dirSyncs.size;
   }
 }
 
-export async function writeFileAtomic(file: string, data: string | Buffer, opts: AtomicWriteOptions = {}): Promise<void> {
-  const tmp = opts.tmp ?? `${file}.tmp-${randomBytes(4).toString('hex')}`;
-  try {
-    const fh = await fs.promises.open(tmp, 'w', opts.mode ?? 0o600);
-    try {
-      await fh.writeFile(data);
-      if (opts.syncFile ?? true) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.promises.rename(tmp, file);
-  } catch (err) {
-    await fs.promises.rm(tmp, { force: true });
-    throw err;
-  }
-  if (opts.syncDir ?? true) await fsyncDir(path.dirname(file));
+/** berthd's writer: through berth-durable.node when it is built, else node's fs. */
+const defaultWriter = lazy(() => new AtomicWriter(nativeDurableFs() ?? nodeDurableFs));
+
+/** fsyncs a directory, making a rename or unlink in it durable. */
+export function fsyncDir(dir: string): Promise<void> {
+  return defaultWriter().syncDir(dir);
+}
+
+export function writeFileAtomic(file: string, data: string | Buffer, opts: AtomicWriteOptions = {}): Promise<void> {
+  return defaultWriter().write(file, data, opts);
 }
 
 /**

@@ -36,11 +36,17 @@ export class AtomicWriter {
 
   constructor(private readonly steps: DurableFs) {}
 
-  async write(file: string, data: string | Buffer, opts: AtomicWriteOptions = {}): Promise<void> {
+  /**
+   * Replaces `file` with `data`. With `keepOld`, resolves true when the old
+   * file's inode was kept at `opts.tmp` (an existing tmp is reused: no inode
+   * is made or freed), false when it was replaced the plain way.
+   */
+  async write(file: string, data: string | Buffer, opts: AtomicWriteOptions & { keepOld?: boolean } = {}): Promise<boolean> {
     const tmp = opts.tmp ?? `${file}.tmp-${randomBytes(4).toString('hex')}`;
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    await this.steps.replaceFile(tmp, file, bytes, opts.mode ?? 0o600, opts.syncFile ?? true);
+    const kept = await this.steps.replaceFile(tmp, file, bytes, opts.mode ?? 0o600, opts.syncFile ?? true, opts.keepOld ?? false);
     if (opts.syncDir ?? true) await this.syncDir(path.dirname(file));
+    return kept;
   }
 
   /** Resolves once an fsync of `dir` begun after this call has finished: every rename or unlink in it made before is durable. */
@@ -73,8 +79,18 @@ export function fsyncDir(dir: string): Promise<void> {
   return defaultWriter().syncDir(dir);
 }
 
-export function writeFileAtomic(file: string, data: string | Buffer, opts: AtomicWriteOptions = {}): Promise<void> {
-  return defaultWriter().write(file, data, opts);
+export async function writeFileAtomic(file: string, data: string | Buffer, opts: AtomicWriteOptions = {}): Promise<void> {
+  await defaultWriter().write(file, data, opts);
+}
+
+/**
+ * writeFileAtomic through `spare` (a file of the caller's own, or a name for
+ * one), swapping the old `file` into `spare` where the file system can:
+ * resolves true when it did (the spare then holds the old inode, for the next
+ * write), false when `spare` was renamed over `file` (it is gone).
+ */
+export function writeFileAtomicKeepingOld(file: string, data: string | Buffer, spare: string): Promise<boolean> {
+  return defaultWriter().write(file, data, { tmp: spare, keepOld: true });
 }
 
 /**

@@ -14,18 +14,23 @@ export interface DurableFs {
   /**
    * Creates (or truncates) `tmp`, writes `data`, fsyncs it when `syncFile`,
    * closes it and renames it over `target`. On failure `tmp` is removed.
+   * With `keepOld`, an existing target is swapped with `tmp` where the file
+   * system can (its inode then sits at `tmp`, for reuse: resolves true); an
+   * existing `tmp` is written over, cut to length, and gets `mode` as asked
+   * (no umask).
    */
-  replaceFile(tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean): Promise<void>;
+  replaceFile(tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, keepOld: boolean): Promise<boolean>;
   /** fsyncs a directory: the renames and unlinks made in it so far become durable. */
   syncDir(dir: string): Promise<void>;
 }
 
-/** The steps through node's fs: a threadpool round trip per syscall. */
+/** The steps through node's fs: a threadpool round trip per syscall; no exchange (node has no renameat2). */
 export const nodeDurableFs: DurableFs = {
-  async replaceFile(tmp, target, data, mode, syncFile) {
+  async replaceFile(tmp, target, data, mode, syncFile, keepOld) {
     try {
       const fh = await fs.promises.open(tmp, 'w', mode);
       try {
+        if (keepOld) await fh.chmod(mode);
         await fh.writeFile(data);
         if (syncFile) await fh.sync();
       } finally {
@@ -36,6 +41,7 @@ export const nodeDurableFs: DurableFs = {
       await fs.promises.rm(tmp, { force: true });
       throw err;
     }
+    return false;
   },
   async syncDir(dir) {
     const fh = await fs.promises.open(dir, 'r');
@@ -47,10 +53,10 @@ export const nodeDurableFs: DurableFs = {
   },
 };
 
-type Done = (errno: number, syscall: string) => void;
+type Done = (errno: number, syscall: string, kept: boolean) => void;
 
 interface DurableModule {
-  replaceFile(tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, done: Done): void;
+  replaceFile(tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, keepOld: boolean, done: Done): void;
   syncDir(dir: string, done: Done): void;
 }
 
@@ -60,17 +66,20 @@ function fsError(errno: number, syscall: string, file: string): NodeJS.ErrnoExce
   return Object.assign(new Error(`${code}: ${syscall} '${file}'`), { code, errno: -errno, syscall, path: file });
 }
 
-function call(file: string, start: (done: Done) => void): Promise<void> {
+/** Runs one job of the module; resolves with its `kept`. */
+function call(file: string, start: (done: Done) => void): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    start((errno, syscall) => (errno === 0 ? resolve() : reject(fsError(errno, syscall, file))));
+    start((errno, syscall, kept) => (errno === 0 ? resolve(kept) : reject(fsError(errno, syscall, file))));
   });
 }
 
 function moduleDurableFs(mod: DurableModule): DurableFs {
   return {
-    replaceFile: (tmp, target, data, mode, syncFile) =>
-      call(tmp, (done) => mod.replaceFile(tmp, target, data, mode, syncFile, done)),
-    syncDir: (dir) => call(dir, (done) => mod.syncDir(dir, done)),
+    replaceFile: (tmp, target, data, mode, syncFile, keepOld) =>
+      call(tmp, (done) => mod.replaceFile(tmp, target, data, mode, syncFile, keepOld, done)),
+    syncDir: async (dir) => {
+      await call(dir, (done) => mod.syncDir(dir, done));
+    },
   };
 }
 

@@ -3,21 +3,22 @@
 // itself, errors look like node's fs errors, and a writer killed in the
 // middle of writing leaves every file whole (old or new).
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AtomicWriter } from '../../src/util/atomic_file';
 import { nativeDurableFs, nodeDurableFs, type DurableFs } from '../../src/util/durable_fs';
+import { killMidWay } from '../helpers/kill_mid_way';
 
-/** Steps that count what they do; the directory fsyncs wait for `release` before they start. */
+/** Steps that count what they have done (replaces once finished); the directory fsyncs wait for `release` before they start. */
 function counted(steps: DurableFs, release: Promise<void> = Promise.resolve()): DurableFs & { replaces: number; dirSyncs: number } {
   const c = {
     replaces: 0,
     dirSyncs: 0,
-    replaceFile: (tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean) => {
+    replaceFile: async (tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, keepOld: boolean) => {
+      const kept = await steps.replaceFile(tmp, target, data, mode, syncFile, keepOld);
       c.replaces++;
-      return steps.replaceFile(tmp, target, data, mode, syncFile);
+      return kept;
     },
     syncDir: async (dir: string) => {
       c.dirSyncs++;
@@ -128,11 +129,7 @@ describe('atomic writes killed mid-way', () => {
           if (gen === 3) process.stdout.write('writing\\n');
         }
       })();`;
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-    await new Promise((r) => setTimeout(r, 50));
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    await killMidWay(script);
     const gens = new Set<number>();
     for (let i = 0; i < 20; i++) {
       const rec = JSON.parse(fs.readFileSync(path.join(dir, `${i}.json`), 'utf8')) as { i: number; gen: number; pad: string };

@@ -7,9 +7,11 @@
  * syscalls (measured: 0.94 ms a write through fs.promises, 0.55 ms for the
  * same syscalls made in a row). Used by src/util/durable_fs.ts.
  *
- *   replaceFile(tmp, target, data, mode, syncFile, keepOld, done)
+ *   replaceFile(tmp, target, data, mode, syncFile, keepOld, dir, done)
  *       open tmp (create, truncate), write data, fsync (when syncFile), close,
- *       rename tmp over target; on failure tmp is removed. With keepOld, an
+ *       rename tmp over target, then fsync dir unless it is "" (a write with
+ *       no other write in its directory under way needs no second job for
+ *       that); on failure tmp is removed. With keepOld, an
  *       existing tmp is written over and cut to length (not truncated first),
  *       and an existing target is swapped with tmp instead (renameat2
  *       RENAME_EXCHANGE), so its inode stays, at tmp, for the next write:
@@ -20,8 +22,9 @@
  *   syncDir(dir, done)
  *       open dir, fsync, close.
  *
- * done(errno, syscall, kept) is called on the main thread: errno 0 on
- * success; kept is true when the old target now sits at tmp.
+ * done(errno, syscall, kept, path) is called on the main thread: errno 0 on
+ * success; kept is true when the old target now sits at tmp; path is the
+ * file or directory the failed syscall was about.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,12 +42,14 @@ struct job {
     enum job_kind kind;
     char *tmp;      /* JOB_REPLACE: the temp file */
     char *target;   /* JOB_REPLACE: the file replaced; JOB_SYNC_DIR: the directory */
+    char *dir;      /* JOB_REPLACE: the directory to fsync after the rename, or "" */
     char *data;
     size_t len;
     mode_t mode;
     int sync_file;
     int keep_old;
     int kept;
+    int dir_failed; /* JOB_REPLACE: the error is the directory fsync's */
     int err;
     const char *syscall;
     napi_ref done;
@@ -56,6 +61,7 @@ static void job_free(napi_env env, struct job *j) {
     if (j->work != NULL) napi_delete_async_work(env, j->work);
     free(j->tmp);
     free(j->target);
+    free(j->dir);
     free(j->data);
     free(j);
 }
@@ -120,6 +126,16 @@ static int reuse(struct job *j, int fd) {
     return 0;
 }
 
+static int sync_dir_at(struct job *j, const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return fail(j, "open");
+    if (fsync_retrying(j, fd) != 0) {
+        close(fd);
+        return -1;
+    }
+    return close_checked(j, fd);
+}
+
 static void run_replace(struct job *j) {
     int fd = open(j->tmp, O_WRONLY | O_CREAT | O_CLOEXEC | (j->keep_old ? 0 : O_TRUNC), j->mode);
     if (fd < 0) {
@@ -132,32 +148,25 @@ static void run_replace(struct job *j) {
     } else {
         bad = close_checked(j, fd) != 0 || put_in_place(j) != 0;
     }
-    if (bad) unlink(j->tmp); /* the error is already in j->err */
-}
-
-static void run_sync_dir(struct job *j) {
-    int fd = open(j->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        fail(j, "open");
+    if (bad) {
+        unlink(j->tmp); /* the error is already in j->err */
         return;
     }
-    if (fsync_retrying(j, fd) != 0) {
-        close(fd);
-        return;
-    }
-    close_checked(j, fd);
+    /* The rename is done: a failed directory fsync leaves tmp as it is (a spare, or gone). */
+    if (j->dir[0] != '\0' && sync_dir_at(j, j->dir) != 0) j->dir_failed = 1;
 }
 
 static void execute(napi_env env, void *data) {
     (void)env;
     struct job *j = data;
     if (j->kind == JOB_REPLACE) run_replace(j);
-    else run_sync_dir(j);
+    else sync_dir_at(j, j->target);
 }
 
 static void complete(napi_env env, napi_status status, void *data) {
     struct job *j = data;
-    napi_value done, undefined, argv[3];
+    napi_value done, undefined, argv[4];
+    const char *where = j->kind == JOB_SYNC_DIR ? j->target : j->dir_failed ? j->dir : j->tmp;
     if (status == napi_cancelled && j->err == 0) {
         j->err = ECANCELED;
         j->syscall = "uv_queue_work";
@@ -165,8 +174,9 @@ static void complete(napi_env env, napi_status status, void *data) {
     if (napi_get_reference_value(env, j->done, &done) == napi_ok && napi_get_undefined(env, &undefined) == napi_ok &&
         napi_create_int32(env, j->err, &argv[0]) == napi_ok &&
         napi_create_string_utf8(env, j->syscall != NULL ? j->syscall : "", NAPI_AUTO_LENGTH, &argv[1]) == napi_ok &&
-        napi_get_boolean(env, j->kept, &argv[2]) == napi_ok) {
-        napi_call_function(env, undefined, done, 3, argv, NULL);
+        napi_get_boolean(env, j->kept, &argv[2]) == napi_ok &&
+        napi_create_string_utf8(env, where, NAPI_AUTO_LENGTH, &argv[3]) == napi_ok) {
+        napi_call_function(env, undefined, done, 4, argv, NULL);
     }
     job_free(env, j);
 }
@@ -226,9 +236,9 @@ static napi_value bad_arguments(napi_env env, struct job *j, const char *usage) 
 
 static napi_value replace_file(napi_env env, napi_callback_info info) {
     static const char usage[] =
-        "replaceFile(tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, keepOld: boolean, done)";
-    napi_value argv[7];
-    struct job *j = new_job(env, info, JOB_REPLACE, 7, argv, usage);
+        "replaceFile(tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, keepOld: boolean, dir: string, done)";
+    napi_value argv[8];
+    struct job *j = new_job(env, info, JOB_REPLACE, 8, argv, usage);
     void *bytes;
     size_t len;
     uint32_t mode;
@@ -236,7 +246,8 @@ static napi_value replace_file(napi_env env, napi_callback_info info) {
     if (j == NULL) return NULL;
     j->tmp = string_arg(env, argv[0]);
     j->target = string_arg(env, argv[1]);
-    if (j->tmp == NULL || j->target == NULL || napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer ||
+    j->dir = string_arg(env, argv[6]);
+    if (j->tmp == NULL || j->target == NULL || j->dir == NULL || napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer ||
         napi_get_buffer_info(env, argv[2], &bytes, &len) != napi_ok || napi_get_value_uint32(env, argv[3], &mode) != napi_ok ||
         napi_get_value_bool(env, argv[4], &sync_file) != napi_ok || napi_get_value_bool(env, argv[5], &keep_old) != napi_ok)
         return bad_arguments(env, j, usage);
@@ -252,7 +263,7 @@ static napi_value replace_file(napi_env env, napi_callback_info info) {
     j->mode = (mode_t)(mode & 07777);
     j->sync_file = sync_file;
     j->keep_old = keep_old;
-    return queue(env, j, argv[6], "berth-durable:replaceFile");
+    return queue(env, j, argv[7], "berth-durable:replaceFile");
 }
 
 static napi_value sync_dir(napi_env env, napi_callback_info info) {

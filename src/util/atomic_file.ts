@@ -44,13 +44,25 @@ export class AtomicWriter {
   async write(file: string, data: string | Buffer, opts: AtomicWriteOptions & { keepOld?: boolean } = {}): Promise<boolean> {
     const tmp = opts.tmp ?? `${file}.tmp-${randomBytes(4).toString('hex')}`;
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    const kept = await this.steps.replaceFile(tmp, file, bytes, opts.mode ?? 0o600, opts.syncFile ?? true, opts.keepOld ?? false);
-    if (opts.syncDir ?? true) await this.syncDir(path.dirname(file));
+    const replace = (syncDir?: string): Promise<boolean> =>
+      this.steps.replaceFile(tmp, file, bytes, opts.mode ?? 0o600, opts.syncFile ?? true, opts.keepOld ?? false, syncDir);
+    if (!(opts.syncDir ?? true)) return replace();
+    // Alone in its directory, the write fsyncs it in the same job (one round
+    // trip); writes arriving meanwhile share the next directory fsync.
+    const dir = path.dirname(file);
+    const alone = this.groupOf(dir).runIfIdle(() => replace(dir));
+    if (alone !== undefined) return alone;
+    const kept = await replace();
+    await this.syncDir(dir);
     return kept;
   }
 
   /** Resolves once an fsync of `dir` begun after this call has finished: every rename or unlink in it made before is durable. */
   syncDir(dir: string): Promise<void> {
+    return this.groupOf(dir).request();
+  }
+
+  private groupOf(dir: string): GroupCommit {
     let group = this.dirSyncs.get(dir);
     if (group === undefined) {
       const made: GroupCommit = new GroupCommit(
@@ -62,7 +74,7 @@ export class AtomicWriter {
       this.dirSyncs.set(dir, made);
       group = made;
     }
-    return group.request();
+    return group;
   }
 
   /** How many directories have an fsync under way or wanted (for tests: none are kept once idle). */

@@ -17,16 +17,25 @@ export interface DurableFs {
    * With `keepOld`, an existing target is swapped with `tmp` where the file
    * system can (its inode then sits at `tmp`, for reuse: resolves true); an
    * existing `tmp` is written over, cut to length, and gets `mode` as asked
-   * (no umask).
+   * (no umask). With `syncDir`, that directory is fsynced after the rename, in
+   * the same job.
    */
-  replaceFile(tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, keepOld: boolean): Promise<boolean>;
+  replaceFile(
+    tmp: string,
+    target: string,
+    data: Buffer,
+    mode: number,
+    syncFile: boolean,
+    keepOld: boolean,
+    syncDir?: string,
+  ): Promise<boolean>;
   /** fsyncs a directory: the renames and unlinks made in it so far become durable. */
   syncDir(dir: string): Promise<void>;
 }
 
 /** The steps through node's fs: a threadpool round trip per syscall; no exchange (node has no renameat2). */
 export const nodeDurableFs: DurableFs = {
-  async replaceFile(tmp, target, data, mode, syncFile, keepOld) {
+  async replaceFile(tmp, target, data, mode, syncFile, keepOld, syncDir) {
     try {
       const fh = await fs.promises.open(tmp, 'w', mode);
       try {
@@ -41,6 +50,7 @@ export const nodeDurableFs: DurableFs = {
       await fs.promises.rm(tmp, { force: true });
       throw err;
     }
+    if (syncDir !== undefined) await nodeDurableFs.syncDir(syncDir);
     return false;
   },
   async syncDir(dir) {
@@ -53,10 +63,10 @@ export const nodeDurableFs: DurableFs = {
   },
 };
 
-type Done = (errno: number, syscall: string, kept: boolean) => void;
+type Done = (errno: number, syscall: string, kept: boolean, path: string) => void;
 
 interface DurableModule {
-  replaceFile(tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, keepOld: boolean, done: Done): void;
+  replaceFile(tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, keepOld: boolean, dir: string, done: Done): void;
   syncDir(dir: string, done: Done): void;
 }
 
@@ -67,18 +77,18 @@ function fsError(errno: number, syscall: string, file: string): NodeJS.ErrnoExce
 }
 
 /** Runs one job of the module; resolves with its `kept`. */
-function call(file: string, start: (done: Done) => void): Promise<boolean> {
+function call(start: (done: Done) => void): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    start((errno, syscall, kept) => (errno === 0 ? resolve(kept) : reject(fsError(errno, syscall, file))));
+    start((errno, syscall, kept, file) => (errno === 0 ? resolve(kept) : reject(fsError(errno, syscall, file))));
   });
 }
 
 function moduleDurableFs(mod: DurableModule): DurableFs {
   return {
-    replaceFile: (tmp, target, data, mode, syncFile, keepOld) =>
-      call(tmp, (done) => mod.replaceFile(tmp, target, data, mode, syncFile, keepOld, done)),
+    replaceFile: (tmp, target, data, mode, syncFile, keepOld, syncDir) =>
+      call((done) => mod.replaceFile(tmp, target, data, mode, syncFile, keepOld, syncDir ?? '', done)),
     syncDir: async (dir) => {
-      await call(dir, (done) => mod.syncDir(dir, done));
+      await call((done) => mod.syncDir(dir, done));
     },
   };
 }

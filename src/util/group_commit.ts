@@ -28,17 +28,37 @@ export class GroupCommit {
     });
   }
 
+  /**
+   * When nothing is under way or waiting, runs `ownRun` as this run (it must
+   * do what the action does, after its own work: e.g. a write that fsyncs its
+   * directory itself) and returns its result; callers arriving meanwhile wait
+   * for the next run. Otherwise returns undefined and runs nothing.
+   */
+  runIfIdle<T>(ownRun: () => Promise<T>): Promise<T> | undefined {
+    if (!this.idle) return undefined;
+    let result!: Promise<T>;
+    this.run(() => {
+      try {
+        result = ownRun();
+      } catch (err) {
+        result = Promise.reject(err);
+      }
+      return result;
+    });
+    return result;
+  }
+
   get idle(): boolean {
     return !this.running && this.waiting.length === 0;
   }
 
-  private run(): void {
+  private run(action: () => Promise<unknown> = this.action): void {
     const group = this.waiting;
     this.waiting = [];
     this.running = true;
-    let done: Promise<void>;
+    let done: Promise<unknown>;
     try {
-      done = this.action();
+      done = action();
     } catch (err) {
       done = Promise.reject(err);
     }

@@ -10,18 +10,32 @@ import { AtomicWriter } from '../../src/util/atomic_file';
 import { nativeDurableFs, nodeDurableFs, type DurableFs } from '../../src/util/durable_fs';
 import { killMidWay } from '../helpers/kill_mid_way';
 
-/** Steps that count what they have done (replaces once finished); the directory fsyncs wait for `release` before they start. */
-function counted(steps: DurableFs, release: Promise<void> = Promise.resolve()): DurableFs & { replaces: number; dirSyncs: number } {
+/**
+ * Steps that count what they have done (replaces once finished) and the
+ * directory fsyncs asked for (a syncDir, or a replace that fsyncs its
+ * directory itself); those wait for `release` before they start.
+ */
+function counted(
+  steps: DurableFs,
+  release: Promise<void> = Promise.resolve(),
+): DurableFs & { replaces: number; dirSyncs: number; syncDirJobs: number } {
   const c = {
     replaces: 0,
     dirSyncs: 0,
-    replaceFile: async (tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, keepOld: boolean) => {
-      const kept = await steps.replaceFile(tmp, target, data, mode, syncFile, keepOld);
+    /** Directory fsyncs that took a job of their own. */
+    syncDirJobs: 0,
+    replaceFile: async (tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, keepOld: boolean, syncDir?: string) => {
+      if (syncDir !== undefined) {
+        c.dirSyncs++;
+        await release;
+      }
+      const kept = await steps.replaceFile(tmp, target, data, mode, syncFile, keepOld, syncDir);
       c.replaces++;
       return kept;
     },
     syncDir: async (dir: string) => {
       c.dirSyncs++;
+      c.syncDirJobs++;
       await release;
       return steps.syncDir(dir);
     },
@@ -61,19 +75,31 @@ for (const [name, steps] of [
       assert.deepEqual(fs.readdirSync(dir).sort(), ['a.json', 'b.json']);
     });
 
+    it('writes alone in a directory with one job that also fsyncs the directory', async () => {
+      const c = counted(steps!);
+      const writer = new AtomicWriter(c);
+      await writer.write(path.join(dir, 'a.json'), 'one');
+      await writer.write(path.join(dir, 'a.json'), 'two');
+      assert.equal(c.replaces, 2);
+      assert.equal(c.dirSyncs, 2, 'each write fsynced the directory');
+      assert.equal(c.syncDirJobs, 0, 'inside its replace');
+      assert.equal(fs.readFileSync(path.join(dir, 'a.json'), 'utf8'), 'two');
+    });
+
     it('group-commits the directory fsync: ten writes arriving during one fsync share the next', async () => {
       let release!: () => void;
       const c = counted(steps!, new Promise<void>((r) => (release = r)));
       const writer = new AtomicWriter(c);
       const files = Array.from({ length: 10 }, (_, i) => path.join(dir, `${i}.json`));
-      // The first fsync is held until every rename is done, so the other nine must wait for a second one.
+      // The first write, alone in the directory, fsyncs it in its own job, held until the other nine
+      // are renamed: they must wait for a second fsync.
       const writes = files.map((f, i) => writer.write(f, JSON.stringify({ i })));
-      while (c.replaces < 10 || c.dirSyncs < 1) await new Promise((r) => setImmediate(r));
+      while (c.replaces < 9 || c.dirSyncs < 1) await new Promise((r) => setImmediate(r));
       await new Promise((r) => setTimeout(r, 20));
       release();
       await Promise.all(writes);
       assert.equal(c.replaces, 10);
-      assert.equal(c.dirSyncs, 2, 'one fsync under way, one shared by the nine writes that came during it');
+      assert.equal(c.dirSyncs, 2, "the first write's own, one shared by the nine writes that came during it");
       files.forEach((f, i) => assert.deepEqual(JSON.parse(fs.readFileSync(f, 'utf8')), { i }));
       assert.equal(writer.dirsInUse, 0, 'an idle directory is not kept');
     });

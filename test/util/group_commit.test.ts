@@ -59,6 +59,26 @@ describe('group commit', () => {
     assert.ok(group.idle);
   });
 
+  it("runs a caller's own run when idle, making callers meanwhile wait for the next run; refuses when busy", async () => {
+    const { action, runs } = heldAction();
+    const group = new GroupCommit(action);
+    let ownDone!: () => void;
+    const own = group.runIfIdle(() => new Promise<string>((resolve) => (ownDone = () => resolve('own result'))));
+    assert.ok(own, 'idle: the own run is taken');
+    assert.equal(group.runIfIdle(() => Promise.resolve('second')), undefined, 'busy: refused');
+    const during = track(group.request());
+    assert.equal(runs.length, 0, 'the action waits for the own run to end');
+    ownDone();
+    assert.equal(await own, 'own result');
+    await settled();
+    assert.equal(during.state, 'pending');
+    assert.equal(runs.length, 1, 'the caller that came during the own run gets a run of the action');
+    runs[0]!.end();
+    await settled();
+    assert.equal(during.state, 'resolved');
+    assert.ok(group.idle);
+  });
+
   it('fails only the callers of the run that failed', async () => {
     const { action, runs } = heldAction();
     const group = new GroupCommit(action);

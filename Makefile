@@ -2,7 +2,7 @@
 NODE    ?= node
 NPX     ?= npx
 BUILD   := $(abspath build)
-NATIVE  := $(wildcard src/shim/Makefile src/pinns/Makefile src/notify/Makefile src/launch/Makefile src/malloc/Makefile)
+NATIVE  := $(wildcard src/shim/Makefile src/pinns/Makefile src/notify/Makefile src/launch/Makefile src/malloc/Makefile src/durable/Makefile)
 # Node flags and environment berthd runs with wherever it is started (deploy/node-flags, deploy/node-env: also the
 # installed launcher and the tests).
 BERTHD_NODE_FLAGS := $(shell cat deploy/node-flags)

@@ -5,6 +5,7 @@ import { active } from './common';
 import { benchExec } from './exec';
 import { benchPod } from './pod';
 import { benchPull } from './pull';
+import { benchRecords } from './records';
 import { benchRpc } from './rpc';
 import { benchShim } from './shim';
 import { benchStats } from './cri_stats';
@@ -14,6 +15,7 @@ const BENCHES: Array<[string, () => Promise<void>]> = [
   ['rpc', benchRpc],
   ['pull', benchPull],
   ['pod', benchPod],
+  ['records', benchRecords],
   ['exec', benchExec],
   ['shim', benchShim],
   ['stats', benchStats],

@@ -23,7 +23,7 @@ cp package.json package-lock.json "$LIB/"
 ( cd "$LIB" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error )
 rm "$LIB/package-lock.json"
 # The helpers by name: build/ also holds test-only variants (the -asan builds).
-for b in berth-shim berth-exec berth-pinns berth-nsdial berth-notify berth-launch berth-malloc.node; do install -m 0755 "build/$b" "$LIB/build/"; done
+for b in berth-shim berth-exec berth-pinns berth-nsdial berth-notify berth-launch berth-malloc.node berth-durable.node; do install -m 0755 "build/$b" "$LIB/build/"; done
 # berthd runs with the node flags of deploy/node-flags (V8 heap sizing) and the
 # environment of deploy/node-env (malloc arenas); `make run` and the tests use them too.
 berthd_env=$(grep -v '^#' deploy/node-env | sed -n 's/^\([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1="${\1:-\2}"/p')

@@ -3,7 +3,7 @@
 // fsync dir), so after a crash it is either the old or the new version.
 import * as fsp from 'node:fs/promises';
 import { errnoCode, errorMessage, internal } from '../errors';
-import { writeFileAtomic } from '../util/atomic_file';
+import { writeFileAtomicKeepingOld } from '../util/atomic_file';
 
 export type SnapshotKind = 'committed' | 'active';
 
@@ -72,8 +72,11 @@ export class MetadataStore {
   }
 
   async save(): Promise<void> {
-    // A fixed temp name: init() knows it and removes a half-written one.
-    await writeFileAtomic(this.file, JSON.stringify(this.data, null, 1), { tmp: `${this.file}.tmp` });
+    // A fixed temp name: init() knows it and removes a half-written one. The
+    // old file is swapped into it and written over next time, so a save (one
+    // per container create and remove) makes and frees no inode
+    // (src/store/spare_files.ts says why that pays).
+    await writeFileAtomicKeepingOld(this.file, JSON.stringify(this.data, null, 1), `${this.file}.tmp`);
   }
 
 }

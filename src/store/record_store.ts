@@ -1,6 +1,8 @@
 // The one record store of pods, containers and images: durable JSON records,
-// one file per id, written atomically (temp file, fsync, rename, fsync of the
-// directory) so a crash leaves the old or the new record, never a torn one.
+// one file per id, written atomically (temp file, fsync, rename or exchange,
+// fsync of the directory) so a crash leaves the old or the new record, never
+// a torn one. The temp files are spares, inodes of old records kept for reuse
+// in a directory beside the store's (spare_files.ts).
 // Kept in memory after load, in creation order; the files are the truth.
 // It also owns name reservation (a name belongs to one id until released),
 // lookup by id or unique prefix, label filtering, and state changes checked
@@ -9,13 +11,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode, errorMessage, internal, invalidArgument } from '../errors';
 import type { Logger } from '../log/logger';
-import { fsyncDir, writeFileAtomic } from '../util/atomic_file';
+import { fsyncDir, writeFileAtomic, writeFileAtomicKeepingOld } from '../util/atomic_file';
 import { KeyedMutex } from '../util/keyed_mutex';
+import { SpareFiles } from './spare_files';
 import { assertTransition, type StateMachine } from './state_machine';
 
 /** Temp files of interrupted writes: `<name>.tmp` and `<name>.tmp-<random>`. */
 const TEMP_FILE = /\.tmp(-[0-9a-f]+)?$/;
 const HEX64 = /^[0-9a-f]{64}$/;
+/** Spare files kept per store: more than the records a burst of pod starts and removals replaces at once. */
+const MAX_SPARES = 64;
 
 export interface RecordStoreOptions<T extends { id: string }, S extends string> {
   dir: string;
@@ -52,16 +57,22 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
   private readonly writes = new KeyedMutex();
   private readonly fileKeyOf: (id: string) => string;
   private readonly idOfFileKey: (key: string) => string | undefined;
+  private readonly spares: SpareFiles;
 
   constructor(private readonly opts: RecordStoreOptions<T, S>) {
     this.dir = opts.dir;
+    this.spares = new SpareFiles(opts.dir, MAX_SPARES);
     this.fileKeyOf = opts.fileKeyOf ?? ((id) => id);
     this.idOfFileKey = opts.idOfFileKey ?? ((key) => (HEX64.test(key) ? key : undefined));
   }
 
-  /** Reads every record; temp files of interrupted writes are removed, unreadable records skipped with a warning. */
+  /**
+   * Reads every record; temp files of interrupted writes are removed (spares
+   * kept, spare_files.ts), unreadable records skipped with a warning.
+   */
   load(): T[] {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.spares.open();
     const loaded: T[] = [];
     for (const name of fs.readdirSync(this.dir)) {
       const file = path.join(this.dir, name);
@@ -200,7 +211,14 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
     const file = this.fileOf(id);
     return this.writes.run(id, async () => {
       try {
-        await fs.promises.unlink(file);
+        // Into a spare when there is room: the inode is kept for a later write.
+        const spare = this.spares.room();
+        if (spare === undefined) {
+          await fs.promises.unlink(file);
+        } else {
+          await fs.promises.rename(file, spare);
+          await this.spares.give(spare);
+        }
         await fsyncDir(this.dir);
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw internal(`cannot delete ${this.opts.what} record ${file}: ${errorMessage(err)}`, err);
@@ -218,8 +236,11 @@ export class RecordStore<T extends { id: string }, S extends string = string> {
     return this.writes.run(rec.id, async () => {
       // A record deleted while this write waited stays deleted.
       if (this.records.get(rec.id) !== rec) return;
+      // Through a spare: the old record is swapped into it, so no inode is made or freed (spare_files.ts).
+      const spare = this.spares.take();
       try {
-        await writeFileAtomic(file, data);
+        if (spare === undefined) await writeFileAtomic(file, data);
+        else if (await writeFileAtomicKeepingOld(file, data, spare)) await this.spares.give(spare);
       } catch (err) {
         throw internal(`cannot write ${this.opts.what} record ${file}: ${errorMessage(err)}`, err);
       }

@@ -35,7 +35,7 @@ describe('make deb', function () {
       'usr/bin/berthd',
       'usr/bin/berth',
       'usr/lib/berth/dist/src/daemon/main.js',
-      ...['berth-shim', 'berth-exec', 'berth-pinns', 'berth-nsdial', 'berth-notify', 'berth-launch', 'berth-malloc.node'].map((b) => `usr/lib/berth/build/${b}`),
+      ...['berth-shim', 'berth-exec', 'berth-pinns', 'berth-nsdial', 'berth-notify', 'berth-launch', 'berth-malloc.node', 'berth-durable.node'].map((b) => `usr/lib/berth/build/${b}`),
       'lib/systemd/system/berthd.service',
       'etc/berth/config.toml',
       'usr/share/doc/berth/examples/cni/10-berth-bridge.conflist',

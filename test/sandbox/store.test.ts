@@ -35,7 +35,10 @@ function record(id: string, name: string, state: SandboxLifecycle, createdAt: st
 describe('sandbox store', () => {
   let dir: string;
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-store-'))));
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(`${dir}.spares`, { recursive: true, force: true }); // the record store's spare files (src/store/spare_files.ts)
+  });
   const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(64));
   const key = (name: string): string => sandboxNameKey(record('', name, 'ready', '0').metadata);
 

@@ -309,6 +309,22 @@ describe('snapshotter: overlay snapshots', function () {
     assert.equal(fs.readFileSync(path.join(again.path(base), 'a'), 'utf8'), 'a');
   });
 
+  it('saves its metadata through the one temp file, swapped with the old metadata: no inode made or freed per save', async () => {
+    const [base] = chainIds([fakeChainId('l1')]) as [string];
+    await applyTar(env.snap, buildTar([{ name: 'a', body: 'a' }]), base);
+    await env.snap.prepare('warm', base);
+    const inodes = (): number[] => ['metadata.json', 'metadata.json.tmp'].map((n) => fs.statSync(path.join(env.root, n)).ino).sort();
+    const warm = inodes();
+    for (let i = 0; i < 5; i++) {
+      await env.snap.prepare(`ctr-${i}`, base);
+      await env.snap.remove(`ctr-${i}`);
+    }
+    assert.deepEqual(inodes(), warm);
+    const again = new Snapshotter(env.root, silentLogger());
+    await again.init();
+    assert.deepEqual((await again.list()).map((i) => i.key).sort(), [base, 'warm'].sort());
+  });
+
   it('shares one unpack between concurrent calls for the same chain ID', async () => {
     const tar = buildTar([{ name: 'x', body: 'x'.repeat(100_000) }]);
     const chain = fakeChainId('shared');

@@ -30,7 +30,10 @@ function edges<S extends string>(m: StateMachine<S>): Array<[S, S]> {
 describe('state machines', () => {
   let dir: string;
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-states-'))));
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(`${dir}.spares`, { recursive: true, force: true }); // the record store's spare files (src/store/spare_files.ts)
+  });
 
   const CONTAINER_MOVES: Record<ContainerLifecycleState, (r: ContainerRecord) => void> = {
     creating: () => assert.fail('nothing moves back to creating'),

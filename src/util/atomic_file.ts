@@ -104,19 +104,3 @@ export async function writeFileAtomic(file: string, data: string | Buffer, opts:
 export function writeFileAtomicKeepingOld(file: string, data: string | Buffer, spare: string): Promise<boolean> {
   return defaultWriter().write(file, data, { tmp: spare, keepOld: true });
 }
-
-/**
- * Replaces several files, each as writeFileAtomic does (temp, fsync, rename;
- * all side by side), then makes the renames durable with one fsync per
- * directory instead of one per file. A crash leaves each file old or new.
- */
-export async function writeFilesAtomic(
-  files: ReadonlyArray<{ file: string; data: string | Buffer }>,
-  opts: Pick<AtomicWriteOptions, 'mode'> = {},
-): Promise<void> {
-  // Every write settles (its temp file gone on failure) before a failure is reported.
-  const results = await Promise.allSettled(files.map((f) => writeFileAtomic(f.file, f.data, { mode: opts.mode, syncDir: false })));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  await Promise.all([...new Set(files.map((f) => path.dirname(f.file)))].map((dir) => fsyncDir(dir)));
-}

@@ -175,12 +175,17 @@ export class ContentStore {
 
   private async doIngest(desc: BlobDescriptor, open: () => Readable, sink?: Writable): Promise<void> {
     const tmp = path.join(this.ingestDir, `${hexOf(desc.digest)}-${randomBytes(6).toString('hex')}`);
+    let file: fs.WriteStream | undefined;
     try {
+      // Opened before the pipeline: a write stream opening the file itself may
+      // still do so after a failed pipeline returned and the temp was removed.
       // A 1 MiB write buffer (default 16 KiB) lets the network keep flowing while a chunk is written.
-      await pipeline(open(), new VerifyingStream(desc, sink), fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 }));
+      file = fs.createWriteStream(tmp, { fd: await fs.promises.open(tmp, 'wx', 0o600), highWaterMark: 1024 * 1024 });
+      await pipeline(open(), new VerifyingStream(desc, sink), file);
       await this.publish(tmp, desc.digest);
       sink?.end();
     } catch (err) {
+      file?.destroy(); // closes the file when open() threw before the pipeline began
       await fs.promises.rm(tmp, { force: true });
       if (sink && !sink.destroyed) {
         // The sink's reader learns of the failure; an unread sink must not crash the process.

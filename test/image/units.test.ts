@@ -161,6 +161,17 @@ describe('image internals', () => {
       assert.deepEqual(fs.readdirSync(path.join(dir, 'ingest')), []);
     });
 
+    it('a source failing at once leaves no temp file, not even one opened late', async () => {
+      const store = new ContentStore(dir);
+      await store.init();
+      for (let i = 0; i < 20; i++) {
+        const failing = new Readable({ read() { this.destroy(new Error('connection reset')); } });
+        await assert.rejects(store.ingest(desc, () => failing), /connection reset/);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'ingest')), []);
+    });
+
     it('discards ingests a crash left behind', async () => {
       const store = new ContentStore(dir);
       await store.init();

@@ -91,6 +91,8 @@ export class ContainerCreator {
       pid: 0,
       resources: config.linux?.resources ?? null,
     };
+    // From here until the shim reported, so runc's cgroup attach finds it warm.
+    const releaseAttachWarmth = this.deps.runtime.warmCgroupAttach();
     try {
       await trace.time('record', () => store.create(rec));
       crashPoint('container-create:after-record');
@@ -109,6 +111,8 @@ export class ContainerCreator {
       );
       store.releaseName(key, id);
       throw err;
+    } finally {
+      releaseAttachWarmth();
     }
   }
 

@@ -7,6 +7,7 @@
 import { BerthError } from '../errors';
 import { OciRuntime, type ExecOptions, type ExecResult, type OciState } from './oci_runtime';
 import { ShimClient, stopLeftoverShim, type ShimAttach, type ShimAttachOptions, type ShimExit, type ShimSpawnOptions } from './shim_client';
+import { CgroupAttachWarmer } from './cgroup_attach_warmer';
 import { SupervisorPool, type SupervisedExec } from './exec_supervisor';
 import type { OciLinuxResources, OciProcess, OciSpec } from './spec/oci_types';
 
@@ -56,6 +57,7 @@ export type { ExecResult, OciState, ShimAttach, ShimAttachOptions, ShimExit, Sup
 export class ContainerRuntime {
   private readonly shims = new Map<string, ShimClient>();
   private readonly supervisors = new SupervisorPool();
+  private readonly attachWarmer = new CgroupAttachWarmer();
 
   constructor(private readonly resolve: (handlerName: string) => RuntimeTarget) {}
 
@@ -66,6 +68,15 @@ export class ContainerRuntime {
   /** Writes `<dir>/config.json` atomically. */
   writeBundle(dir: string, spec: OciSpec): Promise<string> {
     return OciRuntime.writeBundle(dir, spec);
+  }
+
+  /**
+   * Keeps the kernel's cgroup attach lock warm (cgroup_attach_warmer.ts) until
+   * the returned function is called: held from the start of a create, so
+   * `runtime create` does not wait out an RCU grace period.
+   */
+  warmCgroupAttach(): () => void {
+    return this.attachWarmer.hold();
   }
 
   /** Spawns the container's shim, which runs `runtime create`; returns the container's init pid. */

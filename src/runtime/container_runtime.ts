@@ -9,6 +9,7 @@ import { OciRuntime, type ExecOptions, type ExecResult, type OciState } from './
 import { ShimClient, stopLeftoverShim, type ShimAttach, type ShimAttachOptions, type ShimExit, type ShimSpawnOptions } from './shim_client';
 import { CgroupAttachWarmer } from './cgroup_attach_warmer';
 import { SupervisorPool, type SupervisedExec } from './exec_supervisor';
+import { ShimSpares } from './shim_spare';
 import type { OciLinuxResources, OciProcess, OciSpec } from './spec/oci_types';
 
 /** An OCI runtime binary and its --root: what a runtime handler resolves to. */
@@ -41,7 +42,7 @@ export interface ContainerRef {
   shimDir: string;
 }
 
-export type ShimOptions = Omit<ShimSpawnOptions, 'id' | 'stateDir' | 'runtime' | 'runtimeRoot'>;
+export type ShimOptions = Omit<ShimSpawnOptions, 'id' | 'stateDir' | 'runtime' | 'runtimeRoot' | 'spares'>;
 
 export interface ShimReleaseOptions {
   /** How long to wait for the shim to leave by itself once its container is deleted. */
@@ -58,8 +59,15 @@ export class ContainerRuntime {
   private readonly shims = new Map<string, ShimClient>();
   private readonly supervisors = new SupervisorPool();
   private readonly attachWarmer = new CgroupAttachWarmer();
+  /** Only berthd's own runtime keeps a spare shim waiting (a probe's would wait for nothing). */
+  private readonly spares?: ShimSpares;
 
-  constructor(private readonly resolve: (handlerName: string) => RuntimeTarget) {}
+  constructor(
+    private readonly resolve: (handlerName: string) => RuntimeTarget,
+    opts: { spareShims?: boolean } = {},
+  ) {
+    if (opts.spareShims) this.spares = new ShimSpares();
+  }
 
   private oci(c: ContainerRef): OciRuntime {
     return new OciRuntime(this.resolve(c.runtimeHandler), this.supervisors);
@@ -89,6 +97,7 @@ export class ContainerRuntime {
       runtime: target.binary,
       runtimeRoot: target.root,
       runtimeArgs: target.globalArgs ?? [],
+      spares: this.spares,
     });
     this.shims.set(c.id, shim);
     return shim.containerPid;
@@ -197,10 +206,11 @@ export class ContainerRuntime {
     await stopLeftoverShim(c.shimDir, opts);
   }
 
-  /** Stops following shims (berthd shutdown); the containers keep running. Waiting exec supervisors leave. */
+  /** Stops following shims (berthd shutdown); the containers keep running. Waiting exec supervisors and spare shims leave. */
   close(): void {
     this.shims.clear();
     this.supervisors.close();
+    this.spares?.close();
   }
 }
 

@@ -18,6 +18,7 @@ import {
   unavailable,
 } from '../errors';
 import { launch } from '../util/launch';
+import { sparesOrders, type ShimSpares } from './shim_spare';
 
 /** Files the shim keeps in its state directory. */
 export const SHIM_FILES = {
@@ -67,6 +68,8 @@ export interface ShimSpawnOptions {
   shimCgroups?: string[];
   /** Path of the berth-shim binary; default shimBinaryPath(). */
   shimBinary?: string;
+  /** Spare shims to take one from (ContainerRuntime's); none: the shim is started now. Not with `env`. */
+  spares?: ShimSpares;
   /** How long runtime create may take; default 60s. */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
@@ -306,7 +309,6 @@ export class ShimClient {
       '--bundle', opts.bundle,
       '--state-dir', opts.stateDir,
       '--runtime-root', opts.runtimeRoot,
-      '--ready-fd', '3',
     ];
     if (opts.runtime) args.push('--runtime', opts.runtime);
     for (const a of opts.runtimeArgs ?? []) args.push('--runtime-arg', a);
@@ -318,31 +320,15 @@ export class ShimClient {
     for (const c of opts.cgroupPaths ?? []) args.push('--cgroup-path', c);
     for (const c of opts.shimCgroups ?? []) args.push('--shim-cgroup', c);
 
-    // The shim detaches (its first process exits at once) and closes fd 3
-    // once it reported; its stderr is complete by then.
     const timeoutMs = opts.timeoutMs ?? 60_000;
-    let timer: NodeJS.Timeout | undefined;
     let line: string;
     let stderrText: string;
-    try {
-      const r = await Promise.race([
-        launch(bin, args, { detached: true, readyFd: true, env: opts.env ?? process.env, stdoutCap: 0, stderrCap: 4096 }),
-        new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => {
-            reject(deadlineExceeded(`berth-shim for ${opts.id}: runtime create did not finish within ${timeoutMs} ms`));
-          }, timeoutMs);
-        }),
-      ]);
-      line = r.ready.toString('utf8');
-      stderrText = r.stderr.toString('utf8');
-    } catch (err) {
-      if (err instanceof BerthError) throw err;
-      // Found out when it cannot be started rather than checked before every create.
-      const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'EACCES') throw failedPrecondition(`berth-shim binary ${bin} is missing; build it with make -C src/shim`, err);
-      throw internal(`spawning berth-shim ${bin}: ${errorMessage(err)}`, err);
-    } finally {
-      clearTimeout(timer);
+    // A spare shim started ahead of need takes the same command line as its orders.
+    const spare = opts.env === undefined ? opts.spares?.take(bin) : undefined;
+    if (spare) {
+      ({ line, stderrText } = await ShimClient.order(spare, args, opts.id, timeoutMs));
+    } else {
+      ({ line, stderrText } = await ShimClient.launchShim(bin, args, opts, timeoutMs));
     }
     line = line.trim();
     if (line.startsWith('OK ')) {
@@ -355,6 +341,47 @@ export class ShimClient {
     if (line.startsWith('ERR ')) throw failedPrecondition(`creating container ${opts.id}: ${line.slice(4)}`);
     const why = stderrText.trim() || 'no output';
     throw internal(`berth-shim for ${opts.id} exited before reporting readiness: ${why}`);
+  }
+
+  /** Starts a shim through berth-launch; its ready line and stderr. */
+  private static async launchShim(bin: string, args: string[], opts: ShimSpawnOptions, timeoutMs: number): Promise<{ line: string; stderrText: string }> {
+    // The shim detaches (its first process exits at once) and closes fd 3
+    // once it reported; its stderr is complete by then.
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const r = await Promise.race([
+        launch(bin, [...args, '--ready-fd', '3'], { detached: true, readyFd: true, env: opts.env ?? process.env, stdoutCap: 0, stderrCap: 4096 }),
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => {
+            reject(deadlineExceeded(`berth-shim for ${opts.id}: runtime create did not finish within ${timeoutMs} ms`));
+          }, timeoutMs);
+        }),
+      ]);
+      return { line: r.ready.toString('utf8'), stderrText: r.stderr.toString('utf8') };
+    } catch (err) {
+      if (err instanceof BerthError) throw err;
+      // Found out when it cannot be started rather than checked before every create.
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'EACCES') throw failedPrecondition(`berth-shim binary ${bin} is missing; build it with make -C src/shim`, err);
+      throw internal(`spawning berth-shim ${bin}: ${errorMessage(err)}`, err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Gives a spare shim its orders; its ready line (empty when it closed the connection without one). */
+  private static async order(spare: net.Socket, args: string[], id: string, timeoutMs: number): Promise<{ line: string; stderrText: string }> {
+    try {
+      spare.write(sparesOrders(args));
+      return { line: (await readLine(spare, timeoutMs)).line, stderrText: '' };
+    } catch (err) {
+      if (err instanceof BerthError && err.kind === 'DEADLINE_EXCEEDED') {
+        throw deadlineExceeded(`berth-shim for ${id}: runtime create did not finish within ${timeoutMs} ms`, err);
+      }
+      return { line: '', stderrText: `the spare shim left without reporting (${errorMessage(err)})` };
+    } finally {
+      spare.destroy();
+    }
   }
 
   /** Finds the shim of an existing container (e.g. after berthd restarted). */

@@ -17,6 +17,7 @@ struct options {
 	int use_stdin, stdin_once, tty, foreground;
 	size_t log_max_line;
 	int ready_fd;
+	const char *spare_socket; /* spare mode (spare.c): the abstract socket name */
 };
 
 extern struct options opt;

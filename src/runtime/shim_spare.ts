@@ -1,0 +1,95 @@
+// Spare berth-shims: one shim per binary started ahead of need, detached and
+// waiting on a connection for its orders (src/shim/PROTOCOL.md, "Spare
+// shims"), so CreateContainer's shim costs no process start (berth-launch's
+// fork and exec, the shim's double fork: ~1.5 ms, about 5 ms on a loaded
+// 2-core machine), only the orders and `runtime create`. A spare lives only
+// as long as berthd holds its connection: close() (or berthd's death) ends it.
+import { randomBytes } from 'node:crypto';
+import * as net from 'node:net';
+import { launch } from '../util/launch';
+
+/** Room in a spare's command line for the orders written over it (so its /proc/<pid>/cmdline names its state dir). */
+const CMDLINE_ROOM = 'x'.repeat(3000);
+
+interface Spare {
+  binary: string;
+  sock: net.Socket;
+}
+
+export class ShimSpares {
+  private readonly ready: Spare[] = [];
+  private readonly starting = new Map<string, Promise<void>>();
+  private closed = false;
+
+  /**
+   * The connection of a waiting spare of `binary`, or undefined when none is
+   * waiting; either way another is started for the next create.
+   */
+  take(binary: string): net.Socket | undefined {
+    const i = this.ready.findIndex((s) => s.binary === binary && !s.sock.destroyed);
+    const spare = i >= 0 ? this.ready.splice(i, 1)[0] : undefined;
+    void this.refill(binary).catch(() => undefined); // none this time: the next create starts its shim itself
+    if (!spare) return undefined;
+    spare.sock.ref();
+    spare.sock.removeAllListeners('close');
+    return spare.sock;
+  }
+
+  /** Resolves once a spare of `binary` waits, starting one if none is waiting or starting. */
+  prepare(binary: string): Promise<void> {
+    return this.refill(binary);
+  }
+
+  /** Ends every waiting spare (they exit when their connection closes). */
+  close(): void {
+    this.closed = true;
+    for (const s of this.ready.splice(0)) s.sock.destroy();
+  }
+
+  private refill(binary: string): Promise<void> {
+    if (this.closed || this.ready.some((s) => s.binary === binary && !s.sock.destroyed)) return Promise.resolve();
+    let p = this.starting.get(binary);
+    if (!p) {
+      p = this.start(binary).finally(() => this.starting.delete(binary));
+      this.starting.set(binary, p);
+    }
+    return p;
+  }
+
+  private async start(binary: string): Promise<void> {
+    const name = `berth-shim-spare-${randomBytes(16).toString('hex')}`;
+    const r = await launch(binary, ['--spare-socket', name, '--ready-fd', '3', '--spare-pad', CMDLINE_ROOM], {
+      detached: true,
+      readyFd: true,
+      stdoutCap: 0,
+      stderrCap: 4096,
+    });
+    const line = r.ready.toString('utf8');
+    if (!line.startsWith('SPARE ')) throw new Error(`berth-shim spare did not start: ${line.trim() || r.stderr.toString('utf8').trim() || 'no output'}`);
+    const sock = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.createConnection(`\0${name}`);
+      s.once('connect', () => resolve(s));
+      s.once('error', reject);
+    }).catch((err: unknown) => {
+      // The spare waits for nobody and leaves within 10 s; no more are started (a runtime that names abstract sockets otherwise).
+      this.closed = true;
+      throw err;
+    });
+    // Idle, it must not keep berthd's event loop alive.
+    sock.unref();
+    sock.on('error', () => undefined);
+    const spare: Spare = { binary, sock };
+    sock.once('close', () => {
+      const i = this.ready.indexOf(spare);
+      if (i >= 0) this.ready.splice(i, 1);
+    });
+    if (this.closed) sock.destroy();
+    else this.ready.push(spare);
+  }
+}
+
+/** The orders for a spare: its command line after the program name, as PROTOCOL.md frames it. */
+export function sparesOrders(args: readonly string[]): Buffer {
+  const body = Buffer.from(args.map((a) => `${a}\0`).join(''), 'utf8');
+  return Buffer.concat([Buffer.from(`RUN ${body.length}\n`), body]);
+}

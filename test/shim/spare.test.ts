@@ -75,6 +75,17 @@ describe('berth-shim spares', function () {
     await waitFor('the spare leaves once let go', () => procState(next[0] as number) === null);
   });
 
+  it('stops starting spares after three in a row could not be reached', async function () {
+    // A stand-in that reports SPARE but never listens: every connection is refused.
+    const starts = `${root}/fake-starts`;
+    const fake = `${root}/fake-shim`;
+    fs.writeFileSync(fake, `#!/bin/sh\necho started >> ${starts}\necho "SPARE 1" >&3\n`, { mode: 0o755 });
+    for (let i = 0; i < 3; i++) await assert.rejects(spares.prepare(fake));
+    await spares.prepare(fake);
+    assert.equal(spares.take(fake), undefined);
+    assert.equal(fs.readFileSync(starts, 'utf8').trim().split('\n').length, 3, 'no fourth start');
+  });
+
   it('a spare whose runtime create fails reports the runtime error and leaves, and a spare let go leaves', async function () {
     const before = new Set(waitingSpares());
     await spares.prepare(shimBinary);

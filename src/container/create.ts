@@ -1,5 +1,6 @@
 // CreateContainer: reserve the name, write the record (phase creating), then
-// snapshot, rootfs mount, bundle, log directory and shim (`runtime create`).
+// rootfs (snapshot, mount) beside the spec and log directory, then bundle and
+// shim (`runtime create`).
 // Any failure rolls everything back through teardown and frees the name.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -10,12 +11,14 @@ import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfi
 import type { ImageRecord } from '../image/store';
 import { supportsRecursiveReadOnly } from '../runtime/handlers';
 import { ensureTraversable } from '../runtime/idmap';
-import { buildContainerSpec, resolveStopSignal, type NamespaceRef, type SandboxRuntimeInfo } from '../runtime/spec/builder';
+import { buildContainerSpec, resolveContainerUser, resolveStopSignal, type ImageConfig, type NamespaceRef, type SandboxRuntimeInfo } from '../runtime/spec/builder';
 import { applyCdiDevices, loadCdiDevices, requestedCdiDevices, resolveCdiDevices, type CdiDevice } from '../runtime/spec/cdi';
+import type { OciSpec } from '../runtime/spec/oci_types';
 import { configStopSignal } from '../runtime/spec/stop_signal';
 import type { SandboxRecord } from '../sandbox/record';
 import { crashPoint } from '../util/crashpoint';
 import { makeDirs } from '../util/dirs';
+import { settleAll } from '../util/settle';
 import { nowNs } from '../util/time';
 import type { PhaseTrace } from '../metrics/phase_trace';
 import type { ContainerDeps } from './deps';
@@ -91,6 +94,8 @@ export class ContainerCreator {
       pid: 0,
       resources: config.linux?.resources ?? null,
     };
+    // From here until the shim reported, so runc's cgroup attach finds it warm.
+    const releaseAttachWarmth = this.deps.runtime.warmCgroupAttach();
     try {
       await trace.time('record', () => store.create(rec));
       crashPoint('container-create:after-record');
@@ -109,6 +114,8 @@ export class ContainerCreator {
       );
       store.releaseName(key, id);
       throw err;
+    } finally {
+      releaseAttachWarmth();
     }
   }
 
@@ -120,7 +127,11 @@ export class ContainerCreator {
     return resolveCdiDevices(names, loadCdiDevices(this.deps.config.cdi.spec_dirs, warn));
   }
 
-  /** Snapshot, rootfs mount, bundle, log dir, shim (runtime create); returns what the record learns. */
+  /**
+   * The rootfs (snapshot, mount, the process user from its /etc/passwd)
+   * beside the spec and the log dir, which do not need it; then the bundle
+   * and the shim (runtime create). Returns what the record learns.
+   */
   private async materialise(
     rec: ContainerRecord,
     image: ImageRecord,
@@ -129,58 +140,33 @@ export class ContainerCreator {
     cdiDevices: readonly CdiDevice[],
     trace: PhaseTrace,
   ): Promise<Pick<ContainerRecord, 'cgroupsPath' | 'user' | 'pid'>> {
-    const { snapshotter, runtime } = this.deps;
+    const { runtime } = this.deps;
     const handler = this.deps.handlers.get(rec.runtimeHandler);
     fs.mkdirSync(rec.bundleDir, { recursive: true, mode: 0o700 });
     fs.mkdirSync(rec.rootfsDir, { recursive: true, mode: 0o755 });
     const top = image.chainIds[image.chainIds.length - 1];
     if (!top) throw failedPrecondition(`image ${image.id} has no layers`);
-    await trace.time('snapshot_prepare', () => snapshotter.prepare(rec.snapshotKey, top));
-    crashPoint('container-create:after-snapshot');
     const userns = podUserns(pod);
     const idmapDir = idmapDirOf(rec.stateDir);
-    if (userns) {
-      // runc sets the mounts up as the pod's root, which must be able to reach them.
-      await ensureTraversable(rec.rootfsDir, this.deps.config.state);
-      fs.mkdirSync(idmapDir, { mode: 0o711 });
-      await mountIdmappedRootfs(snapshotter, this.deps.idmap, rec.snapshotKey, rec.rootfsDir, idmapDir, userns);
-    } else {
-      await trace.time('rootfs_mount', () => snapshotter.mount(rec.snapshotKey, rec.rootfsDir));
-    }
-    crashPoint('container-create:after-mount');
-    const mounts = await trace.time('mounts', () => containerMounts(this.deps, rec, image));
-
-    const containerCgroup = this.deps.pods.cgroupDriver?.container(pod.cgroup, rec.id);
-    const warnings: string[] = [];
-    const spec = await trace.time('spec', () => buildContainerSpec({
-      containerId: rec.id,
-      config: { ...rec.config, mounts },
-      sandboxConfig,
-      image: {
-        Env: image.config.env,
-        Entrypoint: image.config.entrypoint,
-        Cmd: image.config.cmd,
-        WorkingDir: image.config.workingDir,
-        User: image.config.user,
-        StopSignal: image.config.stopSignal,
-      },
-      imageName: rec.imageName,
-      rootfsPath: rec.rootfsDir,
-      sandbox: { ...sandboxInfo(pod), cgroupsPath: containerCgroup?.specPath },
-      host: this.deps.host,
-      recursiveReadOnlyMounts: supportsRecursiveReadOnly(handler),
-      rlimits: Object.entries(this.deps.config.runtime.default_rlimits).map(([type, l]) => ({ type, soft: l.soft, hard: l.hard })),
-      warn: (msg: string) => warnings.push(msg),
-    }));
-    for (const w of warnings) this.deps.logger.info(w, { container: rec.id });
-    applyCdiDevices(spec, cdiDevices);
-    // Where its usage is read and the shim watches for OOM kills: the cgroup's path in the hierarchies.
-    const cgroupsPath = containerCgroup?.path ?? spec.linux.cgroupsPath ?? '';
+    const imageConfig: ImageConfig = {
+      Env: image.config.env,
+      Entrypoint: image.config.entrypoint,
+      Cmd: image.config.cmd,
+      WorkingDir: image.config.workingDir,
+      User: image.config.user,
+      StopSignal: image.config.stopSignal,
+    };
+    const rootfsMounted = this.mountRootfs(rec, top, userns, idmapDir, trace);
+    const [user, { spec, cgroupsPath }] = await settleAll([
+      rootfsMounted.then(() => resolveContainerUser(rec.rootfsDir, rec.config, imageConfig)),
+      this.buildSpec(rec, image, imageConfig, pod, sandboxConfig, cdiDevices, rootfsMounted, trace),
+      rec.logPath ? trace.time('log_dir', () => makeDirs(path.dirname(rec.logPath), 0o755)) : Promise.resolve(),
+    ]);
+    spec.process.user = user;
     const copies = await idmapBindMounts(spec, this.deps.idmap, idmapDir, userns, handler.features?.idmapMounts ?? false);
     await trace.time('bundle', () => runtime.writeBundle(rec.bundleDir, spec));
     crashPoint('container-create:after-bundle');
 
-    if (rec.logPath) await trace.time('log_dir', () => makeDirs(path.dirname(rec.logPath), 0o755));
     const pid = await trace.time('shim_create', () => runtime.create(rec, {
       bundle: rec.bundleDir,
       logPath: rec.logPath || undefined,
@@ -197,6 +183,66 @@ export class ContainerCreator {
       pid,
       user: { uid: spec.process.user.uid, gid: spec.process.user.gid, additionalGids: spec.process.user.additionalGids ?? [] },
     };
+  }
+
+  /** The writable layer, prepared and mounted on the bundle's rootfs (idmapped for a pod user namespace). */
+  private async mountRootfs(rec: ContainerRecord, top: string, userns: PodUserns | undefined, idmapDir: string, trace: PhaseTrace): Promise<void> {
+    const { snapshotter } = this.deps;
+    await trace.time('snapshot_prepare', () => snapshotter.prepare(rec.snapshotKey, top));
+    crashPoint('container-create:after-snapshot');
+    if (userns) {
+      // runc sets the mounts up as the pod's root, which must be able to reach them.
+      await ensureTraversable(rec.rootfsDir, this.deps.config.state);
+      fs.mkdirSync(idmapDir, { mode: 0o711 });
+      await mountIdmappedRootfs(snapshotter, this.deps.idmap, rec.snapshotKey, rec.rootfsDir, idmapDir, userns);
+    } else {
+      await trace.time('rootfs_mount', () => snapshotter.mount(rec.snapshotKey, rec.rootfsDir));
+    }
+    crashPoint('container-create:after-mount');
+  }
+
+  /**
+   * Volumes (after the rootfs when the image declares VOLUMEs) and the OCI
+   * spec, and the container's cgroup. The process user
+   * is left to the caller, which reads it from the mounted rootfs: until
+   * then it is root, and the spec is not written anywhere.
+   */
+  private async buildSpec(
+    rec: ContainerRecord,
+    image: ImageRecord,
+    imageConfig: ImageConfig,
+    pod: SandboxRecord,
+    sandboxConfig: PodSandboxConfig__Output,
+    cdiDevices: readonly CdiDevice[],
+    rootfsMounted: Promise<void>,
+    trace: PhaseTrace,
+  ): Promise<{ spec: OciSpec; cgroupsPath: string }> {
+    const handler = this.deps.handlers.get(rec.runtimeHandler);
+    const mounts = await trace.time('mounts', async () => {
+      // The image's own VOLUMEs are copied from the rootfs: those wait for it.
+      if (image.config.volumes.length > 0) await rootfsMounted;
+      return containerMounts(this.deps, rec, image);
+    });
+    const containerCgroup = this.deps.pods.cgroupDriver?.container(pod.cgroup, rec.id);
+    const warnings: string[] = [];
+    const spec = await trace.time('spec', () => buildContainerSpec({
+      containerId: rec.id,
+      config: { ...rec.config, mounts },
+      sandboxConfig,
+      image: imageConfig,
+      imageName: rec.imageName,
+      rootfsPath: rec.rootfsDir,
+      user: { uid: 0, gid: 0 },
+      sandbox: { ...sandboxInfo(pod), cgroupsPath: containerCgroup?.specPath },
+      host: this.deps.host,
+      recursiveReadOnlyMounts: supportsRecursiveReadOnly(handler),
+      rlimits: Object.entries(this.deps.config.runtime.default_rlimits).map(([type, l]) => ({ type, soft: l.soft, hard: l.hard })),
+      warn: (msg: string) => warnings.push(msg),
+    }));
+    for (const w of warnings) this.deps.logger.info(w, { container: rec.id });
+    applyCdiDevices(spec, cdiDevices);
+    // Where its usage is read and the shim watches for OOM kills: the cgroup's path in the hierarchies.
+    return { spec, cgroupsPath: containerCgroup?.path ?? spec.linux.cgroupsPath ?? '' };
   }
 }
 

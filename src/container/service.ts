@@ -65,7 +65,7 @@ export class ContainerService {
     const logger = opts.logger.child({ component: 'containers' });
     this.events = opts.events;
     this.store = new ContainerStore(opts.config.root, logger);
-    const runtime = new ContainerRuntime((name) => opts.handlers.get(name));
+    const runtime = new ContainerRuntime((name) => opts.handlers.get(name), { spareShims: true });
     this.deps = { ...opts, logger, store: this.store, runtime, events: this.events, lock: new KeyedMutex(), idmap: new IdmapHelper() };
     this.monitor = new ExitMonitor(this.deps);
     this.teardown = new ContainerTeardown(this.deps);

@@ -7,8 +7,10 @@
 import { BerthError } from '../errors';
 import { OciRuntime, type ExecOptions, type ExecResult, type OciState } from './oci_runtime';
 import { ShimClient, stopLeftoverShim, type ShimAttach, type ShimAttachOptions, type ShimExit, type ShimSpawnOptions } from './shim_client';
+import { CgroupAttachWarmer } from './cgroup_attach_warmer';
 import { SupervisorPool, type SupervisedExec } from './exec_supervisor';
 import { runsFromSealedCopy } from './sealed_copy';
+import { ShimSpares } from './shim_spare';
 import type { OciLinuxResources, OciProcess, OciSpec } from './spec/oci_types';
 
 /** An OCI runtime binary and its --root: what a runtime handler resolves to. */
@@ -41,7 +43,7 @@ export interface ContainerRef {
   shimDir: string;
 }
 
-export type ShimOptions = Omit<ShimSpawnOptions, 'id' | 'stateDir' | 'runtime' | 'runtimeRoot'>;
+export type ShimOptions = Omit<ShimSpawnOptions, 'id' | 'stateDir' | 'runtime' | 'runtimeRoot' | 'spares'>;
 
 export interface ShimReleaseOptions {
   /** How long to wait for the shim to leave by itself once its container is deleted. */
@@ -57,8 +59,16 @@ export type { ExecResult, OciState, ShimAttach, ShimAttachOptions, ShimExit, Sup
 export class ContainerRuntime {
   private readonly shims = new Map<string, ShimClient>();
   private readonly supervisors = new SupervisorPool();
+  private readonly attachWarmer = new CgroupAttachWarmer();
+  /** Only berthd's own runtime keeps a spare shim waiting (a probe's would wait for nothing). */
+  private readonly spares?: ShimSpares;
 
-  constructor(private readonly resolve: (handlerName: string) => RuntimeTarget) {}
+  constructor(
+    private readonly resolve: (handlerName: string) => RuntimeTarget,
+    opts: { spareShims?: boolean } = {},
+  ) {
+    if (opts.spareShims) this.spares = new ShimSpares();
+  }
 
   private oci(c: ContainerRef): OciRuntime {
     return new OciRuntime(this.resolve(c.runtimeHandler), this.supervisors);
@@ -67,6 +77,15 @@ export class ContainerRuntime {
   /** Writes `<dir>/config.json` atomically. */
   writeBundle(dir: string, spec: OciSpec): Promise<string> {
     return OciRuntime.writeBundle(dir, spec);
+  }
+
+  /**
+   * Keeps the kernel's cgroup attach lock warm (cgroup_attach_warmer.ts) until
+   * the returned function is called: held from the start of a create, so
+   * `runtime create` does not wait out an RCU grace period.
+   */
+  warmCgroupAttach(): () => void {
+    return this.attachWarmer.hold();
   }
 
   /** Spawns the container's shim, which runs `runtime create`; returns the container's init pid. */
@@ -80,6 +99,7 @@ export class ContainerRuntime {
       sealedCopy: runsFromSealedCopy(target),
       runtimeRoot: target.root,
       runtimeArgs: target.globalArgs ?? [],
+      spares: this.spares,
     });
     this.shims.set(c.id, shim);
     return shim.containerPid;
@@ -188,10 +208,11 @@ export class ContainerRuntime {
     await stopLeftoverShim(c.shimDir, opts);
   }
 
-  /** Stops following shims (berthd shutdown); the containers keep running. Waiting exec supervisors leave. */
+  /** Stops following shims (berthd shutdown); the containers keep running. Waiting exec supervisors and spare shims leave. */
   close(): void {
     this.shims.clear();
     this.supervisors.close();
+    this.spares?.close();
   }
 }
 

@@ -18,6 +18,7 @@ import {
   unavailable,
 } from '../errors';
 import { launch } from '../util/launch';
+import { sparesOrders, type ShimSpares } from './shim_spare';
 
 /** Files the shim keeps in its state directory. */
 export const SHIM_FILES = {
@@ -69,6 +70,8 @@ export interface ShimSpawnOptions {
   shimCgroups?: string[];
   /** Path of the berth-shim binary; default shimBinaryPath(). */
   shimBinary?: string;
+  /** Spare shims to take one from (ContainerRuntime's); none: the shim is started now. Not with `env`. */
+  spares?: ShimSpares;
   /** How long runtime create may take; default 60s. */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
@@ -308,7 +311,6 @@ export class ShimClient {
       '--bundle', opts.bundle,
       '--state-dir', opts.stateDir,
       '--runtime-root', opts.runtimeRoot,
-      '--ready-fd', '3',
     ];
     if (opts.runtime) args.push('--runtime', opts.runtime);
     for (const a of opts.runtimeArgs ?? []) args.push('--runtime-arg', a);
@@ -320,15 +322,38 @@ export class ShimClient {
     for (const c of opts.cgroupPaths ?? []) args.push('--cgroup-path', c);
     for (const c of opts.shimCgroups ?? []) args.push('--shim-cgroup', c);
 
-    // The shim detaches (its first process exits at once) and closes fd 3
-    // once it reported; its stderr is complete by then.
     const timeoutMs = opts.timeoutMs ?? 60_000;
-    let timer: NodeJS.Timeout | undefined;
     let line: string;
     let stderrText: string;
+    // A spare shim started ahead of need takes the same command line as its orders.
+    const runtimeCopy = opts.sealedCopy ? opts.runtime : undefined;
+    const spare = opts.env === undefined ? opts.spares?.take(bin, runtimeCopy) : undefined;
+    if (spare) {
+      ({ line, stderrText } = await ShimClient.order(spare, args, opts.id, timeoutMs));
+    } else {
+      ({ line, stderrText } = await ShimClient.launchShim(bin, args, opts, timeoutMs));
+    }
+    line = line.trim();
+    if (line.startsWith('OK ')) {
+      const [pid, shimPid] = line.slice(3).split(' ').map((w) => Number.parseInt(w, 10));
+      if (!Number.isInteger(pid) || pid <= 0) throw internal(`berth-shim sent a bad ready line: ${line}`);
+      // A shim from before the line carried its own pid: read its pid file.
+      if (Number.isInteger(shimPid) && shimPid > 0) return new ShimClient(opts.stateDir, pid, shimPid);
+      return new ShimClient(opts.stateDir, pid, await readPidFile(path.join(opts.stateDir, SHIM_FILES.shimPid)));
+    }
+    if (line.startsWith('ERR ')) throw failedPrecondition(`creating container ${opts.id}: ${line.slice(4)}`);
+    const why = stderrText.trim() || 'no output';
+    throw internal(`berth-shim for ${opts.id} exited before reporting readiness: ${why}`);
+  }
+
+  /** Starts a shim through berth-launch; its ready line and stderr. */
+  private static async launchShim(bin: string, args: string[], opts: ShimSpawnOptions, timeoutMs: number): Promise<{ line: string; stderrText: string }> {
+    // The shim detaches (its first process exits at once) and closes fd 3
+    // once it reported; its stderr is complete by then.
+    let timer: NodeJS.Timeout | undefined;
     try {
       const r = await Promise.race([
-        launch(bin, args, {
+        launch(bin, [...args, '--ready-fd', '3'], {
           detached: true,
           readyFd: true,
           env: opts.env ?? process.env,
@@ -342,8 +367,7 @@ export class ShimClient {
           }, timeoutMs);
         }),
       ]);
-      line = r.ready.toString('utf8');
-      stderrText = r.stderr.toString('utf8');
+      return { line: r.ready.toString('utf8'), stderrText: r.stderr.toString('utf8') };
     } catch (err) {
       if (err instanceof BerthError) throw err;
       // Found out when it cannot be started rather than checked before every create.
@@ -353,17 +377,21 @@ export class ShimClient {
     } finally {
       clearTimeout(timer);
     }
-    line = line.trim();
-    if (line.startsWith('OK ')) {
-      const [pid, shimPid] = line.slice(3).split(' ').map((w) => Number.parseInt(w, 10));
-      if (!Number.isInteger(pid) || pid <= 0) throw internal(`berth-shim sent a bad ready line: ${line}`);
-      // A shim from before the line carried its own pid: read its pid file.
-      if (Number.isInteger(shimPid) && shimPid > 0) return new ShimClient(opts.stateDir, pid, shimPid);
-      return new ShimClient(opts.stateDir, pid, await readPidFile(path.join(opts.stateDir, SHIM_FILES.shimPid)));
+  }
+
+  /** Gives a spare shim its orders; its ready line (empty when it closed the connection without one). */
+  private static async order(spare: net.Socket, args: string[], id: string, timeoutMs: number): Promise<{ line: string; stderrText: string }> {
+    try {
+      spare.write(sparesOrders(args));
+      return { line: (await readLine(spare, timeoutMs)).line, stderrText: '' };
+    } catch (err) {
+      if (err instanceof BerthError && err.kind === 'DEADLINE_EXCEEDED') {
+        throw deadlineExceeded(`berth-shim for ${id}: runtime create did not finish within ${timeoutMs} ms`, err);
+      }
+      return { line: '', stderrText: `the spare shim left without reporting (${errorMessage(err)})` };
+    } finally {
+      spare.destroy();
     }
-    if (line.startsWith('ERR ')) throw failedPrecondition(`creating container ${opts.id}: ${line.slice(4)}`);
-    const why = stderrText.trim() || 'no output';
-    throw internal(`berth-shim for ${opts.id} exited before reporting readiness: ${why}`);
   }
 
   /** Finds the shim of an existing container (e.g. after berthd restarted). */

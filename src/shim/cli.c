@@ -23,7 +23,10 @@ static void usage(void)
 		"  --cgroup-path PATH    container cgroup, for OOM detection (repeatable)\n"
 		"  --shim-cgroup DIR     move the shim into DIR (writes DIR/cgroup.procs; repeatable)\n"
 		"  --ready-fd N          write 'OK <pid>' or 'ERR <message>' to fd N once created\n"
-		"  --foreground          do not detach (debugging)\n");
+		"  --foreground          do not detach (debugging)\n"
+		"usage: berth-shim --spare-socket NAME --ready-fd N [--spare-pad X]\n"
+		"  detach, report 'SPARE <pid>', then take the options above as orders on\n"
+		"  one connection to the abstract unix socket NAME (PROTOCOL.md)\n");
 	exit(2);
 }
 
@@ -62,6 +65,8 @@ void parse_args(int argc, char **argv)
 		else if (!strcmp(a, "--stdin-once")) opt.stdin_once = 1;
 		else if (!strcmp(a, "--tty")) opt.tty = 1;
 		else if (!strcmp(a, "--foreground")) opt.foreground = 1;
+		else if (!strcmp(a, "--spare-socket")) { VAL(); opt.spare_socket = v; }
+		else if (!strcmp(a, "--spare-pad")) VAL(); /* room for the orders in /proc/<pid>/cmdline */
 		else if (!strcmp(a, "--log-max-line") || !strcmp(a, "--ready-fd") || !strcmp(a, "--runtime-fd")) {
 			VAL();
 			char *end;
@@ -93,7 +98,11 @@ void parse_args(int argc, char **argv)
 	}
 	if (!opt.runtime)
 		opt.runtime = "runc";
-	if (!opt.id || !opt.bundle || !opt.state_dir || !opt.runtime_root) {
+	if (opt.spare_socket && opt.ready_fd < 0) {
+		fprintf(stderr, "berth-shim: --spare-socket needs --ready-fd\n");
+		exit(2);
+	}
+	if (!opt.spare_socket && (!opt.id || !opt.bundle || !opt.state_dir || !opt.runtime_root)) {
 		fprintf(stderr, "berth-shim: --id, --bundle, --state-dir and --runtime-root are required\n");
 		usage();
 	}

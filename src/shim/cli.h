@@ -18,6 +18,7 @@ struct options {
 	size_t log_max_line;
 	int ready_fd;
 	int runtime_fd; /* a sealed copy of the runtime binary to exec (berth-launch), or -1 */
+	const char *spare_socket; /* spare mode (spare.c): the abstract socket name */
 };
 
 extern struct options opt;

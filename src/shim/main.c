@@ -11,7 +11,7 @@
  * --ready-fd), start.c (detaching), create.c (`<runtime> create`), io.c
  * (container stdio, CRI log), ctrl.c (control protocol server), attach.c
  * (attach clients), exit.c (reaping, exit file), release.c (START of a runc
- * container), oom.c (OOM detection),
+ * container), oom.c (OOM detection), spare.c (a shim started ahead of need),
  * obuf.c (output buffers), proto.c (protocol parsing), crilog.c (CRI log
  * records), util.c (shared with berth-exec). */
 #include "attach.h"
@@ -25,6 +25,7 @@
 #include "oom.h"
 #include "proto.h"
 #include "shim.h"
+#include "spare.h"
 #include "start.h"
 #include "util.h"
 
@@ -134,18 +135,28 @@ int main(int argc, char **argv)
 		fprintf(stderr, "berth-shim: --ready-fd %d is not open\n", opt.ready_fd);
 		return 2;
 	}
-	if (state_path(path_ctl, "ctl.sock") < 0 || state_path(path_pid, "container.pid") < 0 ||
-	    state_path(path_exit, "exit") < 0 || state_path(path_exit_tmp, "exit.tmp") < 0 ||
-	    state_path(path_runtime_log, "runtime.log") < 0 || state_path(path_shim_log, "shim.log") < 0 ||
-	    state_path(path_shim_pid, "shim.pid") < 0) {
-		fprintf(stderr, "berth-shim: state dir path too long\n");
-		return 2;
-	}
 	signal(SIGPIPE, SIG_IGN);
 	close_inherited_fds();
 	/* Our files are created with explicit modes; the runtime (and a container
 	 * without process.user.umask) gets the caller's umask back. */
 	saved_umask = umask(027);
+	/* A spare detaches first and gets the rest of its command line later. */
+	int detached = 0;
+	if (opt.spare_socket) {
+		if (!opt.foreground)
+			daemonize();
+		detached = 1;
+		await_orders(argc, argv);
+	}
+	if (state_path(path_ctl, "ctl.sock") < 0 || state_path(path_pid, "container.pid") < 0 ||
+	    state_path(path_exit, "exit") < 0 || state_path(path_exit_tmp, "exit.tmp") < 0 ||
+	    state_path(path_runtime_log, "runtime.log") < 0 || state_path(path_shim_log, "shim.log") < 0 ||
+	    state_path(path_shim_pid, "shim.pid") < 0) {
+		path_shim_log[0] = 0;
+		report_ready("ERR state dir path too long");
+		fprintf(stderr, "berth-shim: state dir path too long\n");
+		return 2;
+	}
 	/* The control socket grants attach: its directory is owner-only. */
 	if ((mkdir(opt.state_dir, 0700) < 0 && errno != EEXIST) || chmod(opt.state_dir, 0700) < 0) {
 		report_ready("ERR state dir %s: %s", opt.state_dir, strerror(errno));
@@ -160,7 +171,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	unlink(path_exit);
-	if (!opt.foreground)
+	if (!opt.foreground && !detached)
 		daemonize();
 
 	signal(SIGHUP, SIG_IGN);

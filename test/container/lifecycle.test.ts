@@ -130,6 +130,28 @@ describe('containers: lifecycle through a real berthd and runc', function () {
     assert.deepEqual(leftovers, []);
   });
 
+  it('a create refused by its spec while its rootfs is mounted beside it leaves no mount or snapshot behind', async () => {
+    // The spec fails at once (missing host path); the snapshot and mount run beside it and must be rolled back after they land.
+    await assert.rejects(
+      rt().CreateContainer({
+        podSandboxId: podId,
+        config: containerConfig(fx.image, 'badmount2', { mounts: [{ containerPath: '/x', hostPath: '/does/not/exist/berth2' }] }),
+        sandboxConfig: podCfg,
+      }),
+      (e) => code(e) === 3,
+    );
+    await new Promise((r) => setTimeout(r, 200)); // a step that outlived the rollback would have landed by now
+    const live = new Set((await rt().ListContainers({})).containers.map((c) => c.id));
+    const containersDir = path.join(fx.berthd.state, 'containers') + '/';
+    const strayMounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((m) => m.startsWith(containersDir) && !live.has(m.slice(containersDir.length, containersDir.length + 64)));
+    assert.deepEqual(strayMounts, []);
+    const meta = fs.readFileSync(path.join(fx.berthd.root, 'snapshots', 'metadata.json'), 'utf8');
+    const straySnapshots = [...meta.matchAll(/container-([0-9a-f]{64})/g)].map((m) => m[1]).filter((id) => !live.has(id));
+    assert.deepEqual(straySnapshots, []);
+  });
+
   it('refuses a second container with the same name, also when created concurrently', async () => {
     const cfg = containerConfig(fx.image, 'twin');
     const results = await Promise.allSettled([

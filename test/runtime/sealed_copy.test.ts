@@ -9,9 +9,22 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { findHelper } from '../../src/runtime/handlers';
 import { runsFromSealedCopy } from '../../src/runtime/sealed_copy';
-import { ShimClient } from '../../src/runtime/shim_client';
+import { ShimClient, shimBinaryPath } from '../../src/runtime/shim_client';
+import { ShimSpares } from '../../src/runtime/shim_spare';
 import { useLauncher } from '../../src/util/launch';
 import { buildShim, ContainerDirs, makeBundle, makeRootfs, RUNC, tempRoot } from '../shim/fixtures';
+
+/** Live berth-shim processes waiting as spares (not yet given orders). */
+function waitingSpares(): number[] {
+  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((p) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      return argv[0]?.includes('berth-shim') === true && argv.includes('--spare-socket');
+    } catch {
+      return false;
+    }
+  });
+}
 
 describe('runtime/sealed_copy: runc from a sealed copy of its binary', function () {
   this.timeout(60_000);
@@ -40,11 +53,15 @@ describe('runtime/sealed_copy: runc from a sealed copy of its binary', function 
   });
 
   /** The exe of the init of a container berth-shim created (not started: still runc init). */
-  async function createdInitExe(sealedCopy: boolean): Promise<string> {
+  async function createdInitExe(sealedCopy: boolean, spares?: ShimSpares): Promise<string> {
+    return (await createdInit(sealedCopy, spares)).exe;
+  }
+
+  async function createdInit(sealedCopy: boolean, spares?: ShimSpares): Promise<{ exe: string; shimPid: number }> {
     const c = ContainerDirs.create(root);
     made.push(c);
     c.bundle = makeBundle(c.dir, rootfs, { args: ['true'] });
-    const shim = await ShimClient.spawn({ id: c.id, bundle: c.bundle, stateDir: c.stateDir, runtimeRoot: c.runtimeRoot, runtime: RUNC, sealedCopy });
+    const shim = await ShimClient.spawn({ id: c.id, bundle: c.bundle, stateDir: c.stateDir, runtimeRoot: c.runtimeRoot, runtime: RUNC, sealedCopy, spares });
     // The shim lets go of the copy once runc is started: held, a replaced runc's copy would stay in memory.
     const shimFds = fs.readdirSync(`/proc/${shim.shimPid}/fd`).map((fd) => {
       try {
@@ -54,7 +71,7 @@ describe('runtime/sealed_copy: runc from a sealed copy of its binary', function 
       }
     });
     assert.equal(shimFds.filter((l) => l.startsWith('/memfd:')).length, 0, shimFds.join(' '));
-    return fs.readlinkSync(`/proc/${shim.containerPid}/exe`);
+    return { exe: fs.readlinkSync(`/proc/${shim.containerPid}/exe`), shimPid: shim.shimPid ?? 0 };
   }
 
   it("berth-shim runs `runc create` from it through berth-launch; by path otherwise, and runc clones itself", async () => {
@@ -65,5 +82,26 @@ describe('runtime/sealed_copy: runc from a sealed copy of its binary', function 
     assert.doesNotMatch(await createdInitExe(false), /^\/memfd:berth-runtime/, 'not asked for');
     useLauncher(undefined);
     assert.doesNotMatch(await createdInitExe(true), /^\/memfd:berth-runtime/, 'no berth-launch: no copy');
+  });
+
+  it('a spare shim started ahead of need holds the copy it was started with, and runs `runc create` from it', async () => {
+    useLauncher(findHelper('berth-launch', 'BERTH_LAUNCH'));
+    const spares = new ShimSpares();
+    try {
+      const shimBinary = shimBinaryPath();
+      const before = new Set(waitingSpares());
+      await spares.prepare(shimBinary, RUNC);
+      const [spare] = waitingSpares().filter((p) => !before.has(p));
+      const fromSpare = await createdInit(true, spares);
+      assert.equal(fromSpare.shimPid, spare, 'the waiting spare became the shim');
+      assert.match(fromSpare.exe, /^\/memfd:berth-runtime/, 'from a spare with the copy');
+      // Asked without the copy, no spare matches (one is started for the next such create): started directly, by path.
+      assert.doesNotMatch(await createdInitExe(false, spares), /^\/memfd:berth-runtime/, 'not asked for');
+      await spares.prepare(shimBinary, '');
+      assert.doesNotMatch(await createdInitExe(false, spares), /^\/memfd:berth-runtime/, 'a spare without the copy');
+    } finally {
+      spares.close();
+      useLauncher(undefined);
+    }
   });
 });

@@ -22,6 +22,7 @@ import {
   type OciProcess,
   type OciRlimit,
   type OciSpec,
+  type OciUser,
 } from './oci_types';
 import { clampOomScoreAdj, int64, toOciResources, type Warn } from './resources';
 import { resolveUser } from './rootfs_users';
@@ -82,6 +83,8 @@ export interface ContainerSpecInput {
   rlimits?: OciRlimit[];
   /** Whether the runtime handler supports "rro" mounts (from `runc features`). */
   recursiveReadOnlyMounts?: boolean;
+  /** The process user, already resolved (resolveContainerUser); default: resolved from rootfsPath here. */
+  user?: OciUser;
   /** Injectable for tests; default: enumerate /dev and /proc/self/mountinfo. */
   hostDevices?: () => OciLinuxDevice[];
   mountInfo?: () => MountInfoEntry[];
@@ -295,6 +298,22 @@ function checkSysctls(sysctls: Record<string, string>, sandbox: SandboxRuntimeIn
   }
 }
 
+/**
+ * The container's process user: the security context's, else the image's,
+ * looked up in the rootfs's /etc/passwd and /etc/group (so it must be mounted).
+ */
+export function resolveContainerUser(rootfsPath: string, config: ContainerConfig__Output, image: Pick<ImageConfig, 'User'>): OciUser {
+  const sc = config.linux?.securityContext ?? null;
+  return resolveUser(rootfsPath, {
+    username: sc?.runAsUsername || undefined,
+    uid: sc?.runAsUser ? sc.runAsUser.value : undefined,
+    gid: sc?.runAsGroup ? sc.runAsGroup.value : undefined,
+    imageUser: image.User,
+    supplementalGroups: sc?.supplementalGroups ?? [],
+    policy: sc?.supplementalGroupsPolicy === 'Strict' ? 'Strict' : 'Merge',
+  });
+}
+
 /** The OCI runtime spec for a CRI container. Throws invalidArgument/failedPrecondition with a reason. */
 export function buildContainerSpec(input: ContainerSpecInput): OciSpec {
   const { config, sandboxConfig, image, sandbox, host } = input;
@@ -318,15 +337,7 @@ export function buildContainerSpec(input: ContainerSpecInput): OciSpec {
     image.Env ?? [],
     config.envs.map(envEntry),
   );
-  const policy = sc?.supplementalGroupsPolicy === 'Strict' ? 'Strict' : 'Merge';
-  const user = resolveUser(input.rootfsPath, {
-    username: sc?.runAsUsername || undefined,
-    uid: sc?.runAsUser ? sc.runAsUser.value : undefined,
-    gid: sc?.runAsGroup ? sc.runAsGroup.value : undefined,
-    imageUser: image.User,
-    supplementalGroups: sc?.supplementalGroups ?? [],
-    policy,
-  });
+  const user = input.user ?? resolveContainerUser(input.rootfsPath, config, image);
   const caps = resolveCapabilities(sc?.capabilities, privileged, host.capabilities);
   const process: OciProcess = {
     terminal: config.tty,

@@ -40,6 +40,8 @@ const CNI_RUNS = 10;
 const MANY = 50;
 const PARALLEL = 10;
 const SHARED_PID_RUNS = 10;
+/** Quiet time before the memory of the 50 running pods is read: past berthd's quiet-time trim (1.5 s). */
+const SETTLE_MS = 2500;
 export const CNI_BIN = '/usr/lib/cni';
 
 let podSeq = 0;
@@ -239,7 +241,7 @@ function memfdKb(pid: number, name: string): number {
   return kb;
 }
 
-function podMemory(b: BerthBench, pods: number, daemonBeforeKb: number): void {
+function podMemory(b: BerthBench, pods: number, daemonBeforeKb: number, daemonJustAfterKb: number): void {
   const helpers = berthHelpers(b.berthd.dir);
   const byComm = new Map<string, number[]>();
   for (const h of helpers) byComm.set(h.comm, [...(byComm.get(h.comm) ?? []), pssKb(h.pid)]);
@@ -252,8 +254,8 @@ function podMemory(b: BerthBench, pods: number, daemonBeforeKb: number): void {
   }
   const daemon = pssKb(b.pid);
   let total = daemon;
-  out(`memory with ${pods} pods running (Pss from /proc/PID/smaps_rollup):`);
-  out(`  berthd                                       ${mib(daemon)}  (${mib(daemonBeforeKb)} before the pods: ${((daemon - daemonBeforeKb) / pods).toFixed(0)} KiB per pod)`);
+  out(`memory with ${pods} pods running, berthd settled (${SETTLE_MS / 1000} s without a call: its quiet-time trim ran) (Pss from /proc/PID/smaps_rollup):`);
+  out(`  berthd                                       ${mib(daemon)}  (${mib(daemonBeforeKb)} before the pods: ${((daemon - daemonBeforeKb) / pods).toFixed(0)} KiB per pod; ${mib(daemonJustAfterKb)} right after the starts)`);
   for (const [comm, list] of [...byComm.entries()].sort()) {
     const sum = list.reduce((a, x) => a + x, 0);
     total += sum;
@@ -362,6 +364,7 @@ export async function benchPod(): Promise<void> {
       ids.push(...batch);
     }
     const manyMs = nowMs() - t0;
+    const pssJustAfter = pssKb(b.pid);
     const floorMany = nowMs();
     const manyIds = Array.from({ length: MANY }, (_x, i) => `bench-many-${process.pid}-${i}`);
     for (let i = 0; i < MANY; i += PARALLEL) await Promise.all(manyIds.slice(i, i + PARALLEL).map((id) => floor.start(id)));
@@ -372,7 +375,9 @@ export async function benchPod(): Promise<void> {
     out(`${MANY} pods (one container each), ${PARALLEL} at a time:`);
     out(`floor  ${MANY} x runc run -d                     wall ${(floorManyMs / 1000).toFixed(2).padStart(6)} s`);
     out(`berthd ${MANY} host-network pods start           wall ${(manyMs / 1000).toFixed(2).padStart(6)} s  ratio ${(manyMs / floorManyMs).toFixed(2)}x`);
-    podMemory(b, ids.length, pssBefore);
+    // Memory of running pods, not of their start: berthd trims once it has been quiet a while (src/util/malloc_trim.ts).
+    await sleep(Math.max(0, SETTLE_MS - (nowMs() - floorMany)));
+    podMemory(b, ids.length, pssBefore, pssJustAfter);
     const tStop = nowMs();
     for (let i = 0; i < ids.length; i += PARALLEL) await Promise.all(ids.slice(i, i + PARALLEL).map((id) => teardownPod(b, id)));
     const stopMs = nowMs() - tStop;

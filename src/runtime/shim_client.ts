@@ -455,6 +455,13 @@ export class ShimClient {
       if (err instanceof BerthError && /^shim START: unknown command/.test(err.message)) {
         throw invalidArgument('this berth-shim has no START command', err);
       }
+      // A container whose init died before START: its shim records the exit
+      // and leaves, so the request may meet a closed or reset socket instead
+      // of the shim's answer. The exit file tells which.
+      const answered = err instanceof BerthError && err.message.startsWith('shim START:');
+      if (!answered && (await this.readExitFile().catch(() => null))) {
+        throw failedPrecondition('shim START: container process is already dead (it exited before it was started)', err);
+      }
       throw err;
     }
   }

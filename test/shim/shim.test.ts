@@ -467,4 +467,13 @@ describe('berth-shim', function () {
     await assert.rejects(shim.start(), /already dead/);
     assert.equal((await shim.waitExit()).signal, 9);
   });
+
+  it('START after the shim recorded its init\'s death and left says the container is already dead', async function () {
+    const c = container({ args: ['sleep', '100'] });
+    const shim = await ShimClient.spawn(spawnOpts(c));
+    process.kill(shim.containerPid, 'SIGKILL');
+    assert.equal((await shim.waitExit()).signal, 9);
+    await waitFor('shim exit', () => !fs.existsSync(path.join(c.stateDir, SHIM_FILES.controlSocket)));
+    await assert.rejects(shim.start(), /already dead/);
+  });
 });

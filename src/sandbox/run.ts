@@ -2,46 +2,26 @@
 // pinned namespaces, pod files, network) and the rollback of all of them
 // when one fails. The request reaches here already checked.
 import { randomBytes } from 'node:crypto';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { alreadyExists, errorMessage, failedPrecondition, invalidArgument, wrapError } from '../errors';
-import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig';
 import type { RuntimeHandler } from '../runtime/handlers';
 import { crashPoint } from '../util/crashpoint';
 import type { KeyedMutex } from '../util/keyed_mutex';
 import type { PhaseTrace } from '../metrics/phase_trace';
 import { makeDirs } from '../util/dirs';
-import { nowNs } from '../util/time';
 import { podNetworkSpec } from './cni_adapter';
+import { newPodRecord, type PodSpec } from './pod_record';
 import type { PodsMountPropagation } from './namespaces/propagation';
 import type { PinRequest, PinResult } from './namespaces/pinner';
 import type { SandboxParts } from './parts';
 import { defaultsForPod } from './network_sysctls';
 import { hostResolvConf, hostsFor, podFilesOutliveReboot, writeNewPodFiles } from './pod_files';
 import { sandboxNameKey, type SandboxRecord } from './record';
-import { initialSandboxState, markReady } from './state';
+import { markReady } from './state';
 import type { PodTeardown } from './teardown';
 
-/** A RunPodSandbox request as checked at the CRI edge (src/cri/validate_pod.ts). */
-export interface PodSpec {
-  /** The request's config as given, kept in the record. */
-  config: PodSandboxConfig__Output;
-  metadata: SandboxRecord['metadata'];
-  namespaceModes: SandboxRecord['namespaceModes'];
-  /** The pod's user namespace maps (userns mode POD). */
-  userns?: SandboxRecord['userns'];
-  sysctls: Record<string, string>;
-  /** The pod's own hostname (pod network only); the host's name is used when absent. */
-  hostname?: string;
-  /** The pod cgroup: the pod's cgroup parent, or `<default parent>/pod<uid>` (cgroupfs) or `berth-pod<uid>.slice` (systemd). */
-  cgroupPath: string;
-  /** systemd driver: the pod's slice, whose cgroup is cgroupPath. */
-  cgroupSlice?: string;
-  /** The pod's resolv.conf; undefined to copy the host's. */
-  resolvConf?: string;
-  /** The runtime handler name ("" for the default). */
-  runtimeHandler: string;
-}
+/** RunPodSandbox's input, defined beside the record it becomes. */
+export type { PodSpec } from './pod_record';
 
 export interface PodCreatorOptions {
   /** Serialises run/stop/remove of one pod. */
@@ -107,7 +87,7 @@ export class PodCreator {
       let rec: SandboxRecord;
       try {
         const cgroupExisted = await this.d.cgroups.exists({ path: spec.cgroupPath, slice: spec.cgroupSlice });
-        rec = this.newRecord(id, spec, handler.name, cgroupExisted);
+        rec = newPodRecord(this.d, id, spec, handler.name, cgroupExisted);
       } catch (err) {
         this.d.store.releaseName(key, id);
         throw err;
@@ -236,42 +216,6 @@ export class PodCreator {
     adding.catch(() => undefined); // awaited below, once pinning has settled
     await netnsPinned.catch(() => undefined);
     return trace.time('cni_add', () => adding);
-  }
-
-  /**
-   * The record, in 'creating'. What a rollback must undo is decided up front
-   * and saved with it (one fsync'd write instead of one per step), so a
-   * rollback after a crash knows it too.
-   */
-  private newRecord(id: string, spec: PodSpec, runtimeHandler: string, cgroupExisted: boolean): SandboxRecord {
-    const stateDir = path.join(this.d.podsStateDir, id);
-    const filesDir = path.join(this.d.podsRootDir, id);
-    const cgroupPath = spec.cgroupPath;
-    const createdByBerth =
-      !cgroupExisted ||
-      this.d.store.list((o) => o.id !== id && o.cgroup.path === cgroupPath && o.cgroup.createdByBerth).length > 0;
-    return {
-      id,
-      metadata: spec.metadata,
-      state: initialSandboxState(),
-      createdAt: nowNs(),
-      runtimeHandler,
-      requestedHandler: spec.runtimeHandler,
-      config: spec.config,
-      namespaceModes: spec.namespaceModes,
-      ...(spec.userns ? { userns: spec.userns } : {}),
-      nsPaths: {},
-      stateDir,
-      filesDir,
-      shmPath: spec.namespaceModes.ipc === 'POD' ? path.join(stateDir, 'shm') : undefined,
-      hostnameFile: path.join(filesDir, 'hostname'),
-      hostsFile: path.join(filesDir, 'hosts'),
-      resolvConfFile: path.join(filesDir, 'resolv.conf'),
-      hostname: spec.hostname || os.hostname(),
-      cgroup: { path: cgroupPath, createdByBerth, ...(spec.cgroupSlice ? { slice: spec.cgroupSlice } : {}) },
-      network: { ip: '', additionalIps: [] },
-      networkAttached: spec.namespaceModes.network === 'POD',
-    };
   }
 
   /** Undoes a failed creation and frees its name; returns the failure to throw. */

@@ -12,19 +12,7 @@ import { runsFromSealedCopy } from '../../src/runtime/sealed_copy';
 import { ShimClient, shimBinaryPath } from '../../src/runtime/shim_client';
 import { ShimSpares } from '../../src/runtime/shim_spare';
 import { useLauncher } from '../../src/util/launch';
-import { buildShim, ContainerDirs, makeBundle, makeRootfs, RUNC, tempRoot } from '../shim/fixtures';
-
-/** Live berth-shim processes waiting as spares (not yet given orders). */
-function waitingSpares(): number[] {
-  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((p) => {
-    try {
-      const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      return argv[0]?.includes('berth-shim') === true && argv.includes('--spare-socket');
-    } catch {
-      return false;
-    }
-  });
-}
+import { buildShim, ContainerDirs, makeBundle, makeRootfs, RUNC, tempRoot, waitingSpares } from '../shim/fixtures';
 
 describe('runtime/sealed_copy: runc from a sealed copy of its binary', function () {
   this.timeout(60_000);

@@ -183,3 +183,17 @@ export function parseCriLog(text: string): CriRecord[] {
       return { time: m[1]!, stream: m[2]!, tag: m[3]!, content: m[4]! };
     });
 }
+
+/** Live berth-shim processes still waiting as spares (not yet given orders). */
+export function waitingSpares(): number[] {
+  const out: number[] = [];
+  for (const p of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (argv[0]?.includes('berth-shim') && argv.includes('--spare-socket') && procState(Number(p)) !== 'Z') out.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}

@@ -5,21 +5,7 @@ import * as fs from 'node:fs';
 import { BerthError } from '../../src/errors';
 import { ShimClient, type ShimSpawnOptions } from '../../src/runtime/shim_client';
 import { ShimSpares } from '../../src/runtime/shim_spare';
-import { buildShim, ContainerDirs, isShimProcess, makeBundle, makeRootfs, parseCriLog, procState, tempRoot, waitFor, type BundleOptions } from './fixtures';
-
-/** Live berth-shim processes still waiting as spares (not yet given orders). */
-function waitingSpares(): number[] {
-  const out: number[] = [];
-  for (const p of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    try {
-      const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      if (argv[0]?.includes('berth-shim') && argv.includes('--spare-socket') && procState(Number(p)) !== 'Z') out.push(Number(p));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
+import { buildShim, ContainerDirs, isShimProcess, makeBundle, makeRootfs, parseCriLog, procState, tempRoot, waitFor, waitingSpares, type BundleOptions } from './fixtures';
 
 describe('berth-shim spares', function () {
   let root: string;

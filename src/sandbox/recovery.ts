@@ -10,7 +10,8 @@ import { killPause, pauseAlive } from './namespaces/pause';
 import type { SandboxParts } from './parts';
 import type { SandboxRecord } from './record';
 import { markNotReady } from './state';
-import { removeDirs, type PodTeardown } from './teardown';
+import { type PodTeardown } from './teardown';
+import { removeTree } from '../util/remove_tree';
 
 export async function recoverPods(d: SandboxParts, teardown: PodTeardown): Promise<void> {
   fs.mkdirSync(d.podsStateDir, { recursive: true, mode: 0o700 });
@@ -56,7 +57,7 @@ async function removeOrphanDirs(d: SandboxParts): Promise<void> {
       const dir = path.join(base, name);
       try {
         if (base === d.podsStateDir) await d.pinner.unpin(path.join(dir, 'ns'), path.join(dir, 'shm'));
-        await removeDirs([dir]);
+        await removeTree(dir);
         d.logger.info('removed the leftovers of a pod sandbox with no record', { dir });
       } catch (err) {
         d.logger.warn('cannot remove pod sandbox leftovers', { dir, error: errorMessage(err) });

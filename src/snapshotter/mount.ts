@@ -86,6 +86,34 @@ export async function mountOverlay(options: string, target: string, cwd: string)
 
 const MS_RDONLY = 1;
 
+const UMOUNT_NOFOLLOW = 8;
+/** More mounts stacked on one target than berth ever makes: something else keeps mounting there. */
+const MAX_STACKED = 64;
+
+/**
+ * Unmounts every mount stacked on target (an absolute path without
+ * symlinks). Through berth-launch it unmounts until the kernel says target
+ * is no mount point (EINVAL), with no read of the mount table; else it reads
+ * the table before each unmount.
+ */
+export async function umountAll(target: string): Promise<void> {
+  for (let i = 0; i < MAX_STACKED; i++) {
+    if (launcherInUse()) {
+      try {
+        await umountSyscall(target, UMOUNT_NOFOLLOW);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EINVAL' || code === 'ENOENT') return;
+        throw internal(`unmounting ${target}: ${errorMessage(err)}`, err);
+      }
+    } else {
+      if (!(await isMountPoint(target))) return;
+      await umount(target);
+    }
+  }
+  throw internal(`unmounting ${target}: still mounted after ${MAX_STACKED} unmounts`);
+}
+
 export async function umount(target: string): Promise<void> {
   try {
     if (launcherInUse()) await umountSyscall(target);

@@ -30,7 +30,7 @@ import type { Logger } from '../log/logger';
 import { digestOfHex, isSha256Digest } from '../oci/digest';
 import { toReadable } from './decompress';
 import { MetadataStore, type SnapshotKind, type SnapshotRecord } from './metadata';
-import { MAX_MOUNT_OPTIONS, isMountPoint, mountOverlay, parseMountInfo, readMountInfo, readMountInfoText, umount } from './mount';
+import { MAX_MOUNT_OPTIONS, mountOverlay, parseMountInfo, readMountInfo, readMountInfoText, umountAll } from './mount';
 import { UnpackPool } from './unpack_pool';
 import { KeyedMutex } from '../util/keyed_mutex';
 import { SingleFlight } from '../util/single_flight';
@@ -366,8 +366,8 @@ export class Snapshotter {
       if (errnoCode(err) === 'ENOENT') return;
       throw err;
     }
-    // Unmount every layer stacked on the target (a repeated mount would leave several).
-    while (await isMountPoint(resolved)) await umount(resolved);
+    // Every layer stacked on the target (a repeated mount would leave several).
+    await umountAll(resolved);
   }
 
   async remove(key: string): Promise<void> {

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode, errorMessage, internal, invalidArgument } from '../errors';
+import { settleAll } from '../util/settle';
 import { nowNs } from '../util/time';
 import { readCgroupFile, type CgroupFileReader } from './kept_files';
 
@@ -133,34 +134,40 @@ export class PodCgroup {
   }
 
   /** Whether the directory exists in every hierarchy. */
-  exists(): boolean {
-    return this.dirs().every((d) => fs.existsSync(d));
+  async exists(): Promise<boolean> {
+    const found = await Promise.all(this.dirs().map((d) => fs.promises.access(d).then(() => true, () => false)));
+    return found.every(Boolean);
   }
 
   /**
-   * Creates the directory in every hierarchy (parents included). Returns
-   * whether berth created the leaf (false: it existed, e.g. the kubelet made it).
+   * Creates the directory in every hierarchy (parents included), the
+   * hierarchies side by side off the event loop (a v1 host has a dozen; a
+   * cgroupfs mkdir is not cheap). Resolves whether berth created the leaf
+   * (false: it existed, e.g. the kubelet made it); fails once every hierarchy
+   * has settled, so a rollback never races a mkdir still under way.
    */
-  create(): boolean {
-    let created = false;
-    for (const h of this.layout.hierarchies) {
-      const v2 = this.layout.version === 2;
-      // v2: each level must delegate the available controllers to its children.
-      created = this.makeLevels(h.mountpoint, v2 ? delegateControllers : undefined) || created;
-      // cpuset starts empty in v1: a child must copy its parent's cpus/mems or no task can join it.
-      if (!v2 && h.controllers.includes('cpuset')) this.fillCpuset(h.mountpoint);
-    }
-    return created;
+  async create(): Promise<boolean> {
+    const v2 = this.layout.version === 2;
+    const made = await settleAll(
+      this.layout.hierarchies.map(async (h) => {
+        // v2: each level must delegate the available controllers to its children.
+        const leaf = await this.makeLevels(h.mountpoint, v2 ? delegateControllers : undefined);
+        // cpuset starts empty in v1: a child must copy its parent's cpus/mems or no task can join it.
+        if (!v2 && h.controllers.includes('cpuset')) await this.fillCpuset(h.mountpoint);
+        return leaf;
+      }),
+    );
+    return made.some(Boolean);
   }
 
-  private fillCpuset(mountpoint: string): void {
+  private async fillCpuset(mountpoint: string): Promise<void> {
     let parent = mountpoint;
     for (const part of this.cgroupPath.split('/').filter(Boolean)) {
       const dir = path.join(parent, part);
       for (const f of ['cpuset.cpus', 'cpuset.mems']) {
         const mine = path.join(dir, f);
-        if (fs.readFileSync(mine, 'utf8').trim() === '') {
-          fs.writeFileSync(mine, fs.readFileSync(path.join(parent, f), 'utf8').trim() || '\n');
+        if ((await fs.promises.readFile(mine, 'utf8')).trim() === '') {
+          await fs.promises.writeFile(mine, (await fs.promises.readFile(path.join(parent, f), 'utf8')).trim() || '\n');
         }
       }
       parent = dir;
@@ -173,14 +180,14 @@ export class PodCgroup {
    * ENOENT). `beforeLevel` prepares a parent for its child. Returns whether
    * berth created the leaf.
    */
-  private makeLevels(mountpoint: string, beforeLevel?: (parent: string) => void): boolean {
+  private async makeLevels(mountpoint: string, beforeLevel?: (parent: string) => void): Promise<boolean> {
     let dir = mountpoint;
     let created = false;
     for (const part of this.cgroupPath.split('/').filter(Boolean)) {
       beforeLevel?.(dir);
       dir = path.join(dir, part);
       try {
-        fs.mkdirSync(dir, { mode: 0o755 });
+        await fs.promises.mkdir(dir, { mode: 0o755 });
         created = true;
       } catch (err) {
         if (errnoCode(err) !== 'EEXIST') throw internal(`cannot create cgroup ${dir}: ${errorMessage(err)}`, err);
@@ -199,27 +206,8 @@ export class PodCgroup {
   async remove(waitMs = 2000): Promise<void> {
     const deadline = Date.now() + waitMs;
     const hybrid = this.layout.version === 1 && this.layout.hybridUnified ? [path.join(this.layout.hybridUnified, this.cgroupPath)] : [];
-    for (const dir of [...this.dirs(), ...hybrid]) {
-      for (;;) {
-        try {
-          fs.rmdirSync(dir);
-          break;
-        } catch (err) {
-          const code = errnoCode(err);
-          // Never made (a rollback of a create that failed early): ENAMETOOLONG cannot have been created either.
-          if (code === 'ENOENT' || code === 'ENAMETOOLONG') break;
-          if (code === 'EBUSY' && Date.now() < deadline) {
-            await new Promise((r) => setTimeout(r, 20));
-            continue;
-          }
-          const procs = readProcs(dir);
-          throw internal(
-            `cannot remove cgroup ${dir}: ${errorMessage(err)}${procs.length ? `; processes still in it: ${procs.join(' ')}` : ''}`,
-            err,
-          );
-        }
-      }
-    }
+    // Side by side off the event loop, as create.
+    await settleAll([...this.dirs(), ...hybrid].map((dir) => removeCgroupDir(dir, deadline)));
   }
 
   /** Cumulative CPU time of the cgroup, nanoseconds (decimal string), or undefined when unreadable. */
@@ -391,6 +379,27 @@ function memoryFigures(m: {
     pageFaults: m.pgfault?.toString(),
     majorPageFaults: m.pgmajfault?.toString(),
   };
+}
+
+
+/** rmdir of one cgroup directory, retrying EBUSY (its last processes still exiting) until `deadline`. */
+async function removeCgroupDir(dir: string, deadline: number): Promise<void> {
+  for (;;) {
+    try {
+      await fs.promises.rmdir(dir);
+      return;
+    } catch (err) {
+      const code = errnoCode(err);
+      // Never made (a rollback of a create that failed early): ENAMETOOLONG cannot have been created either.
+      if (code === 'ENOENT' || code === 'ENAMETOOLONG') return;
+      if (code === 'EBUSY' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
+      const procs = readProcs(dir);
+      throw internal(`cannot remove cgroup ${dir}: ${errorMessage(err)}${procs.length ? `; processes still in it: ${procs.join(' ')}` : ''}`, err);
+    }
+  }
 }
 
 /** v2: enables in `dir` every controller it has for its children. */

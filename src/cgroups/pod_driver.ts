@@ -71,12 +71,11 @@ export class CgroupfsPodDriver implements PodCgroupDriver {
   }
 
   exists(c: PodCgroupName): Promise<boolean> {
-    return Promise.resolve(new PodCgroup(this.layout(), c.path).exists());
+    return new PodCgroup(this.layout(), c.path).exists();
   }
 
-  create(c: PodCgroupRef): Promise<void> {
-    new PodCgroup(this.layout(), c.path).create();
-    return Promise.resolve();
+  async create(c: PodCgroupRef): Promise<void> {
+    await new PodCgroup(this.layout(), c.path).create();
   }
 
   procsFiles(c: PodCgroupRef): string[] {

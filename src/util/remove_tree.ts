@@ -10,6 +10,7 @@ import { internal } from '../errors';
 import { mountsUnder } from '../sandbox/namespaces/mounts';
 import { call, durableModule } from './durable_fs';
 import { lazy } from './lazy';
+import { settleAll } from './settle';
 
 /** The module's removeTree, as a promise. */
 export type NativeRemoveTree = (dir: string) => Promise<unknown>;
@@ -47,6 +48,5 @@ export async function removeTree(dir: string, native = nativeRemoveTree()): Prom
 
 /** removeTree of each directory, side by side; the first failure is thrown once all have settled. */
 export async function removeTrees(dirs: readonly string[]): Promise<void> {
-  const results = await Promise.allSettled(dirs.map((d) => removeTree(d)));
-  for (const r of results) if (r.status === 'rejected') throw r.reason;
+  await settleAll(dirs.map((d) => removeTree(d)));
 }

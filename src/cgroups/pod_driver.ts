@@ -71,11 +71,12 @@ export class CgroupfsPodDriver implements PodCgroupDriver {
   }
 
   exists(c: PodCgroupName): Promise<boolean> {
-    return new PodCgroup(this.layout(), c.path).exists();
+    return Promise.resolve(new PodCgroup(this.layout(), c.path).exists());
   }
 
-  async create(c: PodCgroupRef): Promise<void> {
-    await new PodCgroup(this.layout(), c.path).create();
+  create(c: PodCgroupRef): Promise<void> {
+    new PodCgroup(this.layout(), c.path).create();
+    return Promise.resolve();
   }
 
   procsFiles(c: PodCgroupRef): string[] {

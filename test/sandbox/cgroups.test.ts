@@ -66,8 +66,8 @@ describe('pod cgroups', function () {
     const layout = detectCgroupLayout();
     const cg = new PodCgroup(layout, `${name}/kubepods/pod1`);
     try {
-      assert.equal(await cg.create(), true);
-      assert.equal(await cg.create(), false, 'second create reports it existed');
+      assert.equal(cg.create(), true);
+      assert.equal(cg.create(), false, 'second create reports it existed');
       for (const d of cg.dirs()) assert.ok(fs.statSync(d).isDirectory(), d);
       const cpuset = layout.hierarchies.find((h) => h.controllers.includes('cpuset'));
       if (cpuset) {
@@ -104,7 +104,7 @@ describe('pod cgroups', function () {
     const layout = unifiedLayoutAt(mount);
     const cg = new PodCgroup(layout, `${name}/pod2`);
     try {
-      assert.equal(await cg.create(), true);
+      assert.equal(cg.create(), true);
       const dir = path.join(mount, name, 'pod2');
       assert.ok(fs.statSync(dir).isDirectory());
       const available = fs.readFileSync(path.join(mount, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);

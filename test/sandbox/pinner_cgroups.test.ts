@@ -45,7 +45,7 @@ describe('berth-pinns cgroup joins', function () {
     if (layouts[0].version === 1 && fs.existsSync(path.join(UNIFIED, 'cgroup.procs'))) layouts.push(unifiedLayoutAt(UNIFIED));
     for (const layout of layouts) {
       const cg = new PodCgroup(layout, `${name}/pod1`);
-      await cg.create();
+      cg.create();
       cgroups.push(cg);
     }
     const nsDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'berth-pintest-')), 'ns');

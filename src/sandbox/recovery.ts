@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage } from '../errors';
-import { isPinned, readMountInfo } from './namespaces/mounts';
+import { isPinned } from './namespaces/mounts';
+import { readMountInfoSync } from '../util/mountinfo';
 import { killPause, pauseAlive } from './namespaces/pause';
 import type { SandboxParts } from './parts';
 import type { SandboxRecord } from './record';
@@ -44,7 +45,7 @@ export async function recoverPods(d: SandboxParts, teardown: PodTeardown): Promi
 }
 
 function namespacesIntact(rec: SandboxRecord): boolean {
-  const table = readMountInfo();
+  const table = readMountInfoSync();
   for (const p of Object.values(rec.nsPaths)) if (p && !isPinned(p, table)) return false;
   if (rec.pausePid !== undefined && !pauseAlive(rec)) return false;
   return true;

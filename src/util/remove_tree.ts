@@ -7,9 +7,9 @@
 // openat2, the mount table is read and node's fs.rm does the walk.
 import * as fs from 'node:fs';
 import { internal } from '../errors';
-import { mountsUnder } from '../sandbox/namespaces/mounts';
 import { call, durableModule } from './durable_fs';
 import { lazy } from './lazy';
+import { mountsUnder } from './mountinfo';
 import { settleAll } from './settle';
 
 /** The module's removeTree, as a promise. */
@@ -42,7 +42,7 @@ export async function removeTree(dir: string, native = nativeRemoveTree()): Prom
     }
   }
   const mounted = mountsUnder(dir);
-  if (mounted.length > 0) throw internal(`cannot remove ${dir}: still mounted: ${mounted.map((m) => m.mountpoint).join(', ')}`);
+  if (mounted.length > 0) throw internal(`cannot remove ${dir}: still mounted: ${mounted.map((m) => m.mountPoint).join(', ')}`);
   await fs.promises.rm(dir, { recursive: true, force: true });
 }
 

@@ -31,6 +31,7 @@ import {
   sandboxInfo,
   specInput,
 } from './fixtures';
+import type { MountInfoEntry } from '../../src/util/mountinfo';
 
 function expectKind(fn: () => unknown, kind: string, text?: RegExp): void {
   assert.throws(fn, (err: unknown) => {
@@ -39,6 +40,12 @@ function expectKind(fn: () => unknown, kind: string, text?: RegExp): void {
     if (text) assert.match(err.message, text);
     return true;
   });
+}
+
+
+/** A mount table entry for / with the given optional fields (its propagation). */
+function rootMount(optional: string[]): MountInfoEntry {
+  return { mountPoint: '/', root: '/', optional, fsType: 'ext4', source: '/dev/vda', superOptions: 'rw' };
 }
 
 describe('runtime/spec builder', () => {
@@ -259,7 +266,7 @@ describe('runtime/spec builder', () => {
       assert.ok(spec.mounts.find((m) => m.destination === '/etc/hosts')?.options?.includes('ro'));
     });
     it('CRI mounts: readonly and propagation modes', () => {
-      const shared = [{ mountPoint: '/', optional: ['shared:1'] }];
+      const shared = [rootMount(['shared:1'])];
       const spec = build({
         mountInfo: () => shared,
         config: containerConfig({
@@ -281,7 +288,7 @@ describe('runtime/spec builder', () => {
       expectKind(
         () =>
           build({
-            mountInfo: () => [{ mountPoint: '/', optional: [] }],
+            mountInfo: () => [rootMount([])],
             config: containerConfig({
               command: ['x'],
               mounts: [mount({ containerPath: '/b', hostPath: tmp, propagation: 'PROPAGATION_HOST_TO_CONTAINER' })],

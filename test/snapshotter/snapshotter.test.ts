@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { BerthError } from '../../src/errors';
 import { findExecutable } from '../../src/snapshotter/exec';
-import { readMountInfo } from '../../src/snapshotter/mount';
+import { readMountInfo } from '../../src/util/mountinfo';
 import { Snapshotter } from '../../src/snapshotter/snapshotter';
 import { silentLogger } from '../../src/log/logger';
 import { findHelper } from '../../src/runtime/handlers';

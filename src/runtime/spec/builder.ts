@@ -13,7 +13,8 @@ import type { UserNamespace__Output } from '../../gen/runtime/v1/UserNamespace';
 import { buildDevices, defaultDeviceRules, hostDevices } from './devices';
 import { sameMaps, toOciMappings, type UserNamespaceMaps } from '../idmap';
 import type { HostInfo } from './host_info';
-import { buildMounts, type MountInfoEntry } from './mounts';
+import type { MountInfoEntry } from '../../util/mountinfo';
+import { buildMounts } from './mounts';
 import {
   OCI_VERSION,
   type OciLinuxDevice,

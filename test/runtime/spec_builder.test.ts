@@ -72,14 +72,19 @@ describe('runtime/spec builder', () => {
     it('lowers them to berthd\'s own hard limits when it lacks CAP_SYS_RESOURCE, with a warning', () => {
       const warnings: string[] = [];
       const rlimits = [
-        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 524288 },
-        { type: 'RLIMIT_NPROC', soft: 50000, hard: 60000 },
+        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 524277 },
+        { type: 'RLIMIT_NPROC', soft: 50000, hard: 60007 },
       ];
-      assert.deepEqual(clampRlimits(rlimits, { RLIMIT_NOFILE: 20000, RLIMIT_NPROC: 10000 }, (w) => warnings.push(w)), [
-        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 20000 },
-        { type: 'RLIMIT_NPROC', soft: 10000, hard: 10000 },
+      assert.deepEqual(clampRlimits(rlimits, { RLIMIT_NOFILE: 19997, RLIMIT_NPROC: 9997 }, (w) => warnings.push(w)), [
+        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 19997 },
+        { type: 'RLIMIT_NPROC', soft: 9997, hard: 9997 },
       ]);
-      assert.match(warnings.join('\n'), /RLIMIT_NOFILE hard limit 524288 lowered to 20000: berthd lacks CAP_SYS_RESOURCE/);
+      assert.match(warnings.join('\n'), /RLIMIT_NOFILE hard limit 524277 lowered to 19997: berthd lacks CAP_SYS_RESOURCE/);
+      // The same clamp for the next container: applied, not reported again.
+      assert.deepEqual(clampRlimits(rlimits, { RLIMIT_NOFILE: 19997, RLIMIT_NPROC: 9997 }, () => assert.fail('reported twice')), [
+        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 19997 },
+        { type: 'RLIMIT_NPROC', soft: 9997, hard: 9997 },
+      ]);
       assert.deepEqual(clampRlimits(rlimits, undefined, () => assert.fail('no warning')), rlimits);
       assert.deepEqual(
         hardLimitsFrom('Limit                     Soft Limit           Hard Limit           Units\nMax open files            20000                20000                files\nMax core file size        0                    unlimited            bytes\n'),

@@ -16,7 +16,7 @@
 // 1.8 ms with the warmer.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { detectCgroupLayout } from '../cgroups/cgroups';
+import { detectCgroupLayout, type CgroupLayout } from '../cgroups/cgroups';
 
 /** How often the lock is re-taken while held: well inside one grace period. */
 const INTERVAL_MS = 3;
@@ -90,11 +90,18 @@ export class CgroupAttachWarmer {
  * meanwhile is written where it now is.
  */
 export async function ownCgroupProcsFile(root = '/sys/fs/cgroup'): Promise<string | undefined> {
-  const [self, mountinfo] = await Promise.all([
-    fs.promises.readFile('/proc/self/cgroup', 'utf8'),
-    fs.promises.readFile('/proc/self/mountinfo', 'utf8'),
-  ]);
-  const layout = detectCgroupLayout(root, mountinfo);
+  const self = await fs.promises.readFile('/proc/self/cgroup', 'utf8');
+  // Still in the same cgroups: the same file, without reading and parsing the mount table again (0.6 ms a create).
+  if (lastFound?.self === self && lastFound.root === root) return lastFound.file;
+  const file = procsFileOf(self, detectCgroupLayout(root, await fs.promises.readFile('/proc/self/mountinfo', 'utf8')));
+  lastFound = { self, root, file };
+  return file;
+}
+
+/** The last answer of ownCgroupProcsFile and what it was worked out from. */
+let lastFound: { self: string; root: string; file: string | undefined } | undefined;
+
+function procsFileOf(self: string, layout: CgroupLayout): string | undefined {
   const unified = layout.version === 2 ? layout.hierarchies[0].mountpoint : layout.hybridUnified;
   for (const line of self.split('\n')) {
     const m = /^\d+:([^:]*):(\/.*)$/.exec(line);

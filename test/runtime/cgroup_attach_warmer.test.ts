@@ -74,4 +74,19 @@ describe('runtime: the cgroup attach lock is kept warm while a create is held', 
     release();
     assert.equal(fs.readFileSync('/proc/self/cgroup', 'utf8'), cgroupsBefore);
   });
+
+  it('finds the new cgroup.procs once this process was moved (the answer is kept only while it stays)', async function () {
+    const file = await ownCgroupProcsFile();
+    if (!file) return this.skip(); // no cgroupfs under /sys/fs/cgroup
+    const child = path.join(path.dirname(file), `berth-warm-test-${process.pid}`);
+    fs.mkdirSync(child);
+    try {
+      fs.writeFileSync(path.join(child, 'cgroup.procs'), String(process.pid));
+      assert.equal(await ownCgroupProcsFile(), path.join(child, 'cgroup.procs'));
+    } finally {
+      fs.writeFileSync(file, String(process.pid));
+      fs.rmdirSync(child);
+    }
+    assert.equal(await ownCgroupProcsFile(), file);
+  });
 });

@@ -2,7 +2,7 @@
 // SIGINT/SIGTERM, child-process helpers, /proc memory readers, a berthd with
 // a registry holding a busybox image, and the output format (figure, floor,
 // ratio).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -119,6 +119,18 @@ export function freePort(): Promise<number> {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- /proc memory
+
+/** User + system CPU time of process `pid` (all its threads) so far, in ms. */
+export function cpuMsOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks (USER_HZ = 100 on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
 
 /** A field of /proc/PID/status in KiB (VmRSS, VmHWM), or 0 if the process is gone. */
 export function statusKb(pid: number, field: string): number {
@@ -277,6 +289,7 @@ export function sweepHybridPodCgroups(): void {
 }
 
 const APPLETS = ['sh', 'sleep', 'true', 'echo', 'cat', 'ls'];
+const ROOTFS_DIRS = ['proc', 'sys', 'dev', 'tmp', 'etc'];
 
 export interface BerthBench {
   berthd: TestBerthd;
@@ -305,10 +318,15 @@ export async function startBerth(
 ): Promise<BerthBench> {
   const registry = await TestRegistry.start();
   c.add('stop registry', () => registry.stop());
+  // berthd's state dir on a tmpfs, as /run/berth is on a deployed node (this machine's /run is plain ext4).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-'));
+  const stateDir = path.join(dir, 'state');
+  mountTmpfs(c, stateDir);
   const pusher = new Pusher(registry.host);
   // Metrics stay off unless asked for (then on loopback; with the event-loop delay gauge for a given port).
   const metricsArgs = opts.metricsPort ? ['--set', 'metrics.event_loop_delay=true'] : opts.phaseMetrics ? [] : ['--no-metrics'];
   const berthd = await TestBerthd.start({
+    dir,
     args: ['--log-level', 'info', ...metricsArgs],
     metrics: opts.metricsPort !== undefined || opts.phaseMetrics === true,
     metricsPort: opts.metricsPort,
@@ -329,7 +347,7 @@ export async function startBerth(
       }
     }
     if (left.length > 0) await sleep(200);
-    await unmountUnder(berthd.dir);
+    await unmountUnder(berthd.dir, stateDir);
     const runcRoot = path.join(berthd.state, 'runtime');
     if (fs.existsSync(runcRoot)) {
       for (const rt of fs.readdirSync(runcRoot)) {
@@ -341,18 +359,19 @@ export async function startBerth(
         }
       }
     }
-    await unmountUnder(berthd.dir);
-    fs.rmSync(berthd.dir, { recursive: true, force: true });
+    await unmountUnder(berthd.dir, stateDir);
     sweepHybridPodCgroups();
   });
   c.add('remove pods', () => removeAllPods(berthd));
   const bench: BerthBench = { berthd, registry, pusher, image: `${registry.host}/bench/busybox:1`, pid };
-  const files: Record<string, Buffer | string | { symlink: string } | { copyOf: string }> = {
+  const files: Record<string, Buffer | string | { symlink: string } | { copyOf: string } | { dir: true }> = {
     'bin/busybox': { copyOf: '/bin/busybox' },
     'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\n',
     'etc/group': 'root:x:0:\n',
   };
   for (const a of APPLETS) files[`bin/${a}`] = { symlink: 'busybox' };
+  // The mount points every real base image has (and the floor's rootfs, busyboxRootfs, has too).
+  for (const d of ROOTFS_DIRS) files[d] = { dir: true };
   await pusher.pushImage('bench/busybox', '1', {
     layers: [makeLayer(files)],
     config: { Env: ['PATH=/bin'], Cmd: ['sleep', '3600'] },
@@ -370,13 +389,26 @@ export async function removeAllPods(berthd: TestBerthd): Promise<void> {
   }
 }
 
-/** Lazily unmounts everything mounted at or below `dir`, deepest first. */
-export async function unmountUnder(dir: string): Promise<void> {
+/**
+ * A tmpfs at `dir` (made if missing), where a deployed node has one: /run.
+ * Its cleanup unmounts it and removes everything under the directory's parent.
+ */
+export function mountTmpfs(c: Cleanups, dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0700,size=512m', 'berth-bench', dir]);
+  c.add(`unmount ${dir}`, async () => {
+    await run('umount', ['-l', dir]);
+    fs.rmSync(path.dirname(dir), { recursive: true, force: true });
+  });
+}
+
+/** Lazily unmounts everything mounted at or below `dir`, deepest first (but `keep`, which its owner unmounts). */
+export async function unmountUnder(dir: string, keep?: string): Promise<void> {
   const mounts = fs
     .readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .map((l) => l.split(' ')[4])
-    .filter((m): m is string => m !== undefined && (m === dir || m.startsWith(`${dir}/`)))
+    .filter((m): m is string => m !== undefined && m !== keep && (m === dir || m.startsWith(`${dir}/`)))
     .sort((a, b) => b.length - a.length);
   for (const m of mounts) {
     process.stderr.write(`bench: unmounting leftover ${m}\n`);
@@ -390,7 +422,7 @@ export function busyboxRootfs(dir: string): void {
   fs.copyFileSync('/bin/busybox', path.join(dir, 'bin', 'busybox'));
   fs.chmodSync(path.join(dir, 'bin', 'busybox'), 0o755);
   for (const a of APPLETS) fs.symlinkSync('busybox', path.join(dir, 'bin', a));
-  for (const d of ['proc', 'sys', 'dev', 'tmp', 'etc']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  for (const d of ROOTFS_DIRS) fs.mkdirSync(path.join(dir, d), { recursive: true });
   fs.writeFileSync(path.join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
 }
 
@@ -404,9 +436,10 @@ export class RuncFloor {
   private readonly ids = new Set<string>();
 
   constructor(c: Cleanups, base: string) {
-    this.root = path.join(base, 'runc-root');
+    // runc's state on a tmpfs, as its default /run/runc is on a deployed node.
+    this.root = path.join(base, 'run', 'runc-root');
     this.bundle = path.join(base, 'bundle');
-    fs.mkdirSync(this.root, { recursive: true });
+    mountTmpfs(c, this.root);
     fs.mkdirSync(this.bundle, { recursive: true });
     busyboxRootfs(path.join(this.bundle, 'rootfs'));
     c.add('delete runc floor containers', async () => {

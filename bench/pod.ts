@@ -11,6 +11,7 @@ import type { PodSandboxConfig } from '../src/gen/runtime/v1/PodSandboxConfig';
 import {
   benchUid,
   berthHelpers,
+  cpuMsOf,
   type BerthBench,
   type Cleanups,
   latencyRow,
@@ -358,12 +359,16 @@ export async function benchPod(): Promise<void> {
     const pssBefore = pssKb(b.pid);
     const rssBefore = statusKb(b.pid, 'VmRSS');
     const ids: string[] = [];
+    const manyPhases = await scrapePhases(b);
+    const cpuBefore = cpuMsOf(b.pid);
     const t0 = nowMs();
     for (let i = 0; i < MANY; i += PARALLEL) {
       const batch = await Promise.all(Array.from({ length: Math.min(PARALLEL, MANY - i) }, () => startPod(b, logRoot, true)));
       ids.push(...batch);
     }
     const manyMs = nowMs() - t0;
+    const manyCpu = cpuMsOf(b.pid) - cpuBefore;
+    const manyPhasesAfter = await scrapePhases(b);
     const pssJustAfter = pssKb(b.pid);
     const floorMany = nowMs();
     const manyIds = Array.from({ length: MANY }, (_x, i) => `bench-many-${process.pid}-${i}`);
@@ -375,6 +380,8 @@ export async function benchPod(): Promise<void> {
     out(`${MANY} pods (one container each), ${PARALLEL} at a time:`);
     out(`floor  ${MANY} x runc run -d                     wall ${(floorManyMs / 1000).toFixed(2).padStart(6)} s`);
     out(`berthd ${MANY} host-network pods start           wall ${(manyMs / 1000).toFixed(2).padStart(6)} s  ratio ${(manyMs / floorManyMs).toFixed(2)}x`);
+    out(`         berthd's own CPU for them ${manyCpu.toFixed(0)} ms (${(manyCpu / MANY).toFixed(1)} ms a pod); the phases with ${PARALLEL} at a time:`);
+    printPhases(manyPhases, manyPhasesAfter);
     // Memory of running pods, not of their start: berthd trims once it has been quiet a while (src/util/malloc_trim.ts).
     await sleep(Math.max(0, SETTLE_MS - (nowMs() - floorMany)));
     podMemory(b, ids.length, pssBefore, pssJustAfter);

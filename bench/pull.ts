@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import type { Layer } from '../test/helpers/registry';
-import { type BerthBench, mib, mustRun, nowMs, out, RssSampler, startBerth, statusKb, tempDir, withCleanups } from './common';
+import { type BerthBench, cpuMsOf, mib, mustRun, nowMs, out, RssSampler, startBerth, statusKb, tempDir, withCleanups } from './common';
 
 // Five: the other helpers' load on a 2-core machine moves single runs by 2x.
 const RUNS = 5;
@@ -61,18 +61,6 @@ interface PullFigures {
   beforeKb: number;
   /** CPU time (user + system, all threads) berthd spent on the pull. */
   cpuMs: number;
-}
-
-/** User + system CPU time of process `pid` (all its threads) so far, in ms. */
-function cpuMsOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime, fields 14 and 15 of stat(5), in clock ticks (USER_HZ = 100 on Linux).
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
 }
 
 /** Removes the image (if present) and pulls it, sampling berthd's VmRSS every 20 ms. */

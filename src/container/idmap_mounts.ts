@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { failedPrecondition } from '../errors';
 import { hostIdOf, type IdmapHelper, type UserNamespaceMaps } from '../runtime/idmap';
 import type { OciMount, OciSpec } from '../runtime/spec/oci_types';
-import { mountsUnder } from '../sandbox/namespaces/mounts';
+import { mountsUnder } from '../util/mountinfo';
 import type { Snapshotter } from '../snapshotter/snapshotter';
 
 /** The pod's user namespace as containers use it. */
@@ -99,10 +99,10 @@ export async function releaseIdmapMounts(helper: IdmapHelper, idmapDir: string):
   // be mounted under one that does not exist: then the mount table (hundreds
   // of lines on a busy node, read twice below) is left alone.
   if (!(await fs.promises.stat(idmapDir).then(() => true, () => false))) return;
-  const left = mountsUnder(idmapDir).map((m) => m.mountpoint);
+  const left = mountsUnder(idmapDir).map((m) => m.mountPoint);
   // Deepest first, so a parent is never detached with a child still in the list.
   left.sort((a, b) => b.length - a.length);
   await helper.umount(left);
   const still = mountsUnder(idmapDir);
-  if (still.length > 0) throw failedPrecondition(`still mounted: ${still.map((m) => m.mountpoint).join(', ')}`);
+  if (still.length > 0) throw failedPrecondition(`still mounted: ${still.map((m) => m.mountPoint).join(', ')}`);
 }

@@ -45,15 +45,30 @@ export class ContainerStopper {
       }
       logger.info('container ignored its stop signal; killing it', { container: rec.id, signal: rec.stopSignal });
     }
-    if (this.deps.pods.cgroupDriver?.kind === 'systemd') {
-      // `kill --all` signals what the container's cgroup lists, and under systemd v1 a scope's processes
-      // were seen moved up to the pod slice in the devices hierarchy, where runc looks: kill the init too
-      // (as containerd does), which ends a container with its own PID namespace whatever the cgroup says.
+    if (this.ownsPidNamespace(rec)) {
+      // Its init's death ends it: the kernel kills the rest of its PID namespace
+      // (exec'd processes included). runc's `kill --all` would freeze the cgroup
+      // and signal each process in it, for the same outcome (as containerd, init only).
       await runtime.kill(rec, 'SIGKILL').catch(() => undefined);
+    } else {
+      if (this.deps.pods.cgroupDriver?.kind === 'systemd') {
+        // `kill --all` signals what the container's cgroup lists, and under systemd v1 a scope's processes
+        // were seen moved up to the pod slice in the devices hierarchy, where runc looks: kill the init too.
+        await runtime.kill(rec, 'SIGKILL').catch(() => undefined);
+      }
+      await runtime.kill(rec, 'SIGKILL', true).catch(() => undefined);
     }
-    await runtime.kill(rec, 'SIGKILL', true).catch(() => undefined);
     if ((await this.monitor.awaitExit(rec, KILL_WAIT_MS)) !== 'exited') {
       throw internal(`container ${rec.id} did not exit after SIGKILL within 30 s`);
+    }
+  }
+
+  /** Whether the container has a PID namespace of its own (its pod's mode CONTAINER, the kubelet's default): the spec gave it one. */
+  private ownsPidNamespace(rec: ContainerRecord): boolean {
+    try {
+      return this.deps.pods.get(rec.podSandboxId).namespaceModes.pid === 'CONTAINER';
+    } catch {
+      return false; // no pod record to tell: kill everything in its cgroup
     }
   }
 }

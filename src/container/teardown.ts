@@ -2,10 +2,10 @@
 // snapshot, directories, record. Every step runs even when an earlier one
 // failed; the record goes only when all succeeded, so a failed teardown is
 // retried by the next RemoveContainer, RemovePodSandbox or restart.
-import * as fs from 'node:fs';
 import { BerthError, errorMessage, internal } from '../errors';
 import type { PhaseTrace } from '../metrics/phase_trace';
 import { crashPoint } from '../util/crashpoint';
+import { removeTree } from '../util/remove_tree';
 import type { ContainerDeps } from './deps';
 import { idmapDirOf, releaseIdmapMounts } from './idmap_mounts';
 import type { ContainerRecord } from './record';
@@ -84,9 +84,9 @@ export class ContainerTeardown {
     if (rec.phase === 'removing') crashPoint('container-remove:after-unmount');
     await step('snapshot', 'snapshot_remove', () => snapshotter.remove(rec.snapshotKey).catch(ignoreNotFound));
     const volumesUnmounted = await step('image volumes unmount', 'volumes_unmount', () => unmountImageVolumes(snapshotter, rec.stateDir));
-    // Never rm -r through a rootfs or image volume still mounted (it would descend into the overlay).
-    if (unmounted && volumesUnmounted) await step('state dir', 'state_dir', () => fs.promises.rm(rec.stateDir, { recursive: true, force: true }));
-    await step('shim dir', 'shim_dir', () => fs.promises.rm(rec.shimDir, { recursive: true, force: true }));
+    // Never rm -r through a rootfs or image volume still mounted (it would descend into the overlay); removeTree refuses too.
+    if (unmounted && volumesUnmounted) await step('state dir', 'state_dir', () => removeTree(rec.stateDir));
+    await step('shim dir', 'shim_dir', () => removeTree(rec.shimDir));
     if (problems.length) {
       logger.warn('container teardown incomplete', { container: rec.id, problems });
       throw internal(`removing container ${rec.id}: ${problems.join('; ')}`);

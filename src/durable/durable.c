@@ -21,6 +21,9 @@
  *       allocating one (perf, 10 pod starts at once).
  *   syncDir(dir, done)
  *       open dir, fsync, close.
+ *   removeTree(dir, done)
+ *       rm -r of dir that removes nothing when anything below is mounted
+ *       (remove_tree.c); done's path is then the mount point.
  *
  * done(errno, syscall, kept, path) is called on the main thread: errno 0 on
  * success; kept is true when the old target now sits at tmp; path is the
@@ -35,13 +38,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <node_api.h>
+#include "remove_tree.h"
 
-enum job_kind { JOB_REPLACE, JOB_SYNC_DIR };
+#define WHERE_LEN 4096
+
+enum job_kind { JOB_REPLACE, JOB_SYNC_DIR, JOB_REMOVE_TREE };
 
 struct job {
     enum job_kind kind;
     char *tmp;      /* JOB_REPLACE: the temp file */
-    char *target;   /* JOB_REPLACE: the file replaced; JOB_SYNC_DIR: the directory */
+    char *target;   /* JOB_REPLACE: the file replaced; JOB_SYNC_DIR, JOB_REMOVE_TREE: the directory */
     char *dir;      /* JOB_REPLACE: the directory to fsync after the rename, or "" */
     char *data;
     size_t len;
@@ -52,6 +58,7 @@ struct job {
     int dir_failed; /* JOB_REPLACE: the error is the directory fsync's */
     int err;
     const char *syscall;
+    char *where;    /* JOB_REMOVE_TREE: the path a failure is about (WHERE_LEN bytes) */
     napi_ref done;
     napi_async_work work;
 };
@@ -63,6 +70,7 @@ static void job_free(napi_env env, struct job *j) {
     free(j->target);
     free(j->dir);
     free(j->data);
+    free(j->where);
     free(j);
 }
 
@@ -160,13 +168,14 @@ static void execute(napi_env env, void *data) {
     (void)env;
     struct job *j = data;
     if (j->kind == JOB_REPLACE) run_replace(j);
+    else if (j->kind == JOB_REMOVE_TREE) j->err = remove_tree(j->target, j->where, WHERE_LEN, &j->syscall);
     else sync_dir_at(j, j->target);
 }
 
 static void complete(napi_env env, napi_status status, void *data) {
     struct job *j = data;
     napi_value done, undefined, argv[4];
-    const char *where = j->kind == JOB_SYNC_DIR ? j->target : j->dir_failed ? j->dir : j->tmp;
+    const char *where = j->kind == JOB_REMOVE_TREE ? j->where : j->kind == JOB_SYNC_DIR ? j->target : j->dir_failed ? j->dir : j->tmp;
     if (status == napi_cancelled && j->err == 0) {
         j->err = ECANCELED;
         j->syscall = "uv_queue_work";
@@ -266,14 +275,27 @@ static napi_value replace_file(napi_env env, napi_callback_info info) {
     return queue(env, j, argv[7], "berth-durable:replaceFile");
 }
 
-static napi_value sync_dir(napi_env env, napi_callback_info info) {
-    static const char usage[] = "syncDir(dir: string, done)";
+/* A job on one directory: fn(dir: string, done). */
+static napi_value dir_job(napi_env env, napi_callback_info info, enum job_kind kind, const char *usage, const char *name) {
     napi_value argv[2];
-    struct job *j = new_job(env, info, JOB_SYNC_DIR, 2, argv, usage);
+    struct job *j = new_job(env, info, kind, 2, argv, usage);
     if (j == NULL) return NULL;
     j->target = string_arg(env, argv[0]);
     if (j->target == NULL) return bad_arguments(env, j, usage);
-    return queue(env, j, argv[1], "berth-durable:syncDir");
+    if (kind == JOB_REMOVE_TREE && (j->where = malloc(WHERE_LEN)) == NULL) {
+        job_free(env, j);
+        napi_throw_error(env, NULL, "berth-durable: out of memory");
+        return NULL;
+    }
+    return queue(env, j, argv[1], name);
+}
+
+static napi_value sync_dir(napi_env env, napi_callback_info info) {
+    return dir_job(env, info, JOB_SYNC_DIR, "syncDir(dir: string, done)", "berth-durable:syncDir");
+}
+
+static napi_value remove_tree_fn(napi_env env, napi_callback_info info) {
+    return dir_job(env, info, JOB_REMOVE_TREE, "removeTree(dir: string, done)", "berth-durable:removeTree");
 }
 
 NAPI_MODULE_INIT() {
@@ -283,6 +305,9 @@ NAPI_MODULE_INIT() {
         return NULL;
     if (napi_create_function(env, "syncDir", NAPI_AUTO_LENGTH, sync_dir, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "syncDir", fn) != napi_ok)
+        return NULL;
+    if (napi_create_function(env, "removeTree", NAPI_AUTO_LENGTH, remove_tree_fn, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "removeTree", fn) != napi_ok)
         return NULL;
     return exports;
 }

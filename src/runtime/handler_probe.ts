@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { detectCgroupLayout, PodCgroup } from '../cgroups/cgroups';
 import { errorMessage } from '../errors';
-import { mountsUnder } from '../sandbox/namespaces/mounts';
+import { mountsUnder } from '../util/mountinfo';
 import { NamespacePinner } from '../sandbox/namespaces/pinner';
 import { mountOverlay } from '../snapshotter/mount';
 import { ContainerRuntime } from './container_runtime';

@@ -86,17 +86,6 @@ interface LogEntry {
   msg?: string;
 }
 
-/** The error-level messages of a runc JSON log file. */
-async function readRuntimeErrors(logFile: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await fsp.readFile(logFile, 'utf8');
-  } catch {
-    return [];
-  }
-  return runtimeLogErrors(text.split('\n'));
-}
-
 /** The error-level messages among a runc JSON log's lines (a line that is not JSON is kept as it is). */
 function runtimeLogErrors(lines: string[]): string[] {
   const out: string[] = [];
@@ -110,6 +99,17 @@ function runtimeLogErrors(lines: string[]): string[] {
     }
   }
   return out;
+}
+
+/**
+ * The error of a runtime command logging to stderr: its JSON error entries
+ * (runc prints the same error again as plain text after its log entry), or
+ * else the plain text.
+ */
+export function stderrErrors(stderr: string): string {
+  const lines = stderr.split('\n');
+  const logged = runtimeLogErrors(lines.filter((l) => l.startsWith('{')));
+  return logged.length > 0 ? logged.join('; ') : stderr.trim();
 }
 
 /** Maps a runtime's error message to the berth error kind a CRI caller expects. */
@@ -150,29 +150,24 @@ export class OciRuntime {
     return fsp.mkdtemp(path.join(this.handler.tmpDir, `${this.handler.name}-`));
   }
 
-  private baseArgs(logFile: string): string[] {
-    return [...(this.handler.globalArgs ?? []), '--root', this.handler.root, '--log', logFile, '--log-format', 'json'];
-  }
-
-  /** Runs one runtime command; resolves stdout, throws a typed error with the runtime's message. */
+  /**
+   * Runs one runtime command; resolves stdout, throws a typed error with the
+   * runtime's message. With no --log the runtime logs to stderr (JSON), which
+   * is kept anyway: no log file, so no scratch directory to make and remove.
+   */
   private async run(op: string, id: string, args: string[]): Promise<string> {
-    const dir = await this.scratch();
-    const logFile = path.join(dir, 'log.json');
     try {
-      const r = await launch(this.handler.binary, [...this.baseArgs(logFile), ...args], { stdoutCap: COMMAND_OUTPUT_CAP, stderrCap: 64 * 1024 });
+      const r = await launch(this.handler.binary, [...(this.handler.globalArgs ?? []), '--root', this.handler.root, '--log-format', 'json', ...args], {
+        stdoutCap: COMMAND_OUTPUT_CAP,
+        stderrCap: 64 * 1024,
+      });
       const { code, signal } = r;
-      const stdout = r.stdout.toString('utf8');
-      const stderr = r.stderr.toString('utf8');
-      if (code === 0) return stdout;
-      const errors = await readRuntimeErrors(logFile);
-      const message =
-        errors.join('; ') || stderr.trim() || (signal ? `killed by ${signal}` : `exited with status ${String(code)}`);
+      if (code === 0) return r.stdout.toString('utf8');
+      const message = stderrErrors(r.stderr.toString('utf8')) || (signal ? `killed by ${signal}` : `exited with status ${String(code)}`);
       throw runtimeError(`${this.handler.name} ${op}`, id, message);
     } catch (err) {
       if (err instanceof BerthError) throw err;
       throw internal(`${this.handler.name} ${op} ${id}: cannot run ${this.handler.binary}: ${errorMessage(err)}`, err);
-    } finally {
-      await fsp.rm(dir, { recursive: true, force: true });
     }
   }
 

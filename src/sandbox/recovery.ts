@@ -5,12 +5,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage } from '../errors';
-import { isPinned, readMountInfo } from './namespaces/mounts';
+import { isPinned } from './namespaces/mounts';
+import { readMountInfoSync } from '../util/mountinfo';
 import { killPause, pauseAlive } from './namespaces/pause';
 import type { SandboxParts } from './parts';
 import type { SandboxRecord } from './record';
 import { markNotReady } from './state';
-import { removeDirs, type PodTeardown } from './teardown';
+import { type PodTeardown } from './teardown';
+import { removeTree } from '../util/remove_tree';
 
 export async function recoverPods(d: SandboxParts, teardown: PodTeardown): Promise<void> {
   fs.mkdirSync(d.podsStateDir, { recursive: true, mode: 0o700 });
@@ -43,7 +45,7 @@ export async function recoverPods(d: SandboxParts, teardown: PodTeardown): Promi
 }
 
 function namespacesIntact(rec: SandboxRecord): boolean {
-  const table = readMountInfo();
+  const table = readMountInfoSync();
   for (const p of Object.values(rec.nsPaths)) if (p && !isPinned(p, table)) return false;
   if (rec.pausePid !== undefined && !pauseAlive(rec)) return false;
   return true;
@@ -56,7 +58,7 @@ async function removeOrphanDirs(d: SandboxParts): Promise<void> {
       const dir = path.join(base, name);
       try {
         if (base === d.podsStateDir) await d.pinner.unpin(path.join(dir, 'ns'), path.join(dir, 'shm'));
-        await removeDirs([dir]);
+        await removeTree(dir);
         d.logger.info('removed the leftovers of a pod sandbox with no record', { dir });
       } catch (err) {
         d.logger.warn('cannot remove pod sandbox leftovers', { dir, error: errorMessage(err) });

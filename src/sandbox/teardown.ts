@@ -2,13 +2,12 @@
 // detached beside them, then berth-pause, pinned namespaces and shm) and
 // RemovePodSandbox (its containers, then the cgroup berth made and the pod directories, then the record). Every step
 // tolerates already-done, so a retry after a failure or a crash finishes.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { internal, wrapError } from '../errors';
+import { wrapError } from '../errors';
 import type { PhaseTrace } from '../metrics/phase_trace';
 import { crashPoint, type CrashPointName } from '../util/crashpoint';
 import { podNetworkRef } from './cni_adapter';
-import { mountsUnder, readMountInfo } from './namespaces/mounts';
+import { removeTrees } from '../util/remove_tree';
 import { killPause } from './namespaces/pause';
 import type { SandboxParts } from './parts';
 import { sandboxNameKey, type SandboxRecord } from './record';
@@ -147,21 +146,9 @@ export class PodTeardown {
     // Independent: side by side, both settled before a failure is thrown (a retry redoes what is left).
     const [cgroup, dirs] = await Promise.allSettled([
       timed(trace, 'cgroup', () => this.d.cgroups.remove(rec.cgroup, rec.id, rec.cgroup.createdByBerth && !shared)),
-      timed(trace, 'dirs', () => removeDirs([rec.stateDir, rec.filesDir])),
+      timed(trace, 'dirs', () => removeTrees([rec.stateDir, rec.filesDir])),
     ]);
     if (cgroup.status === 'rejected') throw cgroup.reason;
     if (dirs.status === 'rejected') throw dirs.reason;
   }
-}
-
-/** rm -r of each directory, side by side and off the event loop; refuses (removing none) when anything below one is still mounted. */
-export async function removeDirs(dirs: readonly string[]): Promise<void> {
-  const table = readMountInfo();
-  for (const dir of dirs) {
-    const mounted = mountsUnder(dir, table);
-    if (mounted.length > 0) {
-      throw internal(`cannot remove ${dir}: still mounted: ${mounted.map((m) => m.mountpoint).join(', ')}`);
-    }
-  }
-  await Promise.all(dirs.map((dir) => fs.promises.rm(dir, { recursive: true, force: true })));
 }

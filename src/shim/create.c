@@ -36,6 +36,19 @@ static size_t read_available(int fd, char *buf, size_t cap)
 	return len;
 }
 
+/* The runtime failed: its stderr in the ERR line. Apart from create_container
+ * so its buffer is not in that frame, under which the shim waits for the
+ * runtime. */
+static __attribute__((noinline, noreturn)) void fail_create(int rt_status, int runtime_stderr)
+{
+	char msg[3000];
+	size_t len = read_available(runtime_stderr, msg, sizeof(msg));
+	if (WIFEXITED(rt_status))
+		fail_start("%s create failed (exit status %d): %s", opt.runtime, WEXITSTATUS(rt_status),
+			   len ? msg : "no error output; see runtime.log");
+	fail_start("%s create killed by signal %d", opt.runtime, WTERMSIG(rt_status));
+}
+
 void create_container(const sigset_t *orig_mask)
 {
 	int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
@@ -45,8 +58,7 @@ void create_container(const sigset_t *orig_mask)
 		fail_start("open /dev/null: %s", strerror(errno));
 
 	if (opt.tty) {
-		if (state_path(path_console, "console.sock") < 0)
-			fail_start("state dir path too long");
+		use_console_path();
 		console_fd = listen_unix(path_console, 16);
 		if (console_fd < 0)
 			fail_start("console socket %s: %s", path_console, strerror(errno));
@@ -128,14 +140,8 @@ void create_container(const sigset_t *orig_mask)
 	if (console_fd >= 0)
 		pty = take_pending_console_fd(&console_fd, path_console);
 
-	if (!WIFEXITED(rt_status) || WEXITSTATUS(rt_status) != 0) {
-		char msg[3000];
-		size_t len = read_available(err_pipe[0], msg, sizeof(msg));
-		if (WIFEXITED(rt_status))
-			fail_start("%s create failed (exit status %d): %s", opt.runtime, WEXITSTATUS(rt_status),
-				   len ? msg : "no error output; see runtime.log");
-		fail_start("%s create killed by signal %d", opt.runtime, WTERMSIG(rt_status));
-	}
+	if (!WIFEXITED(rt_status) || WEXITSTATUS(rt_status) != 0)
+		fail_create(rt_status, err_pipe[0]);
 	container_pid = read_pid_file(path_pid);
 	if (container_pid <= 0)
 		fail_start("%s create succeeded but pid file %s is unreadable", opt.runtime, path_pid);

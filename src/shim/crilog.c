@@ -11,9 +11,6 @@ int crilog_init(struct crilog_stream *s, const char *name, size_t max, crilog_em
 	memset(s, 0, sizeof(*s));
 	if (max == 0)
 		return -1;
-	s->buf = malloc(max);
-	if (!s->buf)
-		return -1;
 	s->name = name;
 	s->max = max;
 	s->emit = emit;
@@ -48,6 +45,17 @@ void crilog_feed(struct crilog_stream *s, const char *data, size_t len)
 			seg -= take;
 		}
 		if (!nl) {
+			if (seg == 0)
+				return;
+			/* The buffer is made for the first unfinished line: most
+			 * containers only ever write whole ones. Without memory
+			 * the piece goes out at once as a partial. */
+			if (!s->buf)
+				s->buf = malloc(s->max);
+			if (!s->buf) {
+				emit_line(s, data, seg, 'P');
+				return;
+			}
 			memcpy(s->buf + s->len, data, seg);
 			s->len += seg;
 			return;

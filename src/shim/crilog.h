@@ -13,13 +13,14 @@ typedef void (*crilog_emit_fn)(void *ctx, const char *stream, char tag, const ch
 
 struct crilog_stream {
 	const char *name; /* "stdout" or "stderr" */
-	char *buf;        /* pending bytes of an unfinished line, capacity max */
+	char *buf;        /* pending bytes of an unfinished line, capacity max; made for the first one */
 	size_t len;
 	size_t max;
 	crilog_emit_fn emit;
 	void *ctx;
 };
 
+/* -1 when max is 0. */
 int crilog_init(struct crilog_stream *s, const char *name, size_t max, crilog_emit_fn emit, void *ctx);
 void crilog_feed(struct crilog_stream *s, const char *data, size_t len);
 /* End of stream: an unfinished line is emitted as a P record. */

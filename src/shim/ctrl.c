@@ -18,7 +18,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CLIENT_IN_CAP (SHIM_FRAME_HDR + SHIM_FRAME_MAX)
+/* A command client's input holds one command line and its '\n' (a longer
+ * one is refused); an attach client's, one whole frame. Only attach needs the
+ * 32 KiB, so the buffer grows on ATTACH: a WAIT connection, which berthd
+ * keeps open for the container's life, holds a small one. */
+#define CLIENT_CMD_IN_CAP (SHIM_CMD_MAX + 1)
+#define CLIENT_ATTACH_IN_CAP (SHIM_FRAME_HDR + SHIM_FRAME_MAX)
 
 struct client *clients[MAX_CLIENTS];
 
@@ -123,6 +128,13 @@ static void handle_command(int idx, const char *line, size_t len)
 			reply(idx, "ERR container has exited");
 			break;
 		}
+		uint8_t *in = realloc(clients[idx]->in, CLIENT_ATTACH_IN_CAP);
+		if (!in) {
+			reply(idx, "ERR out of memory");
+			break;
+		}
+		clients[idx]->in = in;
+		clients[idx]->in_cap = CLIENT_ATTACH_IN_CAP;
 		reply(idx, "OK");
 		if (clients[idx]) {
 			clients[idx]->mode = CLIENT_ATTACH;
@@ -135,7 +147,7 @@ static void handle_command(int idx, const char *line, size_t len)
 void client_readable(int idx)
 {
 	struct client *c = clients[idx];
-	ssize_t n = read(c->fd, c->in + c->in_len, CLIENT_IN_CAP - c->in_len);
+	ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -201,7 +213,7 @@ void accept_clients(void)
 			}
 		struct client *c = slot >= 0 ? calloc(1, sizeof(*c)) : NULL;
 		if (c)
-			c->in = malloc(CLIENT_IN_CAP);
+			c->in = malloc(CLIENT_CMD_IN_CAP);
 		if (!c || !c->in) {
 			static const char busy[] = "ERR too many clients\n";
 			if (write(fd, busy, sizeof(busy) - 1) < 0) {
@@ -213,6 +225,7 @@ void accept_clients(void)
 			continue;
 		}
 		c->fd = fd;
+		c->in_cap = CLIENT_CMD_IN_CAP;
 		c->mode = CLIENT_CMD;
 		clients[slot] = c;
 	}

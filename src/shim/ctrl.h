@@ -19,7 +19,7 @@ struct client {
 	unsigned flags;
 	int closing; /* close once out is drained */
 	uint8_t *in;
-	size_t in_len;
+	size_t in_len, in_cap;
 	struct obuf out;
 };
 

@@ -52,8 +52,8 @@ static int n_runtime_args, tty, ctl_fd = -1;
 /* A sealed memfd copy of the runtime binary from berth-launch (--runtime-fd), exec'd instead of the path: runc
  * then skips re-exec'ing itself from a copy of its own (src/launch/runtime_copy.c). -1: none. */
 static int runtime_fd = -1;
-/* The private scratch directory (empty until made) and the files in it. */
-static char scratch[PATH_MAX], process_buf[PATH_MAX], pid_buf[PATH_MAX], log_buf[PATH_MAX], console_buf[PATH_MAX];
+/* The private scratch directory (empty until made); make_scratch names the files in it. */
+static char scratch[PATH_MAX];
 
 static int sig_fd = -1, console_fd = -1, pty = -1;
 static pid_t runtime_pid = -1, proc_pid = -1;
@@ -191,11 +191,19 @@ static int read_exact(int fd, char *buf, size_t len)
 	return 0;
 }
 
-/* <scratch>/<name> into out (PATH_MAX bytes). */
-static const char *scratch_file(char *out, const char *name)
+/* <scratch>/<name>, in an allocation of its size (a PATH_MAX buffer each would
+ * be a page each for the life of the exec), kept until we exit. */
+static const char *scratch_file(const char *name)
 {
-	if (snprintf(out, PATH_MAX, "%s/%s", scratch, name) >= PATH_MAX)
+	size_t len = strlen(scratch) + 1 + strlen(name) + 1;
+	if (len > PATH_MAX)
 		fail("scratch path too long under %s", tmp_dir);
+	char *out = malloc(len);
+	if (!out)
+		fail("out of memory");
+	char *end = stpcpy(out, scratch);
+	*end = '/';
+	strcpy(end + 1, name);
 	return out;
 }
 
@@ -206,11 +214,11 @@ static void make_scratch(void)
 		scratch[0] = 0;
 		fail("scratch directory under %s: %s", tmp_dir, strerror(errno));
 	}
-	process_file = scratch_file(process_buf, "process.json");
-	pid_file = scratch_file(pid_buf, "exec.pid");
-	log_path = scratch_file(log_buf, "log.json");
+	process_file = scratch_file("process.json");
+	pid_file = scratch_file("exec.pid");
+	log_path = scratch_file("log.json");
 	if (tty)
-		console_path = scratch_file(console_buf, "console.sock");
+		console_path = scratch_file("console.sock");
 }
 
 /* Waits for "RUN <args-bytes> <process-bytes>\n", then the NUL-terminated

@@ -117,7 +117,10 @@ void log_emit(void *ctx, const char *stream, char tag, const char *data, size_t 
 /* Returns 0 while the stream is open, -1 at EOF. */
 int pump_output(int *fd, struct crilog_stream *ls, enum shim_frame_type type)
 {
-	char buf[READ_CHUNK];
+	/* Static, not on the stack: a stack frame this size would put every
+	 * call below it (read, the log record, diag) 32 KiB down and keep those
+	 * pages for the shim's life; here only what a read fills is touched. */
+	static char buf[READ_CHUNK];
 	for (int rounds = 0; rounds < 8; rounds++) {
 		ssize_t n = read(*fd, buf, sizeof(buf));
 		if (n < 0) {

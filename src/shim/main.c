@@ -148,13 +148,10 @@ int main(int argc, char **argv)
 		detached = 1;
 		await_orders(argc, argv);
 	}
-	if (state_path(path_ctl, "ctl.sock") < 0 || state_path(path_pid, "container.pid") < 0 ||
-	    state_path(path_exit, "exit") < 0 || state_path(path_exit_tmp, "exit.tmp") < 0 ||
-	    state_path(path_runtime_log, "runtime.log") < 0 || state_path(path_shim_log, "shim.log") < 0 ||
-	    state_path(path_shim_pid, "shim.pid") < 0) {
-		path_shim_log[0] = 0;
-		report_ready("ERR state dir path too long");
-		fprintf(stderr, "berth-shim: state dir path too long\n");
+	if (state_paths_init() < 0) {
+		const char *why = errno == ENAMETOOLONG ? "state dir path too long" : "out of memory";
+		report_ready("ERR %s", why);
+		fprintf(stderr, "berth-shim: %s\n", why);
 		return 2;
 	}
 	/* The control socket grants attach: its directory is owner-only. */
@@ -187,19 +184,14 @@ int main(int argc, char **argv)
 
 	char pidbuf[32];
 	snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getpid());
-	for (int i = 0; i < opt.n_shim_cgroups; i++) {
-		char p[PATH_MAX];
-		if (snprintf(p, sizeof(p), "%s/cgroup.procs", opt.shim_cgroups[i]) >= (int)sizeof(p) ||
-		    write_file(p, pidbuf, O_APPEND) < 0)
-			fail_start("move shim into cgroup %s: %s", opt.shim_cgroups[i], strerror(errno));
-	}
+	join_shim_cgroups(pidbuf);
 	if (write_file(path_shim_pid, pidbuf, O_CREAT | O_TRUNC) < 0)
 		fail_start("write %s: %s", path_shim_pid, strerror(errno));
 	if (open_log() < 0)
 		fail_start("open log %s: %s", opt.log_path, strerror(errno));
 	if (crilog_init(&log_out, "stdout", opt.log_max_line, log_emit, NULL) < 0 ||
 	    crilog_init(&log_err, "stderr", opt.log_max_line, log_emit, NULL) < 0)
-		fail_start("out of memory");
+		fail_start("bad --log-max-line");
 	ctl_fd = listen_unix(path_ctl, 16);
 	if (ctl_fd < 0)
 		fail_start("control socket %s: %s", path_ctl, strerror(errno));

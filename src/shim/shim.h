@@ -10,8 +10,10 @@
 #include <limits.h>
 #include <sys/types.h>
 
-extern char path_ctl[PATH_MAX], path_console[PATH_MAX], path_pid[PATH_MAX], path_exit[PATH_MAX],
-	path_exit_tmp[PATH_MAX], path_runtime_log[PATH_MAX], path_shim_log[PATH_MAX], path_shim_pid[PATH_MAX];
+/* Files in the state directory: "" until state_paths_init (path_console until
+ * terminal mode sets it up, use_console_path). */
+extern const char *path_ctl, *path_console, *path_pid, *path_exit, *path_exit_tmp, *path_runtime_log,
+	*path_shim_log, *path_shim_pid;
 
 extern int log_fd, out_fd, err_fd, stdin_fd;
 extern int stdin_closing, stdin_once_used;
@@ -30,8 +32,13 @@ extern struct early_exit early[MAX_EARLY];
 extern int n_early;
 extern mode_t saved_umask;
 
-/* <state-dir>/name into dst (PATH_MAX bytes); -1 when it is too long. */
-int state_path(char *dst, const char *name);
+/* Sets the paths above to <state-dir>/<name>, all in one allocation sized
+ * to them (a long-running shim keeps them: no page of the shim's own per
+ * path). -1 with errno ENAMETOOLONG when one would reach PATH_MAX, ENOMEM
+ * when the allocation fails. */
+int state_paths_init(void);
+/* Terminal mode: from now on path_console is <state-dir>/console.sock. */
+void use_console_path(void);
 /* Closes *fd if open and sets it to -1. */
 void close_fd(int *fd);
 

@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -72,6 +74,16 @@ int write_file(const char *path, const char *data, int flags)
 	if (close(fd) < 0)
 		r = -1;
 	return r;
+}
+
+void join_shim_cgroups(const char *pid_line)
+{
+	for (int i = 0; i < opt.n_shim_cgroups; i++) {
+		char p[PATH_MAX];
+		if (snprintf(p, sizeof(p), "%s/cgroup.procs", opt.shim_cgroups[i]) >= (int)sizeof(p) ||
+		    write_file(p, pid_line, O_APPEND) < 0)
+			fail_start("move shim into cgroup %s: %s", opt.shim_cgroups[i], strerror(errno));
+	}
 }
 
 /* A live shim answers on ctl.sock: never steal its socket or exit file. */

@@ -4,11 +4,14 @@
 
 #include "cli.h"
 
-#include <stdio.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-char path_ctl[PATH_MAX], path_console[PATH_MAX], path_pid[PATH_MAX], path_exit[PATH_MAX],
-	path_exit_tmp[PATH_MAX], path_runtime_log[PATH_MAX], path_shim_log[PATH_MAX], path_shim_pid[PATH_MAX];
+const char *path_ctl = "", *path_console = "", *path_pid = "", *path_exit = "", *path_exit_tmp = "",
+	   *path_runtime_log = "", *path_shim_log = "", *path_shim_pid = "";
+static const char *console_path = "";
 
 int log_fd = -1;
 int out_fd = -1;   /* stdout pipe read end, or pty master */
@@ -41,8 +44,44 @@ void close_fd(int *fd)
 	}
 }
 
-int state_path(char *dst, const char *name)
+int state_paths_init(void)
 {
-	int n = snprintf(dst, PATH_MAX, "%s/%s", opt.state_dir, name);
-	return (n < 0 || n >= PATH_MAX) ? -1 : 0;
+	static const struct {
+		const char **path;
+		const char *name;
+	} files[] = {
+		{ &path_ctl, "ctl.sock" },
+		{ &path_pid, "container.pid" },
+		{ &path_exit, "exit" },
+		{ &path_exit_tmp, "exit.tmp" },
+		{ &path_runtime_log, "runtime.log" },
+		{ &path_shim_log, "shim.log" },
+		{ &path_shim_pid, "shim.pid" },
+		{ &console_path, "console.sock" },
+	};
+	enum { N_FILES = sizeof(files) / sizeof(files[0]) };
+	size_t dir_len = strlen(opt.state_dir), total = 0;
+	for (size_t i = 0; i < N_FILES; i++) {
+		size_t len = dir_len + 1 + strlen(files[i].name);
+		if (len >= PATH_MAX) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		total += len + 1;
+	}
+	char *p = malloc(total);
+	if (!p)
+		return -1;
+	for (size_t i = 0; i < N_FILES; i++) {
+		*files[i].path = p;
+		memcpy(p, opt.state_dir, dir_len);
+		p[dir_len] = '/';
+		p = stpcpy(p + dir_len + 1, files[i].name) + 1;
+	}
+	return 0;
+}
+
+void use_console_path(void)
+{
+	path_console = console_path;
 }

@@ -70,7 +70,8 @@ int exit_code(int status)
 	return 255;
 }
 
-void close_fds_except(int keep, int keep_too)
+/* The /proc/self/fd walk, for a kernel without close_range (before 5.9). */
+static void close_fds_listed_except(int keep, int keep_too)
 {
 	DIR *d = opendir("/proc/self/fd");
 	if (!d)
@@ -97,6 +98,25 @@ void close_fds_except(int keep, int keep_too)
 			close(fds[i]);
 	}
 	closedir(d);
+}
+
+void close_fds_except(int keep, int keep_too)
+{
+	/* close_range over the gaps between the kept fds: no directory walk, and
+	 * none of opendir's 32 KiB buffer left in a long-lived process's heap. */
+	int lo = keep < keep_too ? keep : keep_too, hi = keep < keep_too ? keep_too : keep;
+	unsigned first = 3;
+	int ok = 1;
+	for (int k = 0; k < 2 && ok; k++) {
+		int fd = k == 0 ? lo : hi;
+		if (fd < (int)first)
+			continue;
+		if (fd > (int)first)
+			ok = close_range(first, (unsigned)fd - 1, 0) == 0;
+		first = (unsigned)fd + 1;
+	}
+	if (!ok || close_range(first, ~0U, 0) < 0)
+		close_fds_listed_except(keep, keep_too);
 }
 
 int listen_unix(const char *path, int backlog)
@@ -147,7 +167,9 @@ int recv_console_fd(int listen_fd)
 	int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0)
 		return -1;
-	char name[PATH_MAX];
+	/* The data is the terminal's name, which nothing here uses: a short buffer
+	 * takes the fd with its start, and the rest goes with the connection. */
+	char name[128];
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };

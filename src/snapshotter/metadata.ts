@@ -1,9 +1,12 @@
 // The snapshotter's durable index: snapshot key → short numeric id, kind and
 // parent. One small JSON file, replaced atomically (write temp, fsync, rename,
-// fsync dir), so after a crash it is either the old or the new version.
+// fsync dir), so after a crash it is either the old or the new version. Saves
+// asked for while one is being written share the next (group commit): each
+// writes everything changed before it began.
 import * as fsp from 'node:fs/promises';
 import { errnoCode, errorMessage, internal } from '../errors';
 import { writeFileAtomicKeepingOld } from '../util/atomic_file';
+import { GroupCommit } from '../util/group_commit';
 
 export type SnapshotKind = 'committed' | 'active';
 
@@ -25,7 +28,13 @@ interface MetadataFile {
 export class MetadataStore {
   private data: MetadataFile = { version: 1, nextId: 1, snapshots: {} };
 
-  constructor(private readonly file: string) {}
+  private readonly saves = new GroupCommit(() => this.write());
+
+  constructor(
+    private readonly file: string,
+    /** How the file is written (a test counts the writes). */
+    private readonly writeFile: (file: string, data: string, tmp: string) => Promise<unknown> = writeFileAtomicKeepingOld,
+  ) {}
 
   async load(): Promise<void> {
     let text: string;
@@ -71,12 +80,17 @@ export class MetadataStore {
     delete this.data.snapshots[key];
   }
 
-  async save(): Promise<void> {
+  /** Resolves once a write begun after this call (so holding every change made before it) is durable. */
+  save(): Promise<void> {
+    return this.saves.request();
+  }
+
+  private async write(): Promise<void> {
     // A fixed temp name: init() knows it and removes a half-written one. The
     // old file is swapped into it and written over next time, so a save (one
     // per container create and remove) makes and frees no inode
     // (src/store/spare_files.ts says why that pays).
-    await writeFileAtomicKeepingOld(this.file, JSON.stringify(this.data, null, 1), `${this.file}.tmp`);
+    await this.writeFile(this.file, JSON.stringify(this.data, null, 1), `${this.file}.tmp`);
   }
 
 }

@@ -1,8 +1,8 @@
 // Mounting (Node has no mount API): mount(2)/umount(2) through berth-launch
-// in berthd, else util-linux's mount/umount; and reading /proc/self/mountinfo.
-import * as fsp from 'node:fs/promises';
+// in berthd, else util-linux's mount/umount.
 import { errorMessage, internal } from '../errors';
 import { launcherInUse, mountSyscall, umountSyscall } from '../util/launch';
+import { escapeMountPath, parseMountInfo, readMountInfoText } from '../util/mountinfo';
 import { CommandError, findExecutable, run } from './exec';
 
 /** The kernel copies mount data into one page; longer option strings fail. */
@@ -12,50 +12,6 @@ function binary(name: 'mount' | 'umount'): string {
   const bin = findExecutable(name);
   if (bin === undefined) throw internal(`${name} binary not found (util-linux mount package)`);
   return bin;
-}
-
-/** Decodes the octal escapes (\040 etc.) mountinfo uses for spaces, tabs, newlines and backslashes. */
-function unescapeMountPath(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-export interface MountInfo {
-  mountPoint: string;
-  fsType: string;
-  source: string;
-  superOptions: string;
-}
-
-/** The mount table as the kernel prints it; parse it with parseMountInfo, or look for a string first. */
-export function readMountInfoText(): Promise<string> {
-  return fsp.readFile('/proc/self/mountinfo', 'utf8');
-}
-
-export async function readMountInfo(): Promise<MountInfo[]> {
-  return parseMountInfo(await readMountInfoText());
-}
-
-export function parseMountInfo(text: string): MountInfo[] {
-  const out: MountInfo[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    const [left, right] = line.split(' - ');
-    if (left === undefined || right === undefined) continue;
-    const l = left.split(' ');
-    const r = right.split(' ');
-    out.push({
-      mountPoint: unescapeMountPath(l[4] ?? ''),
-      fsType: r[0] ?? '',
-      source: unescapeMountPath(r[1] ?? ''),
-      superOptions: r[2] ?? '',
-    });
-  }
-  return out;
-}
-
-/** mountinfo's escaping of a path (octal for space, tab, newline and backslash). */
-function escapeMountPath(p: string): string {
-  return p.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
 
 export async function isMountPoint(target: string): Promise<boolean> {
@@ -85,6 +41,34 @@ export async function mountOverlay(options: string, target: string, cwd: string)
 }
 
 const MS_RDONLY = 1;
+
+const UMOUNT_NOFOLLOW = 8;
+/** More mounts stacked on one target than berth ever makes: something else keeps mounting there. */
+const MAX_STACKED = 64;
+
+/**
+ * Unmounts every mount stacked on target (an absolute path without
+ * symlinks). Through berth-launch it unmounts until the kernel says target
+ * is no mount point (EINVAL), with no read of the mount table; else it reads
+ * the table before each unmount.
+ */
+export async function umountAll(target: string): Promise<void> {
+  for (let i = 0; i < MAX_STACKED; i++) {
+    if (launcherInUse()) {
+      try {
+        await umountSyscall(target, UMOUNT_NOFOLLOW);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EINVAL' || code === 'ENOENT') return;
+        throw internal(`unmounting ${target}: ${errorMessage(err)}`, err);
+      }
+    } else {
+      if (!(await isMountPoint(target))) return;
+      await umount(target);
+    }
+  }
+  throw internal(`unmounting ${target}: still mounted after ${MAX_STACKED} unmounts`);
+}
 
 export async function umount(target: string): Promise<void> {
   try {

@@ -30,7 +30,8 @@ import type { Logger } from '../log/logger';
 import { digestOfHex, isSha256Digest } from '../oci/digest';
 import { toReadable } from './decompress';
 import { MetadataStore, type SnapshotKind, type SnapshotRecord } from './metadata';
-import { MAX_MOUNT_OPTIONS, isMountPoint, mountOverlay, parseMountInfo, readMountInfo, readMountInfoText, umount } from './mount';
+import { parseMountInfo, readMountInfo, readMountInfoText } from '../util/mountinfo';
+import { MAX_MOUNT_OPTIONS, mountOverlay, umountAll } from './mount';
 import { UnpackPool } from './unpack_pool';
 import { KeyedMutex } from '../util/keyed_mutex';
 import { SingleFlight } from '../util/single_flight';
@@ -224,7 +225,7 @@ export class Snapshotter {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       // Committed in chain order: the parent first (a failed parent fails this layer too).
       if (opts.parentReady !== undefined) await opts.parentReady;
-      await this.withLock(async () => {
+      const committed = await this.withLock(async () => {
         if (opts.parentChainId !== undefined && !this.hasCommitted(opts.parentChainId)) {
           throw failedPrecondition(`parent layer ${opts.parentChainId} of ${opts.chainId} is not committed`);
         }
@@ -241,8 +242,9 @@ export class Snapshotter {
         await fsp.rename(work as string, this.snapshotDir(record));
         work = undefined;
         this.meta.set(opts.chainId, record);
-        await this.saveOrRollBack(opts.chainId, record);
+        return record;
       });
+      await this.saveOrRollBack(opts.chainId, committed);
       await this.usageBook.measure(opts.chainId);
       this.logger.debug('layer committed', {
         chainId: opts.chainId,
@@ -277,20 +279,21 @@ export class Snapshotter {
       await fsp.mkdir(path.join(work, 'fs'), { mode: 0o755 });
       await fsp.chmod(path.join(work, 'fs'), 0o755);
       await fsp.mkdir(path.join(work, 'work'), { mode: 0o700 });
-      await this.withLock(async () => {
+      const record = await this.withLock(async () => {
         if (this.meta.get(key) !== undefined) throw alreadyExists(`snapshot ${key} already exists`);
         if (!this.hasCommitted(parentChainId)) throw notFound(`parent snapshot ${parentChainId} not found`);
-        const record: SnapshotRecord = {
+        const made: SnapshotRecord = {
           id: this.meta.allocateId(),
           kind: 'active',
           parent: parentChainId,
           created: new Date().toISOString(),
         };
-        await fsp.rename(work, this.snapshotDir(record));
+        await fsp.rename(work, this.snapshotDir(made));
         placed = true;
-        this.meta.set(key, record);
-        await this.saveOrRollBack(key, record);
+        this.meta.set(key, made);
+        return made;
       });
+      await this.saveOrRollBack(key, record);
     } catch (err) {
       if (!placed) await fsp.rm(work, { recursive: true, force: true });
       throw err;
@@ -366,13 +369,13 @@ export class Snapshotter {
       if (errnoCode(err) === 'ENOENT') return;
       throw err;
     }
-    // Unmount every layer stacked on the target (a repeated mount would leave several).
-    while (await isMountPoint(resolved)) await umount(resolved);
+    // Every layer stacked on the target (a repeated mount would leave several).
+    await umountAll(resolved);
   }
 
   async remove(key: string): Promise<void> {
     this.assertInit();
-    await this.withLock(async () => {
+    const trash = await this.withLock(async () => {
       const rec = this.meta.get(key);
       if (rec === undefined) throw notFound(`snapshot ${key} not found`);
       const children = this.meta.children(key);
@@ -384,10 +387,13 @@ export class Snapshotter {
       const trash = await fsp.mkdtemp(path.join(this.tmpDir, 'remove-'));
       await fsp.rename(this.snapshotDir(rec), path.join(trash, 'dir'));
       this.meta.delete(key);
-      await this.meta.save();
-      await fsp.rm(trash, { recursive: true, force: true });
       this.usageBook.forget(key);
+      return trash;
     });
+    // Outside the lock that serialises every prepare, commit and remove: the
+    // save (shared with those under way) and the rm -r of what the container wrote.
+    await this.meta.save();
+    await fsp.rm(trash, { recursive: true, force: true });
   }
 
   async list(): Promise<SnapshotInfo[]> {
@@ -448,14 +454,20 @@ export class Snapshotter {
     return false;
   }
 
-  /** Persists a just-added record; if that fails, forgets it and moves its dir out for removal. */
+  /**
+   * Persists a just-added record (outside the lock: saves under way at once
+   * share one write); if that fails, forgets it and moves its dir out for removal.
+   */
   private async saveOrRollBack(key: string, rec: SnapshotRecord): Promise<void> {
     try {
       await this.meta.save();
     } catch (err) {
-      this.meta.delete(key);
-      const trash = await fsp.mkdtemp(path.join(this.tmpDir, 'remove-'));
-      await fsp.rename(this.snapshotDir(rec), path.join(trash, 'dir')).catch(() => undefined);
+      const trash = await this.withLock(async () => {
+        if (this.meta.get(key) === rec) this.meta.delete(key);
+        const dir = await fsp.mkdtemp(path.join(this.tmpDir, 'remove-'));
+        await fsp.rename(this.snapshotDir(rec), path.join(dir, 'dir')).catch(() => undefined);
+        return dir;
+      });
       await fsp.rm(trash, { recursive: true, force: true });
       throw internal(`saving snapshot metadata: ${errorMessage(err)}`, err);
     }

@@ -68,6 +68,8 @@ type Done = (errno: number, syscall: string, kept: boolean, path: string) => voi
 interface DurableModule {
   replaceFile(tmp: string, target: string, data: Buffer, mode: number, syncFile: boolean, keepOld: boolean, dir: string, done: Done): void;
   syncDir(dir: string, done: Done): void;
+  /** rm -r that removes nothing when an entry is a mount point (EXDEV, path = that entry); src/durable/remove_tree.c. */
+  removeTree?(dir: string, done: Done): void;
 }
 
 /** An error shaped as node's fs makes them (code, errno, syscall, path). */
@@ -77,7 +79,7 @@ function fsError(errno: number, syscall: string, file: string): NodeJS.ErrnoExce
 }
 
 /** Runs one job of the module; resolves with its `kept`. */
-function call(start: (done: Done) => void): Promise<boolean> {
+export function call(start: (done: Done) => void): Promise<boolean> {
   return new Promise((resolve, reject) => {
     start((errno, syscall, kept, file) => (errno === 0 ? resolve(kept) : reject(fsError(errno, syscall, file))));
   });
@@ -99,13 +101,19 @@ const MODULE_CANDIDATES = [
   path.resolve(__dirname, '..', '..', 'build', 'berth-durable.node'),
 ];
 
-/** The module's steps, or undefined where berth-durable.node is missing or not what it should be. */
-export function nativeDurableFs(candidates: readonly string[] = MODULE_CANDIDATES): DurableFs | undefined {
+/** berth-durable.node's functions, or undefined where it is missing or not what it should be. */
+export function durableModule(candidates: readonly string[] = MODULE_CANDIDATES): DurableModule | undefined {
   const file = candidates.find((c) => fs.existsSync(c));
   if (file === undefined) return undefined;
   const mod = { exports: {} as Partial<DurableModule> };
   process.dlopen(mod, file);
   const { replaceFile, syncDir } = mod.exports;
   if (typeof replaceFile !== 'function' || typeof syncDir !== 'function') return undefined;
-  return moduleDurableFs(mod.exports as DurableModule);
+  return mod.exports as DurableModule;
+}
+
+/** The module's steps, or undefined where berth-durable.node is missing or not what it should be. */
+export function nativeDurableFs(candidates: readonly string[] = MODULE_CANDIDATES): DurableFs | undefined {
+  const mod = durableModule(candidates);
+  return mod && moduleDurableFs(mod);
 }

@@ -130,14 +130,15 @@ export interface Layer {
   mediaType: string;
 }
 
-/** A gzip layer holding the given files (path -> content) and symlinks. */
-export function makeLayer(files: Record<string, Buffer | string | { symlink: string } | { copyOf: string }>): Layer {
+/** A gzip layer holding the given files (path -> content), symlinks and (empty) directories. */
+export function makeLayer(files: Record<string, Buffer | string | { symlink: string } | { copyOf: string } | { dir: true }>): Layer {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-layer-'));
   try {
     for (const [name, content] of Object.entries(files)) {
       const p = path.join(dir, name);
       fs.mkdirSync(path.dirname(p), { recursive: true });
-      if (typeof content === 'object' && 'symlink' in content) fs.symlinkSync(content.symlink, p);
+      if (typeof content === 'object' && 'dir' in content) fs.mkdirSync(p, { recursive: true });
+      else if (typeof content === 'object' && 'symlink' in content) fs.symlinkSync(content.symlink, p);
       else if (typeof content === 'object' && 'copyOf' in content) fs.copyFileSync(content.copyOf, p);
       else fs.writeFileSync(p, content);
       if (name.startsWith('bin/')) fs.chmodSync(p, 0o755);

@@ -37,6 +37,19 @@ describe('runtime: the cgroup attach lock is kept warm while a create is held', 
     assert.equal(lines().length, after, 'no write after the last release');
   });
 
+  it('pauses while more creates than it warms for are in flight', async () => {
+    const file = path.join(dir, 'cgroup.procs');
+    fs.writeFileSync(file, '');
+    const warmer = new CgroupAttachWarmer(() => Promise.resolve(file), 4242, 1, 2);
+    const lines = (): number => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
+    const releases = [warmer.hold(), warmer.hold(), warmer.hold()];
+    await sleep(50);
+    assert.equal(lines(), 0, 'no write with three creates in flight');
+    releases[0]();
+    await until(() => lines() >= 2, 'writes again with two');
+    for (const r of releases) r();
+  });
+
   it('gives up quietly, once, where the file cannot be written', async () => {
     let finds = 0;
     const warmer = new CgroupAttachWarmer(() => {

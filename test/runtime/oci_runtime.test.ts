@@ -184,7 +184,7 @@ for (const runtimeName of runtimes) {
         assert.equal(Number(r.stdout.toString().trim()), Math.max(-997, host.minOomScoreAdj));
       });
 
-      it('keeps the scratch files of its calls in its tmpDir, and removes them', async () => {
+      it('keeps the scratch files of its calls in its tmpDir, and removes them; a plain command needs none', async () => {
         const scratch = path.join(tmp, 'scratch');
         fs.mkdirSync(scratch, { recursive: true });
         const seen: string[] = [];
@@ -192,12 +192,16 @@ for (const runtimeName of runtimes) {
         try {
           const withScratch = new OciRuntime({ name: runtimeName, binary: binary as string, root: path.join(tmp, 'state'), tmpDir: scratch }, supervisors);
           await withScratch.state(id);
+          await withScratch.kill(id, 0);
+          await new Promise((r) => setTimeout(r, 100));
+          assert.equal(seen.length, 0, `state and kill log to stderr: ${seen.join(' ')}`);
+          await withScratch.update(id, {});
           await withScratch.exec(id, execProcess(spec.process, ['true']));
           await new Promise((r) => setTimeout(r, 100));
         } finally {
           watcher.close();
         }
-        // The exec supervisor's own scratch directory, and the runtime call's.
+        // The exec supervisor's own scratch directory, and update's (its resources file).
         assert.ok(seen.some((f) => f.startsWith('exec-')), seen.join(' '));
         assert.ok(seen.some((f) => f.startsWith(`${runtimeName}-`)), seen.join(' '));
         assert.deepEqual(fs.readdirSync(scratch), []);
@@ -254,6 +258,8 @@ for (const runtimeName of runtimes) {
         assert.equal(st.id, id);
         assert.ok(st.pid > 0);
         await rejectsWithKind(runtime.state('no-such-container'), 'NOT_FOUND', /no-such-container/);
+        // runc logs its error (JSON on stderr) and prints it again as text: told once.
+        await assert.rejects(runtime.state('no-such-container'), (err: Error) => err.message.split('does not exist').length === 2);
       });
 
       it('returns the exit code and keeps stdout and stderr apart', async () => {

@@ -31,6 +31,7 @@ import {
   sandboxInfo,
   specInput,
 } from './fixtures';
+import type { MountInfoEntry } from '../../src/util/mountinfo';
 
 function expectKind(fn: () => unknown, kind: string, text?: RegExp): void {
   assert.throws(fn, (err: unknown) => {
@@ -39,6 +40,12 @@ function expectKind(fn: () => unknown, kind: string, text?: RegExp): void {
     if (text) assert.match(err.message, text);
     return true;
   });
+}
+
+
+/** A mount table entry for / with the given optional fields (its propagation). */
+function rootMount(optional: string[]): MountInfoEntry {
+  return { mountPoint: '/', root: '/', optional, fsType: 'ext4', source: '/dev/vda', superOptions: 'rw' };
 }
 
 describe('runtime/spec builder', () => {
@@ -65,14 +72,19 @@ describe('runtime/spec builder', () => {
     it('lowers them to berthd\'s own hard limits when it lacks CAP_SYS_RESOURCE, with a warning', () => {
       const warnings: string[] = [];
       const rlimits = [
-        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 524288 },
-        { type: 'RLIMIT_NPROC', soft: 50000, hard: 60000 },
+        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 524277 },
+        { type: 'RLIMIT_NPROC', soft: 50000, hard: 60007 },
       ];
-      assert.deepEqual(clampRlimits(rlimits, { RLIMIT_NOFILE: 20000, RLIMIT_NPROC: 10000 }, (w) => warnings.push(w)), [
-        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 20000 },
-        { type: 'RLIMIT_NPROC', soft: 10000, hard: 10000 },
+      assert.deepEqual(clampRlimits(rlimits, { RLIMIT_NOFILE: 19997, RLIMIT_NPROC: 9997 }, (w) => warnings.push(w)), [
+        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 19997 },
+        { type: 'RLIMIT_NPROC', soft: 9997, hard: 9997 },
       ]);
-      assert.match(warnings.join('\n'), /RLIMIT_NOFILE hard limit 524288 lowered to 20000: berthd lacks CAP_SYS_RESOURCE/);
+      assert.match(warnings.join('\n'), /RLIMIT_NOFILE hard limit 524277 lowered to 19997: berthd lacks CAP_SYS_RESOURCE/);
+      // The same clamp for the next container: applied, not reported again.
+      assert.deepEqual(clampRlimits(rlimits, { RLIMIT_NOFILE: 19997, RLIMIT_NPROC: 9997 }, () => assert.fail('reported twice')), [
+        { type: 'RLIMIT_NOFILE', soft: 1024, hard: 19997 },
+        { type: 'RLIMIT_NPROC', soft: 9997, hard: 9997 },
+      ]);
       assert.deepEqual(clampRlimits(rlimits, undefined, () => assert.fail('no warning')), rlimits);
       assert.deepEqual(
         hardLimitsFrom('Limit                     Soft Limit           Hard Limit           Units\nMax open files            20000                20000                files\nMax core file size        0                    unlimited            bytes\n'),
@@ -259,7 +271,7 @@ describe('runtime/spec builder', () => {
       assert.ok(spec.mounts.find((m) => m.destination === '/etc/hosts')?.options?.includes('ro'));
     });
     it('CRI mounts: readonly and propagation modes', () => {
-      const shared = [{ mountPoint: '/', optional: ['shared:1'] }];
+      const shared = [rootMount(['shared:1'])];
       const spec = build({
         mountInfo: () => shared,
         config: containerConfig({
@@ -281,7 +293,7 @@ describe('runtime/spec builder', () => {
       expectKind(
         () =>
           build({
-            mountInfo: () => [{ mountPoint: '/', optional: [] }],
+            mountInfo: () => [rootMount([])],
             config: containerConfig({
               command: ['x'],
               mounts: [mount({ containerPath: '/b', hostPath: tmp, propagation: 'PROPAGATION_HOST_TO_CONTAINER' })],

@@ -10,7 +10,7 @@ import { defaultConfig, type BerthConfig } from '../../src/config/config';
 import { silentLogger } from '../../src/log/logger';
 import { RuntimeHandlerRegistry } from '../../src/runtime/handlers';
 import { detectCgroupLayout } from '../../src/cgroups/cgroups';
-import { mountsUnder } from '../../src/sandbox/namespaces/mounts';
+import { mountsUnder } from '../../src/util/mountinfo';
 import { NamespacePinner } from '../../src/sandbox/namespaces/pinner';
 import { SandboxService, type SandboxServiceOptions } from '../../src/sandbox/service';
 import { ContainerEventBus } from '../../src/container/events';
@@ -82,7 +82,7 @@ export class SandboxFixture {
   }
 
   mountsUnderDir(): string[] {
-    return mountsUnder(this.dir).map((m) => m.mountpoint);
+    return mountsUnder(this.dir).map((m) => m.mountPoint);
   }
 
   /** Removes every pod, then anything a failed test left; returns what had to be force-cleaned. */

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { TestBerthd } from '../helpers/berthd';
 import { detectCgroupLayout } from '../../src/cgroups/cgroups';
-import { readMountInfo } from '../../src/sandbox/namespaces/mounts';
+import { readMountInfoSync as readMountInfo } from '../../src/util/mountinfo';
 import type { PodSandboxConfig } from '../../src/gen/runtime/v1/PodSandboxConfig';
 import { buildPinns } from './fixture';
 
@@ -52,7 +52,7 @@ describe('sandbox RPCs (berthd)', function () {
         // the assertions below say what is left
       }
       await d.stop();
-      const left = readMountInfo().filter((m) => m.mountpoint.startsWith(d.dir + '/'));
+      const left = readMountInfo().filter((m) => m.mountPoint.startsWith(d.dir + '/'));
       for (const h of detectCgroupLayout().hierarchies) {
         try {
           fs.rmdirSync(path.join(h.mountpoint, cgroupBase));
@@ -61,7 +61,7 @@ describe('sandbox RPCs (berthd)', function () {
         }
       }
       await d.cleanup();
-      assert.deepEqual(left.map((m) => m.mountpoint), [], 'mounts left under the berthd dir');
+      assert.deepEqual(left.map((m) => m.mountPoint), [], 'mounts left under the berthd dir');
     }
   });
 
@@ -120,6 +120,6 @@ describe('sandbox RPCs (berthd)', function () {
     const gone = await d.cri.runtime.PodSandboxStatus({ podSandboxId: id }).catch((e: unknown) => e);
     assert.equal(grpcCode(gone), NOT_FOUND);
     assert.deepEqual((await d.cri.runtime.ListPodSandbox({})).items, []);
-    assert.deepEqual(readMountInfo().filter((m) => m.mountpoint.startsWith(d.dir + '/')).map((m) => m.mountpoint), []);
+    assert.deepEqual(readMountInfo().filter((m) => m.mountPoint.startsWith(d.dir + '/')).map((m) => m.mountPoint), []);
   });
 });

@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BerthError } from '../../src/errors';
-import { readMountInfo } from '../../src/sandbox/namespaces/mounts';
+import { readMountInfoSync as readMountInfo } from '../../src/util/mountinfo';
 import type { PodNetworkRef, PodNetworkSpec } from '../../src/network/cni';
 import type { PodNetwork } from '../../src/sandbox/cni_adapter';
 import type { SandboxService } from '../../src/sandbox/service';
@@ -15,7 +15,7 @@ import { nsenter, podConfig, runPod, SandboxFixture } from './fixture';
 import { podFilter, type PodFilterFields } from '../../src/cri/filters';
 
 function isMountpoint(p: string, fstype?: string): boolean {
-  return readMountInfo().some((m) => m.mountpoint === path.resolve(p) && (!fstype || m.fstype === fstype));
+  return readMountInfo().some((m) => m.mountPoint === path.resolve(p) && (!fstype || m.fsType === fstype));
 }
 
 async function rejects(p: Promise<unknown>, kind: string, re: RegExp): Promise<BerthError> {
@@ -110,8 +110,8 @@ describe('sandbox service', function () {
     assert.match(memCg, new RegExp(`memory:${fx.cgroupParent}/poduid-pod-a-`));
 
     // /dev/shm tmpfs.
-    const shm = readMountInfo().find((m) => m.mountpoint === rec.shmPath);
-    assert.ok(shm && shm.fstype === 'tmpfs', 'shm not mounted');
+    const shm = readMountInfo().find((m) => m.mountPoint === rec.shmPath);
+    assert.ok(shm && shm.fsType === 'tmpfs', 'shm not mounted');
     const shmLine = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.includes(` ${rec.shmPath} `))!;
     assert.match(shmLine, /nosuid,nodev,noexec/);
     assert.match(shmLine, /size=65536k/);
@@ -487,17 +487,17 @@ describe('sandbox service', function () {
       const s2 = await shared.service();
       const id = await runPod(s2, podConfig({}, 'shared'), '');
       const pods = path.join(shared.config.state, 'pods');
-      const podsMount = readMountInfo().find((m) => m.mountpoint === pods);
+      const podsMount = readMountInfo().find((m) => m.mountPoint === pods);
       assert.ok(podsMount, '<state>/pods is not a mount');
       assert.equal(podsMount.optional.filter((o) => o.startsWith('shared:')).length, 0, 'still shared');
-      const netMount = readMountInfo().find((m) => m.mountpoint === s2.get(id).nsPaths.net);
+      const netMount = readMountInfo().find((m) => m.mountPoint === s2.get(id).nsPaths.net);
       assert.ok(netMount);
       assert.deepEqual(netMount.optional.filter((o) => o.startsWith('shared:')), [], 'the netns bind propagates');
       await s2.close(); // a pod still has mounts: kept
-      assert.ok(readMountInfo().some((m) => m.mountpoint === pods));
+      assert.ok(readMountInfo().some((m) => m.mountPoint === pods));
       await s2.remove(id);
       await s2.close();
-      assert.equal(readMountInfo().some((m) => m.mountpoint === pods), false);
+      assert.equal(readMountInfo().some((m) => m.mountPoint === pods), false);
     } finally {
       for (const s of shared.services) for (const r of s.store.list()) await s.remove(r.id).catch(() => undefined);
       execFileSync('umount', ['-l', shared.config.state]);

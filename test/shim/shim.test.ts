@@ -389,6 +389,28 @@ describe('berth-shim', function () {
     assert.equal((await shim.waitExit()).exitCode, 0);
   });
 
+  it('takes a command line of 4096 bytes, refuses a longer one, and full-size frames sent along with ATTACH', async function () {
+    const c = container({ args: ['wc', '-c'] });
+    const shim = await ShimClient.spawn(spawnOpts(c, { stdin: true, stdinOnce: true }));
+    const cmd = net.createConnection(shim.socketPath);
+    let replies = '';
+    cmd.on('data', (d: Buffer) => (replies += d.toString()));
+    cmd.write(`${'X'.repeat(4096)}\n${'Y'.repeat(4097)}`);
+    await waitFor('two replies', () => replies.split('\n').length > 2);
+    cmd.destroy();
+    assert.deepEqual(replies.split('\n').slice(0, 2), ['ERR unknown command', 'ERR command too long']);
+
+    // One write: the ATTACH line, a stdin frame of the largest size (type 0), then stdin EOF (type 4).
+    const header = (type: number, len: number): Buffer => Buffer.from([type, len >>> 24, (len >>> 16) & 255, (len >>> 8) & 255, len & 255]);
+    const attach = net.createConnection(shim.socketPath);
+    attach.on('data', () => undefined);
+    attach.write(Buffer.concat([Buffer.from('ATTACH stdin\n'), header(0, 32768), Buffer.alloc(32768, 'a'), header(4, 0)]));
+    c.runc('start', c.id);
+    assert.equal((await shim.waitExit()).exitCode, 0);
+    attach.destroy();
+    assert.deepEqual(readLog(c).map((r) => r.content.trim()), ['32768']);
+  });
+
   it('moves itself into the cgroup given by --shim-cgroup', async function () {
     // cgroup v2 (unified on hybrid hosts): there an exited-but-unreaped shim
     // does not keep the cgroup busy, so the test can remove it right away.

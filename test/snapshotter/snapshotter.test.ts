@@ -8,9 +8,11 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { BerthError } from '../../src/errors';
 import { findExecutable } from '../../src/snapshotter/exec';
-import { readMountInfo } from '../../src/snapshotter/mount';
+import { readMountInfo } from '../../src/util/mountinfo';
 import { Snapshotter } from '../../src/snapshotter/snapshotter';
 import { silentLogger } from '../../src/log/logger';
+import { findHelper } from '../../src/runtime/handlers';
+import { useLauncher } from '../../src/util/launch';
 import { buildTar, chainIds, sha256Digest } from '../helpers/tar_writer';
 import {
   GZIP,
@@ -33,6 +35,8 @@ function isKind(kind: string, re?: RegExp) {
     return true;
   };
 }
+
+const LAUNCHER = findHelper('berth-launch', 'BERTH_LAUNCH');
 
 describe('snapshotter: overlay snapshots', function () {
   let env: Env;
@@ -267,7 +271,18 @@ describe('snapshotter: overlay snapshots', function () {
     assert.deepEqual(fs.readdirSync(path.join(env.root, 'tmp')), []);
   });
 
-  it('unmounts every mount stacked on a target whose path has a space and a backslash', async () => {
+  for (const via of ['mount(8)', 'berth-launch'] as const) {
+    it(`unmounts every mount stacked on a target whose path has a space and a backslash (through ${via})`, async () => {
+      if (via === 'berth-launch') useLauncher(LAUNCHER);
+      try {
+        await unmountsStacked();
+      } finally {
+        useLauncher(undefined);
+      }
+    });
+  }
+
+  async function unmountsStacked(): Promise<void> {
     const layer = fakeChainId('sp1');
     await applyTar(env.snap, buildTar([{ name: 'a', body: 'a' }]), layer);
     await env.snap.prepare('ctr', layer);
@@ -279,9 +294,10 @@ describe('snapshotter: overlay snapshots', function () {
     assert.equal(await at(), 2);
     await env.snap.unmount(target);
     assert.equal(await at(), 0);
+    await env.snap.unmount(target); // nothing left: done
     await env.snap.remove('ctr');
     await env.snap.remove(layer);
-  });
+  }
 
   it('lists snapshots and survives a restart; init() cleans up after a crash', async () => {
     const [base] = chainIds([fakeChainId('l1')]) as [string];

@@ -13,7 +13,8 @@ import type { UserNamespace__Output } from '../../gen/runtime/v1/UserNamespace';
 import { buildDevices, defaultDeviceRules, hostDevices } from './devices';
 import { sameMaps, toOciMappings, type UserNamespaceMaps } from '../idmap';
 import type { HostInfo } from './host_info';
-import { buildMounts, type MountInfoEntry } from './mounts';
+import type { MountInfoEntry } from '../../util/mountinfo';
+import { buildMounts } from './mounts';
 import {
   OCI_VERSION,
   type OciLinuxDevice,
@@ -215,12 +216,23 @@ export function execProcess(base: OciProcess, cmd: readonly string[], tty = fals
   return p;
 }
 
-/** Rlimits as configured, lowered to what berth may grant when it lacks CAP_SYS_RESOURCE (runc would fail with EPERM). */
+/** The rlimit clamps already reported: a host without CAP_SYS_RESOURCE clamps every container alike. */
+const rlimitClampsLogged = new Set<string>();
+
+/**
+ * Rlimits as configured, lowered to what berth may grant when it lacks
+ * CAP_SYS_RESOURCE (runc would fail with EPERM). Each clamp is reported
+ * once per berthd, not once per container.
+ */
 export function clampRlimits(rlimits: readonly OciRlimit[], ceilings: Record<string, number> | undefined, warn: Warn): OciRlimit[] {
   return rlimits.map((r) => {
     const ceiling = ceilings?.[r.type];
     if (ceiling === undefined || r.hard <= ceiling) return { ...r };
-    warn(`${r.type} hard limit ${r.hard} lowered to ${ceiling}: berthd lacks CAP_SYS_RESOURCE and its own hard limit is ${ceiling}`);
+    const what = `${r.type} hard limit ${r.hard} lowered to ${ceiling}`;
+    if (!rlimitClampsLogged.has(what)) {
+      rlimitClampsLogged.add(what);
+      warn(`${what}: berthd lacks CAP_SYS_RESOURCE and its own hard limit is ${ceiling} (logged once; later containers are clamped the same way)`);
+    }
     return { type: r.type, hard: ceiling, soft: Math.min(r.soft, ceiling) };
   });
 }

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode, errorMessage, failedPrecondition, invalidArgument } from '../../errors';
 import type { Mount__Output } from '../../gen/runtime/v1/Mount';
+import { mountOf, readMountInfoSync, type MountInfoEntry } from '../../util/mountinfo';
 import type { OciMount } from './oci_types';
 
 /**
@@ -35,40 +36,6 @@ export function defaultMounts(privileged: boolean, ownsNetwork = true): OciMount
     sysMount(ownsNetwork, privileged),
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', sysMode] },
   ];
-}
-
-export interface MountInfoEntry {
-  mountPoint: string;
-  /** Optional fields such as "shared:12", "master:3". */
-  optional: string[];
-}
-
-/** Parses /proc/self/mountinfo (octal escapes in paths decoded). */
-export function parseMountInfo(text: string): MountInfoEntry[] {
-  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  const out: MountInfoEntry[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    const dash = f.indexOf('-');
-    if (f.length < 7 || dash < 6) continue;
-    out.push({ mountPoint: unescape(f[4]), optional: f.slice(6, dash) });
-  }
-  return out;
-}
-
-export function readMountInfo(): MountInfoEntry[] {
-  return parseMountInfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
-}
-
-/** The mount holding `p`: the last-mounted entry whose mount point is the longest prefix. */
-export function mountOf(p: string, table: readonly MountInfoEntry[]): MountInfoEntry | undefined {
-  let best: MountInfoEntry | undefined;
-  for (const m of table) {
-    const mp = m.mountPoint;
-    const inside = mp === '/' || p === mp || p.startsWith(mp.endsWith('/') ? mp : mp + '/');
-    if (inside && (!best || mp.length >= best.mountPoint.length)) best = m;
-  }
-  return best;
 }
 
 export interface PodFiles {
@@ -172,7 +139,7 @@ export function buildMounts(criMounts: readonly Mount__Output[], opts: MountOpti
 
   let rootfsPropagation: string | undefined;
   let table: MountInfoEntry[] | undefined;
-  const mountTable = (): MountInfoEntry[] => (table ??= (opts.mountInfo ?? readMountInfo)());
+  const mountTable = (): MountInfoEntry[] => (table ??= (opts.mountInfo ?? readMountInfoSync)());
 
   for (const w of wanted) {
     let source: string;

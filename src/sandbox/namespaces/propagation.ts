@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage } from '../../errors';
 import type { Logger } from '../../log/logger';
-import { mountOf, readMountInfo } from './mounts';
+import { mountOf, readMountInfoSync } from '../../util/mountinfo';
 import type { NamespacePinner } from './pinner';
 
 /** Present in <state>/pods while it is a private bind mount berth made. */
@@ -39,9 +39,9 @@ export class PodsMountPropagation {
     const marker = path.join(this.dir, PRIVATE_MARKER);
     if (!fs.existsSync(marker)) return;
     const root = path.resolve(this.dir);
-    const table = readMountInfo();
-    if (!table.some((m) => m.mountpoint === root)) return;
-    if (table.some((m) => m.mountpoint.startsWith(root + '/'))) return;
+    const table = readMountInfoSync();
+    if (!table.some((m) => m.mountPoint === root)) return;
+    if (table.some((m) => m.mountPoint.startsWith(root + '/'))) return;
     fs.rmSync(marker, { force: true });
     this.checked = false;
     await new Promise<void>((resolve) =>

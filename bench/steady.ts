@@ -443,7 +443,7 @@ async function steadyRun(pods: number, seconds: number, warmupSeconds: number): 
     out(`floor  bare grpc-js Version round trip   n=${floor.n}  median ${fmt(floor.median)}  p90 ${fmt(floor.p90)}  max ${fmt(floor.max)} ms`);
     out(
       `berthd CPU under the kubelet's polling   ${busyCpu.toFixed(2)} % of a core  ${target(busyCpu, 1, ' %')}` +
-        `  (main thread ${busyMainCpu.toFixed(2)} %, V8's compiler and GC threads and libuv's pool ${(busyCpu - busyMainCpu).toFixed(2)} %)\n` +
+        `  (main thread ${busyMainCpu.toFixed(2)} %, V8's compiler and GC threads and libuv's pool ${Math.max(0, busyCpu - busyMainCpu).toFixed(2)} % (clock ticks: ±1 each))\n` +
         `  floor: a bare grpc-js server answering the same ${samples.calls.length} calls at the same times ${floorCpuPct.toFixed(2)} %` +
         ` (ratio ${(busyCpu / Math.max(floorCpuPct, 0.01)).toFixed(1)}x); berthd idle (same pods, no polling; ` +
         `${metricsPort ? "with the bench's 10 ms event-loop sampling timer, as the polling window" : 'no event-loop sampling timer'}) ${idleCpu.toFixed(2)} %: the polling itself ${(busyCpu - idleCpu).toFixed(2)} %`,

@@ -1,17 +1,13 @@
 // What the steady bench reads of a running berthd: its CPU time and memory
 // from /proc, and V8's collections and the event-loop delay from its own
 // /metrics.
-import * as fs from 'node:fs';
-import { berthHelpers, type BerthBench, pssKb } from './common';
+import { berthHelpers, type BerthBench, cpuMsOf, pssKb } from './common';
 
 // ---------------------------------------------------------------- /proc
 
-/** utime + stime of a process in seconds (/proc/PID/stat fields 14 and 15); with `mainThreadOnly`, of its main thread alone. */
+/** utime + stime of a process in seconds; with `mainThreadOnly`, of its main thread alone. */
 export function cpuSeconds(pid: number, mainThreadOnly = false): number {
-  const stat = fs.readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // f[0] is field 3 (state): utime is field 14, stime 15.
-  return (Number(f[11]) + Number(f[12])) / 100; // CLK_TCK is 100 on Linux
+  return cpuMsOf(pid, mainThreadOnly ? pid : undefined) / 1000;
 }
 
 /** PSS of berthd, every shim and every pause of this berthd, in KiB. */

@@ -120,10 +120,10 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 // ---------------------------------------------------------------- /proc memory
 
-/** User + system CPU time of process `pid` (all its threads) so far, in ms. */
-export function cpuMsOf(pid: number): number {
+/** User + system CPU time of process `pid` (all its threads), or of its thread `thread` alone, so far, in ms. */
+export function cpuMsOf(pid: number, thread?: number): number {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = fs.readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime and stime, fields 14 and 15 of stat(5), in clock ticks (USER_HZ = 100 on Linux).
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;

@@ -6,17 +6,20 @@
 // latencies next to a bare grpc-js Version round trip, CPU and event-loop
 // delay next to berthd idle (same pods, no polling) over a window as long.
 //
-// STEADY_PODS (or `node dist/bench/run.js steady 250`): pods, default 110.
-// STEADY_SECONDS: length of the idle and of the polling window, default 60.
+// STEADY_PODS (or `node dist/bench/run.js steady 250`): pods; by default one
+// run with 110, then one with 250 and how the figures grew.
+// STEADY_SECONDS: length of the idle and of the polling window, default 60;
+// STEADY_SCALE_SECONDS those of the 250-pod run, default 30 (or less).
 // STEADY_CPU_PROF=DIR: run berthd under `node --cpu-prof` and write its
 // profile into DIR when it stops.
 // STEADY_LOOP_DELAY=0: berthd without the event-loop delay gauge (its 10 ms
 // timer costs about 0.5 % of a core here), /metrics still served as deployed:
 // CPU as deployed, no event-loop figures.
+// STEADY_WARMUP_SECONDS: how long the kubelet's traffic runs before the
+// polling window (default 0: one pass of every loop).
 // STEADY_NODE_ARGS="--flag ...": more node flags for berthd, after the
 // deployed ones (deploy/node-flags), to compare V8 settings in one tree.
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadCri } from '../src/proto';
@@ -25,14 +28,12 @@ import type { RuntimeServiceClient } from '../src/gen/runtime/v1/RuntimeService'
 import type { ImageServiceClient } from '../src/gen/runtime/v1/ImageService';
 import {
   benchUid,
-  berthHelpers,
   type BerthBench,
   type Cleanups,
   freePort,
   mib,
   nowMs,
   out,
-  pssKb,
   sleep,
   startBerth,
   target,
@@ -40,6 +41,7 @@ import {
   withCleanups,
 } from './common';
 import { floorServer } from './rpc';
+import { berthPssKb, cpuSeconds, eventLoopDelay, gcFigures, gcLine, type GcFigures, monotonicUs } from './steady_probes';
 import { berthdNodeFlags } from '../test/helpers/berthd';
 import { fmt, percentile } from './stats';
 
@@ -74,78 +76,6 @@ function connect<C extends grpc.Client>(ctor: ClientCtor, socket: string): { cli
         );
       });
   return { client, call };
-}
-
-// ---------------------------------------------------------------- /proc
-
-/** utime + stime of a process in seconds (/proc/PID/stat fields 14 and 15). */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // f[0] is field 3 (state): utime is field 14, stime 15.
-  return (Number(f[11]) + Number(f[12])) / 100; // CLK_TCK is 100 on Linux
-}
-
-/** PSS of berthd, every shim and every pause of this berthd, in KiB. */
-function berthPssKb(b: BerthBench): { total: number; daemon: number; helpers: number } {
-  const daemon = pssKb(b.pid);
-  let helpers = 0;
-  for (const h of berthHelpers(b.berthd.dir)) helpers += pssKb(h.pid);
-  return { total: daemon + helpers, daemon, helpers };
-}
-
-/** CLOCK_MONOTONIC in µs: the clock of V8's CPU profile timestamps, to cut a berthd profile to a window. */
-function monotonicUs(): bigint {
-  return process.hrtime.bigint() / 1000n;
-}
-
-// ---------------------------------------------------------------- metrics
-
-async function scrape(port: number): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  if (!res.ok) throw new Error(`GET /metrics: HTTP ${res.status}`);
-  return res.text();
-}
-
-/** V8's collections so far (berthd's /metrics, from Node's gc performance entries) and the young generation's size. */
-interface GcFigures {
-  /** By kind (minor, major, incremental, weakcb): count and seconds. */
-  byKind: Map<string, { count: number; seconds: number }>;
-  newSpaceBytes: number;
-}
-
-async function gcFigures(port: number): Promise<GcFigures> {
-  const text = await scrape(port);
-  const byKind = new Map<string, { count: number; seconds: number }>();
-  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
-    const k = byKind.get(m[2]) ?? { count: 0, seconds: 0 };
-    if (m[1] === 'sum') k.seconds = Number(m[3]);
-    else k.count = Number(m[3]);
-    byKind.set(m[2], k);
-  }
-  const ns = /^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(text);
-  return { byKind, newSpaceBytes: ns ? Number(ns[1]) : NaN };
-}
-
-/** The collections between two scrapes, one line: "minor 120 x, 85 ms; major 2 x, 30 ms; new space 2.0 MiB". */
-function gcLine(from: GcFigures, to: GcFigures): string {
-  const parts: string[] = [];
-  for (const [kind, k] of to.byKind) {
-    const was = from.byKind.get(kind) ?? { count: 0, seconds: 0 };
-    if (k.count > was.count) parts.push(`${kind} ${k.count - was.count} x, ${((k.seconds - was.seconds) * 1000).toFixed(0)} ms`);
-  }
-  return `${parts.length > 0 ? parts.join('; ') : 'none'}; new space ${(to.newSpaceBytes / 1048576).toFixed(1)} MiB`;
-}
-
-/** berth_event_loop_delay_seconds p99 and max (ms) since the previous scrape (each scrape starts a new window). */
-async function eventLoopDelay(port: number): Promise<{ p99: number; max: number }> {
-  const text = await scrape(port);
-  const q = (stat: string): number => {
-    const m = new RegExp(`^berth_event_loop_delay_seconds\\{stat="${stat}"\\} (\\S+)$`, 'm').exec(text);
-    if (!m) throw new Error(`berthd's /metrics has no berth_event_loop_delay_seconds{stat="${stat}"}`);
-    return Number(m[1]) * 1000;
-  };
-  return { p99: q('p99'), max: q('max') };
 }
 
 // ---------------------------------------------------------------- pods
@@ -299,7 +229,7 @@ async function replayKubelet(rtCall: (m: string) => Unary, imCall: (m: string) =
  * server in its own process that answers each with an empty reply. Returns
  * that server's CPU, % of one core.
  */
-async function floorCpu(c: Cleanups, base: string, calls: readonly CallRecord[], seconds: number): Promise<number> {
+async function floorCpu(c: Cleanups, base: string, calls: readonly CallRecord[], seconds: number, warmupSeconds: number): Promise<number> {
   const sock = path.join(base, 'floor-cpu.sock');
   const proc = spawn(process.execPath, [...berthdNodeFlags(), path.join(__dirname, 'floor_server.js'), sock], { stdio: ['ignore', 'pipe', 'inherit'] });
   c.add('stop the CPU floor server', () => void proc.kill('SIGKILL'));
@@ -314,17 +244,23 @@ async function floorCpu(c: Cleanups, base: string, calls: readonly CallRecord[],
     // Warm, as berthd was: every method of the window answered once before it.
     const methods = new Map(calls.map((k) => [`${k.image} ${k.method}`, k]));
     for (const k of [{ image: false, method: 'Version' }, ...methods.values()]) await (k.image ? im : rt).call(k.method)({});
+    const replay = async (): Promise<number> => {
+      const t0 = nowMs();
+      await Promise.all(
+        calls.map(async (k) => {
+          await sleep(Math.max(0, k.atMs - (nowMs() - t0)));
+          await (k.image ? im : rt).call(k.method)({});
+        }),
+      );
+      await sleep(Math.max(0, seconds * 1000 - (nowMs() - t0)));
+      return (nowMs() - t0) / 1000;
+    };
+    // As long a warm-up as berthd had, with the same calls.
+    for (const warmEnd = nowMs() + warmupSeconds * 1000; nowMs() < warmEnd; ) await replay();
     const pid = proc.pid ?? 0;
     const cpu0 = cpuSeconds(pid);
-    const t0 = nowMs();
-    await Promise.all(
-      calls.map(async (k) => {
-        await sleep(Math.max(0, k.atMs - (nowMs() - t0)));
-        await (k.image ? im : rt).call(k.method)({});
-      }),
-    );
-    await sleep(Math.max(0, seconds * 1000 - (nowMs() - t0)));
-    return ((cpuSeconds(pid) - cpu0) / ((nowMs() - t0) / 1000)) * 100;
+    const elapsed = await replay();
+    return ((cpuSeconds(pid) - cpu0) / elapsed) * 100;
   } finally {
     rt.client.close();
     im.client.close();
@@ -362,17 +298,55 @@ function slowRelists(s: Samples): string {
 
 // ---------------------------------------------------------------- the benchmark
 
-function podCount(): number {
+/** The pod counts to run: STEADY_PODS (or `run.js steady N`), else 110 and then 250 to show how the cost grows. */
+function podCounts(): number[] {
   const arg = process.argv[2] === 'steady' ? process.argv[3] : undefined;
-  const n = Number(arg ?? process.env.STEADY_PODS ?? 110);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`STEADY_PODS must be a positive integer, got ${arg ?? process.env.STEADY_PODS}`);
-  return n;
+  const given = arg ?? process.env.STEADY_PODS;
+  if (given === undefined) return [110, 250];
+  const n = Number(given);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`STEADY_PODS must be a positive integer, got ${given}`);
+  return [n];
+}
+
+function positiveSeconds(name: string, fallback: number): number {
+  const v = Number(process.env[name] ?? fallback);
+  if (!(v > 0)) throw new Error(`${name} must be a positive number of seconds, got ${process.env[name]}`);
+  return v;
+}
+
+/** One run's headline figures, to compare runs of different sizes. */
+interface SteadyFigures {
+  pods: number;
+  cpu: number;
+  floorCpu: number;
+  relist: { median: number; p90: number };
 }
 
 export async function benchSteady(): Promise<void> {
-  const pods = podCount();
-  const seconds = Number(process.env.STEADY_SECONDS ?? 60);
-  if (!(seconds > 0)) throw new Error(`STEADY_SECONDS must be positive, got ${process.env.STEADY_SECONDS}`);
+  const counts = podCounts();
+  const seconds = positiveSeconds('STEADY_SECONDS', 60);
+  // The larger run shows how the cost grows; shorter windows keep `make bench` affordable.
+  const scaleSeconds = positiveSeconds('STEADY_SCALE_SECONDS', Math.min(seconds, 30));
+  const warmupSeconds = Number(process.env.STEADY_WARMUP_SECONDS ?? 0);
+  if (!(warmupSeconds >= 0)) throw new Error(`STEADY_WARMUP_SECONDS must be a number of seconds, got ${process.env.STEADY_WARMUP_SECONDS}`);
+  const runs: SteadyFigures[] = [];
+  for (const [i, pods] of counts.entries()) {
+    if (i > 0) out('');
+    runs.push(await steadyRun(pods, i === 0 ? seconds : scaleSeconds, warmupSeconds));
+  }
+  if (runs.length > 1) {
+    const [a, b] = runs;
+    const ratio = (x: number, y: number): string => `${(x / y).toFixed(2)}x`;
+    out(
+      `\n${b.pods} pods against ${a.pods} (${(b.pods / a.pods).toFixed(2)}x the pods): CPU ${ratio(b.cpu, a.cpu)} ` +
+        `(floors ${ratio(b.floorCpu, a.floorCpu)}), relist median ${ratio(b.relist.median, a.relist.median)}, p90 ${ratio(b.relist.p90, a.relist.p90)}` +
+        `  CPU ${target(b.cpu / a.cpu, 2.5, 'x')}; relist median ${target(b.relist.median / a.relist.median, 2.5, 'x')}`,
+    );
+  }
+}
+
+async function steadyRun(pods: number, seconds: number, warmupSeconds: number): Promise<SteadyFigures> {
+  let figures: SteadyFigures | undefined;
   await withCleanups(async (c) => {
     const base = tempDir(c, 'berth-bench-steady-');
     const logRoot = path.join(base, 'logs');
@@ -444,26 +418,32 @@ export async function benchSteady(): Promise<void> {
     // what a daemon does once (code generated for a message type on its first
     // encoding, first encodings of each record, cgroup files opened).
     await rtConn.call('Version')({ version: '' });
-    await replayKubelet(rtConn.call, imConn.call, 0, new Samples());
+    await replayKubelet(rtConn.call, imConn.call, nowMs() + warmupSeconds * 1000, new Samples());
     await delay();
     const pollGc0 = await gcNow();
     const samples = new Samples();
     const cpu0 = cpuSeconds(b.pid);
+    const mainCpu0 = cpuSeconds(b.pid, true);
     const pollFromUs = monotonicUs();
     const t0 = nowMs();
     await replayKubelet(rtConn.call, imConn.call, t0 + seconds * 1000, samples);
     const elapsed = (nowMs() - t0) / 1000;
     const pollToUs = monotonicUs();
     const busyCpu = ((cpuSeconds(b.pid) - cpu0) / elapsed) * 100;
+    const busyMainCpu = ((cpuSeconds(b.pid, true) - mainCpu0) / elapsed) * 100;
     const busyDelay = await delay();
     const pollGc1 = await gcNow();
     const busyMem = berthPssKb(b);
-    const floorCpuPct = await floorCpu(c, base, samples.calls, seconds);
+    const floorCpuPct = await floorCpu(c, base, samples.calls, seconds, warmupSeconds);
 
-    out(`${pods} pods (busybox sleep, host network) started ${PARALLEL} at a time in ${(startMs / 1000).toFixed(1)} s; windows of ${seconds} s`);
+    out(
+      `${pods} pods (busybox sleep, host network) started ${PARALLEL} at a time in ${(startMs / 1000).toFixed(1)} s; windows of ${seconds} s` +
+        (warmupSeconds > 0 ? `, the polling one after ${warmupSeconds} s of the same traffic (the floor server's too)` : ''),
+    );
     out(`floor  bare grpc-js Version round trip   n=${floor.n}  median ${fmt(floor.median)}  p90 ${fmt(floor.p90)}  max ${fmt(floor.max)} ms`);
     out(
-      `berthd CPU under the kubelet's polling   ${busyCpu.toFixed(2)} % of a core  ${target(busyCpu, 1, ' %')}\n` +
+      `berthd CPU under the kubelet's polling   ${busyCpu.toFixed(2)} % of a core  ${target(busyCpu, 1, ' %')}` +
+        `  (main thread ${busyMainCpu.toFixed(2)} %, V8's compiler and GC threads and libuv's pool ${Math.max(0, busyCpu - busyMainCpu).toFixed(2)} % (clock ticks: ±1 each))\n` +
         `  floor: a bare grpc-js server answering the same ${samples.calls.length} calls at the same times ${floorCpuPct.toFixed(2)} %` +
         ` (ratio ${(busyCpu / Math.max(floorCpuPct, 0.01)).toFixed(1)}x); berthd idle (same pods, no polling; ` +
         `${metricsPort ? "with the bench's 10 ms event-loop sampling timer, as the polling window" : 'no event-loop sampling timer'}) ${idleCpu.toFixed(2)} %: the polling itself ${(busyCpu - idleCpu).toFixed(2)} %`,
@@ -505,5 +485,8 @@ export async function benchSteady(): Promise<void> {
       out(`profile windows (CLOCK_MONOTONIC µs, the profile's clock): idle ${idleFromUs} ${idleToUs}, polling ${pollFromUs} ${pollToUs}`);
     }
     if (samples.errors > 0) out(`RPC errors during the window: ${samples.errors}`);
+    figures = { pods, cpu: busyCpu, floorCpu: floorCpuPct, relist: { median: relist.median, p90: relist.p90 } };
   });
+  if (!figures) throw new Error('steady run ended without figures');
+  return figures;
 }

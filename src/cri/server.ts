@@ -12,6 +12,8 @@ import { checkRequestBounds } from './bounds';
 import { clipText, codeName, toServiceError } from './status_map';
 import { HANDLERS, STREAM_HANDLERS, type Handler, type StreamHandler } from './handlers';
 import { quietTrimmer, type QuietTrimmer } from '../util/malloc_trim';
+import type { UnaryTally } from '../metrics/unary_tally';
+import { levelEnabled } from '../log/logger';
 
 /** Marks a request whose bytes did not decode, so it gets INVALID_ARGUMENT rather than INTERNAL. */
 class MalformedRequest {
@@ -51,49 +53,25 @@ function wrapDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
   return out as grpc.ServiceDefinition;
 }
 
-type HandledLabels = Readonly<Record<'grpc_type' | 'grpc_service' | 'grpc_method' | 'grpc_code', string>>;
-
-/** A unary method's metric labels, built once: the kubelet polls some methods many times a second. */
-class MethodLabels {
-  readonly labels: Readonly<Record<'grpc_type' | 'grpc_service' | 'grpc_method', string>>;
-  private readonly byCode = new Map<grpc.status, HandledLabels>();
-
-  constructor(
-    service: string,
-    readonly method: string,
-  ) {
-    this.labels = { grpc_type: 'unary', grpc_service: service, grpc_method: method };
-  }
-
-  /** grpc_server_handled_total's labels for a status code. */
-  handled(code: grpc.status): HandledLabels {
-    let out = this.byCode.get(code);
-    if (!out) this.byCode.set(code, (out = { ...this.labels, grpc_code: codeName(code) }));
-    return out;
-  }
-}
-
 /**
  * What a unary handler knows of its call. grpc-js reports every call as
  * cancelled once its stream closes, answered or not, and few handlers look
- * at the signal: so the AbortController is made only when a handler asks.
+ * at the signal: so the AbortController, and the listener that aborts it,
+ * are made only when a handler asks.
  */
 class UnaryCallInfo implements CallInfo {
   private controller?: AbortController;
-  private cancelled = false;
+
+  constructor(private readonly call: grpc.ServerUnaryCall<unknown, unknown>) {}
 
   get signal(): AbortSignal {
     if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.cancelled) this.controller.abort();
+      const controller = (this.controller = new AbortController());
+      // grpc-js sets `cancelled` before it emits 'cancelled'.
+      if (this.call.cancelled) controller.abort();
+      else this.call.once('cancelled', () => controller.abort());
     }
     return this.controller.signal;
-  }
-
-  cancel(): void {
-    if (this.cancelled) return;
-    this.cancelled = true;
-    this.controller?.abort();
   }
 }
 
@@ -150,26 +128,24 @@ export class CriServer {
         };
         continue;
       }
-      const labels = new MethodLabels(serviceName, method);
+      const tally = this.metrics?.unaryTally(serviceName, method);
       impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         // The handler may stop waiting when the client gives up (cancel or deadline).
-        const info = new UnaryCallInfo();
-        call.once('cancelled', () => info.cancel());
-        void this.handleUnary(labels, handler, call.request, callback, info);
+        void this.handleUnary(method, tally, handler, call.request, callback, new UnaryCallInfo(call));
       };
     }
     this.grpcServer.addService(wrapped, impl);
   }
 
   private async handleUnary(
-    labels: MethodLabels,
+    method: string,
+    tally: UnaryTally | undefined,
     handler: Handler | undefined,
     request: unknown,
     callback: grpc.sendUnaryData<unknown>,
     info: UnaryCallInfo,
   ): Promise<void> {
-    const method = labels.method;
-    this.metrics?.started.inc(labels.labels);
+    tally?.begin();
     const started = process.hrtime.bigint();
     this.inFlight++;
     this.trimmer.activity();
@@ -205,12 +181,9 @@ export class CriServer {
     } finally {
       this.inFlight--;
       this.trimmer.activity();
-      if (this.metrics) {
-        this.metrics.handling.observe(labels.labels, Number(process.hrtime.bigint() - started) / 1e9);
-        this.metrics.handled.inc(labels.handled(code));
-      }
+      tally?.end(codeName(code), Number(process.hrtime.bigint() - started) / 1e9);
       // Fields are built only when the line is written: at info, an RPC costs no log work.
-      if (code === grpc.status.OK && this.ctx.logger.isDebugEnabled()) {
+      if (code === grpc.status.OK && levelEnabled(this.ctx.logger, 'debug')) {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         const ids = { ...subjectIds(response), ...subjectIds(request) };
         this.ctx.logger.debug(method, { method, code: 'OK', ms: Math.round(ms * 1000) / 1000, ...ids });

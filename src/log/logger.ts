@@ -21,6 +21,18 @@ const textFormat = winston.format.printf((info) => {
 
 const LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
+/**
+ * Whether `logger` (or a child of it) writes lines of `level`: the logger's
+ * level against the line's. winston's isLevelEnabled() also walks the
+ * transports (building their list each time) for a level of their own,
+ * which berth's transports never have; this is asked on every CRI call.
+ */
+export function levelEnabled(logger: Logger, level: LogLevel): boolean {
+  const line = logger.levels[level];
+  const configured = logger.levels[logger.level];
+  return line !== undefined && configured !== undefined && line <= configured;
+}
+
 export function createLogger(level: LogLevel, format: LogFormat): Logger {
   const logger = winston.createLogger({
     level,
@@ -40,7 +52,7 @@ export function createLogger(level: LogLevel, format: LogFormat): Logger {
     const write = logger[l] as unknown as (this: Logger, ...args: unknown[]) => Logger;
     const gated = function (this: Logger | undefined, ...args: unknown[]): Logger {
       const self = this ?? logger;
-      if (!self.isLevelEnabled(l)) return self;
+      if (!levelEnabled(self, l)) return self;
       return write.apply(self, args);
     };
     logger[l] = gated as unknown as winston.LeveledLogMethod;

@@ -6,7 +6,7 @@
 // and, at debug level, one log line per call listing every phase. Phases that
 // run side by side are each timed on their own, so they may add up to more
 // than the call took; `total` is the call's own time.
-import type { Logger } from '../log/logger';
+import { levelEnabled, type Logger } from '../log/logger';
 
 export type PhaseRpc =
   | 'run_pod_sandbox'
@@ -57,7 +57,7 @@ export class PhaseTrace {
   finish(logger: Logger, fields: Record<string, string>): void {
     const totalMs = msSince(this.started);
     this.record('total', totalMs);
-    if (!logger.isDebugEnabled()) return;
+    if (!levelEnabled(logger, 'debug')) return;
     const phases = Object.fromEntries(this.phases.map(([p, ms]) => [p, Math.round(ms * 100) / 100]));
     logger.debug('phase trace', { rpc: this.rpc, ...fields, phasesMs: phases });
   }

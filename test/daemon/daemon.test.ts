@@ -157,15 +157,16 @@ describe('berthd', function () {
     assert.ok(mapped(), `berthd maps ${trimModule}`);
   });
 
-  it('sleeps when idle: its main thread wakes well under 50 times a second (no 10 ms sampling timer)', async () => {
+  it('sleeps when idle: its main thread wakes a few times a second at most (no 10 or 100 ms sampling timer)', async () => {
     const pid = d.proc?.pid;
     const switches = (): number => Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1]);
     await new Promise((r) => setTimeout(r, 500));
     const before = switches();
     await new Promise((r) => setTimeout(r, 2000));
     const woke = switches() - before;
-    // prom-client's default event-loop monitor alone would wake it 100 times a second.
-    assert.ok(woke < 100, `${woke} wake-ups in 2 s`);
+    // prom-client's event-loop monitor alone would wake it 100 times a second
+    // at its default, 10 at 100 ms; it samples once a second.
+    assert.ok(woke < 12, `${woke} wake-ups in 2 s`);
   });
 
   it('logs each RPC at debug with method, code and duration', () => {

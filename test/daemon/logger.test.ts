@@ -1,9 +1,10 @@
 // The daemon logger: lines below the level cost nothing and write nothing;
-// children keep their fields; a level raised at run time takes effect.
+// children keep their fields; a level raised at run time takes effect, also
+// for levelEnabled().
 import { strict as assert } from 'node:assert';
 import { PassThrough } from 'node:stream';
 import * as winston from 'winston';
-import { createLogger } from '../../src/log/logger';
+import { createLogger, levelEnabled } from '../../src/log/logger';
 
 describe('logger', function () {
   it('drops lines below its level before formatting, keeps children\'s fields, and follows a level change', () => {
@@ -24,7 +25,9 @@ describe('logger', function () {
       (({ message, component, n, level }) => ({ message, component, n, level }))(JSON.parse(lines[0]) as Record<string, unknown>),
       { message: 'shown', component: 'unit', n: 1, level: 'info' },
     );
+    assert.deepEqual([levelEnabled(child, 'info'), levelEnabled(child, 'debug')], [true, false]);
     logger.level = 'debug';
+    assert.equal(levelEnabled(child, 'debug'), true, "a child follows its parent's level");
     child.debug('now shown');
     assert.equal(lines.length, 2);
     assert.equal((JSON.parse(lines[1]) as { component: string }).component, 'unit');

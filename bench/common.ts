@@ -4,11 +4,13 @@
 // ratio).
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { TestBerthd } from '../test/helpers/berthd';
 import { makeLayer, Pusher, TestRegistry } from '../test/helpers/registry';
+
+/** A TCP port free on 127.0.0.1 right now. */
+export { freePort } from '../test/helpers/registry';
 import { fmt, summary } from './stats';
 
 // ---------------------------------------------------------------- cleanup
@@ -101,19 +103,6 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = nowMs();
   await fn();
   return nowMs() - t;
-}
-
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -172,9 +172,8 @@ export class PodCgroup {
 
   /**
    * Removes the leaf directory in every hierarchy. Already gone, or never
-   * made, is fine. A
-   * cgroup whose last processes are still exiting is busy for a moment, so
-   * EBUSY is retried for up to `waitMs`.
+   * made, is fine. A cgroup whose last processes are still exiting is busy
+   * for a moment, so EBUSY is retried for up to `waitMs`.
    */
   async remove(waitMs = 2000): Promise<void> {
     const deadline = Date.now() + waitMs;
@@ -353,7 +352,6 @@ function memoryFigures(m: {
     majorPageFaults: m.pgmajfault?.toString(),
   };
 }
-
 
 /** rmdir of one cgroup directory, retrying EBUSY (its last processes still exiting) until `deadline`. */
 async function removeCgroupDir(dir: string, deadline: number): Promise<void> {

@@ -15,6 +15,7 @@ import type { RuntimeHandlerRegistry } from '../runtime/handlers';
 import type { HostInfo } from '../runtime/spec/host_info';
 import type { Snapshotter } from '../snapshotter/snapshotter';
 import { KeyedMutex } from '../util/keyed_mutex';
+import { settleAll } from '../util/settle';
 import { checkpointContainer, CriuProbe } from './checkpoint';
 import { ContainerCreator } from './create';
 import { IdmapHelper } from '../runtime/idmap';
@@ -183,9 +184,7 @@ export class ContainerService {
 
   /** Each container's removal is its own (own lock, record, mounts): they run side by side; all are tried, the first failure is reported. */
   async removeContainersOfPod(podId: string): Promise<void> {
-    const results = await Promise.allSettled(this.store.ofPod(podId).map((c) => this.remove(c.id)));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    await settleAll(this.store.ofPod(podId).map((c) => this.remove(c.id)));
   }
 
   /** Loads records and reconciles them with the shims after a (re)start of berthd. */

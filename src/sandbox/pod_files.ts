@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { DNSConfig__Output } from '../gen/runtime/v1/DNSConfig';
 import { invalidArgument } from '../errors';
 import { fsyncDir } from '../util/atomic_file';
+import { settleAll } from '../util/settle';
 import type { SandboxRecord } from './record';
 
 export const HOST_RESOLV_CONF = '/etc/resolv.conf';
@@ -79,9 +80,7 @@ export async function writeNewPodFiles(files: ReadonlyArray<{ file: string; data
     }
   };
   // Every write settles before a failure is reported (the rollback removes the directory).
-  const results = await Promise.allSettled(files.map(write));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+  await settleAll(files.map(write));
   if (durable) await Promise.all([...new Set(files.map((f) => path.dirname(f.file)))].map((dir) => fsyncDir(dir)));
 }
 

@@ -7,6 +7,7 @@ import { alreadyExists, errorMessage, failedPrecondition, invalidArgument, wrapE
 import type { RuntimeHandler } from '../runtime/handlers';
 import { crashPoint } from '../util/crashpoint';
 import type { KeyedMutex } from '../util/keyed_mutex';
+import { settleAll } from '../util/settle';
 import type { PhaseTrace } from '../metrics/phase_trace';
 import { makeDirs } from '../util/dirs';
 import { podNetworkSpec } from './cni_adapter';
@@ -99,15 +100,15 @@ export class PodCreator {
        * step, and rolled back: nothing is still being made while it is undone.
        */
       const together = async (chains: Array<Promise<unknown> | undefined>): Promise<void> => {
-        const results = await Promise.allSettled(chains);
-        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (!failed) return;
-        const reason: unknown = failed.reason;
-        if (reason instanceof StepFailed) {
-          step = reason.step;
-          throw reason.cause;
+        try {
+          await settleAll(chains.map((c) => c ?? Promise.resolve()));
+        } catch (reason) {
+          if (reason instanceof StepFailed) {
+            step = reason.step;
+            throw reason.cause;
+          }
+          throw reason;
         }
-        throw reason;
       };
       try {
         await trace.time('record', () => this.d.store.create(rec));

@@ -8,6 +8,7 @@ import type { PhaseTrace } from '../metrics/phase_trace';
 import { crashPoint, type CrashPointName } from '../util/crashpoint';
 import { podNetworkRef } from './cni_adapter';
 import { removeTrees } from '../util/remove_tree';
+import { settleAll } from '../util/settle';
 import { killPause } from './namespaces/pause';
 import type { SandboxParts } from './parts';
 import { sandboxNameKey, type SandboxRecord } from './record';
@@ -52,15 +53,12 @@ export class PodTeardown {
     // StopPodSandbox kills what is left of the containers (SIGKILL, no grace),
     // so nothing of theirs can notice the network going: CNI DEL runs beside
     // the kills instead of after them. The netns stays pinned until both end.
-    const [containers, network] = await Promise.allSettled([
+    const [, detached] = await settleAll([
       this.containersPart(STOP, rec, trace).then(() => timed(trace, 'pause', () => killPause(rec))),
       this.detachNetwork(rec, trace),
     ]);
-    if (containers.status === 'rejected') throw containers.reason;
-    if (network.status === 'rejected') throw network.reason;
     await this.unpin(rec, trace);
     crashPoint(STOP.afterResources);
-    const detached = network.value;
     // A record left 'creating' by a failed rollback is torn down but keeps its state.
     // One record write for both facts: a crash before it finds networkAttached
     // still set and runs CNI DEL again, which the CNI spec makes harmless.
@@ -144,11 +142,9 @@ export class PodTeardown {
   async removeResources(rec: SandboxRecord, trace?: PhaseTrace): Promise<void> {
     const shared = this.d.store.list((o) => o.id !== rec.id && o.cgroup.path === rec.cgroup.path).length > 0;
     // Independent: side by side, both settled before a failure is thrown (a retry redoes what is left).
-    const [cgroup, dirs] = await Promise.allSettled([
+    await settleAll([
       timed(trace, 'cgroup', () => this.d.cgroups.remove(rec.cgroup, rec.id, rec.cgroup.createdByBerth && !shared)),
       timed(trace, 'dirs', () => removeTrees([rec.stateDir, rec.filesDir])),
     ]);
-    if (cgroup.status === 'rejected') throw cgroup.reason;
-    if (dirs.status === 'rejected') throw dirs.reason;
   }
 }

@@ -1,10 +1,10 @@
 // Starts a real berthd on a temporary socket, root and state dir, for tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CriClient } from '../../src/client/cri_client';
+import { freePort } from './registry';
 
 export const BERTHD_MAIN = path.resolve(__dirname, '..', '..', 'src', 'daemon', 'main.js');
 
@@ -23,21 +23,6 @@ export function berthdNodeEnv(): Record<string, string> {
     if (m) env[m[1]] = m[2];
   }
   return env;
-}
-
-/**
- * A loopback port free right now (the kernel's pick for port 0). A random
- * port could be in the ephemeral range, where any client socket may hold it.
- */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export interface BerthdOptions {
@@ -90,7 +75,7 @@ export class TestBerthd {
   /** `env` is added to this launch's environment only (e.g. BERTH_CRASH_AT for crash tests). */
   async launch(env: Record<string, string> = {}): Promise<void> {
     const metricsEnabled = this.opts.metrics ?? false;
-    if (metricsEnabled && !this.metricsPort) this.metricsPort = this.opts.metricsPort ?? (await freeLoopbackPort());
+    if (metricsEnabled && !this.metricsPort) this.metricsPort = this.opts.metricsPort ?? (await freePort());
     const toml = [
       `socket = ${JSON.stringify(this.socket)}`,
       `root = ${JSON.stringify(this.root)}`,
